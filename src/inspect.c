@@ -59,13 +59,19 @@ static const char inspect_usage[] =
 /* Where the output of a stream value stands. Members are printed in the order
  * the decoder delivers them, which is file order:
  *
- *   {"entries":[E,...],"length":N,...,"groups":[{"name":..,"pel":[P,...],"consumers":[{..,"pel":[..]}]}]}
+ *   {"entries":[E,...],"length":N,...,"groups":[G,...]}
+ *   G = {"name":..,"last_delivered_id":..,"entries_read":..,"pel":[P,...],"consumers":[C,...]}
+ *   C = {"name":..,"seen_time_ms":..,"active_time_ms":..,"pel":["ms-seq",...]}
  *
  *   ENTRIES --META--> GROUPS --GROUP--> GROUP_PEL --CONSUMER--> CONSUMER_PEL
- *                        ^                 |  ^                    |  |
- *                        |                 |  +------GROUP---------+  | CONSUMER
- *                        |                 +--GROUP (next group)      +--> CONSUMER_PEL
- *                        +--- KEY_END closes whatever is open (inspect_stream_close_group)
+ *   (ENTRY stays)                       ^ (PEL stays)           (CONSUMER, CONSUMER_PEL stay)
+ *                                       |      |                        |
+ *                                       +------+---------GROUP----------+
+ *                                        GROUP
+ *
+ * Every arrow is taken in inspect_write_stream_item(). A GROUP first closes the
+ * open group and consumer (inspect_stream_close_group()), as KEY_END does
+ * (inspect_write_key_end()), which then closes "groups" and the object.
  */
 enum inspect_stream_state {
     INSPECT_STREAM_ENTRIES = 0,

@@ -36,14 +36,11 @@ void json_out_deinit(struct json_out *o)
     memset(o, 0, sizeof(*o));
 }
 
-/* Makes room for n more bytes. Returns false (and keeps -ENOMEM) when it
- * cannot, or when an earlier failure is kept. */
-static bool json_out_reserve(struct json_out *o, size_t n)
+/* The slow path of json_out_reserve: grows the buffer. */
+static bool json_out_grow(struct json_out *o, size_t n)
 {
     if (o->err != 0)
         return false;
-    if (o->cap - o->len >= n)
-        return true;
     size_t need = o->len + n;
     if (need < o->len) {
         o->err = -ENOMEM;
@@ -60,6 +57,15 @@ static bool json_out_reserve(struct json_out *o, size_t n)
     o->buf = p;
     o->cap = cap;
     return true;
+}
+
+/* Makes room for n more bytes. Returns false (and keeps -ENOMEM) when it
+ * cannot, or when an earlier failure is kept. */
+static inline bool json_out_reserve(struct json_out *o, size_t n)
+{
+    if (__builtin_expect(o->err == 0 && o->cap - o->len >= n, 1))
+        return true;
+    return json_out_grow(o, n);
 }
 
 /* Writes buf[0..len) to the FILE and empties the buffer. */
@@ -79,7 +85,7 @@ static void json_out_write(struct json_out *o)
 
 /* The one place a partial line leaves: when the buffer passed its size and
  * the line is not held. */
-static void json_out_maybe_write(struct json_out *o)
+static inline void json_out_maybe_write(struct json_out *o)
 {
     if (o->fp != NULL && !o->is_held && o->len >= json_out_flush_bytes(o))
         json_out_write(o);
@@ -88,6 +94,12 @@ static void json_out_maybe_write(struct json_out *o)
 void json_out_raw(struct json_out *o, const void *p, size_t len)
 {
     const char *s = p;
+    if (len <= JSON_OUT_RAW_BLOCK && json_out_reserve(o, len)) {
+        memcpy(o->buf + o->len, s, len); /* the common case: punctuation, numbers */
+        o->len += len;
+        json_out_maybe_write(o);
+        return;
+    }
     while (len > 0) {
         size_t n = len < JSON_OUT_RAW_BLOCK ? len : JSON_OUT_RAW_BLOCK;
         if (!json_out_reserve(o, n))
@@ -119,6 +131,23 @@ static inline bool json_out_is_literal(unsigned char c)
     return (unsigned char)(c - 0x20) < 0x5f && c != '"' && c != '\\';
 }
 
+#define JSON_OUT_ONES  0x0101010101010101ull
+#define JSON_OUT_HIGHS 0x8080808080808080ull
+
+/* Nonzero when one of the 8 bytes of w needs escaping: below 0x20, 0x7f and
+ * above, '"' or '\\'. Each test is exact as to whether any byte matches
+ * (the borrow of "has a zero byte" only spreads above a true match). */
+static inline uint64_t json_out_word_needs_escape(uint64_t w)
+{
+    uint64_t below_space = (w - JSON_OUT_ONES * 0x20) & ~w;
+    uint64_t del_or_high = ((w & ~JSON_OUT_HIGHS) + JSON_OUT_ONES) | w;
+    uint64_t q = w ^ (JSON_OUT_ONES * '"');
+    uint64_t quote = (q - JSON_OUT_ONES) & ~q;
+    uint64_t b = w ^ (JSON_OUT_ONES * '\\');
+    uint64_t backslash = (b - JSON_OUT_ONES) & ~b;
+    return (below_space | del_or_high | quote | backslash) & JSON_OUT_HIGHS;
+}
+
 void json_out_escaped(struct json_out *o, const void *p, size_t len)
 {
     const unsigned char *s = p;
@@ -131,6 +160,11 @@ void json_out_escaped(struct json_out *o, const void *p, size_t len)
         while (i < n) {
             /* Copy the run of literal bytes in one go: text is mostly such runs. */
             size_t run = i;
+            for (uint64_t word; run + 8 <= n; run += 8) {
+                memcpy(&word, s + run, 8);
+                if (json_out_word_needs_escape(word) != 0)
+                    break;
+            }
             while (run < n && json_out_is_literal(s[run]))
                 run++;
             memcpy(w, s + i, run - i);
@@ -193,6 +227,12 @@ void json_out_double(struct json_out *o, double v)
     }
     if (isinf(v)) {
         json_out_text(o, v > 0 ? "\"inf\"" : "\"-inf\"");
+        return;
+    }
+    if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
+        /* An integer below 2^53: %.17g prints its digits, no point, no
+         * exponent; this is the same text, without printf's cost. */
+        json_out_i64(o, (int64_t)v);
         return;
     }
     char tmp[32];

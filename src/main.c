@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "inspect.h"
+#include "sync.h"
 
 #define RINGSYNC_VERSION "0.1.0"
 
@@ -18,6 +19,8 @@ struct main_command {
 };
 
 static const struct main_command main_commands[] = {
+    {"sync", sync_main, "copy a live Redis into another one (the snapshot, through PSYNC)"},
+    {"restore", restore_main, "write an RDB file into a Redis, as sync writes a snapshot"},
     {"inspect", inspect_main, "print what an RDB file holds, as JSON lines or a summary"},
 };
 
@@ -30,7 +33,8 @@ static void main_print_usage(FILE *f)
     for (size_t i = 0; i < sizeof(main_commands) / sizeof(main_commands[0]); i++)
         fprintf(f, "  %-10s %s\n", main_commands[i].name, main_commands[i].summary);
     fprintf(f, "\n"
-               "Not yet available: sync, restore, verify, capture, replay, status.\n"
+               "Not yet available: verify, capture, replay, status; sync stops after the\n"
+               "snapshot until the incremental sync lands.\n"
                "Run 'ringsync <command> --help' for a command's options.\n");
 }
 

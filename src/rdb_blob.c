@@ -138,8 +138,8 @@ static int ziplist_next(struct rdb_blob_iter *it, struct rdb_blob_entry *e)
             if (p + 5 > n - 1)
                 return bad(it, p, "ziplist entry's 32-bit length runs past the end");
             hdr = 5;
-            dlen = (size_t)b[p + 1] << 24 | (size_t)b[p + 2] << 16 | (size_t)b[p + 3] << 8 |
-                   b[p + 4];
+            dlen =
+                (size_t)b[p + 1] << 24 | (size_t)b[p + 2] << 16 | (size_t)b[p + 3] << 8 | b[p + 4];
             break;
         }
         e->is_int = false;

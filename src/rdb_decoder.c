@@ -40,7 +40,7 @@
 
 #define AGAIN 2 /* internal: the step needs more bytes */
 
-#define NO_KEEP SIZE_MAX
+#define NO_KEEP     SIZE_MAX
 #define BUF_INITIAL (256 * 1024)
 
 enum state {
@@ -54,18 +54,18 @@ enum state {
 
 /* Steps within a value. */
 enum vstep {
-    V_START,      /* the first step of every value */
-    V_ELEMENTS,   /* counted elements (list, set, zset, hash, quicklist nodes) */
-    V_STR_RAW,    /* pieces of a big plain string */
-    V_STR_LZF,    /* pieces of a big LZF string */
-    V_S_NODES,    /* stream listpack nodes */
-    V_S_META,     /* stream length and ids */
-    V_S_GROUPS,   /* stream group count */
-    V_S_GROUP,    /* a group's header */
-    V_S_PEL,      /* a group's PEL entries */
+    V_START,       /* the first step of every value */
+    V_ELEMENTS,    /* counted elements (list, set, zset, hash, quicklist nodes) */
+    V_STR_RAW,     /* pieces of a big plain string */
+    V_STR_LZF,     /* pieces of a big LZF string */
+    V_S_NODES,     /* stream listpack nodes */
+    V_S_META,      /* stream length and ids */
+    V_S_GROUPS,    /* stream group count */
+    V_S_GROUP,     /* a group's header */
+    V_S_PEL,       /* a group's PEL entries */
     V_S_CONSUMERS, /* a group's consumer count */
-    V_S_CONSUMER, /* a consumer's header */
-    V_S_CPEL,     /* a consumer's PEL ids */
+    V_S_CONSUMER,  /* a consumer's header */
+    V_S_CPEL,      /* a consumer's PEL ids */
 };
 
 struct cur {
@@ -101,6 +101,7 @@ struct rdb_decoder {
     size_t cap, pos, end;
     size_t need;       /* from the last AGAIN */
     size_t keep;       /* start of the value whose raw bytes are kept, or NO_KEEP */
+    bool suppress;     /* raw_or_items: items of this value are not emitted (yet) */
     uint64_t base_off; /* file offset of buf[0] */
     uint64_t crc;
     size_t crc_pos; /* buf index up to which crc covers */
@@ -119,9 +120,9 @@ struct rdb_decoder {
 
     /* value parsing */
     int vstep;
-    uint64_t left;     /* elements, nodes, entries ... still to read */
-    uint64_t left2;    /* stream: groups still to read */
-    uint64_t left3;    /* stream: consumers still to read */
+    uint64_t left;      /* elements, nodes, entries ... still to read */
+    uint64_t left2;     /* stream: groups still to read */
+    uint64_t left3;     /* stream: consumers still to read */
     int64_t min_expire; /* hash field-expiry types */
     uint64_t items_in_key;
     uint64_t str_left; /* V_STR_RAW: bytes, V_STR_LZF: compressed bytes */
@@ -149,7 +150,7 @@ struct rdb_decoder {
 
 const char *rdb_kind_name(int kind)
 {
-    static const char *const names[] = {"string", "list", "set",   "zset",
+    static const char *const names[] = {"string", "list",   "set",   "zset",
                                         "hash",   "stream", "module"};
     if (kind < 0 || kind > RDB_KIND_MODULE)
         return "unknown";
@@ -604,6 +605,11 @@ static int emit(struct rdb_decoder *d, struct rdb_event *ev)
 
 static int chunk_flush(struct rdb_decoder *d)
 {
+    if (d->suppress) {
+        d->nitems = 0;
+        d->nfv = 0;
+        d->arena_len = 0;
+    }
     if (d->nitems == 0)
         return RS_OK;
     struct rdb_event ev = {.type = RDB_EV_ITEMS, .offset = d->key.offset, .key = &d->key};
@@ -628,6 +634,11 @@ static int chunk_flush(struct rdb_decoder *d)
  * or NULL with d->err set. */
 static struct rdb_item *item_new(struct rdb_decoder *d, size_t bytes, size_t nfv, int kind)
 {
+    if (d->suppress) { /* parsed and checked, not emitted: reuse the chunk's space */
+        d->nitems = 0;
+        d->nfv = 0;
+        d->arena_len = 0;
+    }
     if (d->nitems == d->cfg.chunk_items || d->arena_len + bytes > d->arena_cap ||
         d->nfv + nfv > d->fvcap) {
         if (chunk_flush(d) != RS_OK)
@@ -684,11 +695,22 @@ static int arena_sref(struct rdb_decoder *d, const struct sref *s, struct rs_sli
 
 static int value_done(struct rdb_decoder *d, struct cur *c)
 {
+    size_t value_start = (size_t)(d->key.value_offset - d->base_off);
+    uint64_t size = off_of(d, c->p) - d->key.value_offset;
+    if (d->suppress && size > d->cfg.raw_max) {
+        /* Items were held back for raw bytes that are too big to hand out:
+         * parse the value again from its start, emitting them this time. */
+        c->p = d->buf + value_start;
+        d->suppress = false;
+        d->keep = NO_KEEP;
+        d->vstep = V_START;
+        d->items_in_key = 0;
+        d->nitems = d->nfv = d->arena_len = 0;
+        return RS_OK;
+    }
     if (chunk_flush(d) != RS_OK)
         return RS_ERR;
     struct rdb_event ev = {.type = RDB_EV_KEY_END, .offset = d->key.offset, .key = &d->key};
-    size_t value_start = (size_t)(d->key.value_offset - d->base_off);
-    uint64_t size = off_of(d, c->p) - d->key.value_offset;
     ev.key_end.encoded_size = size;
     if (d->keep != NO_KEEP && size <= d->cfg.raw_max) {
         ev.key_end.has_raw = true;
@@ -699,6 +721,7 @@ static int value_done(struct rdb_decoder *d, struct cur *c)
                                                    k == RDB_KIND_ZSET || k == RDB_KIND_HASH);
     d->state = S_OPCODE;
     d->keep = NO_KEEP;
+    d->suppress = false;
     if (d->lzf_live) {
         lzf_stream_deinit(&d->lzf);
         d->lzf_live = false;
@@ -758,8 +781,8 @@ static int blob_items(struct rdb_decoder *d, const struct sref *s, int kind, int
             if (r == RDB_BLOB_BAD)
                 return blob_fail(d, s, &it);
             if (r == RDB_BLOB_END) {
-                snprintf(it.why, sizeof(it.why), "%s ends inside a %s",
-                         rdb_blob_kind_name(kind), per == 2 ? "pair" : "field/value/TTL triple");
+                snprintf(it.why, sizeof(it.why), "%s ends inside a %s", rdb_blob_kind_name(kind),
+                         per == 2 ? "pair" : "field/value/TTL triple");
                 return blob_fail(d, s, &it);
             }
         }
@@ -805,8 +828,8 @@ static int blob_items(struct rdb_decoder *d, const struct sref *s, int kind, int
 /* ---------------------------------------------------------------- streams */
 
 /* Reads the integer at the iterator, for stream listpacks. */
-static int lp_int(struct rdb_decoder *d, const struct sref *s, struct rdb_blob_iter *it,
-                  int64_t *v, const char *what)
+static int lp_int(struct rdb_decoder *d, const struct sref *s, struct rdb_blob_iter *it, int64_t *v,
+                  const char *what)
 {
     struct rdb_blob_entry e;
     int r = rdb_blob_iter_next(it, &e);
@@ -859,8 +882,8 @@ static int stream_node(struct rdb_decoder *d, const struct sref *idref, const st
         (rc = lp_int(d, lpref, &it, &nmaster, "the master field count")) != RS_OK)
         return rc;
     if (count < 0 || deleted < 0 || nmaster < 0 || (uint64_t)nmaster > lpv.len) {
-        snprintf(it.why, sizeof(it.why), "bad master entry counts %lld/%lld/%lld",
-                 (long long)count, (long long)deleted, (long long)nmaster);
+        snprintf(it.why, sizeof(it.why), "bad master entry counts %lld/%lld/%lld", (long long)count,
+                 (long long)deleted, (long long)nmaster);
         return blob_fail(d, lpref, &it);
     }
     if (grow((void **)&d->mfields, &d->mfields_cap,
@@ -872,8 +895,7 @@ static int stream_node(struct rdb_decoder *d, const struct sref *idref, const st
     if ((rc = lp_int(d, lpref, &it, &zero, "the master entry's terminator")) != RS_OK)
         return rc;
     if (zero != 0) {
-        snprintf(it.why, sizeof(it.why), "master entry terminator is %lld, not 0",
-                 (long long)zero);
+        snprintf(it.why, sizeof(it.why), "master entry terminator is %lld, not 0", (long long)zero);
         return blob_fail(d, lpref, &it);
     }
     for (int64_t n = 0; n < count + deleted; n++) {
@@ -901,8 +923,7 @@ static int stream_node(struct rdb_decoder *d, const struct sref *idref, const st
                 it = save;
                 if (flags & RDB_STREAM_ITEM_FLAG_DELETED)
                     item = NULL;
-                else if ((item = item_new(d, bytes, (size_t)nf * 2, RDB_ITEM_STREAM_ENTRY)) ==
-                         NULL)
+                else if ((item = item_new(d, bytes, (size_t)nf * 2, RDB_ITEM_STREAM_ENTRY)) == NULL)
                     return RS_ERR;
                 if (item) {
                     item->entry.id.ms = master.ms + (uint64_t)msd;
@@ -1158,8 +1179,7 @@ static int step_string(struct rdb_decoder *d, struct cur *c)
         if (r == LZF_STREAM_NEED_INPUT) {
             if (d->str_left == 0)
                 return fail(d, RS_E_FORMAT, c->p,
-                            "LZF data ends after %" PRIu64 " of the %" PRIu64
-                            " bytes it declares",
+                            "LZF data ends after %" PRIu64 " of the %" PRIu64 " bytes it declares",
                             d->lzf.produced, d->lzf.expected);
             if (used == 0)
                 NEED(c, 1);
@@ -1342,8 +1362,7 @@ static int counted_element(struct rdb_decoder *d, struct cur *c)
         } else if (ttl_first && ttl != 0) {
             expire = t == RDB_TYPE_HASH_METADATA ? d->min_expire + (int64_t)ttl - 1 : (int64_t)ttl;
             if (expire < 0 || expire > (int64_t)((1ULL << 48) - 1))
-                return fail(d, RS_E_FORMAT, at, "hash field TTL %" PRIu64 " is out of range",
-                            ttl);
+                return fail(d, RS_E_FORMAT, at, "hash field TTL %" PRIu64 " is out of range", ttl);
         }
         if ((item = item_new(d, a.len + b.len, 0, RDB_ITEM_HASH)) == NULL)
             return RS_ERR;
@@ -1377,8 +1396,8 @@ static int quicklist_node(struct rdb_decoder *d, struct cur *c)
         if ((rc = arena_sref(d, &s, &item->a, "a plain quicklist node")) != RS_OK)
             return rc;
     } else if (container == RDB_QUICKLIST_NODE_PACKED) {
-        int kind = d->key.rdb_type == RDB_TYPE_LIST_QUICKLIST ? RDB_BLOB_ZIPLIST
-                                                              : RDB_BLOB_LISTPACK;
+        int kind =
+            d->key.rdb_type == RDB_TYPE_LIST_QUICKLIST ? RDB_BLOB_ZIPLIST : RDB_BLOB_LISTPACK;
         if ((rc = blob_items(d, &s, kind, SHAPE_ELEMENTS)) != RS_OK)
             return rc;
     } else {
@@ -1441,7 +1460,8 @@ static int step_header(struct rdb_decoder *d, struct cur *c)
         d->is_valkey = true;
         digits = 6;
     } else {
-        return fail(d, RS_E_FORMAT, p, "not an RDB file: it starts with \"%s\", not REDIS or VALKEY",
+        return fail(d, RS_E_FORMAT, p,
+                    "not an RDB file: it starts with \"%s\", not REDIS or VALKEY",
                     quote(q, sizeof(q), p, p + 9));
     }
     int v = 0;
@@ -1486,7 +1506,8 @@ static int step_checksum(struct rdb_decoder *d, struct cur *c)
         return rc;
     if (stored != 0 && !d->cfg.skip_checksum && stored != d->crc)
         return fail(d, RS_E_CHECKSUM, at,
-                    "CRC64 mismatch: the file says 0x%016" PRIx64 " but its bytes give 0x%016" PRIx64,
+                    "CRC64 mismatch: the file says 0x%016" PRIx64
+                    " but its bytes give 0x%016" PRIx64,
                     stored, d->crc);
     d->state = S_DONE;
     struct rdb_event ev = {.type = RDB_EV_END, .offset = off_of(d, at)};
@@ -1518,6 +1539,7 @@ static int step_key(struct rdb_decoder *d, struct cur *c)
         d->key.string_len = v.len;
     }
     d->keep = (size_t)(c->p - d->buf);
+    d->suppress = d->cfg.raw_or_items && d->key.kind != RDB_KIND_STRING;
     d->vstep = V_START;
     d->items_in_key = 0;
     d->state = S_VALUE;
@@ -1716,8 +1738,19 @@ static int run(struct rdb_decoder *d)
         if (rc != RS_OK)
             return RS_ERR;
         d->pos = (size_t)(c.p - d->buf);
-        if (d->keep != NO_KEEP && d->pos - d->keep > d->cfg.raw_max)
-            d->keep = NO_KEEP; /* the value outgrew raw_max: stop keeping its bytes */
+        if (d->keep != NO_KEEP && d->pos - d->keep > d->cfg.raw_max) {
+            /* The value outgrew raw_max: stop keeping its bytes. If its items
+             * were held back for the raw bytes, parse it again from its start
+             * (still in buf, by invariant 3), this time emitting them. */
+            if (d->suppress) {
+                d->pos = d->keep;
+                d->suppress = false;
+                d->vstep = V_START;
+                d->items_in_key = 0;
+                d->nitems = d->nfv = d->arena_len = 0;
+            }
+            d->keep = NO_KEEP;
+        }
     }
 }
 

@@ -69,17 +69,17 @@ struct rdb_key_info {
 };
 
 enum rdb_item_kind {
-    RDB_ITEM_STRING_PART = 0, /* a: the next piece of a string value */
-    RDB_ITEM_ELEMENT,         /* a: a list element or a set member */
-    RDB_ITEM_ZSET,            /* a: member; score */
-    RDB_ITEM_HASH,            /* a: field; b: value; ttl_ms: field expiry (absolute ms) or -1 */
-    RDB_ITEM_STREAM_ENTRY,    /* entry: id and its field/value pairs */
-    RDB_ITEM_STREAM_META,     /* meta: length, ids, entries_added (after all entries) */
-    RDB_ITEM_STREAM_GROUP,    /* a: group name; group: last delivered id, entries_read */
-    RDB_ITEM_STREAM_PEL,      /* pel: one pending entry of the last group */
-    RDB_ITEM_STREAM_CONSUMER, /* a: consumer name; consumer: seen and active times */
+    RDB_ITEM_STRING_PART = 0,     /* a: the next piece of a string value */
+    RDB_ITEM_ELEMENT,             /* a: a list element or a set member */
+    RDB_ITEM_ZSET,                /* a: member; score */
+    RDB_ITEM_HASH,                /* a: field; b: value; ttl_ms: field expiry (absolute ms) or -1 */
+    RDB_ITEM_STREAM_ENTRY,        /* entry: id and its field/value pairs */
+    RDB_ITEM_STREAM_META,         /* meta: length, ids, entries_added (after all entries) */
+    RDB_ITEM_STREAM_GROUP,        /* a: group name; group: last delivered id, entries_read */
+    RDB_ITEM_STREAM_PEL,          /* pel: one pending entry of the last group */
+    RDB_ITEM_STREAM_CONSUMER,     /* a: consumer name; consumer: seen and active times */
     RDB_ITEM_STREAM_CONSUMER_PEL, /* pel.id: one entry owned by the last consumer */
-    RDB_ITEM_MODULE,          /* module: the module id; the value itself is KEY_END's raw */
+    RDB_ITEM_MODULE,              /* module: the module id; the value itself is KEY_END's raw */
 };
 
 struct rdb_item {
@@ -91,7 +91,7 @@ struct rdb_item {
     union {
         struct {
             struct rdb_stream_id id;
-            uint32_t nfv;              /* number of slices in fv: field, value, field, value ... */
+            uint32_t nfv; /* number of slices in fv: field, value, field, value ... */
             const struct rs_slice *fv;
         } entry;
         struct {
@@ -187,8 +187,8 @@ struct rdb_event {
             bool is_empty;
         } key_end;
         struct {
-            bool has_checksum;  /* version >= 5 and the stored CRC was not all zero */
-            uint64_t checksum;  /* the stored CRC64 */
+            bool has_checksum; /* version >= 5 and the stored CRC was not all zero */
+            uint64_t checksum; /* the stored CRC64 */
         } end;
     };
 };
@@ -206,6 +206,11 @@ struct rdb_decoder_config {
     size_t string_piece; /* the size of each piece of a string value past raw_max (0: 64 KiB) */
     size_t element_max;  /* the largest element or compact node held whole (0: 512 MiB) */
     bool skip_checksum;  /* do not verify the CRC64 trailer */
+    /* Each list, set, zset, hash, stream or module value comes either as raw
+     * bytes (KEY_END has_raw, and no ITEMS) or, when it is larger than
+     * raw_max, as ITEMS (and no raw). For a writer that RESTOREs small values
+     * and writes big ones as commands. Strings always come as ITEMS. */
+    bool raw_or_items;
 };
 
 struct rdb_decoder;

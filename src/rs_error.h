@@ -14,20 +14,20 @@
 
 /* Return codes of the push-driven parsers. */
 enum {
-    RS_OK = 0,    /* progress made; feed more when you have it */
-    RS_DONE = 1,  /* the input is complete (e.g. RDB EOF opcode and checksum seen) */
-    RS_ERR = -1,  /* bad input; the parser stays in this state */
+    RS_OK = 0,   /* progress made; feed more when you have it */
+    RS_DONE = 1, /* the input is complete (e.g. RDB EOF opcode and checksum seen) */
+    RS_ERR = -1, /* bad input; the parser stays in this state */
 };
 
 /* Error codes carried in struct rs_error.code. */
 enum rs_error_code {
     RS_E_NONE = 0,
-    RS_E_FORMAT,    /* the bytes do not follow the format */
-    RS_E_TRUNCATED, /* the input ended before the format said it would */
-    RS_E_CHECKSUM,  /* a checksum did not match */
+    RS_E_FORMAT,      /* the bytes do not follow the format */
+    RS_E_TRUNCATED,   /* the input ended before the format said it would */
+    RS_E_CHECKSUM,    /* a checksum did not match */
     RS_E_UNSUPPORTED, /* a valid but unsupported construct (named in msg) */
-    RS_E_LIMIT,     /* a configured size limit was exceeded */
-    RS_E_CONSUMER,  /* the consumer of parsed records asked to stop */
+    RS_E_LIMIT,       /* a configured size limit was exceeded */
+    RS_E_CONSUMER,    /* the consumer of parsed records asked to stop */
 };
 
 struct rs_error {

@@ -80,13 +80,19 @@ rs_check_flavours() {
     done
 }
 
-# rs_build <flavour>: configures and builds build/<flavour> (-j2). The output
-# goes to build/<flavour>/build.log and is shown only when something fails.
+# rs_build <flavour> [cmake --build options, e.g. --target ringsync]:
+# configures and builds build/<flavour> (-j2), going on past a failing target
+# so that everything else still gets built (and tested). The output goes to
+# build/<flavour>/build.log and is shown only on failure.
 rs_build() {
     local flavour=$1 dir=$RS_ROOT/build/$1
+    shift
     local opts="RS_FLAVOUR_${flavour}[@]"
+    local keep_going=(-- -k)
+    [[ ${CMAKE_GENERATOR:-} == Ninja* ]] && keep_going=(-- -k 0)
     mkdir -p "$dir"
-    if ! { cmake -S "$RS_ROOT" -B "$dir" "${!opts}" && cmake --build "$dir" -j2; } \
+    if ! { cmake -S "$RS_ROOT" -B "$dir" "${!opts}" &&
+        cmake --build "$dir" -j2 "$@" "${keep_going[@]}"; } \
         >"$dir/build.log" 2>&1; then
         {
             grep -E ': (fatal )?(error|warning): |CMake Error' "$dir/build.log" | head -n 40

@@ -253,9 +253,9 @@ static pid_t spawn_server(struct redis_fixture *f, const struct redis_fixture_op
 
     const char *argv[FIXTURE_MAX_ARGS];
     int argc = 0;
-    const char *base[] = {"redis-server", "--port", port,  "--bind",        "127.0.0.1",
-                          "--dir",        f->dir, "--save", "",             "--appendonly",
-                          "no",           "--daemonize", "no", "--logfile", logfile,
+    const char *base[] = {"redis-server", "--port",      port,     "--bind",    "127.0.0.1",
+                          "--dir",        f->dir,        "--save", "",          "--appendonly",
+                          "no",           "--daemonize", "no",     "--logfile", logfile,
                           "--dbfilename", "dump.rdb"};
     for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
         argv[argc++] = base[i];
@@ -539,7 +539,8 @@ redisReply *redis_fixture_command_argv(redisContext *c, int argc, const char **a
 {
     redisReply *r = redisCommandArgv(c, argc, argv, argvlen);
     char what[128];
-    snprintf(what, sizeof(what), "command '%.*s'", argc > 0 ? (int)(argvlen != NULL ? argvlen[0] : strlen(argv[0])) : 0,
+    snprintf(what, sizeof(what), "command '%.*s'",
+             argc > 0 ? (int)(argvlen != NULL ? argvlen[0] : strlen(argv[0])) : 0,
              argc > 0 ? argv[0] : "");
     return check_reply(c, r, what);
 }

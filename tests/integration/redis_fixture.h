@@ -118,12 +118,12 @@ void redis_pipeline_flush(struct redis_pipeline *p);
 /* ------------------------------------------------------- running a program */
 
 struct program_result {
-    bool exited;     /* true: it exited with exit_code; false: killed by term_signal */
+    bool exited; /* true: it exited with exit_code; false: killed by term_signal */
     int exit_code;
     int term_signal;
-    bool timed_out;  /* it was killed for running past timeout_ms */
-    char *err;       /* its standard error, NUL-terminated (may hold NULs); free with
-                        program_result_deinit */
+    bool timed_out; /* it was killed for running past timeout_ms */
+    char *err;      /* its standard error, NUL-terminated (may hold NULs); free with
+                       program_result_deinit */
     size_t err_len;
 };
 

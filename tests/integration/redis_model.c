@@ -2,6 +2,7 @@
  * `ringsync inspect` output, and compared key by key. */
 #include "redis_model.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -48,6 +49,13 @@ static int bytes_cmp(const struct model_bytes *a, const struct model_bytes *b)
 static bool bytes_eq(const struct model_bytes *a, const struct model_bytes *b)
 {
     return a->len == b->len && (a->len == 0 || memcmp(a->p, b->p, a->len) == 0);
+}
+
+/* qsort, which must not be given a NULL array even when it is empty. */
+static void sort_array(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
 }
 
 static int bytes_qcmp(const void *a, const void *b)
@@ -138,7 +146,7 @@ const char *model_escape(char *buf, size_t cap, const void *p, size_t len, size_
 
 const char *model_type_name(int type)
 {
-    static const char *const names[] = {"string", "list", "set", "zset",
+    static const char *const names[] = {"string", "list",   "set",   "zset",
                                         "hash",   "stream", "module"};
     if (type < 0 || (size_t)type >= sizeof(names) / sizeof(names[0]))
         return "?";
@@ -260,7 +268,7 @@ static void sort_pairs(struct model_key *k)
         if (k->scores != NULL)
             ps[i].score = k->scores[i];
     }
-    qsort(ps, k->n, sizeof(*ps), pair_qcmp);
+    sort_array(ps, k->n, sizeof(*ps), pair_qcmp);
     for (size_t i = 0; i < k->n; i++) {
         k->elems[i] = ps[i].a;
         if (k->values != NULL)
@@ -279,34 +287,36 @@ static void model_canonicalize(struct redis_model *m)
         for (size_t i = 0; i < d->nkeys; i++) {
             struct model_key *k = &d->keys[i];
             if (k->type == MODEL_SET)
-                qsort(k->elems, k->n, sizeof(*k->elems), bytes_qcmp);
+                sort_array(k->elems, k->n, sizeof(*k->elems), bytes_qcmp);
             else if (k->type == MODEL_HASH || k->type == MODEL_ZSET)
                 sort_pairs(k);
             else if (k->type == MODEL_STREAM && k->stream != NULL) {
                 struct model_stream *s = k->stream;
-                qsort(s->groups, s->ngroups, sizeof(*s->groups), group_qcmp);
+                sort_array(s->groups, s->ngroups, sizeof(*s->groups), group_qcmp);
                 for (size_t g = 0; g < s->ngroups; g++) {
                     struct model_group *gr = &s->groups[g];
-                    qsort(gr->pel, gr->npel, sizeof(*gr->pel), pel_qcmp);
-                    qsort(gr->consumers, gr->nconsumers, sizeof(*gr->consumers),
-                          consumer_qcmp);
+                    sort_array(gr->pel, gr->npel, sizeof(*gr->pel), pel_qcmp);
+                    sort_array(gr->consumers, gr->nconsumers, sizeof(*gr->consumers),
+                               consumer_qcmp);
                     for (size_t c = 0; c < gr->nconsumers; c++)
-                        qsort(gr->consumers[c].pel, gr->consumers[c].npel,
-                              sizeof(*gr->consumers[c].pel), id_qcmp);
+                        sort_array(gr->consumers[c].pel, gr->consumers[c].npel,
+                                   sizeof(*gr->consumers[c].pel), id_qcmp);
                 }
             }
         }
-        qsort(d->keys, d->nkeys, sizeof(*d->keys), key_qcmp);
+        sort_array(d->keys, d->nkeys, sizeof(*d->keys), key_qcmp);
     }
-    qsort(m->functions, m->nfunctions, sizeof(*m->functions), bytes_qcmp);
+    sort_array(m->functions, m->nfunctions, sizeof(*m->functions), bytes_qcmp);
 }
 
-const struct model_key *redis_model_find(const struct redis_model *m, unsigned db,
-                                         const void *key, size_t len)
+const struct model_key *redis_model_find(const struct redis_model *m, unsigned db, const void *key,
+                                         size_t len)
 {
     if (db >= MODEL_DBS)
         return NULL;
     struct model_key probe = {.key = {.p = (char *)key, .len = len}};
+    if (m->dbs[db].nkeys == 0)
+        return NULL;
     return bsearch(&probe, m->dbs[db].keys, m->dbs[db].nkeys, sizeof(probe), key_qcmp);
 }
 
@@ -583,7 +593,7 @@ static void server_scan_db(struct model_db *d, redisContext *c)
     } while (strcmp(cursor, "0") != 0);
 
     /* SCAN may return a key twice. */
-    qsort(d->keys, d->nkeys, sizeof(*d->keys), key_qcmp);
+    sort_array(d->keys, d->nkeys, sizeof(*d->keys), key_qcmp);
     size_t out = 0;
     for (size_t i = 0; i < d->nkeys; i++) {
         if (out > 0 && bytes_eq(&d->keys[out - 1].key, &d->keys[i].key))
@@ -638,6 +648,9 @@ int model_bytes_from_json_utf8(const char *s, size_t len, struct model_bytes *ou
             p[o++] = (char)u[i];
         } else if ((u[i] == 0xc2 || u[i] == 0xc3) && i + 1 < len && (u[i + 1] & 0xc0) == 0x80) {
             p[o++] = (char)(((u[i] & 0x1f) << 6) | (u[i + 1] & 0x3f));
+            i++;
+        } else if (u[i] == 0xc4 && i + 1 < len && u[i + 1] == 0x80) {
+            p[o++] = '\0'; /* U+0100: a NUL, rewritten by rewrite_nul_escapes */
             i++;
         } else {
             free(p);
@@ -700,8 +713,8 @@ static struct model_bytes jbytes(struct jctx *j, struct json_object *v, const ch
         jfail(j, "%s is not a string", what);
         return bytes_dup("", 0);
     }
-    if (model_bytes_from_json_utf8(json_object_get_string(v),
-                                   (size_t)json_object_get_string_len(v), &b) != 0) {
+    if (model_bytes_from_json_utf8(json_object_get_string(v), (size_t)json_object_get_string_len(v),
+                                   &b) != 0) {
         jfail(j, "%s holds a code point above U+00FF", what);
         return bytes_dup("", 0);
     }
@@ -931,6 +944,34 @@ static void jline(struct jctx *j, struct redis_model *m, struct json_object *o)
     jvalue(j, k, o);
 }
 
+/* Checks that every escape of the line (ASCII, NUL-free) is one the contract
+ * allows (\" \\ \/ \b \f \n \r \t, or \u00XX) and rewrites \u0000 to \u0100 in
+ * place, so that json-c keeps NULs in member names. Returns the column of a
+ * bad escape (1-based), or 0. */
+static size_t rewrite_nul_escapes(char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (i + 1 == len)
+            return i + 1;
+        char e = s[i + 1];
+        if (e == 'u') {
+            if (i + 5 >= len || s[i + 2] != '0' || s[i + 3] != '0' ||
+                !isxdigit((unsigned char)s[i + 4]) || !isxdigit((unsigned char)s[i + 5]))
+                return i + 1;
+            if (s[i + 4] == '0' && s[i + 5] == '0')
+                s[i + 3] = '1';
+            i += 5;
+        } else if (strchr("\"\\/bfnrt", e) != NULL) {
+            i++;
+        } else {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
 int redis_model_from_inspect_file(struct redis_model *m, const char *path, char *why,
                                   size_t why_cap)
 {
@@ -965,11 +1006,15 @@ int redis_model_from_inspect_file(struct redis_model *m, const char *path, char 
         }
         if (j.failed)
             break;
+        size_t bad = rewrite_nul_escapes(text + pos, llen);
+        if (bad != 0) {
+            jfail(&j, "column %zu: an escape other than \\u00XX or a short one", bad);
+            break;
+        }
         json_tokener_reset(tok);
         struct json_object *o = json_tokener_parse_ex(tok, text + pos, (int)llen);
         enum json_tokener_error jerr = json_tokener_get_error(tok);
-        if (o == NULL || jerr != json_tokener_success ||
-            json_tokener_get_parse_end(tok) != llen) {
+        if (o == NULL || jerr != json_tokener_success || json_tokener_get_parse_end(tok) != llen) {
             jfail(&j, "not one JSON value: %s (at column %zu)",
                   jerr == json_tokener_success ? "trailing bytes" : json_tokener_error_desc(jerr),
                   json_tokener_get_parse_end(tok) + 1);
@@ -1003,7 +1048,8 @@ int redis_model_from_inspect_file(struct redis_model *m, const char *path, char 
 
 #define REPORT_LIMIT 20
 
-static void report(struct model_diff *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(struct model_diff *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void report(struct model_diff *d, const char *fmt, ...)
 {
@@ -1088,7 +1134,7 @@ static bool same_int(struct why *w, const char *what, int64_t a, int64_t b)
 
 static bool same_group(struct why *w, const struct model_group *a, const struct model_group *b)
 {
-    char e[160], what[256];
+    char e[160], what[512];
     ESC(e, a->name);
     snprintf(what, sizeof(what), "group '%s' last_delivered_id", e);
     if (!same_id(w, what, &a->last_delivered_id, &b->last_delivered_id))
@@ -1107,7 +1153,8 @@ static bool same_group(struct why *w, const struct model_group *a, const struct 
         if (!same_int(w, what, a->pel[i].delivery_time_ms, b->pel[i].delivery_time_ms))
             return false;
         snprintf(what, sizeof(what), "group '%s' PEL entry %zu delivery_count", e, i);
-        if (!same_int(w, what, (int64_t)a->pel[i].delivery_count, (int64_t)b->pel[i].delivery_count))
+        if (!same_int(w, what, (int64_t)a->pel[i].delivery_count,
+                      (int64_t)b->pel[i].delivery_count))
             return false;
     }
     snprintf(what, sizeof(what), "group '%s' number of consumers", e);
@@ -1207,8 +1254,7 @@ static bool same_key(struct why *w, const struct model_key *a, const struct mode
             char e[160];
             if (a->type == MODEL_HASH) {
                 char what2[220];
-                snprintf(what2, sizeof(what2), "value of field '%s', field",
-                         ESC(e, a->elems[i]));
+                snprintf(what2, sizeof(what2), "value of field '%s', field", ESC(e, a->elems[i]));
                 if (!same_bytes(w, what2, i, &a->values[i], &b->values[i]))
                     return false;
             } else if (!same_score(a->scores[i], b->scores[i])) {

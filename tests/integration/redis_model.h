@@ -14,10 +14,12 @@
  *   - stream groups, consumers sorted by name, PEL ids by id;
  *   - function libraries sorted by their code.
  *
- * Limits of the inspect side: json-c keeps object member names as C strings,
- * so a hash field or zset member holding a NUL byte cannot be read back from
- * inspect's objects (it shows as a difference, never as a false match); keep
- * NULs in keys, strings, list elements, set members and hash values.
+ * NUL bytes on the inspect side: json-c keeps object member names as C
+ * strings, so a hash field or zset member "a\u0000b" would come back as "a".
+ * The reader therefore rewrites every \u0000 escape of a line to \u0100
+ * before json-c parses it (the contract allows only \u00XX escapes, which is
+ * checked first, so U+0100 is free to stand for NUL), and the byte decoder
+ * turns U+0100 back into 0x00.
  */
 #ifndef RS_TEST_REDIS_MODEL_H
 #define RS_TEST_REDIS_MODEL_H
@@ -96,12 +98,12 @@ struct model_stream {
 
 struct model_key {
     struct model_bytes key;
-    int type;           /* enum model_type */
-    int64_t expire_ms;  /* absolute Unix ms, or -1 */
-    char encoding[40];  /* server: OBJECT ENCODING; inspect: its "encoding" */
-    struct model_bytes str; /* string; module: its raw text */
-    size_t n;               /* list, set, zset, hash: number of elements */
-    struct model_bytes *elems; /* list elements, set members, zset members, hash fields */
+    int type;                   /* enum model_type */
+    int64_t expire_ms;          /* absolute Unix ms, or -1 */
+    char encoding[40];          /* server: OBJECT ENCODING; inspect: its "encoding" */
+    struct model_bytes str;     /* string; module: its raw text */
+    size_t n;                   /* list, set, zset, hash: number of elements */
+    struct model_bytes *elems;  /* list elements, set members, zset members, hash fields */
     struct model_bytes *values; /* hash values */
     double *scores;             /* zset scores */
     struct model_stream *stream;
@@ -133,20 +135,22 @@ int redis_model_from_inspect_file(struct redis_model *m, const char *path, char 
 void redis_model_free(struct redis_model *m);
 
 /* Decodes a json-c string (UTF-8) under the inspect contract: each code point
- * U+0000..U+00FF is one byte. Returns 0 and a new owned copy in out, or -1 if
- * a code point is above U+00FF or the UTF-8 is malformed. */
+ * U+0000..U+00FF is one byte, and U+0100 is a NUL byte too (see above).
+ * Returns 0 and a new owned copy in out, or -1 if a code point is above
+ * U+0100 or the UTF-8 is malformed. */
 int model_bytes_from_json_utf8(const char *s, size_t len, struct model_bytes *out);
 
 /* Looks a key up; NULL if absent. */
-const struct model_key *redis_model_find(const struct redis_model *m, unsigned db,
-                                         const void *key, size_t len);
+const struct model_key *redis_model_find(const struct redis_model *m, unsigned db, const void *key,
+                                         size_t len);
 
 /* Number of keys in db (or in all dbs for db == MODEL_DBS). */
 size_t redis_model_count(const struct redis_model *m, unsigned db);
 
 struct model_diff {
-    size_t differences;  /* keys (or function libraries) that differ */
-    size_t expired_absent; /* keys of `file` with expire_ms < now_ms that `server` lacks: expected */
+    size_t differences; /* keys (or function libraries) that differ */
+    size_t
+        expired_absent; /* keys of `file` with expire_ms < now_ms that `server` lacks: expected */
     size_t keys_compared;
     char report[8192]; /* the first differences and the expected absences, readable */
     size_t report_len;

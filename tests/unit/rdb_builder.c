@@ -763,6 +763,45 @@ void zipmap_builder_finish(struct zipmap_builder *z, struct rdb_builder *out, bo
 
 /* ---- Stream listpack nodes ---------------------------------------------- */
 
+/* lpStringToInt64: a string Redis's lpAppend stores as an integer entry. */
+static bool string_to_int64(const char *s, int64_t *out)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 20)
+        return false;
+    size_t i = s[0] == '-' ? 1 : 0;
+    if (i == n || (s[i] == '0' && n > i + 1) || (i == 1 && s[1] == '0'))
+        return false;
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (s[0] == '-') {
+        if (v > (uint64_t)INT64_MAX + 1)
+            return false;
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX)
+            return false;
+        *out = (int64_t)v;
+    }
+    return true;
+}
+
+static void listpack_builder_append(struct listpack_builder *l, const char *s)
+{
+    int64_t v;
+    if (string_to_int64(s, &v))
+        listpack_builder_add_int(l, v);
+    else
+        listpack_builder_add_cstr(l, s);
+}
+
 void stream_node_builder_init(struct stream_node_builder *s, uint64_t ms, uint64_t seq,
                               int64_t count, int64_t deleted, size_t nfields,
                               const char *const *fields)
@@ -775,7 +814,7 @@ void stream_node_builder_init(struct stream_node_builder *s, uint64_t ms, uint64
     listpack_builder_add_int(&s->lp, deleted);
     listpack_builder_add_int(&s->lp, (int64_t)nfields);
     for (size_t i = 0; i < nfields; i++)
-        listpack_builder_add_cstr(&s->lp, fields[i]);
+        listpack_builder_append(&s->lp, fields[i]);
     listpack_builder_add_int(&s->lp, 0); /* the master entry's terminator */
 }
 
@@ -795,12 +834,12 @@ void stream_node_builder_add(struct stream_node_builder *s, int flags, uint64_t 
         if (nfields != s->master_nfields)
             die("SAMEFIELDS entry with another number of fields");
         for (size_t i = 0; i < nfields; i++)
-            listpack_builder_add_cstr(&s->lp, fv[i]);
+            listpack_builder_append(&s->lp, fv[i]);
         lp_count = (int64_t)nfields + 3;
     } else {
         listpack_builder_add_int(&s->lp, (int64_t)nfields);
         for (size_t i = 0; i < 2 * nfields; i++)
-            listpack_builder_add_cstr(&s->lp, fv[i]);
+            listpack_builder_append(&s->lp, fv[i]);
         lp_count = 2 * (int64_t)nfields + 4;
     }
     listpack_builder_add_int(&s->lp, lp_count);

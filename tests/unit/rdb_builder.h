@@ -129,9 +129,9 @@ void rdb_builder_module_eof(struct rdb_builder *b);
 struct ziplist_builder {
     struct rdb_builder body; /* the entries */
     size_t count;
-    size_t prev_len;    /* the whole length of the previous entry */
-    size_t tail;        /* offset of the last entry from the ziplist's start */
-    bool big_prevlen;   /* write the next entry's prevlen in 5 bytes even if small */
+    size_t prev_len;  /* the whole length of the previous entry */
+    size_t tail;      /* offset of the last entry from the ziplist's start */
+    bool big_prevlen; /* write the next entry's prevlen in 5 bytes even if small */
 };
 
 /* Ziplist entry encodings, as the first encoding byte. */
@@ -229,6 +229,8 @@ void stream_node_builder_init(struct stream_node_builder *s, uint64_t ms, uint64
                               int64_t count, int64_t deleted, size_t nfields,
                               const char *const *fields);
 void stream_node_builder_deinit(struct stream_node_builder *s);
+/* Fields and values that read as integers are written as listpack integers,
+ * as Redis's lpAppend does. */
 /* An entry. With RDB_STREAM_ITEM_FLAG_SAMEFIELDS in flags, fv holds the
  * master_nfields values only; otherwise nfields field, value pairs. */
 void stream_node_builder_add(struct stream_node_builder *s, int flags, uint64_t ms, uint64_t seq,

@@ -20,7 +20,8 @@
 /* Inputs up to this size are split at every offset; larger ones at a sample. */
 #define EVERY_OFFSET_MAX 4096
 
-static void appendf(struct rdb_builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void appendf(struct rdb_builder *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void appendf(struct rdb_builder *b, const char *fmt, ...)
 {
@@ -554,8 +555,8 @@ void decode_run(const void *in, size_t len, const struct rdb_decoder_config *cfg
     rdb_decoder_free(d);
 }
 
-static void compare_runs(struct decode_result *want, struct decode_result *got,
-                         const char *mode, size_t k)
+static void compare_runs(struct decode_result *want, struct decode_result *got, const char *mode,
+                         size_t k)
 {
     cr_assert_eq(got->rc, want->rc, "%s %zu: feed returned %d, whole input %d", mode, k, got->rc,
                  want->rc);
@@ -570,12 +571,13 @@ static void compare_runs(struct decode_result *want, struct decode_result *got,
                      got->err.msg);
     if (want->rc != RS_DONE)
         cr_assert_str_eq(got->err.msg, want->err.msg, "%s %zu: error messages differ", mode, k);
-    cr_assert_eq(got->used, want->used, "%s %zu: used %llu, whole input %llu", mode, k,
-                 (unsigned long long)got->used, (unsigned long long)want->used);
+    /* Bytes used mean something only for a snapshot that ended. */
+    if (want->rc == RS_DONE)
+        cr_assert_eq(got->used, want->used, "%s %zu: used %llu, whole input %llu", mode, k,
+                     (unsigned long long)got->used, (unsigned long long)want->used);
     cr_assert_str_eq(rdb_collector_log(&got->col), rdb_collector_log(&want->col),
                      "%s %zu: the items differ", mode, k);
-    cr_assert_str_eq(rdb_collector_chunks(&got->col),
-                     rdb_collector_chunks(&want->col),
+    cr_assert_str_eq(rdb_collector_chunks(&got->col), rdb_collector_chunks(&want->col),
                      "%s %zu: the chunking differs", mode, k);
 }
 
@@ -603,11 +605,15 @@ void decode_all(const void *in, size_t len, const struct rdb_decoder_config *cfg
     }
 }
 
+/* Set once a test reads a real file: the real files stay out of the repository,
+ * so a test that decodes them writes no seeds. */
+static bool read_real_file;
+
 static void write_corpus_seed(const void *in, size_t len)
 {
     static int count;
     const char *dir = getenv("RS_WRITE_CORPUS");
-    if (dir == NULL || *dir == '\0' || len >= 4096)
+    if (dir == NULL || *dir == '\0' || len >= 4096 || read_real_file)
         return;
     char path[1024];
     count++;
@@ -635,8 +641,8 @@ const char *decode_expect_done(const void *in, size_t len, const struct rdb_deco
     return rdb_collector_log(&out->col);
 }
 
-void decode_expect_error(const void *in, size_t len, const struct rdb_decoder_config *cfg,
-                         int code, struct decode_result *out)
+void decode_expect_error(const void *in, size_t len, const struct rdb_decoder_config *cfg, int code,
+                         struct decode_result *out)
 {
     decode_all(in, len, cfg, SPLIT_ALL, out);
     cr_assert_eq(out->rc, RS_ERR, "feed returned %d, want RS_ERR (%s)", out->rc,
@@ -667,9 +673,10 @@ void read_testdata(struct rdb_builder *b, const char *name)
         const char *src = __FILE__;
         const char *slash = strrchr(src, '/');
         int n = slash ? (int)(slash - src) : 1;
-        snprintf(path, sizeof(path), "%.*s/../../../shared/testdata/rdb/%s", n,
-                 slash ? src : ".", name);
+        snprintf(path, sizeof(path), "%.*s/../../../shared/testdata/rdb/%s", n, slash ? src : ".",
+                 name);
     }
+    read_real_file = true;
     FILE *f = fopen(path, "rb");
     cr_assert(f != NULL, "cannot open %s (set RS_TESTDATA)", path);
     uint8_t buf[4096];

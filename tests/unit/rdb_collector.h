@@ -73,7 +73,7 @@ struct rdb_collector {
     size_t keys_cap;
     size_t events;
     size_t items;
-    long stop_at_event; /* return non-zero from this event (0-based); -1: never */
+    long stop_at_event;            /* return non-zero from this event (0-based); -1: never */
     struct rdb_decoder_config cfg; /* with the defaults filled in */
     bool in_key;
     bool is_valkey;
@@ -100,12 +100,12 @@ enum {
 };
 
 struct decode_result {
-    int rc;                /* the last feed's return */
-    int finish_rc;         /* rdb_decoder_finish after the feeds */
-    struct rs_error err;   /* the feed's error if rc is RS_ERR, else finish's */
-    uint64_t used;         /* bytes the decoder took, over all feeds */
-    uint64_t end_offset;   /* rdb_decoder_offset at the end */
-    size_t peak_bytes;     /* rdb_decoder_peak_bytes at the end */
+    int rc;              /* the last feed's return */
+    int finish_rc;       /* rdb_decoder_finish after the feeds */
+    struct rs_error err; /* the feed's error if rc is RS_ERR, else finish's */
+    uint64_t used;       /* bytes the decoder took, over all feeds */
+    uint64_t end_offset; /* rdb_decoder_offset at the end */
+    size_t peak_bytes;   /* rdb_decoder_peak_bytes at the end */
     struct rdb_collector col;
 };
 
@@ -126,13 +126,14 @@ void decode_all(const void *in, size_t len, const struct rdb_decoder_config *cfg
 /* decode_all in every mode, asserting RS_DONE from the feeds and from
  * finish, with every byte used. Returns the items log (owned by *out). When
  * RS_WRITE_CORPUS names a directory and the input is under 4 KiB, also writes
- * it there as <test name>[-n].rdb, a seed for the fuzz corpus. */
+ * it there as <test name>[-n].rdb, a seed for the fuzz corpus (not in a test
+ * that read a real file with read_testdata: those stay out of the repository). */
 const char *decode_expect_done(const void *in, size_t len, const struct rdb_decoder_config *cfg,
                                struct decode_result *out);
 
 /* decode_all in every mode, asserting RS_ERR with the given error code. */
-void decode_expect_error(const void *in, size_t len, const struct rdb_decoder_config *cfg,
-                         int code, struct decode_result *out);
+void decode_expect_error(const void *in, size_t len, const struct rdb_decoder_config *cfg, int code,
+                         struct decode_result *out);
 
 void decode_result_deinit(struct decode_result *r);
 

@@ -171,6 +171,33 @@ Test(json_out, every_byte_is_escaped_by_the_rule)
     }
 }
 
+Test(json_out, every_byte_at_every_position_of_a_long_literal_run_is_escaped)
+{
+    /* Long runs are scanned 8 bytes at a time: every byte must be caught
+     * wherever it falls in a word, and next to any neighbour. */
+    unsigned char in[24];
+    char want[24 * 6 + 2];
+    for (int b = 0; b < 256; b++) {
+        for (size_t at = 0; at < sizeof(in); at++) {
+            for (int fill = 0; fill < 2; fill++) {
+                memset(in, fill ? '~' : ' ', sizeof(in));
+                in[at] = (unsigned char)b;
+                size_t n = 0;
+                want[n++] = '"';
+                for (size_t i = 0; i < sizeof(in); i++)
+                    n += expected_escape(in[i], want + n);
+                want[n++] = '"';
+                struct json_out o;
+                json_out_init(&o, NULL, 0);
+                json_out_string(&o, in, sizeof(in));
+                cr_assert_eq(o.len, n, "byte 0x%02x at %zu", b, at);
+                cr_assert(memcmp(o.buf, want, n) == 0, "byte 0x%02x at %zu", b, at);
+                json_out_deinit(&o);
+            }
+        }
+    }
+}
+
 Test(json_out, all_256_bytes_in_one_string_match_the_rule_and_round_trip)
 {
     unsigned char all[256];
@@ -297,6 +324,15 @@ Test(json_out, doubles_are_printed_with_17_digits)
     s = double_text(3);
     cr_assert_str_eq(s, "3");
     free(s);
+    s = double_text(-1700000000000.0);
+    cr_assert_str_eq(s, "-1700000000000");
+    free(s);
+    s = double_text(9007199254740992.0); /* 2^53: printf's path */
+    cr_assert_str_eq(s, "9007199254740992");
+    free(s);
+    s = double_text(1e17);
+    cr_assert_str_eq(s, "1e+17");
+    free(s);
 }
 
 static void check_double_round_trip(double v)
@@ -316,6 +352,14 @@ Test(json_out, doubles_round_trip_through_strtod)
                             2.5,    -123456.789, 1.0 / 3.0};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         check_double_round_trip(fixed[i]);
+    for (int i = 0; i < 10000; i++) {
+        char want[32];
+        double iv = (double)(int64_t)(rng_next() >> (rng_next() % 64)) * (i % 2 ? 1 : -1);
+        snprintf(want, sizeof(want), "%.17g", iv);
+        char *s = double_text(iv);
+        cr_assert_str_eq(s, want, "integers print as %%.17g does");
+        free(s);
+    }
     for (int i = 0; i < 10000; i++) {
         uint64_t bits = rng_next();
         double v;

@@ -1,0 +1,385 @@
+/* batch.c - RESP batches and the producer-side batch writer. */
+#include "batch.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job.h"
+#include "rs_error.h"
+
+struct mset_stage {
+    char *buf;
+    size_t len, cap;
+    unsigned nkeys;
+    int64_t db;
+};
+
+struct batch_writer {
+    struct job *job;
+    unsigned self;
+    unsigned max_outstanding;
+    unsigned outstanding;
+    struct batch *free_list;
+    struct batch *open[JOB_MAX_WORKERS];
+    int64_t db[JOB_MAX_WORKERS]; /* each connection's db after what was written so far */
+    bool pushed[JOB_MAX_WORKERS];
+    struct batch *overflow_head[JOB_MAX_WORKERS]; /* ring full: waiting to be pushed */
+    struct batch *overflow_tail[JOB_MAX_WORKERS];
+    struct mset_stage stage[JOB_MAX_WORKERS];
+    void (*self_sink)(void *ctx, struct batch *b);
+    void *self_ctx;
+    void (*wake)(void *ctx, unsigned to);
+    void *wake_ctx;
+};
+
+/* ------------------------------------------------------------------- RESP */
+
+static size_t digits(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+size_t resp_arg_size(size_t len)
+{
+    return 1 + digits(len) + 2 + len + 2;
+}
+
+size_t resp_argv_size(int argc, const struct rs_slice *argv)
+{
+    size_t n = 1 + digits((uint64_t)argc) + 2;
+    for (int i = 0; i < argc; i++)
+        n += resp_arg_size(argv[i].len);
+    return n;
+}
+
+static char *put_u64(char *p, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static char *put_head(char *p, char c, uint64_t n)
+{
+    *p++ = c;
+    p = put_u64(p, n);
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+static char *put_bulk(char *p, const void *s, size_t n)
+{
+    p = put_head(p, '$', n);
+    memcpy(p, s, n);
+    p += n;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+void batch_put_argv(struct batch *b, int argc, const struct rs_slice *argv)
+{
+    char *p = b->buf + b->len;
+    p = put_head(p, '*', (uint64_t)argc);
+    for (int i = 0; i < argc; i++)
+        p = put_bulk(p, argv[i].p, argv[i].len);
+    b->len = (size_t)(p - b->buf);
+    b->ncmds++;
+}
+
+/* ------------------------------------------------------------------- pool */
+
+static struct batch *batch_get(struct batch_writer *bw, size_t need)
+{
+    struct batch *b;
+    if (need <= BATCH_BYTES && bw->free_list != NULL) {
+        b = bw->free_list;
+        bw->free_list = b->next;
+    } else {
+        size_t cap = need <= BATCH_BYTES ? BATCH_BYTES : need;
+        b = malloc(sizeof(*b));
+        if (b == NULL)
+            return NULL;
+        b->buf = malloc(cap);
+        if (b->buf == NULL) {
+            free(b);
+            return NULL;
+        }
+        b->cap = cap;
+    }
+    b->len = 0;
+    b->ncmds = 0;
+    b->replies = 0;
+    b->sent = 0;
+    b->next = NULL;
+    b->owner = (uint16_t)bw->self;
+    bw->outstanding++;
+    return b;
+}
+
+static void batch_put_back(struct batch_writer *bw, struct batch *b)
+{
+    RS_ASSERT(b->owner == bw->self && bw->outstanding > 0);
+    bw->outstanding--;
+    if (b->cap > BATCH_BYTES) { /* a one-off batch for a big command */
+        free(b->buf);
+        free(b);
+        return;
+    }
+    b->next = bw->free_list;
+    bw->free_list = b;
+}
+
+/* Pushes a finished batch towards its consumer (published later). */
+static void hand_over(struct batch_writer *bw, unsigned to, struct batch *b)
+{
+    b->dest = (uint16_t)to;
+    if (to == bw->self) {
+        bw->self_sink(bw->self_ctx, b);
+        return;
+    }
+    struct spsc_ring *r = job_ring_to(bw->job, bw->self, to);
+    if (bw->overflow_head[to] == NULL && spsc_ring_push(r, b)) {
+        bw->pushed[to] = true;
+        return;
+    }
+    b->next = NULL; /* the ring is full: keep order behind what waits already */
+    if (bw->overflow_tail[to])
+        bw->overflow_tail[to]->next = b;
+    else
+        bw->overflow_head[to] = b;
+    bw->overflow_tail[to] = b;
+}
+
+/* Room for `need` bytes in the open batch for `to`. */
+static struct batch *room(struct batch_writer *bw, unsigned to, size_t need)
+{
+    struct batch *b = bw->open[to];
+    if (b != NULL && b->cap - b->len >= need)
+        return b;
+    if (b != NULL && b->len > 0)
+        hand_over(bw, to, b);
+    else if (b != NULL)
+        batch_put_back(bw, b);
+    b = batch_get(bw, need);
+    bw->open[to] = b;
+    if (b != NULL)
+        b->db_at_start = bw->db[to];
+    return b;
+}
+
+static int put_cmd(struct batch_writer *bw, unsigned to, int argc, const struct rs_slice *argv)
+{
+    struct batch *b = room(bw, to, resp_argv_size(argc, argv));
+    if (b == NULL)
+        return -ENOMEM;
+    batch_put_argv(b, argc, argv);
+    return 0;
+}
+
+static int select_db(struct batch_writer *bw, unsigned to, int64_t db)
+{
+    if (db < 0 || db == bw->db[to])
+        return 0;
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%lld", (long long)db);
+    struct rs_slice argv[2] = {{"SELECT", 6}, {num, (size_t)n}};
+    int rc = put_cmd(bw, to, 2, argv);
+    if (rc == 0)
+        bw->db[to] = db;
+    return rc;
+}
+
+static int mset_flush(struct batch_writer *bw, unsigned to)
+{
+    struct mset_stage *s = &bw->stage[to];
+    if (s->nkeys == 0)
+        return 0;
+    int rc = select_db(bw, to, s->db);
+    if (rc != 0)
+        return rc;
+    uint64_t argc = 1 + 2 * (uint64_t)s->nkeys;
+    size_t head = 1 + digits(argc) + 2 + resp_arg_size(4);
+    struct batch *b = room(bw, to, head + s->len);
+    if (b == NULL)
+        return -ENOMEM;
+    char *p = put_head(b->buf + b->len, '*', argc);
+    p = put_bulk(p, "MSET", 4);
+    memcpy(p, s->buf, s->len);
+    b->len = (size_t)(p + s->len - b->buf);
+    b->ncmds++;
+    s->len = 0;
+    s->nkeys = 0;
+    return 0;
+}
+
+/* ----------------------------------------------------------------- public */
+
+struct batch_writer *batch_writer_new(struct job *job, unsigned self, unsigned max_outstanding)
+{
+    struct batch_writer *bw = calloc(1, sizeof(*bw));
+    if (bw == NULL)
+        return NULL;
+    bw->job = job;
+    bw->self = self;
+    bw->max_outstanding = max_outstanding;
+    for (unsigned i = 0; i < JOB_MAX_WORKERS; i++)
+        bw->db[i] = 0; /* a new connection starts in db 0 */
+    return bw;
+}
+
+void batch_writer_free(struct batch_writer *bw)
+{
+    if (bw == NULL)
+        return;
+    for (unsigned i = 0; i < JOB_MAX_WORKERS; i++) {
+        if (bw->open[i]) {
+            free(bw->open[i]->buf);
+            free(bw->open[i]);
+        }
+        free(bw->stage[i].buf);
+    }
+    while (bw->free_list) {
+        struct batch *b = bw->free_list;
+        bw->free_list = b->next;
+        free(b->buf);
+        free(b);
+    }
+    free(bw);
+}
+
+int batch_writer_cmd(struct batch_writer *bw, unsigned to, int64_t db, int argc,
+                     const struct rs_slice *argv)
+{
+    int rc = mset_flush(bw, to);
+    if (rc == 0)
+        rc = select_db(bw, to, db);
+    if (rc == 0)
+        rc = put_cmd(bw, to, argc, argv);
+    return rc;
+}
+
+int batch_writer_mset(struct batch_writer *bw, unsigned to, int64_t db, struct rs_slice key,
+                      struct rs_slice value)
+{
+    struct mset_stage *s = &bw->stage[to];
+    if (s->nkeys > 0 && s->db != db) {
+        int rc = mset_flush(bw, to);
+        if (rc != 0)
+            return rc;
+    }
+    size_t need = resp_arg_size(key.len) + resp_arg_size(value.len);
+    if (s->len + need > s->cap) {
+        size_t cap = s->cap ? s->cap : 16 * 1024;
+        while (cap < s->len + need)
+            cap *= 2;
+        char *nb = realloc(s->buf, cap);
+        if (nb == NULL)
+            return -ENOMEM;
+        s->buf = nb;
+        s->cap = cap;
+    }
+    char *p = put_bulk(s->buf + s->len, key.p, key.len);
+    p = put_bulk(p, value.p, value.len);
+    s->len = (size_t)(p - s->buf);
+    s->db = db;
+    if (++s->nkeys == BATCH_MSET_KEYS || s->len >= BATCH_BYTES / 2)
+        return mset_flush(bw, to);
+    return 0;
+}
+
+unsigned batch_writer_publish(struct batch_writer *bw)
+{
+    unsigned n = 0;
+    for (unsigned to = 0; to < bw->job->nworkers; to++) {
+        if (mset_flush(bw, to) != 0)
+            job_fail(bw->job, "out of memory while writing commands");
+        struct batch *b = bw->open[to];
+        if (b != NULL && b->len > 0) {
+            bw->open[to] = NULL;
+            hand_over(bw, to, b);
+            n++;
+        }
+        struct spsc_ring *r = job_ring_to(bw->job, bw->self, to);
+        while (bw->overflow_head[to] != NULL && spsc_ring_push(r, bw->overflow_head[to])) {
+            bw->overflow_head[to] = bw->overflow_head[to]->next;
+            bw->pushed[to] = true;
+        }
+        if (bw->overflow_head[to] == NULL)
+            bw->overflow_tail[to] = NULL;
+        if (bw->pushed[to]) {
+            spsc_ring_publish(r);
+            bw->pushed[to] = false;
+            if (bw->wake)
+                bw->wake(bw->wake_ctx, to);
+        }
+    }
+    return n;
+}
+
+unsigned batch_writer_reclaim(struct batch_writer *bw)
+{
+    unsigned n = 0;
+    for (unsigned from = 0; from < bw->job->nworkers; from++) {
+        if (from == bw->self)
+            continue;
+        struct spsc_ring *r = job_ring_back(bw->job, from, bw->self);
+        struct batch *b;
+        bool any = false;
+        while ((b = spsc_ring_pop(r)) != NULL) {
+            batch_put_back(bw, b);
+            any = true;
+            n++;
+        }
+        if (any)
+            spsc_ring_release(r);
+    }
+    return n;
+}
+
+void batch_writer_recycle(struct batch_writer *bw, struct batch *b)
+{
+    batch_put_back(bw, b);
+}
+
+bool batch_writer_is_full(const struct batch_writer *bw)
+{
+    return bw->outstanding >= bw->max_outstanding;
+}
+
+unsigned batch_writer_outstanding(const struct batch_writer *bw)
+{
+    unsigned open = 0;
+    for (unsigned i = 0; i < JOB_MAX_WORKERS; i++)
+        if (bw->open[i] != NULL && bw->open[i]->len == 0)
+            open++; /* an empty open batch is not waiting for anyone */
+    return bw->outstanding - open;
+}
+
+void batch_writer_set_self_sink(struct batch_writer *bw, void (*sink)(void *ctx, struct batch *b),
+                                void *ctx)
+{
+    bw->self_sink = sink;
+    bw->self_ctx = ctx;
+}
+
+void batch_writer_set_waker(struct batch_writer *bw, void (*wake)(void *ctx, unsigned to),
+                            void *ctx)
+{
+    bw->wake = wake;
+    bw->wake_ctx = ctx;
+}

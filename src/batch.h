@@ -1,0 +1,87 @@
+/* batch.h - batches of RESP commands for one destination connection, and the
+ * producer-side writer that fills them.
+ *
+ * A batch is a buffer of complete RESP commands plus the count of replies it
+ * will get. It is made by a producer worker (which decodes the source),
+ * handed to the consumer worker that owns the destination connection through
+ * the job's ring to[producer][consumer], sent, and once every reply is in,
+ * handed back through back[consumer][producer] to be reused by its owner.
+ *
+ *   owner: batch_writer_* fill --> to[][] --> dest_link send/reply --> back[][] --> owner reuses
+ */
+#ifndef RS_BATCH_H
+#define RS_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slice.h"
+
+#define BATCH_BYTES     (64 * 1024) /* a batch's buffer; bigger commands get a batch of their own */
+#define BATCH_MSET_KEYS 100         /* strings merged into one MSET */
+
+struct job;
+
+struct batch {
+    char *buf;
+    size_t len;
+    size_t cap;
+    uint32_t ncmds;      /* replies this batch will get */
+    uint16_t owner;      /* the producer worker that frees it */
+    uint16_t dest;       /* the consumer worker that sends it */
+    int64_t db_at_start; /* the connection's db before the first command (for error reports) */
+    /* consumer side */
+    uint32_t replies;   /* replies received so far */
+    size_t sent;        /* bytes sent so far */
+    struct batch *next; /* FIFO link on the consumer, free list on the owner */
+};
+
+/* Appends to a batch: RESP builders (the caller checks room with resp_size). */
+size_t resp_arg_size(size_t len);
+size_t resp_argv_size(int argc, const struct rs_slice *argv);
+void batch_put_argv(struct batch *b, int argc, const struct rs_slice *argv);
+
+/* The producer side of one worker. Not thread-safe: its owner only. */
+struct batch_writer;
+
+struct batch_writer *batch_writer_new(struct job *job, unsigned self, unsigned max_outstanding);
+void batch_writer_free(struct batch_writer *bw);
+
+/* Appends one command (argv) for consumer worker `to`, to run in database db
+ * (-1: whatever database the connection is in). Emits SELECT first when the
+ * connection's database differs. Returns 0 or -ENOMEM. */
+int batch_writer_cmd(struct batch_writer *bw, unsigned to, int64_t db, int argc,
+                     const struct rs_slice *argv);
+
+/* Adds key=value to the MSET being gathered for worker `to` in db; the MSET
+ * goes out when it has BATCH_MSET_KEYS keys, when any other command is
+ * written for that worker, or on batch_writer_publish. */
+int batch_writer_mset(struct batch_writer *bw, unsigned to, int64_t db, struct rs_slice key,
+                      struct rs_slice value);
+
+/* Hands every non-empty open batch to its consumer (own batches go to
+ * `self_sink`); returns the number of batches handed over. */
+unsigned batch_writer_publish(struct batch_writer *bw);
+
+/* Takes back batches that consumers are done with; returns how many. */
+unsigned batch_writer_reclaim(struct batch_writer *bw);
+
+/* A batch this worker made came back (the worker was its own consumer). */
+void batch_writer_recycle(struct batch_writer *bw, struct batch *b);
+
+/* True when as many batches are out as allowed: stop producing for now. */
+bool batch_writer_is_full(const struct batch_writer *bw);
+
+/* Batches handed out and not yet back. 0 means every command was replied to. */
+unsigned batch_writer_outstanding(const struct batch_writer *bw);
+
+/* Where batches for this worker itself go (set by the worker). */
+void batch_writer_set_self_sink(struct batch_writer *bw, void (*sink)(void *ctx, struct batch *b),
+                                void *ctx);
+
+/* Wakes consumer `to` if it sleeps (set by the worker). */
+void batch_writer_set_waker(struct batch_writer *bw, void (*wake)(void *ctx, unsigned to),
+                            void *ctx);
+
+#endif

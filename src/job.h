@@ -1,0 +1,71 @@
+/* job.h - what the threads of one sync job share: the ring matrix, the
+ * outcome, and progress counters. Everything else a worker owns alone.
+ *
+ *            to[i][j]: batches from producer worker i to consumer worker j
+ *   worker i ==========================================> worker j
+ *            <==========================================
+ *            back[j][i]: the same batches, replied to, going home to i
+ *
+ * A batch is freed by the worker that made it (its owner), after the
+ * consumer has all of its replies.
+ */
+#ifndef RS_JOB_H
+#define RS_JOB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "spsc_ring.h"
+
+#define JOB_MAX_WORKERS 64
+#define JOB_RING_SLOTS  1024 /* batch descriptors per ring: a power of two */
+
+struct worker;
+
+struct job {
+    unsigned nworkers;
+    struct worker *workers[JOB_MAX_WORKERS];
+    struct spsc_ring *to;   /* nworkers * nworkers: to[i * n + j] */
+    struct spsc_ring *back; /* back[j * n + i] */
+
+    /* The outcome: the first failure wins; every worker stops when it is set. */
+    _Atomic int failed;
+    _Atomic int stop;     /* asked to stop (SIGINT/SIGTERM): stop cleanly */
+    _Atomic int finished; /* the input is fully applied */
+    pthread_mutex_t fail_mu;
+    char fail_msg[1024];
+
+    /* Progress, written by workers, read by anyone (relaxed). */
+    _Atomic uint64_t input_bytes;  /* snapshot bytes consumed */
+    _Atomic uint64_t keys_read;    /* keys decoded */
+    _Atomic uint64_t keys_skipped; /* expired or empty keys not written */
+    _Atomic uint64_t cmds_acked;   /* replies received from destinations */
+};
+
+/* Creates the ring matrix for n workers. Returns 0 or -ENOMEM. */
+int job_init(struct job *job, unsigned nworkers);
+void job_deinit(struct job *job);
+
+static inline struct spsc_ring *job_ring_to(struct job *job, unsigned from, unsigned to)
+{
+    return &job->to[from * job->nworkers + to];
+}
+
+static inline struct spsc_ring *job_ring_back(struct job *job, unsigned from, unsigned to)
+{
+    return &job->back[from * job->nworkers + to];
+}
+
+/* Records the job's failure (the first one wins) and tells every worker to stop. */
+void job_fail(struct job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static inline bool job_should_stop(struct job *job)
+{
+    return atomic_load_explicit(&job->failed, memory_order_relaxed) ||
+           atomic_load_explicit(&job->stop, memory_order_relaxed) ||
+           atomic_load_explicit(&job->finished, memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,59 @@
+/* snapshot_writer.h - turns the snapshot's key records into the cheapest
+ * commands that give the destination the same data (DESIGN.md §1, "Command
+ * choice"):
+ *
+ *   string, no expiry          MSET of up to 100 keys (per database)
+ *   string with an expiry      SET key value PXAT ms
+ *   big string                 SET key first-piece, APPEND key piece ..., PEXPIREAT
+ *   other small values         RESTORE key ms payload REPLACE ABSTTL (the payload is
+ *                              the snapshot's own bytes + RDB version + CRC64)
+ *   big values, or RESTORE off DEL key, then RPUSH / SADD / ZADD / HSET / XADD ... of
+ *                              bounded size, XSETID, XGROUP, XCLAIM, then PEXPIREAT
+ *   expired or empty keys      nothing
+ *   functions, AUX lua         FUNCTION LOAD REPLACE, SCRIPT LOAD
+ *
+ * Commands of one key go to one worker (by hash slot), in order.
+ */
+#ifndef RS_SNAPSHOT_WRITER_H
+#define RS_SNAPSHOT_WRITER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rdb_decoder.h"
+
+struct batch_writer;
+struct job;
+
+struct snapshot_writer_config {
+    bool use_restore; /* RESTORE small non-string values; false: native commands for all */
+    unsigned nworkers;
+};
+
+struct snapshot_writer;
+
+struct snapshot_writer *snapshot_writer_new(const struct snapshot_writer_config *cfg,
+                                            struct batch_writer *bw, struct job *job);
+void snapshot_writer_free(struct snapshot_writer *sw);
+
+/* The decoder configuration this writer needs (raw_or_items when RESTOREing). */
+void snapshot_writer_decoder_config(const struct snapshot_writer *sw,
+                                    struct rdb_decoder_config *cfg);
+
+/* An rdb_event_fn: give it every decoder event (ctx = the writer). On a
+ * failure it calls job_fail and returns non-zero. */
+int snapshot_writer_on_event(void *ctx, const struct rdb_event *ev);
+
+/* Counters for the report. */
+struct snapshot_writer_stats {
+    uint64_t keys;      /* keys written */
+    uint64_t expired;   /* keys skipped as already expired */
+    uint64_t empty;     /* empty collections skipped */
+    uint64_t restored;  /* keys written with RESTORE */
+    uint64_t native;    /* keys written with native commands */
+    uint64_t functions; /* function libraries loaded */
+    int rdb_version;
+};
+void snapshot_writer_stats(const struct snapshot_writer *sw, struct snapshot_writer_stats *st);
+
+#endif

@@ -1,0 +1,739 @@
+/* sync.c - `ringsync sync` and `ringsync restore` (see sync.h).
+ *
+ *   parse options -> check the destination (empty? eviction?) -> open the input
+ *   (PSYNC handshake, or the file) -> read the RDB header -> probe RESTORE ->
+ *   connect one destination link per worker -> run the workers -> report
+ */
+#include "sync.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "batch.h"
+#include "control_link.h"
+#include "crc64.h"
+#include "endpoint.h"
+#include "job.h"
+#include "rs_error.h"
+#include "rdb_decoder.h"
+#include "snapshot_writer.h"
+#include "source_link.h"
+#include "worker.h"
+
+#define SYNC_CONNECT_TIMEOUT_MS 5000
+#define SYNC_HEADER_BYTES       9
+#define SYNC_INITIAL_MAX        (64 * 1024)
+#define SYNC_BATCHES_PER_WORKER 64
+
+enum nonempty_policy { NONEMPTY_REFUSE, NONEMPTY_KEEP, NONEMPTY_FLUSH };
+
+struct sync_opts {
+    const char *source_uri;
+    const char *target_uri;
+    const char *file;
+    unsigned workers;
+    int nonempty;
+    bool restore_never;
+    int listening_port;
+    int timeout_ms;
+    bool quiet;
+};
+
+static volatile sig_atomic_t sync_signal;
+
+static void on_signal(int sig)
+{
+    sync_signal = sig;
+}
+
+/* ---------------------------------------------------------------- logging */
+
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void logf_(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ringsync: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------ snapshot feed */
+
+/* Frames the snapshot and feeds the decoder (runs on the worker with input). */
+struct snap_feed {
+    struct job *job;
+    struct rdb_decoder *dec;
+    const char *source_name;
+    bool has_len;
+    uint64_t left; /* with has_len: RDB bytes still to come */
+    char mark[SOURCE_EOF_MARK_LEN];
+    size_t mark_len, mark_seen;
+    bool rdb_done;
+    int source_fd; /* for keepalives; -1 for a file */
+};
+
+static int feed_fail(struct snap_feed *f, const struct rs_error *err)
+{
+    job_fail(f->job, "the snapshot from %s is not valid: %s error at offset %" PRIu64 ": %s",
+             f->source_name, rs_error_code_name(err->code), err->offset, err->msg);
+    return RS_ERR;
+}
+
+static int snap_feed(void *ctx, const uint8_t *p, size_t n, size_t *used)
+{
+    struct snap_feed *f = ctx;
+    size_t off = 0;
+    *used = 0;
+    if (!f->rdb_done) {
+        size_t take = f->has_len && n > f->left ? (size_t)f->left : n;
+        size_t u = 0;
+        struct rs_error err = {0};
+        int rc = rdb_decoder_feed(f->dec, p, take, &u, &err);
+        if (rc == RS_ERR) {
+            if (err.code == RS_E_CONSUMER)
+                return RS_ERR; /* the writer said why */
+            return feed_fail(f, &err);
+        }
+        atomic_fetch_add_explicit(&f->job->input_bytes, u, memory_order_relaxed);
+        off = u;
+        if (f->has_len)
+            f->left -= u;
+        if (rc == RS_DONE) {
+            f->rdb_done = true;
+            if (f->has_len && f->left != 0) {
+                job_fail(f->job,
+                         "the snapshot from %s ended %" PRIu64 " bytes before the length it "
+                         "announced",
+                         f->source_name, f->left);
+                return RS_ERR;
+            }
+        } else if (f->has_len && f->left == 0) {
+            rdb_decoder_finish(f->dec, &err);
+            return feed_fail(f, &err);
+        }
+    }
+    if (f->rdb_done) {
+        while (off < n && f->mark_seen < f->mark_len) {
+            if (p[off] != (uint8_t)f->mark[f->mark_seen]) {
+                job_fail(f->job, "the diskless snapshot from %s is not followed by its EOF mark",
+                         f->source_name);
+                return RS_ERR;
+            }
+            off++;
+            f->mark_seen++;
+        }
+        if (f->mark_seen == f->mark_len) {
+            *used = off;
+            return RS_DONE;
+        }
+    }
+    *used = off;
+    return RS_OK;
+}
+
+static int snap_at_eof(void *ctx)
+{
+    struct snap_feed *f = ctx;
+    struct rs_error err = {0};
+    if (f->source_fd < 0) { /* a file: the decoder says whether it was complete */
+        if (rdb_decoder_finish(f->dec, &err) == RS_DONE && f->mark_seen == f->mark_len)
+            return RS_DONE;
+        return feed_fail(f, &err);
+    }
+    job_fail(f->job, "source %s closed the connection after %" PRIu64 " bytes of the snapshot",
+             f->source_name, rdb_decoder_offset(f->dec));
+    return RS_ERR;
+}
+
+/* While the snapshot is applied, a newline now and then keeps the source from
+ * timing us out (a replica loading a snapshot does the same). */
+static void snap_tick(void *ctx)
+{
+    struct snap_feed *f = ctx;
+    if (f->source_fd >= 0)
+        (void)!send(f->source_fd, "\n", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* ----------------------------------------------------------------- checks */
+
+/* Refuses, keeps or flushes a destination that already holds keys. */
+static int check_target(struct control_link *cl, const struct sync_opts *o,
+                        const struct endpoint *ep)
+{
+    struct rs_error err = {0};
+    uint64_t keys = 0;
+    if (control_link_dbsize_all(cl, &keys, &err) < 0) {
+        logf_("cannot count the keys of destination %s: %s", ep->name, err.msg);
+        return 1;
+    }
+    if (keys > 0) {
+        if (o->nonempty == NONEMPTY_REFUSE) {
+            logf_("destination %s already holds %" PRIu64
+                  " keys; refusing to write into it (use --target-nonempty keep to overwrite "
+                  "the source's keys and keep the others, or --target-nonempty flush to empty "
+                  "it first)",
+                  ep->name, keys);
+            return 1;
+        }
+        if (o->nonempty == NONEMPTY_FLUSH) {
+            struct control_reply rep = {0};
+            if (control_link_commandv(cl, &rep, &err, "FLUSHALL", NULL) < 0 ||
+                rep.r->type == REDIS_REPLY_ERROR) {
+                logf_("cannot flush destination %s: %s", ep->name, rep.r ? rep.r->str : err.msg);
+                control_reply_free(&rep);
+                return 1;
+            }
+            control_reply_free(&rep);
+            logf_("destination %s held %" PRIu64 " keys: flushed (--target-nonempty flush)",
+                  ep->name, keys);
+        } else {
+            logf_("destination %s holds %" PRIu64
+                  " keys: keeping them, the source's keys overwrite theirs "
+                  "(--target-nonempty keep)",
+                  ep->name, keys);
+        }
+    }
+    struct control_reply rep = {0};
+    if (control_link_commandv(cl, &rep, &err, "CONFIG", "GET", "maxmemory-policy", NULL) == 0 &&
+        rep.r->type == REDIS_REPLY_ARRAY && rep.r->elements == 2 &&
+        rep.r->element[1]->type == REDIS_REPLY_STRING &&
+        strcmp(rep.r->element[1]->str, "noeviction") != 0)
+        logf_("warning: destination %s has maxmemory-policy %s: it may evict keys silently; "
+              "noeviction is safe",
+              ep->name, rep.r->element[1]->str);
+    control_reply_free(&rep);
+    return 0;
+}
+
+/* Whether the destination takes a RESTORE payload of this RDB version: tries
+ * one on a probe key, then deletes it. */
+static bool probe_restore(struct control_link *cl, int rdb_version, const struct endpoint *ep)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "ringsync:restore-probe:%ld", (long)getpid());
+    char payload[13] = {0, 1, 'x', 0, 0};
+    payload[3] = (char)(rdb_version & 0xff);
+    payload[4] = (char)((rdb_version >> 8) & 0xff);
+    uint64_t crc = crc64_update(0, payload, 5);
+    for (int i = 0; i < 8; i++)
+        payload[5 + i] = (char)((crc >> (8 * i)) & 0xff);
+    const char *argv[] = {"RESTORE", key, "0", payload, "REPLACE"};
+    size_t lens[] = {7, strlen(key), 1, sizeof(payload), 7};
+    struct control_reply rep = {0};
+    struct rs_error err = {0};
+    bool ok = control_link_command(cl, &rep, &err, 5, argv, lens) == 0 &&
+              rep.r->type != REDIS_REPLY_ERROR;
+    if (!ok)
+        logf_("destination %s does not take RESTORE of RDB version %d (%s): writing every value "
+              "with native commands",
+              ep->name, rdb_version, rep.r ? rep.r->str : err.msg);
+    control_reply_free(&rep);
+    if (ok) {
+        control_link_commandv(cl, &rep, &err, "DEL", key, NULL);
+        control_reply_free(&rep);
+    }
+    return ok;
+}
+
+/* ---------------------------------------------------------------- options */
+
+static void usage(FILE *f, bool is_sync)
+{
+    if (is_sync)
+        fprintf(f, "usage: ringsync sync --source URI --target URI [options]\n");
+    else
+        fprintf(f, "usage: ringsync restore FILE.rdb|- --target URI [options]\n");
+    fprintf(f, "\n"
+               "URIs are redis://[user[:password]@]host:port; passwords may come from\n"
+               "RINGSYNC_SOURCE_PASSWORD / RINGSYNC_TARGET_PASSWORD instead.\n"
+               "\n"
+               "  --workers N                 shard workers (default: the number of CPUs)\n"
+               "  --target-nonempty P         refuse (default) | keep | flush, when the\n"
+               "                              destination already holds keys\n"
+               "  --restore auto|never        RESTORE small values (auto), or write every\n"
+               "                              value with native commands (never)\n"
+               "  --timeout-ms N              connect and handshake timeout (default 5000)\n"
+               "  --quiet                     no progress line\n");
+    if (is_sync)
+        fprintf(f, "  --listening-port N          the port the source shows for ringsync\n");
+}
+
+static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
+{
+    static const struct option longopts[] = {
+        {"source", required_argument, NULL, 's'},
+        {"target", required_argument, NULL, 't'},
+        {"workers", required_argument, NULL, 'w'},
+        {"target-nonempty", required_argument, NULL, 'n'},
+        {"restore", required_argument, NULL, 'r'},
+        {"listening-port", required_argument, NULL, 'l'},
+        {"timeout-ms", required_argument, NULL, 'T'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof(*o));
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    o->workers = ncpu > 0 ? (unsigned)ncpu : 1;
+    o->timeout_ms = SYNC_CONNECT_TIMEOUT_MS;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 's':
+            o->source_uri = optarg;
+            break;
+        case 't':
+            o->target_uri = optarg;
+            break;
+        case 'w': {
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > JOB_MAX_WORKERS) {
+                logf_("--workers must be a number from 1 to %d, not '%s'", JOB_MAX_WORKERS, optarg);
+                return 2;
+            }
+            o->workers = (unsigned)v;
+            break;
+        }
+        case 'n':
+            if (strcmp(optarg, "refuse") == 0)
+                o->nonempty = NONEMPTY_REFUSE;
+            else if (strcmp(optarg, "keep") == 0)
+                o->nonempty = NONEMPTY_KEEP;
+            else if (strcmp(optarg, "flush") == 0)
+                o->nonempty = NONEMPTY_FLUSH;
+            else {
+                logf_("--target-nonempty takes refuse, keep or flush, not '%s'", optarg);
+                return 2;
+            }
+            break;
+        case 'r':
+            if (strcmp(optarg, "auto") == 0)
+                o->restore_never = false;
+            else if (strcmp(optarg, "never") == 0)
+                o->restore_never = true;
+            else {
+                logf_("--restore takes auto or never, not '%s'", optarg);
+                return 2;
+            }
+            break;
+        case 'l':
+            o->listening_port = atoi(optarg);
+            break;
+        case 'T':
+            o->timeout_ms = atoi(optarg);
+            if (o->timeout_ms <= 0) {
+                logf_("--timeout-ms must be a positive number");
+                return 2;
+            }
+            break;
+        case 'q':
+            o->quiet = true;
+            break;
+        case 'h':
+            usage(stdout, is_sync);
+            return -1;
+        default:
+            usage(stderr, is_sync);
+            return 2;
+        }
+    }
+    if (!is_sync) {
+        if (optind + 1 != argc) {
+            usage(stderr, false);
+            return 2;
+        }
+        o->file = argv[optind];
+    } else if (optind != argc || o->source_uri == NULL) {
+        usage(stderr, true);
+        return 2;
+    }
+    if (o->target_uri == NULL) {
+        logf_("--target is required");
+        usage(stderr, is_sync);
+        return 2;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ running */
+
+static void progress(const struct job *job, double t0, uint64_t total, bool tty)
+{
+    double el = now_s() - t0;
+    uint64_t bytes = atomic_load(&job->input_bytes);
+    double mb = (double)bytes / 1e6;
+    double rate = el > 0 ? mb / el : 0;
+    char eta[48] = "";
+    if (total > 0 && total != UINT64_MAX && bytes > 0 && rate > 0)
+        snprintf(eta, sizeof(eta), ", %.0f%%, %.0f s left", 100.0 * (double)bytes / (double)total,
+                 ((double)(total - bytes) / 1e6) / rate);
+    fprintf(stderr, "%sringsync: snapshot: %.1f MB, %" PRIu64 " keys, %.1f MB/s%s%s",
+            tty ? "\r" : "", mb, atomic_load(&job->keys_read), rate, eta, tty ? "   " : "\n");
+}
+
+struct run_ctx {
+    const struct sync_opts *o;
+    struct endpoint target;
+    const char *source_name;
+    int input_fd;
+    bool input_is_socket;
+    uint8_t *initial;
+    size_t initial_len;
+    int rdb_version;
+    uint64_t rdb_len; /* UINT64_MAX when unknown */
+    const char *eof_mark;
+    size_t eof_mark_len;
+    bool use_restore;
+};
+
+/* Counts keys as the decoder delivers them, then passes events on. */
+struct counting_sink {
+    struct job *job;
+    struct snapshot_writer *sw;
+};
+
+static int counting_on_event(void *ctx, const struct rdb_event *ev)
+{
+    struct counting_sink *cs = ctx;
+    if (ev->type == RDB_EV_KEY_END)
+        atomic_fetch_add_explicit(&cs->job->keys_read, 1, memory_order_relaxed);
+    return snapshot_writer_on_event(cs->sw, ev);
+}
+
+static int run_job(struct run_ctx *rc)
+{
+    const struct sync_opts *o = rc->o;
+    struct job job;
+    int status = 1;
+    int fds[JOB_MAX_WORKERS];
+    unsigned nfds = 0;
+    struct worker *workers[JOB_MAX_WORKERS] = {0};
+    struct batch_writer *bw = NULL;
+    struct snapshot_writer *sw = NULL;
+    struct rdb_decoder *dec = NULL;
+
+    if (job_init(&job, o->workers) < 0) {
+        logf_("out of memory");
+        return 1;
+    }
+    /* one destination connection per worker */
+    for (unsigned i = 0; i < o->workers; i++) {
+        struct control_link cl = {0};
+        struct rs_error err = {0};
+        struct rs_slice pending;
+        if (control_link_open(&cl, &rc->target, o->timeout_ms, &err) < 0) {
+            logf_("%s", err.msg);
+            goto out;
+        }
+        fds[nfds++] = control_link_detach(&cl, &pending);
+        control_link_close(&cl);
+    }
+    bw = batch_writer_new(&job, 0, SYNC_BATCHES_PER_WORKER * o->workers);
+    struct snapshot_writer_config swc = {.use_restore = rc->use_restore, .nworkers = o->workers};
+    sw = bw ? snapshot_writer_new(&swc, bw, &job) : NULL;
+    struct rdb_decoder_config dc = {0};
+    if (sw)
+        snapshot_writer_decoder_config(sw, &dc);
+    struct counting_sink cs = {&job, sw};
+    dec = sw ? rdb_decoder_new(&dc, counting_on_event, &cs) : NULL;
+    if (dec == NULL) {
+        logf_("out of memory");
+        goto out;
+    }
+    struct snap_feed feed = {
+        .job = &job,
+        .dec = dec,
+        .source_name = rc->source_name,
+        .has_len = rc->rdb_len != UINT64_MAX && rc->input_is_socket,
+        .left = rc->rdb_len,
+        .mark_len = rc->eof_mark_len,
+        .source_fd = rc->input_is_socket ? rc->input_fd : -1,
+    };
+    if (rc->eof_mark_len)
+        memcpy(feed.mark, rc->eof_mark, rc->eof_mark_len);
+    struct worker_input input = {
+        .fd = rc->input_fd,
+        .is_socket = rc->input_is_socket,
+        .feed = snap_feed,
+        .at_eof = snap_at_eof,
+        .tick = snap_tick,
+        .ctx = &feed,
+        .initial = rc->initial,
+        .initial_len = rc->initial_len,
+    };
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    double t0 = now_s();
+    /* the worker with the input starts last, so its consumers are listening */
+    for (int i = (int)o->workers - 1; i >= 0; i--) {
+        struct worker_config wc = {
+            .job = &job,
+            .id = (unsigned)i,
+            .cpu = ncpu > 0 ? (int)(i % ncpu) : -1,
+            .dest_fd = fds[i],
+            .dest_name = rc->target.name,
+            .bw = i == 0 ? bw : NULL,
+            .input = i == 0 ? &input : NULL,
+        };
+        workers[i] = worker_start(&wc);
+        if (workers[i] == NULL) {
+            job_fail(&job, "cannot start worker %d", i);
+            break;
+        }
+        fds[i] = -1; /* the worker owns it now */
+    }
+    bool tty = isatty(STDERR_FILENO) && !o->quiet;
+    double last = now_s();
+    while (!job_should_stop(&job)) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (sync_signal) {
+            atomic_store(&job.stop, 1);
+            break;
+        }
+        double t = now_s();
+        if (!o->quiet && ((tty && t - last >= 0.2) || (!tty && t - last >= 5.0))) {
+            progress(&job, t0, rc->rdb_len, tty);
+            last = t;
+        }
+    }
+    for (unsigned i = 0; i < o->workers; i++)
+        if (workers[i])
+            worker_join(workers[i]);
+    double el = now_s() - t0;
+    if (tty)
+        fputc('\n', stderr);
+    struct snapshot_writer_stats st;
+    snapshot_writer_stats(sw, &st);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    uint64_t bytes = atomic_load(&job.input_bytes);
+    if (atomic_load(&job.failed)) {
+        logf_("failed after %.2f s, %" PRIu64 " keys read: %s", el, atomic_load(&job.keys_read),
+              job.fail_msg);
+        status = 1;
+    } else if (atomic_load(&job.stop)) {
+        logf_("stopped by %s after %.2f s: %" PRIu64 " keys read, %" PRIu64
+              " bytes of the snapshot; the destination holds a partial copy",
+              sync_signal == SIGTERM ? "SIGTERM" : "SIGINT", el, atomic_load(&job.keys_read),
+              bytes);
+        status = 0;
+    } else {
+        logf_("snapshot applied: %" PRIu64 " keys written (%" PRIu64 " with RESTORE, %" PRIu64
+              " with native commands), %" PRIu64 " expired and %" PRIu64 " empty skipped, %" PRIu64
+              " function libraries; %.1f MB of RDB version %d in "
+              "%.2f s (%.1f MB/s, %.0f keys/s); cpu %.2f s, peak rss %ld MB",
+              st.keys, st.restored, st.native, st.expired, st.empty, st.functions,
+              (double)bytes / 1e6, st.rdb_version, el, el > 0 ? (double)bytes / 1e6 / el : 0,
+              el > 0 ? (double)st.keys / el : 0, cpu, ru.ru_maxrss / 1024);
+        status = 0;
+    }
+out:
+    for (unsigned i = 0; i < nfds; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    rdb_decoder_free(dec);
+    snapshot_writer_free(sw);
+    batch_writer_free(bw);
+    job_deinit(&job);
+    return status;
+}
+
+/* Opens the destination, checks it, and decides on RESTORE once the RDB
+ * version is known (rc->rdb_version). */
+static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
+{
+    struct rs_error err = {0};
+    if (control_link_open(tcl, &rc->target, rc->o->timeout_ms, &err) < 0) {
+        logf_("%s", err.msg);
+        return 1;
+    }
+    return check_target(tcl, rc->o, &rc->target);
+}
+
+static int parse_header_version(const uint8_t *p, size_t n, int *version)
+{
+    if (n < SYNC_HEADER_BYTES)
+        return -1;
+    int digits = memcmp(p, "REDIS", 5) == 0 ? 5 : memcmp(p, "VALKEY", 6) == 0 ? 6 : 0;
+    if (!digits)
+        return -1;
+    int v = 0;
+    for (int i = digits; i < SYNC_HEADER_BYTES; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    *version = v;
+    return 0;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int restore_main(int argc, char **argv)
+{
+    struct sync_opts o;
+    int rc = parse_opts(argc, argv, false, &o);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    struct run_ctx r = {.o = &o, .rdb_len = UINT64_MAX};
+    struct rs_error err = {0};
+    if (endpoint_parse(o.target_uri, "RINGSYNC_TARGET_PASSWORD", &r.target, &err) < 0) {
+        logf_("--target: %s", err.msg);
+        return 2;
+    }
+    install_signals();
+    r.source_name = strcmp(o.file, "-") == 0 ? "standard input" : o.file;
+    r.input_fd = strcmp(o.file, "-") == 0 ? STDIN_FILENO : open(o.file, O_RDONLY | O_CLOEXEC);
+    if (r.input_fd < 0) {
+        logf_("cannot open %s: %s", o.file, strerror(errno));
+        return 1;
+    }
+    struct stat sb;
+    if (fstat(r.input_fd, &sb) == 0 && S_ISREG(sb.st_mode))
+        r.rdb_len = (uint64_t)sb.st_size;
+    static uint8_t initial[SYNC_INITIAL_MAX];
+    while (r.initial_len < SYNC_HEADER_BYTES) {
+        ssize_t n = read(r.input_fd, initial + r.initial_len, sizeof(initial) - r.initial_len);
+        if (n <= 0)
+            break;
+        r.initial_len += (size_t)n;
+    }
+    r.initial = initial;
+    struct control_link tcl = {0};
+    int status = prepare_target(&r, &tcl);
+    if (status == 0) {
+        r.use_restore = false;
+        if (!o.restore_never && parse_header_version(initial, r.initial_len, &r.rdb_version) == 0)
+            r.use_restore = probe_restore(&tcl, r.rdb_version, &r.target);
+        control_link_close(&tcl);
+        if (!o.quiet)
+            logf_("restore: %s -> %s, %u workers, %s", r.source_name, r.target.name, o.workers,
+                  r.use_restore ? "RESTORE for small values" : "native commands only");
+        status = run_job(&r);
+    } else {
+        control_link_close(&tcl);
+    }
+    if (r.input_fd != STDIN_FILENO)
+        close(r.input_fd);
+    return status;
+}
+
+int sync_main(int argc, char **argv)
+{
+    struct sync_opts o;
+    int rc = parse_opts(argc, argv, true, &o);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    struct run_ctx r = {.o = &o, .rdb_len = UINT64_MAX, .input_is_socket = true};
+    struct endpoint source;
+    struct rs_error err = {0};
+    if (endpoint_parse(o.source_uri, "RINGSYNC_SOURCE_PASSWORD", &source, &err) < 0) {
+        logf_("--source: %s", err.msg);
+        return 2;
+    }
+    if (endpoint_parse(o.target_uri, "RINGSYNC_TARGET_PASSWORD", &r.target, &err) < 0) {
+        logf_("--target: %s", err.msg);
+        return 2;
+    }
+    install_signals();
+    r.source_name = source.name;
+    struct control_link tcl = {0}, scl = {0};
+    int status = prepare_target(&r, &tcl);
+    if (status != 0) {
+        control_link_close(&tcl);
+        return status;
+    }
+    if (control_link_open(&scl, &source, o.timeout_ms, &err) < 0) {
+        logf_("%s", err.msg);
+        control_link_close(&tcl);
+        return 1;
+    }
+    struct source_handshake_opts ho = {.listening_port = o.listening_port};
+    struct source_handshake_result hr;
+    if (source_link_handshake(&scl, &ho, &hr, &err) < 0) {
+        logf_("%s", err.msg);
+        control_link_close(&scl);
+        control_link_close(&tcl);
+        return 1;
+    }
+    if (!hr.full) {
+        logf_("source %s answered PSYNC ? -1 with +CONTINUE: it should have sent a snapshot",
+              source.name);
+        control_link_close(&scl);
+        control_link_close(&tcl);
+        return 1;
+    }
+    struct rs_slice pending;
+    r.input_fd = control_link_detach(&scl, &pending);
+    static uint8_t initial[SYNC_INITIAL_MAX];
+    RS_ASSERT(pending.len <= sizeof(initial)); /* the control link buffers less */
+    r.initial_len = pending.len;
+    memcpy(initial, pending.p, r.initial_len);
+    control_link_close(&scl);
+    while (r.initial_len < SYNC_HEADER_BYTES) { /* the RDB header decides RESTORE */
+        ssize_t n = recv(r.input_fd, initial + r.initial_len, SYNC_HEADER_BYTES - r.initial_len, 0);
+        if (n <= 0) {
+            logf_("source %s closed the connection before the snapshot began", source.name);
+            close(r.input_fd);
+            control_link_close(&tcl);
+            return 1;
+        }
+        r.initial_len += (size_t)n;
+    }
+    r.initial = initial;
+    r.rdb_len = hr.rdb_len;
+    r.eof_mark = hr.eof_mark;
+    r.eof_mark_len = hr.eof_mark_len;
+    r.use_restore = false;
+    if (!o.restore_never && parse_header_version(initial, r.initial_len, &r.rdb_version) == 0)
+        r.use_restore = probe_restore(&tcl, r.rdb_version, &r.target);
+    control_link_close(&tcl);
+    if (!o.quiet)
+        logf_("sync: %s -> %s, %u workers, snapshot %s (replid %s offset %" PRId64 "), %s",
+              source.name, r.target.name, o.workers, hr.eof_mark_len ? "diskless" : "from disk",
+              hr.replid, hr.offset,
+              r.use_restore ? "RESTORE for small values" : "native commands only");
+    status = run_job(&r);
+    close(r.input_fd);
+    if (status == 0 && !o.quiet && !sync_signal)
+        logf_("sync: done after the snapshot; following the source's later writes comes with "
+              "the incremental sync");
+    return status;
+}

@@ -1,0 +1,425 @@
+/* worker.c - the shard worker's thread and event loop (see worker.h). */
+#include "worker.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "dest_link.h"
+#include "job.h"
+#include "rs_error.h"
+
+#define WORKER_RING_ENTRIES 256
+#define WORKER_INPUT_BYTES  (256 * 1024)
+#define WORKER_FEED_PIECE   (16 * 1024) /* input fed between backpressure checks */
+#define WORKER_WAIT_NS      (10 * 1000 * 1000)
+
+/* user_data: the operation in the top byte. */
+enum worker_op {
+    OP_WAKE = 1, /* a MSG_RING from another worker */
+    OP_INPUT_READ,
+    OP_DEST_SEND,
+    OP_DEST_RECV,
+};
+
+#define UD(op)    ((uint64_t)(op) << 56)
+#define UD_OP(ud) ((int)((ud) >> 56))
+
+struct worker {
+    struct worker_config cfg;
+    struct job *job;
+    pthread_t thread;
+    struct io_uring ring;
+    _Atomic int sleeping; /* the thread is (about to be) waiting in io_uring */
+    _Atomic int ready;    /* 1 once the thread made its ring, -1 if it could not */
+    int ring_fd;
+    struct dest_link dl;
+    bool back_pushed[64];
+    /* input (the worker with a source) */
+    uint8_t *inbuf;
+    size_t in_len, in_off;
+    bool in_read_inflight;
+    bool in_eof;
+    bool in_done;
+    uint64_t in_file_off;
+    struct timespec last_tick;
+};
+
+/* ---------------------------------------------------------------- waking */
+
+/* Wakes worker `to` if it sleeps, with a MSG_RING from our ring. */
+static void wake(void *ctx, unsigned to)
+{
+    struct worker *w = ctx;
+    struct worker *t = w->job->workers[to];
+    if (t == NULL || t == w)
+        return;
+    /* seq_cst: orders our ring publish before reading its sleeping flag
+     * (the other half of the Dekker pair is in worker_wait). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&t->sleeping) && atomic_exchange(&t->sleeping, 0)) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+        if (sqe == NULL) {
+            io_uring_submit(&w->ring);
+            sqe = io_uring_get_sqe(&w->ring);
+        }
+        if (sqe != NULL) {
+            io_uring_prep_msg_ring(sqe, t->ring_fd, 0, UD(OP_WAKE), 0);
+            io_uring_sqe_set_data64(sqe, UD(OP_WAKE));
+            sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ batch flow */
+
+static void sink_self(void *ctx, struct batch *b)
+{
+    struct worker *w = ctx;
+    dest_link_enqueue(&w->dl, b);
+}
+
+/* All replies of b are in: give it back to the worker that made it. */
+static void batch_done(void *ctx, struct batch *b)
+{
+    struct worker *w = ctx;
+    if (b->owner == w->cfg.id) {
+        batch_writer_recycle(w->cfg.bw, b);
+        return;
+    }
+    struct spsc_ring *r = job_ring_back(w->job, w->cfg.id, b->owner);
+    while (!spsc_ring_push(r, b)) {
+        /* cannot happen: a ring holds more descriptors than an owner makes */
+        RS_ASSERT(!"back ring full");
+    }
+    w->back_pushed[b->owner] = true;
+}
+
+static void publish_back(struct worker *w)
+{
+    for (unsigned i = 0; i < w->job->nworkers; i++) {
+        if (!w->back_pushed[i])
+            continue;
+        w->back_pushed[i] = false;
+        spsc_ring_publish(job_ring_back(w->job, w->cfg.id, i));
+        wake(w, i);
+    }
+}
+
+static bool take_inbound(struct worker *w)
+{
+    bool any = false;
+    for (unsigned i = 0; i < w->job->nworkers; i++) {
+        if (i == w->cfg.id)
+            continue;
+        struct spsc_ring *r = job_ring_to(w->job, i, w->cfg.id);
+        struct batch *b;
+        bool got = false;
+        while ((b = spsc_ring_pop(r)) != NULL) {
+            dest_link_enqueue(&w->dl, b);
+            got = true;
+        }
+        if (got) {
+            spsc_ring_release(r);
+            any = true;
+        }
+    }
+    return any;
+}
+
+static bool inbound_waiting(struct worker *w)
+{
+    for (unsigned i = 0; i < w->job->nworkers; i++) {
+        if (i == w->cfg.id)
+            continue;
+        if (!spsc_ring_is_empty(job_ring_to(w->job, i, w->cfg.id)) ||
+            !spsc_ring_is_empty(job_ring_back(w->job, i, w->cfg.id)))
+            return true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------ input */
+
+/* Feeds buffered input while the producer has room. True if it made progress. */
+static bool pump_input(struct worker *w)
+{
+    struct worker_input *in = w->cfg.input;
+    bool progress = false;
+    while (!w->in_done && w->in_off < w->in_len && !batch_writer_is_full(w->cfg.bw) &&
+           !job_should_stop(w->job)) {
+        size_t n = w->in_len - w->in_off, used = 0;
+        if (n > WORKER_FEED_PIECE)
+            n = WORKER_FEED_PIECE;
+        int rc = in->feed(in->ctx, w->inbuf + w->in_off, n, &used);
+        w->in_off += used;
+        progress = true;
+        if (rc == RS_DONE)
+            w->in_done = true;
+        else if (rc != RS_OK)
+            return progress;
+    }
+    if (!w->in_done && w->in_eof && w->in_off == w->in_len) {
+        if (in->at_eof(in->ctx) == RS_DONE)
+            w->in_done = true;
+        progress = true;
+    }
+    return progress;
+}
+
+static void prep_input_read(struct worker *w)
+{
+    struct worker_input *in = w->cfg.input;
+    if (w->in_done || w->in_eof || w->in_read_inflight || w->in_off < w->in_len)
+        return;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+    if (sqe == NULL)
+        return;
+    if (in->is_socket)
+        io_uring_prep_recv(sqe, in->fd, w->inbuf, WORKER_INPUT_BYTES, 0);
+    else
+        io_uring_prep_read(sqe, in->fd, w->inbuf, WORKER_INPUT_BYTES, (uint64_t)-1);
+    io_uring_sqe_set_data64(sqe, UD(OP_INPUT_READ));
+    w->in_read_inflight = true;
+}
+
+static void on_input_read(struct worker *w, int res)
+{
+    w->in_read_inflight = false;
+    if (res < 0) {
+        if (res == -EINTR || res == -EAGAIN)
+            return;
+        job_fail(w->job, "reading the source failed: %s", strerror(-res));
+        return;
+    }
+    if (res == 0) {
+        w->in_eof = true;
+        return;
+    }
+    w->in_len = (size_t)res;
+    w->in_off = 0;
+}
+
+/* -------------------------------------------------------------------- loop */
+
+static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    switch (UD_OP(ud)) {
+    case OP_WAKE:
+        break;
+    case OP_INPUT_READ:
+        on_input_read(w, cqe->res);
+        break;
+    case OP_DEST_SEND:
+        dest_link_on_send(&w->dl, cqe->res);
+        break;
+    case OP_DEST_RECV:
+        dest_link_on_recv(&w->dl, cqe->res);
+        break;
+    default:
+        if (cqe->res < 0 && UD_OP(ud) == 0)
+            break; /* a skipped-success MSG_RING that failed: the target had gone */
+        break;
+    }
+}
+
+static double since_s(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static void loop(struct worker *w)
+{
+    struct batch_writer *bw = w->cfg.bw;
+    clock_gettime(CLOCK_MONOTONIC, &w->last_tick);
+    while (!job_should_stop(w->job)) {
+        bool busy = take_inbound(w);
+        if (bw != NULL)
+            busy |= batch_writer_reclaim(bw) > 0;
+        if (w->cfg.input != NULL) {
+            busy |= pump_input(w);
+            batch_writer_publish(bw);
+            prep_input_read(w);
+            if (w->in_done && batch_writer_outstanding(bw) == 0 && dest_link_is_idle(&w->dl)) {
+                atomic_store(&w->job->finished, 1);
+                break;
+            }
+            if (w->cfg.input->tick && since_s(&w->last_tick) >= 1.0) {
+                clock_gettime(CLOCK_MONOTONIC, &w->last_tick);
+                w->cfg.input->tick(w->cfg.input->ctx);
+            }
+        }
+        dest_link_prep_send(&w->dl, &w->ring, UD(OP_DEST_SEND));
+        dest_link_prep_recv(&w->dl, &w->ring, UD(OP_DEST_RECV));
+
+        bool can_pump = w->cfg.input != NULL && !w->in_done && w->in_off < w->in_len &&
+                        !batch_writer_is_full(bw);
+        struct io_uring_cqe *cqe;
+        if (busy || can_pump) {
+            io_uring_submit_and_get_events(&w->ring);
+        } else {
+            /* Dekker with wake(): announce the sleep, then look again. */
+            atomic_store(&w->sleeping, 1);
+            if (inbound_waiting(w)) {
+                atomic_store(&w->sleeping, 0);
+                io_uring_submit_and_get_events(&w->ring);
+            } else {
+                struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = WORKER_WAIT_NS};
+                io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+                atomic_store(&w->sleeping, 0);
+            }
+        }
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&w->ring, head, cqe)
+        {
+            dispatch(w, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&w->ring, n);
+        publish_back(w);
+    }
+}
+
+static void pin(int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set); /* best effort */
+}
+
+static int ring_init(struct worker *w)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+              IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+    p.cq_entries = WORKER_RING_ENTRIES * 8;
+    int rc = io_uring_queue_init_params(WORKER_RING_ENTRIES, &w->ring, &p);
+    if (rc == -EINVAL) { /* an older kernel: plain flags */
+        memset(&p, 0, sizeof(p));
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = WORKER_RING_ENTRIES * 8;
+        rc = io_uring_queue_init_params(WORKER_RING_ENTRIES, &w->ring, &p);
+    }
+    if (rc < 0)
+        return rc;
+    w->ring_fd = w->ring.ring_fd;
+    return 0;
+}
+
+static void drain_inflight(struct worker *w)
+{
+    /* Cancel what is in flight and reap it, so no buffer is in the kernel's
+     * hands when it is freed. */
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+    if (sqe != NULL) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
+    io_uring_submit(&w->ring);
+    for (int i = 0; i < 100 && (w->dl.send_inflight || w->dl.recv_inflight || w->in_read_inflight);
+         i++) {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = WORKER_WAIT_NS};
+        if (io_uring_wait_cqe_timeout(&w->ring, &cqe, &ts) == 0) {
+            uint64_t ud = io_uring_cqe_get_data64(cqe);
+            if (UD_OP(ud) == OP_DEST_SEND)
+                w->dl.send_inflight = false;
+            else if (UD_OP(ud) == OP_DEST_RECV)
+                w->dl.recv_inflight = false;
+            else if (UD_OP(ud) == OP_INPUT_READ)
+                w->in_read_inflight = false;
+            io_uring_cqe_seen(&w->ring, cqe);
+        }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, NULL); /* signals are main's business */
+    pin(w->cfg.cpu);
+    int rc = ring_init(w);
+    if (rc < 0) {
+        job_fail(w->job, "worker %u cannot set up io_uring: %s", w->cfg.id, strerror(-rc));
+        atomic_store(&w->ready, -1);
+        return NULL;
+    }
+    atomic_store(&w->ready, 1);
+    loop(w);
+    drain_inflight(w);
+    return NULL;
+}
+
+struct worker *worker_start(const struct worker_config *cfg)
+{
+    struct worker *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->cfg = *cfg;
+    w->job = cfg->job;
+    /* The ring is created here and used only by the worker's thread: with
+     * SINGLE_ISSUER the submitter must be the creator, so create it there. */
+    if (cfg->input != NULL) {
+        if ((w->inbuf = malloc(WORKER_INPUT_BYTES)) == NULL)
+            goto fail;
+        RS_ASSERT(cfg->input->initial_len <= WORKER_INPUT_BYTES);
+        if (cfg->input->initial_len)
+            memcpy(w->inbuf, cfg->input->initial, cfg->input->initial_len);
+        w->in_len = cfg->input->initial_len;
+    }
+    if (dest_link_init(&w->dl, cfg->dest_fd, cfg->dest_name, cfg->job, batch_done, w) < 0)
+        goto fail;
+    if (cfg->bw != NULL) {
+        batch_writer_set_self_sink(cfg->bw, sink_self, w);
+        batch_writer_set_waker(cfg->bw, wake, w);
+    }
+    cfg->job->workers[cfg->id] = w;
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        goto fail;
+    while (atomic_load(&w->ready) == 0) { /* others may wake it once it is listed */
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    return w;
+fail:
+    cfg->job->workers[cfg->id] = NULL;
+    free(w->inbuf);
+    free(w->dl.rbuf);
+    free(w);
+    return NULL;
+}
+
+void worker_join(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+    if (atomic_load(&w->ready) == 1)
+        io_uring_queue_exit(&w->ring);
+    dest_link_deinit(&w->dl);
+    free(w->inbuf);
+    free(w);
+}
+
+uint64_t worker_replies(const struct worker *w)
+{
+    return w->dl.replies;
+}

@@ -1,0 +1,63 @@
+/* worker.h - a shard worker: one thread pinned to a CPU, its own io_uring,
+ * its destination connection, and (for the worker that owns it) the source.
+ *
+ * The loop's rules, in order, every iteration:
+ *  1. take batches from the inbound rings (to[*][me]) into the destination link;
+ *  2. take back the batches consumers are done with (back[*][me]);
+ *  3. feed input bytes to the producer while its batches are not all out;
+ *  4. publish the batches made, waking consumers that sleep;
+ *  5. queue at most one send and one recv per socket;
+ *  6. one io_uring_submit_and_wait_timeout (10 ms at most) when idle, else
+ *     submit and reap without waiting; then dispatch completions by the op
+ *     encoded in user_data.
+ */
+#ifndef RS_WORKER_H
+#define RS_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct job;
+struct batch_writer;
+struct io_uring;
+
+/* A byte source pumped by the worker that owns it (a source socket or a file). */
+struct worker_input {
+    int fd;
+    bool is_socket; /* recv on a socket, read on a file or pipe */
+    /* Takes bytes: RS_OK (wants more), RS_DONE (complete; *used says how
+     * many it took), RS_ERR (it called job_fail). */
+    int (*feed)(void *ctx, const uint8_t *p, size_t n, size_t *used);
+    /* The input ended (EOF): RS_DONE if that is expected, else RS_ERR. */
+    int (*at_eof)(void *ctx);
+    /* Called about once a second from the worker (keepalives); may be NULL. */
+    void (*tick)(void *ctx);
+    void *ctx;
+    /* Bytes already read from fd before the worker took it (at most 256 KiB). */
+    const uint8_t *initial;
+    size_t initial_len;
+};
+
+struct worker_config {
+    struct job *job;
+    unsigned id;
+    int cpu;                    /* pin to this CPU, or -1 */
+    int dest_fd;                /* a connected, authenticated destination socket */
+    const char *dest_name;      /* "host:port" */
+    struct batch_writer *bw;    /* the producer side, for the worker with input; else NULL */
+    struct worker_input *input; /* NULL for workers without a source */
+};
+
+struct worker;
+
+/* Starts the worker's thread. Returns NULL (and closes nothing) on failure. */
+struct worker *worker_start(const struct worker_config *cfg);
+
+/* Waits for the thread to end and frees the worker (closing its socket). */
+void worker_join(struct worker *w);
+
+/* Commands the worker's destination link has had replies to. */
+uint64_t worker_replies(const struct worker *w);
+
+#endif
