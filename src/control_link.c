@@ -556,7 +556,10 @@ int control_link_dbsize_all(struct control_link *cl, uint64_t *keys, struct rs_e
             }
             if (!ok) {
                 char quoted[CONTROL_LINK_QUOTE_BYTES * 4 + 4];
-                rs_escape_bytes(quoted, sizeof(quoted), s, (size_t)(eol - s), 60);
+                size_t len = (size_t)(eol - s);
+                if (len > 0 && s[len - 1] == '\r')
+                    len--;
+                rs_escape_bytes(quoted, sizeof(quoted), s, len, 60);
                 rs_error_set(err, RS_E_FORMAT, 0,
                              "%s: INFO keyspace has a line that is not dbN:keys=N,...: \"%s\"",
                              cl->name, quoted);

@@ -146,6 +146,8 @@ struct rdb_decoder {
     size_t mfields_cap;
 };
 
+static void note_peak(struct rdb_decoder *d);
+
 /* ------------------------------------------------------------------ names */
 
 const char *rdb_kind_name(int kind)
@@ -520,6 +522,7 @@ static int sref_view(struct rdb_decoder *d, const struct sref *s, int slot, stru
     }
     if (grow((void **)&d->scratch[slot], &d->scratch_cap[slot], s->len + 1) < 0)
         return oom(d, s->len);
+    note_peak(d);
     int rc = sref_copy(d, s, d->scratch[slot], what);
     out->p = (const char *)d->scratch[slot];
     out->len = s->len;
@@ -651,6 +654,7 @@ static struct rdb_item *item_new(struct rdb_decoder *d, size_t bytes, size_t nfv
             }
             d->arena = a;
             d->arena_cap = bytes;
+            note_peak(d);
         }
         if (nfv > d->fvcap) {
             struct rs_slice *f = realloc(d->fv, nfv * sizeof(*f));
@@ -1524,6 +1528,7 @@ static int step_key(struct rdb_decoder *d, struct cur *c)
         return rc;
     if (grow((void **)&d->keybuf, &d->keycap, k.len + 1) < 0)
         return oom(d, k.len);
+    note_peak(d);
     if ((rc = sref_copy(d, &k, d->keybuf, "a key name")) != RS_OK)
         return rc;
     d->key.key = (struct rs_slice){d->keybuf, k.len};

@@ -253,10 +253,25 @@ static pid_t spawn_server(struct redis_fixture *f, const struct redis_fixture_op
 
     const char *argv[FIXTURE_MAX_ARGS];
     int argc = 0;
-    const char *base[] = {"redis-server", "--port",      port,     "--bind",    "127.0.0.1",
-                          "--dir",        f->dir,        "--save", "",          "--appendonly",
-                          "no",           "--daemonize", "no",     "--logfile", logfile,
-                          "--dbfilename", "dump.rdb"};
+    const char *base[] = {"redis-server",
+                          "--port",
+                          port,
+                          "--bind",
+                          "127.0.0.1",
+                          "--dir",
+                          f->dir,
+                          "--save",
+                          "",
+                          "--appendonly",
+                          "no",
+                          "--daemonize",
+                          "no",
+                          "--logfile",
+                          logfile,
+                          "--dbfilename",
+                          "dump.rdb",
+                          "--repl-diskless-sync-delay",
+                          "0"};
     for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
         argv[argc++] = base[i];
     for (size_t i = 0; opts->extra_args != NULL && opts->extra_args[i] != NULL; i++) {

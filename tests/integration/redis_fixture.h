@@ -2,9 +2,12 @@
  *
  * A fixture is one redis-server child on a free 127.0.0.1 port, in a fresh
  * directory of its own under /tmp, with persistence off unless the caller asks
- * (`--save "" --appendonly no`), logging to DIR/redis.log. Redis is the oracle
- * of these tests: what a server holds after loading a file, or after a native
- * replica synced from it, is what ringsync must agree with.
+ * (`--save "" --appendonly no`), logging to DIR/redis.log, starting a full
+ * sync at once when it is a primary (`--repl-diskless-sync-delay 0`).
+ *
+ * Redis is the oracle of these tests: what a server holds after loading a
+ * file, or after a native replica synced from it, is what ringsync must agree
+ * with.
  *
  * Lifetime:
  *

@@ -10,7 +10,9 @@
  *   - keys sorted by their bytes within a db;
  *   - list elements and stream entries in their order;
  *   - set members, hash fields, zset members sorted by bytes (zset scores
- *     travel with their members, compared as doubles: == , or both NaN);
+ *     travel with their members, compared as doubles: ==, or both NaN; so
+ *     -0 equals 0, which json-c could not tell apart anyway: it reads "-0"
+ *     as the integer 0);
  *   - stream groups, consumers sorted by name, PEL ids by id;
  *   - function libraries sorted by their code.
  *

@@ -1,0 +1,312 @@
+"""replicators - the things bench/run compares, and how each one's full sync is timed.
+
+Every replicator copies the source into a fresh, empty destination server that
+bench/run started for it (see measure_full_sync in bench/run):
+
+  ringsync   `ringsync sync --source URI --target URI --quiet` (+ --ringsync-args);
+             time = the process's wall time, start to exit; CPU and peak RSS
+             from its own rusage (wait4).
+  native     the destination itself becomes a replica: REPLICAOF, then timed
+             until INFO replication says master_link_status:up and
+             master_sync_in_progress:0 (snapshot received and loaded); CPU
+             from its INFO cpu before/after, peak RSS its VmHWM (which
+             includes the data set it now holds).
+  native-diskless
+             the same with repl-diskless-load on-empty-db (loads from the
+             socket instead of a temporary RDB file); only when asked for.
+  NAME=CMDLINE
+             any other command line, with {source_host} {source_port}
+             {target_host} {target_port} {source_uri} {target_uri} {ringsync}
+             replaced; its sync ends when it exits 0. With --until-synced NAME
+             (a tool that keeps streaming after its full sync), it also ends
+             when the destination holds the source's keys per database and the
+             same DEBUG DIGEST: the tool is then stopped with SIGTERM and the
+             time is taken when the key counts matched (the digest, which
+             blocks the destination, is not counted).
+
+A sync returns a dict of raw numbers; None means not measured.
+"""
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+from resp_client import RespError, keyspace_counts, cpu_seconds
+
+PROGRESS_INTERVAL_S = 0.025  # destination key-count samples (the progress plot)
+NATIVE_POLL_S = 0.005  # INFO replication polls while a native replica syncs
+
+RINGSYNC_CMDLINE = ("{ringsync} sync --source {source_uri} --target {target_uri} --quiet")
+
+
+class SyncFailed(Exception):
+    """The replicator exited non-zero, or timed out; the message says which and how."""
+
+
+class ProgressSampler(threading.Thread):
+    """Samples the destination's key count (INFO keyspace) over time, on its own
+    connection, until stop(); samples are (seconds since t0, keys)."""
+
+    def __init__(self, dest, t0):
+        super().__init__(daemon=True)
+        self.dest, self.t0 = dest, t0
+        self.samples = []
+        self.done = threading.Event()
+
+    def run(self):
+        try:
+            with self.dest.client(timeout_s=5) as c:
+                while not self.done.is_set():
+                    try:
+                        keys = sum(keyspace_counts(c.info("keyspace")).values())
+                    except RespError:
+                        keys = None
+                    self.samples.append((round(time.monotonic() - self.t0, 4), keys))
+                    self.done.wait(PROGRESS_INTERVAL_S)
+        except OSError:
+            pass
+
+    def stop(self):
+        self.done.set()
+        self.join(timeout=5)
+        return self.samples
+
+
+# --- ringsync's summary line -------------------------------------------------
+
+SUMMARY_FIELDS = [
+    ("keys_written", r"(\d+) keys written", int),
+    ("keys_restore", r"(\d+) with RESTORE", int),
+    ("keys_native_commands", r"(\d+) with native commands", int),
+    ("keys_expired_skipped", r"(\d+) expired", int),
+    ("keys_empty_skipped", r"(\d+) empty skipped", int),
+    ("function_libraries", r"(\d+) function librar", int),
+    ("rdb_mb", r"([\d.]+) MB of RDB", float),
+    ("rdb_version", r"RDB version (\d+)", int),
+    ("seconds", r" in ([\d.]+) s", float),
+    ("cpu_s", r"cpu ([\d.]+) s", float),
+    ("peak_rss_mb", r"peak rss (\d+) MB", int),
+]
+
+
+def parse_ringsync_summary(stderr_text):
+    """The numbers of ringsync's 'snapshot applied' line, or None if absent."""
+    lines = [l for l in stderr_text.splitlines() if "snapshot applied" in l]
+    if not lines:
+        return None
+    line = lines[-1]
+    out = {"line": line.strip()}
+    for name, pattern, conv in SUMMARY_FIELDS:
+        m = re.search(pattern, line)
+        if m:
+            out[name] = conv(m.group(1))
+    return out
+
+
+# --- replicators -------------------------------------------------------------
+
+
+class CommandReplicator:
+    """A replicator run as a command line (ringsync itself, or a peer tool)."""
+
+    kind = "command"
+    dest_args = ()
+
+    def __init__(self, name, cmdline, ringsync, stop_when_synced=False):
+        self.name = name
+        self.cmdline = cmdline
+        self.ringsync = ringsync
+        self.stop_when_synced = stop_when_synced
+
+    def describe(self):
+        return self.cmdline
+
+    def argv(self, source, dest):
+        values = {
+            "source_host": source.host, "source_port": source.port,
+            "target_host": dest.host, "target_port": dest.port,
+            "source_uri": "redis://%s:%d" % (source.host, source.port),
+            "target_uri": "redis://%s:%d" % (dest.host, dest.port),
+            "ringsync": self.ringsync,
+        }
+        return [a.format(**values) for a in shlex.split(self.cmdline)]
+
+    def sync(self, source, dest, source_state, timeout_s):
+        argv = self.argv(source, dest)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            t0 = time.monotonic()
+            sampler = ProgressSampler(dest, t0)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    start_new_session=True)
+            sampler.start()
+            try:
+                status, ru, t1, synced_early = self._wait(proc, dest, source_state, t0, timeout_s)
+            finally:
+                if proc.returncode is None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            samples = sampler.stop()
+            out.seek(0)
+            err.seek(0)
+            stdout_text = out.read().decode(errors="replace")
+            stderr_text = err.read().decode(errors="replace")
+        exit_code = os.waitstatus_to_exitcode(status)
+        result = {
+            "argv": argv,
+            "full_sync_s": round(t1 - t0, 4),
+            "exit_code": exit_code,
+            "stopped_when_synced": synced_early,
+            "cpu_user_s": round(ru.ru_utime, 4),
+            "cpu_sys_s": round(ru.ru_stime, 4),
+            "cpu_s": round(ru.ru_utime + ru.ru_stime, 4),
+            "peak_rss_kb": ru.ru_maxrss,
+            "summary": parse_ringsync_summary(stderr_text),
+            "stderr_tail": stderr_text[-4000:],
+            "stdout_tail": stdout_text[-2000:],
+            "progress": samples,
+        }
+        if exit_code != 0 and not synced_early:
+            raise SyncFailed("%s exited with %d; stderr:\n%s" % (self.name, exit_code,
+                                                                 stderr_text[-2000:]), result)
+        return result
+
+    def _wait(self, proc, dest, source_state, t0, timeout_s):
+        """Waits for the process (or, for a peer tool that keeps running, for the
+        destination to match the source). Returns (status, rusage, end time, early)."""
+        deadline = t0 + timeout_s
+        if not self.stop_when_synced:
+            # Blocking wait4 in a helper thread, so the timeout still applies.
+            box = {}
+
+            def reap():
+                box["r"] = os.wait4(proc.pid, 0)
+                box["t"] = time.monotonic()
+
+            th = threading.Thread(target=reap, daemon=True)
+            th.start()
+            th.join(timeout_s)
+            if th.is_alive():
+                proc.kill()
+                th.join()
+                proc.returncode = -9
+                raise SyncFailed("%s timed out after %.0f s" % (self.name, timeout_s), None)
+            _, status, ru = box["r"]
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return status, ru, box["t"], False
+        next_check = 0.0
+        with dest.client(timeout_s=60) as c:
+            while True:
+                pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+                now = time.monotonic()
+                if pid:
+                    proc.returncode = os.waitstatus_to_exitcode(status)
+                    return status, ru, now, False
+                if now > deadline:
+                    proc.kill()
+                    os.wait4(proc.pid, 0)
+                    proc.returncode = -9
+                    raise SyncFailed("%s timed out after %.0f s" % (self.name, timeout_s), None)
+                if now >= next_check:
+                    next_check = now + 0.05
+                    keys = keyspace_counts(c.info("keyspace"))
+                    if keys == source_state["keys_per_db"]:
+                        # The digest blocks the destination for a while: the sync
+                        # was done when it started, so that is the time taken.
+                        t1 = time.monotonic()
+                        digest = c.call("DEBUG", "DIGEST").decode()
+                        if digest == source_state["digest"]:
+                            proc.send_signal(signal.SIGTERM)
+                            status, ru = _reap(proc, 10)
+                            return status, ru, t1, True
+                        next_check = time.monotonic() + 1.0
+                time.sleep(0.005)
+
+
+def _reap(proc, grace_s):
+    """Waits up to grace_s for a signalled process, then SIGKILLs it; returns
+    (status, rusage) with the rusage it used up to its end."""
+    end = time.monotonic() + grace_s
+    while True:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return status, ru
+        if time.monotonic() > end:
+            proc.kill()
+            _, status, ru = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return status, ru
+        time.sleep(0.01)
+
+
+class RingsyncReplicator(CommandReplicator):
+    kind = "ringsync"
+
+    def __init__(self, ringsync, extra_args=""):
+        cmdline = RINGSYNC_CMDLINE + ((" " + extra_args) if extra_args else "")
+        super().__init__("ringsync", cmdline, ringsync, stop_when_synced=False)
+
+
+class NativeReplicator:
+    """Redis's own replica: the destination server runs REPLICAOF."""
+
+    kind = "native"
+
+    def __init__(self, name="native", diskless_load=None):
+        self.name = name
+        self.dest_args = (["--repl-diskless-load", diskless_load] if diskless_load else [])
+
+    def describe(self):
+        return "redis-server replica (REPLICAOF)%s" % (
+            " " + " ".join(self.dest_args) if self.dest_args else "")
+
+    def sync(self, source, dest, source_state, timeout_s):
+        with dest.client(timeout_s=60) as c:
+            cpu0, _ = cpu_seconds(c.info("cpu"))
+            t0 = time.monotonic()
+            sampler = ProgressSampler(dest, t0)
+            c.call("REPLICAOF", source.host, source.port)
+            sampler.start()
+            deadline = t0 + timeout_s
+            try:
+                while True:
+                    info = c.info("replication")
+                    if (info.get("master_link_status") == "up" and
+                            info.get("master_sync_in_progress") == "0"):
+                        t1 = time.monotonic()
+                        break
+                    if time.monotonic() > deadline:
+                        raise SyncFailed("native replica not in sync after %.0f s" % timeout_s,
+                                         None)
+                    time.sleep(NATIVE_POLL_S)
+            finally:
+                samples = sampler.stop()
+            cpu1, _ = cpu_seconds(c.info("cpu"))
+            used_memory_peak = int(c.info("memory").get("used_memory_peak", 0))
+        return {
+            "argv": ["REPLICAOF", source.host, str(source.port)] + list(self.dest_args),
+            "full_sync_s": round(t1 - t0, 4),
+            "exit_code": None,
+            "stopped_when_synced": False,
+            "cpu_s": round(cpu1 - cpu0, 4),
+            "cpu_user_s": None,
+            "cpu_sys_s": None,
+            "peak_rss_kb": dest.peak_rss_kb(),
+            "summary": None,
+            "progress": samples,
+            "used_memory_peak": used_memory_peak,
+        }
+
+
+def builtin(name):
+    """The replicators that need no command line."""
+    if name == "native":
+        return NativeReplicator()
+    if name == "native-diskless":
+        return NativeReplicator("native-diskless", diskless_load="on-empty-db")
+    return None

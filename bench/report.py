@@ -1,0 +1,305 @@
+"""report - what bench/run prints, writes and draws from its results.
+
+  summarize(scenario_result)   medians per replicator and ratios against native
+  table(results, machine)      the text table (also pasted into bench/README.md)
+  write_json(path, document)   every raw number
+  plots(results, dir)          PNG charts through gnuplot (gnuplot-nox, pngcairo)
+
+Measurements that need the incremental sync (catch-up, lag) are columns and
+JSON fields already; they read "n/a" until a scenario measures them.
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+
+NA_INCREMENTAL = "n/a until incremental sync"
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(scenario):
+    """Adds scenario["summary"]: per replicator, medians (and min/max of the
+    full-sync time) over its runs, and ratios to native's medians."""
+    by_rep = {}
+    for run in scenario.get("runs", []):
+        by_rep.setdefault(run["replicator"], []).append(run)
+    summary = {}
+    for name, runs in by_rep.items():
+        ok = [r for r in runs if r.get("full_sync_s") is not None and not r.get("error")]
+        times = [r["full_sync_s"] for r in ok]
+        summary[name] = {
+            "runs": len(runs),
+            "runs_ok": len(ok),
+            "digest_ok": all(r.get("digest_ok") for r in runs) and bool(runs),
+            "full_sync_s": _median(times),
+            "full_sync_s_min": min(times) if times else None,
+            "full_sync_s_max": max(times) if times else None,
+            "cpu_s": _median(r.get("cpu_s") for r in ok),
+            "ns_per_key": _median(r.get("ns_per_key") for r in ok),
+            "ns_per_element": _median(r.get("ns_per_element") for r in ok),
+            "cpu_total_s": _median(r.get("cpu_total_s") for r in ok),
+            "peak_rss_kb": max((r["peak_rss_kb"] for r in ok if r.get("peak_rss_kb")), default=None),
+            "dest_peak_rss_kb": max((r["dest_peak_rss_kb"] for r in ok
+                                     if r.get("dest_peak_rss_kb")), default=None),
+            "other_cpu_s": _median(r.get("other_cpu_s") for r in ok),
+            "other_cores": _median(r.get("other_cores") for r in ok),
+            "catch_up_rate": None,
+            "lag_p50_ms": None,
+            "lag_p99_ms": None,
+        }
+    native = summary.get("native")
+    for name, s in summary.items():
+        s["time_ratio_vs_native"] = _ratio(s["full_sync_s"], native and native["full_sync_s"])
+        s["cpu_per_key_ratio_vs_native"] = _ratio(s["ns_per_key"], native and native["ns_per_key"])
+        s["cpu_total_ratio_vs_native"] = _ratio(s["cpu_total_s"],
+                                                native and native["cpu_total_s"])
+    scenario["summary"] = summary
+    return summary
+
+
+def _ratio(a, b):
+    if a is None or not b:
+        return None
+    return round(a / b, 3)
+
+
+# --- the table ---------------------------------------------------------------
+
+COLUMNS = [
+    # header, alignment
+    ("scenario", "<"), ("replicator", "<"), ("keys", ">"), ("full sync s", ">"),
+    ("x native", ">"), ("cpu s", ">"), ("ns/key", ">"), ("x native", ">"),
+    ("cpu+dest s", ">"), ("peak RSS MB", ">"), ("catch-up", ">"), ("lag p99", ">"),
+    ("others", ">"), ("digest", "<"),
+]
+
+
+def _fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def table(results, machine):
+    lines = []
+    m = machine
+    lines.append("ringsync bench, %s; %s CPUs (%s), kernel %s, redis %s, ringsync %s; "
+                 "load avg at start %s" % (m["date"], m["nproc"], m.get("cpu_model", "?"),
+                                           m["kernel"], m["redis_version"],
+                                           m.get("ringsync_commit", "?"), m["loadavg_start"]))
+    rows = []
+    notes = []
+    for sc in results:
+        if sc["status"] != "ok":
+            rows.append([sc["name"], "skipped: " + sc.get("reason", "")] + [""] * (len(COLUMNS) - 2))
+            continue
+        first = True
+        keys = sc["source"]["keys"]
+        for name, s in sc["summary"].items():
+            if s["full_sync_s"] is None:
+                t = "FAILED"
+            elif s["runs_ok"] > 1:
+                t = "%.2f (%.2f-%.2f)" % (s["full_sync_s"], s["full_sync_s_min"],
+                                          s["full_sync_s_max"])
+            else:
+                t = "%.2f" % s["full_sync_s"]
+            rss = s["peak_rss_kb"]
+            rows.append([
+                sc["name"] if first else "", name, str(keys) if first else "", t,
+                _fmt(s["time_ratio_vs_native"], ".2f"),
+                _fmt(s["cpu_s"], ".2f"), _fmt(s["ns_per_key"], ".0f"),
+                _fmt(s["cpu_per_key_ratio_vs_native"], ".2f"),
+                _fmt(s["cpu_total_s"], ".2f"),
+                _fmt(rss / 1024 if rss else None, ".0f"),
+                "n/a*", "n/a*",
+                _fmt(s["other_cores"], ".2f"),
+                "ok" if s["digest_ok"] else "FAIL",
+            ])
+            first = False
+        if sc.get("notes"):
+            notes.extend("%s: %s" % (sc["name"], n) for n in sc["notes"])
+    measured = [r for r in rows if not r[1].startswith("skipped:")]
+    widths = [max([len(h)] + [len(r[i]) for r in measured]) for i, (h, _) in enumerate(COLUMNS)]
+    def line(cells):
+        return "  ".join(format(c, a + str(w)) for c, (_, a), w in zip(cells, COLUMNS, widths)).rstrip()
+    lines.append(line([h for h, _ in COLUMNS]))
+    for r in rows:
+        if r[1].startswith("skipped:"):
+            lines.append(r[0].ljust(widths[0]) + "  " + r[1])
+        else:
+            lines.append(line(r))
+    lines.append("full sync s: median (min-max) over the runs; x native: ratio of medians to "
+                 "the native replica's in this run (goal for mixed-500k: <= 0.80).")
+    lines.append("cpu s, ns/key: the replicator's own CPU (native: the replica's, loading "
+                 "included); cpu+dest s: plus the destination redis-server's.")
+    lines.append("peak RSS: the replicator's process (native: the replica, data set included). "
+                 "* n/a until incremental sync.")
+    lines.append("others: CPU cores that other processes of the machine kept busy during the "
+                 "sync (median; noise: above ~0.3 the absolute numbers are not this box's best).")
+    lines.extend(notes)
+    return "\n".join(lines)
+
+
+def write_json(path, document):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(document, f, indent=1, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+# --- plots -------------------------------------------------------------------
+
+COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def _gnuplot(script, workdir):
+    r = subprocess.run(["gnuplot"], input=script.encode(), cwd=workdir,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        raise RuntimeError("gnuplot failed:\n" + r.stdout.decode(errors="replace"))
+
+
+def _replicator_order(results):
+    names = []
+    for sc in results:
+        for name in sc.get("summary", {}):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _bar_chart(path, work, title, ylabel, results, names, value, err=None, logscale=False):
+    """Clustered bars: one group per scenario, one bar per replicator."""
+    rows = [sc for sc in results if sc["status"] == "ok"]
+    if not rows:
+        return None
+    dat = os.path.join(work, os.path.basename(path) + ".dat")
+    with open(dat, "w") as f:
+        for sc in rows:
+            cells = ['"%s"' % sc["name"]]
+            for n in names:
+                s = sc["summary"].get(n)
+                v = value(s) if s else None
+                lo, hi = err(s) if (err and s) else (v, v)
+                cells += ["NaN" if x is None else "%g" % x for x in (v, lo, hi)]
+            f.write(" ".join(cells) + "\n")
+    plots = []
+    for i, n in enumerate(names):
+        c = 2 + 3 * i
+        using = "%d:%d:%d" % (c, c + 1, c + 2)
+        if i == 0:
+            using += ":xtic(1)"
+        plots.append("'%s' using %s title '%s' lc rgb '%s'" % (
+            os.path.basename(dat), using, n, COLORS[i % len(COLORS)]))
+    script = """
+set terminal pngcairo size 900,500 font 'sans,10'
+set output '%s'
+set title '%s'
+set ylabel '%s'
+set style data histogram
+set style histogram errorbars gap 1 lw 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set key top left
+set grid ytics
+set yrange [%s:*]
+%s
+plot %s
+""" % (path, title, ylabel, "1" if logscale else "0", "set logscale y" if logscale else "",
+       ", ".join(plots))
+    _gnuplot(script, work)
+    return path
+
+
+def _series_chart(path, work, title, ylabel, series):
+    """Lines over time, one per replicator: series = {name: [(t, v), ...]}."""
+    series = {n: [p for p in pts if p[1] is not None] for n, pts in series.items()}
+    series = {n: pts for n, pts in series.items() if pts}
+    if not series:
+        return None
+    plots = []
+    for i, (n, pts) in enumerate(series.items()):
+        dat = os.path.join(work, "%s.%d.dat" % (os.path.basename(path), i))
+        with open(dat, "w") as f:
+            for t, v in pts:
+                f.write("%g %g\n" % (t, v))
+        plots.append("'%s' using 1:2 with lines lw 2 lc rgb '%s' title '%s'" % (
+            os.path.basename(dat), COLORS[i % len(COLORS)], n))
+    script = """
+set terminal pngcairo size 900,500 font 'sans,10'
+set output '%s'
+set title '%s'
+set xlabel 'seconds since the sync started'
+set ylabel '%s'
+set key bottom right
+set grid
+set yrange [0:*]
+plot %s
+""" % (path, title, ylabel, ", ".join(plots))
+    _gnuplot(script, work)
+    return path
+
+
+def _representative_run(runs):
+    """The run whose full-sync time is the median of its replicator's runs."""
+    ok = sorted((r for r in runs if r.get("full_sync_s") is not None),
+                key=lambda r: r["full_sync_s"])
+    return ok[(len(ok) - 1) // 2] if ok else None
+
+
+def plots(results, outdir):
+    """Draws the charts into outdir; returns the paths written."""
+    if not shutil.which("gnuplot"):
+        return []
+    os.makedirs(outdir, exist_ok=True)
+    outdir = os.path.abspath(outdir)
+    names = _replicator_order(results)
+    written = []
+    with tempfile.TemporaryDirectory(prefix="ringsync-bench-plot-") as work:
+        written.append(_bar_chart(
+            os.path.join(outdir, "full_sync_time.png"), work,
+            "Full sync time (median, bars min-max); lower is better", "seconds",
+            results, names, lambda s: s["full_sync_s"],
+            lambda s: (s["full_sync_s_min"], s["full_sync_s_max"])))
+        written.append(_bar_chart(
+            os.path.join(outdir, "full_sync_cpu.png"), work,
+            "CPU of the replicator plus its destination redis-server (median)", "CPU seconds",
+            results, names, lambda s: s["cpu_total_s"]))
+        written.append(_bar_chart(
+            os.path.join(outdir, "peak_rss.png"), work,
+            "Peak RSS of the replicator process (native: the replica, data set included)",
+            "MiB (log scale)", results, names,
+            lambda s: s["peak_rss_kb"] / 1024 if s.get("peak_rss_kb") else None,
+            logscale=True))
+        for sc in results:
+            if sc["status"] != "ok":
+                continue
+            series = {}
+            for n in names:
+                run = _representative_run([r for r in sc["runs"] if r["replicator"] == n])
+                if run and run.get("progress"):
+                    series[n] = [tuple(p) for p in run["progress"]]
+            written.append(_series_chart(
+                os.path.join(outdir, "progress_%s.png" % _file_name(sc["name"])), work,
+                "%s: keys on the destination during the full sync (median run)" % sc["name"],
+                "keys", series))
+            # Lag over time (steady-load) plugs in here once the incremental sync
+            # records run["lag_series"].
+            lag = {n: r["lag_series"] for n in names for r in sc["runs"]
+                   if r["replicator"] == n and r.get("lag_series")}
+            if lag:
+                written.append(_series_chart(
+                    os.path.join(outdir, "lag_%s.png" % _file_name(sc["name"])), work,
+                    "%s: replication lag" % sc["name"], "ms", lag))
+    return [p for p in written if p]
+
+
+def _file_name(name):
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
