@@ -243,6 +243,8 @@ static void inspect_write_stream_item(struct inspect *in, const struct rdb_item 
     struct inspect_key *key = &in->key;
     switch (it->kind) {
     case RDB_ITEM_STREAM_ENTRY:
+        if (it->entry.deleted)
+            break; /* tombstones are for writers rebuilding PELs, not data */
         inspect_write_comma_if(o, key->elements - 1);
         json_out_text(o, "{\"id\":");
         inspect_write_id(o, it->entry.id);
@@ -626,10 +628,13 @@ static void inspect_count_items(struct inspect_key *key, const struct rdb_item *
 {
     for (size_t i = 0; i < count; i++) {
         switch (items[i].kind) {
+        case RDB_ITEM_STREAM_ENTRY:
+            if (!items[i].entry.deleted) /* a tombstone is not an entry */
+                key->elements++;
+            break;
         case RDB_ITEM_ELEMENT:
         case RDB_ITEM_ZSET:
         case RDB_ITEM_HASH:
-        case RDB_ITEM_STREAM_ENTRY:
             key->elements++;
             break;
         }

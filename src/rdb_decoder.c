@@ -78,6 +78,7 @@ struct cur {
 /* A string as the RDB holds it: raw bytes, an integer, or LZF. */
 enum { SREF_RAW, SREF_INT, SREF_LZF };
 struct sref {
+    const uint8_t *at; /* the string's first byte (its length) in buf */
     int enc;
     const uint8_t *p; /* raw or compressed bytes */
     size_t clen;      /* compressed length */
@@ -406,6 +407,7 @@ static int rd_sref_x(struct rdb_decoder *d, struct cur *c, struct sref *s, const
     int rc = rd_len_enc(d, c, &len, &is_enc);
     if (rc != RS_OK)
         return rc;
+    s->at = at;
     if (!is_enc) {
         if (whole && len > d->cfg.element_max)
             return fail(d, RS_E_LIMIT, at, "%s of %" PRIu64 " bytes is larger than element_max %zu",
@@ -749,7 +751,7 @@ enum blob_shape { SHAPE_ELEMENTS, SHAPE_ZSET, SHAPE_HASH, SHAPE_HASH_TTL };
 static int blob_fail(struct rdb_decoder *d, const struct sref *s, const struct rdb_blob_iter *it)
 {
     /* For a raw blob the offset is exact; inside LZF data it is the blob's start. */
-    const uint8_t *at = s->enc == SREF_RAW ? s->p + it->at : s->p;
+    const uint8_t *at = s->enc == SREF_RAW ? s->p + it->at : s->at;
     return fail(d, RS_E_FORMAT, at, "corrupt %s: %s (at byte %zu of the %s)",
                 rdb_blob_kind_name(it->kind), it->why, it->at, rdb_blob_kind_name(it->kind));
 }
@@ -871,7 +873,7 @@ static int stream_node(struct rdb_decoder *d, const struct sref *idref, const st
     if (rc != RS_OK)
         return rc;
     if (idv.len != 16)
-        return fail(d, RS_E_FORMAT, idref->p, "stream node master ID has %zu bytes, not 16",
+        return fail(d, RS_E_FORMAT, idref->at, "stream node master ID has %zu bytes, not 16",
                     idv.len);
     struct rdb_stream_id master = {rd_be((const uint8_t *)idv.p, 8),
                                    rd_be((const uint8_t *)idv.p + 8, 8)};
@@ -925,11 +927,10 @@ static int stream_node(struct rdb_decoder *d, const struct sref *idref, const st
             struct rdb_item *item = NULL;
             if (pass == 1) {
                 it = save;
-                if (flags & RDB_STREAM_ITEM_FLAG_DELETED)
-                    item = NULL;
-                else if ((item = item_new(d, bytes, (size_t)nf * 2, RDB_ITEM_STREAM_ENTRY)) == NULL)
+                if ((item = item_new(d, bytes, (size_t)nf * 2, RDB_ITEM_STREAM_ENTRY)) == NULL)
                     return RS_ERR;
                 if (item) {
+                    item->entry.deleted = (flags & RDB_STREAM_ITEM_FLAG_DELETED) != 0;
                     item->entry.id.ms = master.ms + (uint64_t)msd;
                     item->entry.id.seq = master.seq + (uint64_t)seqd;
                     item->entry.nfv = (uint32_t)(nf * 2);
@@ -992,7 +993,7 @@ static int step_stream(struct rdb_decoder *d, struct cur *c)
             (rc = rd_sref(d, c, &lp, "a stream node's listpack")) != RS_OK)
             return rc;
         if (lp.len == 0)
-            return fail(d, RS_E_FORMAT, lp.p, "empty listpack in a stream node");
+            return fail(d, RS_E_FORMAT, lp.at, "empty listpack in a stream node");
         if ((rc = stream_node(d, &id, &lp)) != RS_OK)
             return rc;
         if (--d->left == 0)
@@ -1364,8 +1365,14 @@ static int counted_element(struct rdb_decoder *d, struct cur *c)
                 return fail(d, RS_E_FORMAT, at, "hash field expiry %" PRId64 " is negative",
                             expire);
         } else if (ttl_first && ttl != 0) {
-            expire = t == RDB_TYPE_HASH_METADATA ? d->min_expire + (int64_t)ttl - 1 : (int64_t)ttl;
-            if (expire < 0 || expire > (int64_t)((1ULL << 48) - 1))
+            const int64_t max = (int64_t)((1ULL << 48) - 1); /* Redis's EB_EXPIRE_TIME_MAX */
+            if (ttl > (uint64_t)max ||
+                (t == RDB_TYPE_HASH_METADATA &&
+                 __builtin_add_overflow(d->min_expire, (int64_t)ttl - 1, &expire)))
+                expire = -2;
+            else if (t != RDB_TYPE_HASH_METADATA)
+                expire = (int64_t)ttl;
+            if (expire < 0 || expire > max)
                 return fail(d, RS_E_FORMAT, at, "hash field TTL %" PRIu64 " is out of range", ttl);
         }
         if ((item = item_new(d, a.len + b.len, 0, RDB_ITEM_HASH)) == NULL)

@@ -92,6 +92,7 @@ struct rdb_item {
         struct {
             struct rdb_stream_id id;
             uint32_t nfv; /* number of slices in fv: field, value, field, value ... */
+            bool deleted; /* a tombstone: XDELed, still in its node (pending entries may name it) */
             const struct rs_slice *fv;
         } entry;
         struct {

@@ -44,6 +44,11 @@ struct snapshot_writer {
     size_t group_cap;
     struct pel_entry *pel; /* the current group's PEL */
     size_t npel, pel_cap;
+    struct rdb_item meta; /* the stream's length and ids, written again after XDEL */
+    bool has_live;        /* a live entry was seen: first_live is its id */
+    struct rdb_stream_id first_live;
+    struct rdb_stream_id *tomb; /* deleted entries added back for their PEL entries */
+    size_t ntomb, tomb_cap;
     struct rs_slice consumer; /* the current consumer (copied) */
     char *consumer_buf;
     size_t consumer_cap;
@@ -167,6 +172,23 @@ static int begin_native(struct snapshot_writer *sw, const struct rdb_key_info *k
     return cmd(sw, k, 2);
 }
 
+/* XSETID with the stream's last ID, entries added and max deleted ID. */
+static int xsetid(struct snapshot_writer *sw, const struct rdb_key_info *k)
+{
+    const struct rdb_item *it = &sw->meta;
+    int argc = 3;
+    sw->argv[0] = lit("XSETID");
+    sw->argv[1] = k->key;
+    sw->argv[2] = num_id(sw, 0, it->meta.last_id);
+    if (it->meta.has_v2_fields) {
+        sw->argv[argc++] = lit("ENTRIESADDED");
+        sw->argv[argc++] = num_u64(sw, 1, it->meta.entries_added);
+        sw->argv[argc++] = lit("MAXDELETEDID");
+        sw->argv[argc++] = num_id(sw, 2, it->meta.max_deleted_id);
+    }
+    return cmd(sw, k, argc);
+}
+
 /* Writes a run of items of one kind, starting at items[i]; returns how many. */
 static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *k,
                          const struct rdb_item *items, size_t i, size_t count, int *err)
@@ -224,6 +246,26 @@ static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *
         for (uint32_t f = 0; f < it->entry.nfv; f++)
             sw->argv[argc++] = it->entry.fv[f];
         sw->stream_has_entries = true;
+        if (!it->entry.deleted && !sw->has_live) {
+            sw->has_live = true;
+            sw->first_live = it->entry.id;
+        }
+        if (it->entry.deleted) {
+            /* A deleted entry that pending entries may still name: XCLAIM
+             * skips ids missing from the stream, so it is added now and
+             * deleted again once the groups are written. */
+            if (sw->ntomb == sw->tomb_cap) {
+                size_t cap = sw->tomb_cap ? sw->tomb_cap * 2 : 64;
+                struct rdb_stream_id *t = realloc(sw->tomb, cap * sizeof(*t));
+                if (t == NULL) {
+                    *err = fail_key(sw, k, "out of memory");
+                    return 1;
+                }
+                sw->tomb = t;
+                sw->tomb_cap = cap;
+            }
+            sw->tomb[sw->ntomb++] = it->entry.id;
+        }
         *err = cmd(sw, k, argc);
         return 1;
     case RDB_ITEM_STREAM_META:
@@ -237,16 +279,8 @@ static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *
             if ((*err = cmd(sw, k, 7)) != 0)
                 return 1;
         }
-        sw->argv[0] = lit("XSETID");
-        sw->argv[2] = num_id(sw, 0, it->meta.last_id);
-        argc = 3;
-        if (it->meta.has_v2_fields) {
-            sw->argv[argc++] = lit("ENTRIESADDED");
-            sw->argv[argc++] = num_u64(sw, 1, it->meta.entries_added);
-            sw->argv[argc++] = lit("MAXDELETEDID");
-            sw->argv[argc++] = num_id(sw, 2, it->meta.max_deleted_id);
-        }
-        *err = cmd(sw, k, argc);
+        sw->meta = *it;
+        *err = xsetid(sw, k);
         return 1;
     case RDB_ITEM_STREAM_GROUP:
         if (copy_slice(&sw->group_buf, &sw->group_cap, &sw->group, it->a) < 0) {
@@ -368,6 +402,8 @@ static int on_key_begin(struct snapshot_writer *sw, const struct rdb_key_info *k
     sw->parts = 0;
     sw->stream_has_entries = false;
     sw->npel = 0;
+    sw->ntomb = 0;
+    sw->has_live = false;
     sw->skip = k->expire_ms >= 0 && k->expire_ms <= now_ms();
     if (sw->skip)
         sw->st.expired++;
@@ -421,6 +457,36 @@ static int on_key_end(struct snapshot_writer *sw, const struct rdb_event *ev)
     if (!sw->native)
         return fail_key(sw, k, "internal: neither raw bytes nor items");
     sw->st.native++;
+    /* The deleted entries again. Those older than every live entry may have
+     * been trimmed rather than XDELed (trimming leaves the max deleted ID
+     * alone): XTRIM them. XDEL the others, in chunks; XSETID then puts the
+     * max deleted ID back where the source had it. */
+    size_t i = 0;
+    while (i < sw->ntomb &&
+           (!sw->has_live || sw->tomb[i].ms < sw->first_live.ms ||
+            (sw->tomb[i].ms == sw->first_live.ms && sw->tomb[i].seq < sw->first_live.seq)))
+        i++;
+    if (i > 0) {
+        sw->argv[0] = lit("XTRIM");
+        sw->argv[1] = k->key;
+        sw->argv[2] = lit(sw->has_live ? "MINID" : "MAXLEN");
+        sw->argv[3] = sw->has_live ? num_id(sw, 0, sw->first_live) : lit("0");
+        if (cmd(sw, k, 4) != 0)
+            return -1;
+        if (i == sw->ntomb && xsetid(sw, k) != 0)
+            return -1;
+    }
+    while (i < sw->ntomb) {
+        int argc = 2;
+        sw->argv[0] = lit("XDEL");
+        sw->argv[1] = k->key;
+        for (int n = 0; i < sw->ntomb && n < SW_CHUNK_ELEMENTS; n++, i++)
+            sw->argv[argc++] = num_id(sw, n, sw->tomb[i]);
+        if (cmd(sw, k, argc) != 0)
+            return -1;
+        if (i == sw->ntomb && xsetid(sw, k) != 0) /* XDEL moved the max deleted ID */
+            return -1;
+    }
     if (k->expire_ms >= 0) {
         sw->argv[0] = lit("PEXPIREAT");
         sw->argv[1] = k->key;
@@ -503,6 +569,7 @@ void snapshot_writer_free(struct snapshot_writer *sw)
     free(sw->group_buf);
     free(sw->consumer_buf);
     free(sw->pel);
+    free(sw->tomb);
     free(sw->payload);
     free(sw);
 }

@@ -231,8 +231,9 @@ static int check_target(struct control_link *cl, const struct sync_opts *o,
 }
 
 /* Whether the destination takes a RESTORE payload of this RDB version: tries
- * one on a probe key, then deletes it. */
-static bool probe_restore(struct control_link *cl, int rdb_version, const struct endpoint *ep)
+ * one on a probe key, then deletes it. 1 yes, 0 no, -1 the destination cannot
+ * be written at all (said on stderr). */
+static int probe_restore(struct control_link *cl, int rdb_version, const struct endpoint *ep)
 {
     char key[64];
     snprintf(key, sizeof(key), "ringsync:restore-probe:%ld", (long)getpid());
@@ -246,14 +247,29 @@ static bool probe_restore(struct control_link *cl, int rdb_version, const struct
     size_t lens[] = {7, strlen(key), 1, sizeof(payload), 7};
     struct control_reply rep = {0};
     struct rs_error err = {0};
-    bool ok = control_link_command(cl, &rep, &err, 5, argv, lens) == 0 &&
-              rep.r->type != REDIS_REPLY_ERROR;
-    if (!ok)
-        logf_("destination %s does not take RESTORE of RDB version %d (%s): writing every value "
-              "with native commands",
-              ep->name, rdb_version, rep.r ? rep.r->str : err.msg);
+    if (control_link_command(cl, &rep, &err, 5, argv, lens) < 0) {
+        logf_("%s", err.msg);
+        return -1;
+    }
+    int ok = 1;
+    if (rep.r->type == REDIS_REPLY_ERROR) {
+        /* Only these say "not this payload" or "not this command"; anything
+         * else (OOM, LOADING, READONLY ...) is the destination's state, and
+         * a write would fail the same way: stop now, saying so. */
+        const char *e = rep.r->str;
+        if (strstr(e, "payload version") || strstr(e, "Bad data format") ||
+            strncmp(e, "NOPERM", 6) == 0 || strstr(e, "unknown command")) {
+            logf_("destination %s does not take RESTORE of RDB version %d (%s): writing every "
+                  "value with native commands",
+                  ep->name, rdb_version, e);
+            ok = 0;
+        } else {
+            logf_("destination %s refused a test write (RESTORE of one key): %s", ep->name, e);
+            ok = -1;
+        }
+    }
     control_reply_free(&rep);
-    if (ok) {
+    if (ok == 1) {
         control_link_commandv(cl, &rep, &err, "DEL", key, NULL);
         control_reply_free(&rep);
     }
@@ -639,10 +655,16 @@ int restore_main(int argc, char **argv)
     struct control_link tcl = {0};
     int status = prepare_target(&r, &tcl);
     if (status == 0) {
-        r.use_restore = false;
+        int probe = 0;
         if (!o.restore_never && parse_header_version(initial, r.initial_len, &r.rdb_version) == 0)
-            r.use_restore = probe_restore(&tcl, r.rdb_version, &r.target);
+            probe = probe_restore(&tcl, r.rdb_version, &r.target);
+        r.use_restore = probe == 1;
         control_link_close(&tcl);
+        if (probe < 0) {
+            if (r.input_fd != STDIN_FILENO)
+                close(r.input_fd);
+            return 1;
+        }
         if (!o.quiet)
             logf_("restore: %s -> %s, %u workers, %s", r.source_name, r.target.name, o.workers,
                   r.use_restore ? "RESTORE for small values" : "native commands only");
@@ -721,10 +743,15 @@ int sync_main(int argc, char **argv)
     r.rdb_len = hr.rdb_len;
     r.eof_mark = hr.eof_mark;
     r.eof_mark_len = hr.eof_mark_len;
-    r.use_restore = false;
+    int probe = 0;
     if (!o.restore_never && parse_header_version(initial, r.initial_len, &r.rdb_version) == 0)
-        r.use_restore = probe_restore(&tcl, r.rdb_version, &r.target);
+        probe = probe_restore(&tcl, r.rdb_version, &r.target);
+    r.use_restore = probe == 1;
     control_link_close(&tcl);
+    if (probe < 0) {
+        close(r.input_fd);
+        return 1;
+    }
     if (!o.quiet)
         logf_("sync: %s -> %s, %u workers, snapshot %s (replid %s offset %" PRId64 "), %s",
               source.name, r.target.name, o.workers, hr.eof_mark_len ? "diskless" : "from disk",

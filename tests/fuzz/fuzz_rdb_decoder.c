@@ -63,6 +63,10 @@ static int on_event(void *ctx, const struct rdb_event *ev)
             h = mix_u64(h, it->kind);
             h = mix_slice(h, it->a);
             h = mix_slice(h, it->b);
+            if (it->kind == RDB_ITEM_STREAM_ENTRY) {
+                h = mix_u64(mix_u64(h, it->entry.id.ms), it->entry.id.seq);
+                h = mix_u64(h, it->entry.deleted);
+            }
             if (it->kind == RDB_ITEM_STREAM_ENTRY)
                 for (uint32_t k = 0; k < it->entry.nfv; k++)
                     h = mix_slice(h, it->entry.fv[k]);

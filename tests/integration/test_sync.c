@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <criterion/criterion.h>
 
@@ -425,7 +424,7 @@ static void sync_every_type(const char *const *source_args, const struct variant
     fill_sample(src, &fo);
     assert_source_has_values_past_the_raw_limit(src->ctx);
 
-    struct source_state s;
+    struct source_state s = {0};
     for (size_t i = 0; i < nvariants; i++) {
         const struct variant *v = &variants[i];
         if (i > 0)

@@ -221,6 +221,8 @@ static void log_item(struct rdb_builder *out, const struct rdb_item *it)
     case RDB_ITEM_STREAM_ENTRY:
         appendf(out, " X ");
         log_id(out, it->entry.id);
+        if (it->entry.deleted)
+            appendf(out, " deleted");
         for (uint32_t i = 0; i < it->entry.nfv; i++) {
             appendf(out, " ");
             log_slice(out, it->entry.fv[i]);

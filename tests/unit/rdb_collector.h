@@ -25,7 +25,7 @@
  *    E "<element>"
  *    Z "<member>" <score %.17g | inf | -inf | nan>
  *    H "<field>" "<value>"[ ttl=<ms>]
- *    X <ms>-<seq> "<f>" "<v>" ...
+ *    X <ms>-<seq>[ deleted] "<f>" "<v>" ...
  *    XMETA len=<n> last=<id>[ first=<id> maxdel=<id> added=<n>]
  *    XGROUP "<name>" last=<id> read=<n>
  *    XPEL <id> time=<ms> count=<n>

@@ -31,8 +31,8 @@ static void expect_msg_names(const struct rs_error *err, const char *key, const 
 Test(rdb_decoder_errors, bad_magic_is_a_format_error_at_offset_0)
 {
     static const char *const inputs[] = {"XEDIS0011", "redis0011",
-                                         "\xff"
-                                         "EDIS0011"};
+                                         ("\xff"
+                                          "EDIS0011")};
     for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
         struct decode_result r;
         decode_expect_error(inputs[i], 9, NULL, RS_E_FORMAT, &r);
@@ -84,7 +84,7 @@ Test(rdb_decoder_errors, versions_outside_the_format_are_refused)
         uint64_t at[3];
     } cases[] = {
         {"REDIS0000", {0, 5, 5}},
-        {"REDIS00a1", {0, 5, 7}},
+        {"REDIS00a1", {7, 7, 7}}, /* not a number: the bad digit */
         {"VALKEY079", {0, 6, 6}},
         {"VALKEY011", {0, 6, 6}},
     };
@@ -126,8 +126,7 @@ Test(rdb_decoder_errors, unknown_opcode_is_refused_at_its_offset)
     struct decode_result r;
     decode_all(b.p, b.len, NULL, SPLIT_ALL, &r);
     cr_assert_eq(r.rc, RS_ERR);
-    cr_assert(r.err.code == RS_E_FORMAT || r.err.code == RS_E_UNSUPPORTED, "%s",
-              rs_error_code_name(r.err.code));
+    cr_assert_eq(r.err.code, RS_E_FORMAT, "%s", rs_error_code_name(r.err.code));
     cr_assert_eq(r.err.offset, at, "offset %llu, the opcode is at %zu (%s)",
                  (unsigned long long)r.err.offset, at, r.err.msg);
     cr_assert(strstr(r.err.msg, "0xf3") != NULL || strstr(r.err.msg, "0xF3") != NULL ||
@@ -152,8 +151,8 @@ Test(rdb_decoder_errors, unknown_value_types_are_refused_at_the_type_byte)
         struct decode_result r;
         decode_all(b.p, b.len, NULL, SPLIT_ALL, &r);
         cr_assert_eq(r.rc, RS_ERR, "type %d accepted", types[i]);
-        cr_assert(r.err.code == RS_E_FORMAT || r.err.code == RS_E_UNSUPPORTED, "type %d: %s",
-                  types[i], rs_error_code_name(r.err.code));
+        cr_assert_eq(r.err.code, RS_E_FORMAT, "type %d: %s", types[i],
+                     rs_error_code_name(r.err.code));
         cr_assert_eq(r.err.offset, at, "type %d: offset %llu (%s)", types[i],
                      (unsigned long long)r.err.offset, r.err.msg);
         decode_result_deinit(&r);
@@ -174,8 +173,7 @@ Test(rdb_decoder_errors, redis_hash_types_in_a_valkey_file_are_refused)
     struct decode_result r;
     decode_all(b.p, b.len, NULL, SPLIT_ALL, &r);
     cr_assert_eq(r.rc, RS_ERR);
-    cr_assert(r.err.code == RS_E_FORMAT || r.err.code == RS_E_UNSUPPORTED, "%s",
-              rs_error_code_name(r.err.code));
+    cr_assert_eq(r.err.code, RS_E_FORMAT, "%s", rs_error_code_name(r.err.code));
     cr_assert_eq(r.err.offset, at, "offset %llu (%s)", (unsigned long long)r.err.offset, r.err.msg);
     decode_result_deinit(&r);
     rdb_builder_deinit(&b);

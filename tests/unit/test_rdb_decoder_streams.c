@@ -26,7 +26,7 @@ static void begin(struct rdb_builder *b, int version)
  *
  *   node T0-0, master fields f1 f2, 3 live entries and 1 deleted:
  *     T0-0    SAMEFIELDS          f1=v1 f2=v2
- *     T0-1    SAMEFIELDS|DELETED  f1=x  f2=y      (skipped)
+ *     T0-1    SAMEFIELDS|DELETED  f1=x  f2=y      (a tombstone, flagged deleted)
  *     T0+5-0  own fields          name=alice
  *     T0+5-1  SAMEFIELDS          f1=""  f2=zz
  *   node T0+10-0, master field "a":
@@ -113,6 +113,7 @@ static void build_stream(struct rdb_builder *b, int type)
 }
 
 static const char stream_entries[] = " X 1700000000000-0 \"f1\" \"v1\" \"f2\" \"v2\"\n"
+                                     " X 1700000000000-1 deleted \"f1\" \"x\" \"f2\" \"y\"\n"
                                      " X 1700000000005-0 \"name\" \"alice\"\n"
                                      " X 1700000000005-1 \"f1\" \"\" \"f2\" \"zz\"\n"
                                      " X 1700000000010-0 \"a\" \"1\"\n"
@@ -256,7 +257,7 @@ Test(rdb_decoder_streams, stream_node_key_of_wrong_size_is_refused)
     begin(&b, 11);
     rdb_builder_key(&b, RDB_TYPE_STREAM_LISTPACKS_3, "badnode");
     rdb_builder_len(&b, 1);
-    size_t at = b.len + 1; /* the node key's bytes, after its length */
+    size_t at = b.len; /* the node key's string */
     rdb_builder_str(&b, "0123456789abcde", 15);
     rdb_builder_cstr(&b, "xx");
     rdb_builder_eof(&b);
