@@ -103,6 +103,27 @@ void batch_put_argv(struct batch *b, int argc, const struct rs_slice *argv)
 
 /* ------------------------------------------------------------------- pool */
 
+void batch_free(struct batch *b)
+{
+    free(b->buf);
+    free(b);
+}
+
+void batch_free_in_rings(struct job *job)
+{
+    size_t n = (size_t)job->nworkers * job->nworkers;
+    for (size_t i = 0; i < n; i++) {
+        struct batch *b;
+        /* the rings' threads are gone: publish what was pushed, then pop it all */
+        spsc_ring_publish(&job->to[i]);
+        spsc_ring_publish(&job->back[i]);
+        while ((b = spsc_ring_pop(&job->to[i])) != NULL)
+            batch_free(b);
+        while ((b = spsc_ring_pop(&job->back[i])) != NULL)
+            batch_free(b);
+    }
+}
+
 static struct batch *batch_get(struct batch_writer *bw, size_t need)
 {
     struct batch *b;
@@ -247,9 +268,12 @@ void batch_writer_free(struct batch_writer *bw)
     if (bw == NULL)
         return;
     for (unsigned i = 0; i < JOB_MAX_WORKERS; i++) {
-        if (bw->open[i]) {
-            free(bw->open[i]->buf);
-            free(bw->open[i]);
+        if (bw->open[i])
+            batch_free(bw->open[i]);
+        while (bw->overflow_head[i]) {
+            struct batch *b = bw->overflow_head[i];
+            bw->overflow_head[i] = b->next;
+            batch_free(b);
         }
         free(bw->stage[i].buf);
     }

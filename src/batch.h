@@ -42,6 +42,13 @@ size_t resp_arg_size(size_t len);
 size_t resp_argv_size(int argc, const struct rs_slice *argv);
 void batch_put_argv(struct batch *b, int argc, const struct rs_slice *argv);
 
+/* Frees a batch outright: only when no thread can touch it any more (after
+ * the workers have been joined, for batches a stopped job left behind). */
+void batch_free(struct batch *b);
+
+/* Frees every batch still in the job's rings (after the workers are joined). */
+void batch_free_in_rings(struct job *job);
+
 /* The producer side of one worker. Not thread-safe: its owner only. */
 struct batch_writer;
 

@@ -579,6 +579,7 @@ out:
     rdb_decoder_free(dec);
     snapshot_writer_free(sw);
     batch_writer_free(bw);
+    batch_free_in_rings(&job);
     job_deinit(&job);
     return status;
 }

@@ -414,6 +414,11 @@ void worker_join(struct worker *w)
     pthread_join(w->thread, NULL);
     if (atomic_load(&w->ready) == 1)
         io_uring_queue_exit(&w->ring);
+    while (w->dl.head != NULL) { /* a stopped job left these unanswered */
+        struct batch *b = w->dl.head;
+        w->dl.head = b->next;
+        batch_free(b);
+    }
     dest_link_deinit(&w->dl);
     free(w->inbuf);
     free(w);

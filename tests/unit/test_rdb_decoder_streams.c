@@ -270,6 +270,51 @@ Test(rdb_decoder_streams, stream_node_key_of_wrong_size_is_refused)
     rdb_builder_deinit(&b);
 }
 
+Test(rdb_decoder_streams, stream_entry_with_no_fields_is_read_without_undefined_behaviour)
+{
+    /* A master entry with no fields and a SAMEFIELDS entry: no field to copy
+     * (found by fuzz_rdb_decoder: NULL + 0 pointer arithmetic under UBSan).
+     * Redis writes no such entry but loads one without deep sanitization, so
+     * the decoder may deliver it or refuse it, without undefined behaviour. */
+    struct rdb_builder b;
+    begin(&b, 11);
+    rdb_builder_key(&b, RDB_TYPE_STREAM_LISTPACKS_3, "nofields");
+    rdb_builder_len(&b, 1);
+    struct stream_node_builder n;
+    stream_node_builder_init(&n, T0, 0, 1, 0, 0, NULL);
+    stream_node_builder_add(&n, RDB_STREAM_ITEM_FLAG_SAMEFIELDS, T0, 0, 0, NULL);
+    stream_node_builder_write(&n, &b);
+    stream_node_builder_deinit(&n);
+    rdb_builder_len(&b, 1);  /* length */
+    rdb_builder_len(&b, T0); /* last id */
+    rdb_builder_len(&b, 0);
+    rdb_builder_len(&b, T0); /* first id */
+    rdb_builder_len(&b, 0);
+    rdb_builder_len(&b, 0); /* max deleted id */
+    rdb_builder_len(&b, 0);
+    rdb_builder_len(&b, 1); /* entries added */
+    rdb_builder_len(&b, 0); /* groups */
+    rdb_builder_eof(&b);
+    struct decode_result r;
+    decode_all(b.p, b.len, NULL, SPLIT_ALL, &r);
+    if (r.rc == RS_DONE) {
+        cr_assert_str_eq(rdb_collector_log(&r.col),
+                         "HEADER 11 redis\n"
+                         "KEY 0 \"nofields\" stream 21\n"
+                         " X 1700000000000-0\n"
+                         " XMETA len=1 last=1700000000000-0 first=1700000000000-0 maxdel=0-0 "
+                         "added=1\n"
+                         "END\n"
+                         "EOF crc\n");
+    } else {
+        cr_assert_eq(r.rc, RS_ERR);
+        cr_assert_eq(r.err.code, RS_E_FORMAT, "%s", r.err.msg);
+        cr_assert(strstr(r.err.msg, "nofields") != NULL, "%s", r.err.msg);
+    }
+    decode_result_deinit(&r);
+    rdb_builder_deinit(&b);
+}
+
 /* ---- Modules ------------------------------------------------------------ */
 
 Test(rdb_decoder_streams, module_value_yields_its_id_and_raw_bytes)
