@@ -14,6 +14,7 @@ struct mset_stage {
     size_t len, cap;
     unsigned nkeys;
     int64_t db;
+    uint64_t off_before; /* the offset before its first key */
 };
 
 struct batch_writer {
@@ -28,6 +29,10 @@ struct batch_writer {
     struct batch *overflow_head[JOB_MAX_WORKERS]; /* ring full: waiting to be pushed */
     struct batch *overflow_tail[JOB_MAX_WORKERS];
     struct mset_stage stage[JOB_MAX_WORKERS];
+    uint64_t cur_off; /* the offset before the next command written */
+    uint64_t next_seq;
+    struct batch *track_head[JOB_MAX_WORKERS]; /* outstanding batches per worker, oldest first */
+    struct batch *track_tail[JOB_MAX_WORKERS];
     void (*self_sink)(void *ctx, struct batch *b);
     void *self_ctx;
     void (*wake)(void *ctx, unsigned to);
@@ -152,6 +157,30 @@ static struct batch *batch_get(struct batch_writer *bw, size_t need)
     return b;
 }
 
+static void untrack(struct batch_writer *bw, struct batch *b)
+{
+    unsigned to = b->dest;
+    /* a worker replies in order, so what comes back is its oldest batch */
+    RS_ASSERT(bw->track_head[to] == b);
+    bw->track_head[to] = b->track_next;
+    if (bw->track_head[to] == NULL)
+        bw->track_tail[to] = NULL;
+}
+
+/* Drops an empty open batch (the newest) from the track list. */
+static void untrack_open(struct batch_writer *bw, unsigned to, struct batch *b)
+{
+    struct batch **pp = &bw->track_head[to];
+    struct batch *prev = NULL;
+    while (*pp != b) {
+        prev = *pp;
+        pp = &(*pp)->track_next;
+    }
+    *pp = b->track_next;
+    if (bw->track_tail[to] == b)
+        bw->track_tail[to] = prev;
+}
+
 static void batch_put_back(struct batch_writer *bw, struct batch *b)
 {
     RS_ASSERT(b->owner == bw->self && bw->outstanding > 0);
@@ -186,21 +215,41 @@ static void hand_over(struct batch_writer *bw, unsigned to, struct batch *b)
     bw->overflow_tail[to] = b;
 }
 
-/* Room for `need` bytes in the open batch for `to`. */
-static struct batch *room(struct batch_writer *bw, unsigned to, size_t need)
+/* Room for `need` bytes in the open batch for `to`; a new batch's first
+ * command comes after source offset off_before. */
+static struct batch *room_at(struct batch_writer *bw, unsigned to, size_t need, uint64_t off_before)
 {
     struct batch *b = bw->open[to];
     if (b != NULL && b->cap - b->len >= need)
         return b;
-    if (b != NULL && b->len > 0)
+    if (b != NULL && b->len > 0) {
         hand_over(bw, to, b);
-    else if (b != NULL)
+    } else if (b != NULL) {
+        bw->open[to] = NULL;
+        b->dest = (uint16_t)to;
+        untrack_open(bw, to, b);
         batch_put_back(bw, b);
+    }
     b = batch_get(bw, need);
     bw->open[to] = b;
-    if (b != NULL)
+    if (b != NULL) {
         b->db_at_start = bw->db[to];
+        b->off_before = off_before;
+        b->seq = bw->next_seq++;
+        b->dest = (uint16_t)to;
+        b->track_next = NULL;
+        if (bw->track_tail[to])
+            bw->track_tail[to]->track_next = b;
+        else
+            bw->track_head[to] = b;
+        bw->track_tail[to] = b;
+    }
     return b;
+}
+
+static struct batch *room(struct batch_writer *bw, unsigned to, size_t need)
+{
+    return room_at(bw, to, need, bw->cur_off);
 }
 
 static int put_cmd(struct batch_writer *bw, unsigned to, int argc, const struct rs_slice *argv)
@@ -235,7 +284,7 @@ static int mset_flush(struct batch_writer *bw, unsigned to)
         return rc;
     uint64_t argc = 1 + 2 * (uint64_t)s->nkeys;
     size_t head = 1 + digits(argc) + 2 + resp_arg_size(4);
-    struct batch *b = room(bw, to, head + s->len);
+    struct batch *b = room_at(bw, to, head + s->len, s->off_before);
     if (b == NULL)
         return -ENOMEM;
     char *p = put_head(b->buf + b->len, '*', argc);
@@ -317,6 +366,8 @@ int batch_writer_mset(struct batch_writer *bw, unsigned to, int64_t db, struct r
         s->buf = nb;
         s->cap = cap;
     }
+    if (s->nkeys == 0)
+        s->off_before = bw->cur_off;
     char *p = put_bulk(s->buf + s->len, key.p, key.len);
     p = put_bulk(p, value.p, value.len);
     s->len = (size_t)(p - s->buf);
@@ -365,6 +416,7 @@ unsigned batch_writer_reclaim(struct batch_writer *bw)
         struct batch *b;
         bool any = false;
         while ((b = spsc_ring_pop(r)) != NULL) {
+            untrack(bw, b);
             batch_put_back(bw, b);
             any = true;
             n++;
@@ -377,7 +429,106 @@ unsigned batch_writer_reclaim(struct batch_writer *bw)
 
 void batch_writer_recycle(struct batch_writer *bw, struct batch *b)
 {
+    untrack(bw, b);
     batch_put_back(bw, b);
+}
+
+static int stage_room(struct batch_writer *bw, struct mset_stage *s, size_t need)
+{
+    if (s->len + need <= s->cap)
+        return 0;
+    size_t cap = s->cap ? s->cap : 16 * 1024;
+    while (cap < s->len + need)
+        cap *= 2;
+    char *nb = realloc(s->buf, cap);
+    if (nb == NULL)
+        return -ENOMEM;
+    s->buf = nb;
+    s->cap = cap;
+    (void)bw;
+    return 0;
+}
+
+int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *args,
+                          size_t n)
+{
+    struct mset_stage *s = &bw->stage[to];
+    if (s->nkeys > 0 && s->db != db) {
+        int rc = mset_flush(bw, to);
+        if (rc != 0)
+            return rc;
+    }
+    if (stage_room(bw, s, n) != 0)
+        return -ENOMEM;
+    if (s->nkeys == 0)
+        s->off_before = bw->cur_off;
+    memcpy(s->buf + s->len, args, n);
+    s->len += n;
+    s->db = db;
+    if (++s->nkeys == BATCH_MSET_KEYS || s->len >= BATCH_BYTES / 2)
+        return mset_flush(bw, to);
+    return 0;
+}
+
+int batch_writer_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *p, size_t n,
+                     uint32_t ncmds, int64_t db_after)
+{
+    int rc = mset_flush(bw, to);
+    if (rc == 0)
+        rc = select_db(bw, to, db);
+    if (rc != 0)
+        return rc;
+    struct batch *b = room(bw, to, n);
+    if (b == NULL)
+        return -ENOMEM;
+    memcpy(b->buf + b->len, p, n);
+    b->len += n;
+    b->ncmds += ncmds;
+    if (db_after >= 0)
+        bw->db[to] = db_after;
+    return 0;
+}
+
+uint64_t batch_writer_next_seq(const struct batch_writer *bw)
+{
+    return bw->next_seq;
+}
+
+uint64_t batch_writer_oldest_seq(const struct batch_writer *bw)
+{
+    uint64_t s = UINT64_MAX;
+    for (unsigned to = 0; to < bw->job->nworkers; to++) {
+        for (const struct batch *b = bw->track_head[to]; b != NULL; b = b->track_next)
+            if (b->len > 0) {
+                if (b->seq < s)
+                    s = b->seq;
+                break;
+            }
+        if (bw->stage[to].nkeys > 0 && bw->next_seq < s)
+            s = bw->next_seq; /* gathered keys go into a batch not made yet */
+    }
+    return s;
+}
+
+void batch_writer_set_offset(struct batch_writer *bw, uint64_t off)
+{
+    bw->cur_off = off;
+}
+
+uint64_t batch_writer_applied(const struct batch_writer *bw, uint64_t routed)
+{
+    uint64_t w = routed;
+    for (unsigned to = 0; to < bw->job->nworkers; to++) {
+        for (const struct batch *b = bw->track_head[to]; b != NULL; b = b->track_next)
+            if (b->len > 0) { /* the oldest batch with commands bounds the applied offset */
+                if (b->off_before < w)
+                    w = b->off_before;
+                break;
+            }
+        if (bw->stage[to].nkeys > 0 && bw->stage[to].off_before < w)
+            w = bw->stage[to].off_before;
+    }
+    return w;
 }
 
 bool batch_writer_is_full(const struct batch_writer *bw)

@@ -27,10 +27,13 @@ struct batch {
     char *buf;
     size_t len;
     size_t cap;
-    uint32_t ncmds;      /* replies this batch will get */
-    uint16_t owner;      /* the producer worker that frees it */
-    uint16_t dest;       /* the consumer worker that sends it */
-    int64_t db_at_start; /* the connection's db before the first command (for error reports) */
+    uint32_t ncmds;           /* replies this batch will get */
+    uint16_t owner;           /* the producer worker that frees it */
+    uint16_t dest;            /* the consumer worker that sends it */
+    int64_t db_at_start;      /* the connection's db before the first command (for error reports) */
+    uint64_t off_before;      /* the source offset just before its first command (for ACKs) */
+    struct batch *track_next; /* the owner's list of this worker's outstanding batches */
+    uint64_t seq;             /* its owner's count of batches made before it */
     /* consumer side */
     uint32_t replies;   /* replies received so far */
     size_t sent;        /* bytes sent so far */
@@ -66,6 +69,32 @@ int batch_writer_cmd(struct batch_writer *bw, unsigned to, int64_t db, int argc,
  * written for that worker, or on batch_writer_publish. */
 int batch_writer_mset(struct batch_writer *bw, unsigned to, int64_t db, struct rs_slice key,
                       struct rs_slice value);
+
+/* Appends n bytes of complete RESP commands (ncmds of them) exactly as
+ * given, for worker `to`, run in db (SELECT first when needed); db_after is
+ * the connection's db after them (a transaction may SELECT). */
+int batch_writer_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *p, size_t n,
+                     uint32_t ncmds, int64_t db_after);
+
+/* Adds a SET's key and value to the MSET gathered for `to`, given as their
+ * RESP bytes ("$3\r\nkey\r\n$5\r\nvalue\r\n"), copied as they are. */
+int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *args,
+                          size_t n);
+
+/* Batch sequence numbers: the next batch made gets batch_writer_next_seq;
+ * batch_writer_oldest_seq is the oldest batch (or gathered MSET) still
+ * waiting for replies, UINT64_MAX when none. So "everything written before
+ * now is applied" is oldest_seq >= the next_seq taken now (after a publish). */
+uint64_t batch_writer_next_seq(const struct batch_writer *bw);
+uint64_t batch_writer_oldest_seq(const struct batch_writer *bw);
+
+/* The source offset just before the commands written next (for ACKs). */
+void batch_writer_set_offset(struct batch_writer *bw, uint64_t off);
+
+/* The applied offset: the highest offset W such that every command at or
+ * below W was acknowledged, given that everything up to `routed` has been
+ * written to this writer (or filtered). */
+uint64_t batch_writer_applied(const struct batch_writer *bw, uint64_t routed);
 
 /* Hands every non-empty open batch to its consumer (own batches go to
  * `self_sink`); returns the number of batches handed over. */

@@ -38,10 +38,14 @@ struct job {
     char fail_msg[1024];
 
     /* Progress, written by workers, read by anyone (relaxed). */
-    _Atomic uint64_t input_bytes;  /* snapshot bytes consumed */
-    _Atomic uint64_t keys_read;    /* keys decoded */
-    _Atomic uint64_t keys_skipped; /* expired or empty keys not written */
-    _Atomic uint64_t cmds_acked;   /* replies received from destinations */
+    _Atomic uint64_t input_bytes;     /* snapshot bytes consumed */
+    _Atomic uint64_t keys_read;       /* keys decoded */
+    _Atomic uint64_t keys_skipped;    /* expired or empty keys not written */
+    _Atomic uint64_t cmds_acked;      /* replies received from destinations */
+    _Atomic int snapshot_applied;     /* every snapshot command has its reply */
+    _Atomic uint64_t stream_received; /* source offset received so far */
+    _Atomic uint64_t stream_applied;  /* the applied offset (what REPLCONF ACK says) */
+    _Atomic uint64_t stream_cmds;     /* stream commands routed */
 };
 
 /* Creates the ring matrix for n workers. Returns 0 or -ENOMEM. */

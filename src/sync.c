@@ -31,6 +31,7 @@
 #include "job.h"
 #include "rs_error.h"
 #include "rdb_decoder.h"
+#include "router.h"
 #include "snapshot_writer.h"
 #include "source_link.h"
 #include "worker.h"
@@ -52,6 +53,8 @@ struct sync_opts {
     int listening_port;
     int timeout_ms;
     bool quiet;
+    bool snapshot_only;
+    bool forward_publish;
 };
 
 static volatile sig_atomic_t sync_signal;
@@ -95,7 +98,51 @@ struct snap_feed {
     size_t mark_len, mark_seen;
     bool rdb_done;
     int source_fd; /* for keepalives; -1 for a file */
+    /* the command stream after the snapshot */
+    bool follow; /* go on with the stream (sync without --snapshot-only) */
+    bool in_stream;
+    struct router *router;
+    struct batch_writer *bw;
+    uint64_t stream_start; /* the FULLRESYNC offset */
+    uint64_t barrier_seq;  /* batches from here on are the stream's */
+    uint64_t last_ack;
+    uint64_t stream_bytes;
+    double last_ack_at;
+    double t0;
+    const struct snapshot_writer *sw;
 };
+
+static void send_ack(struct snap_feed *f, uint64_t offset)
+{
+    char num[24], buf[96];
+    int n = snprintf(num, sizeof(num), "%" PRIu64, offset);
+    int len =
+        snprintf(buf, sizeof(buf), "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$%d\r\n%s\r\n", n, num);
+    /* a few bytes on an idle direction of the socket: they fit in its buffer */
+    (void)!send(f->source_fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    f->last_ack = offset;
+    f->last_ack_at = now_s();
+}
+
+/* The applied offset: 0 until the snapshot is applied (DESIGN.md §3). */
+static uint64_t applied_offset(struct snap_feed *f)
+{
+    if (!atomic_load_explicit(&f->job->snapshot_applied, memory_order_relaxed)) {
+        if (batch_writer_oldest_seq(f->bw) < f->barrier_seq)
+            return 0;
+        atomic_store(&f->job->snapshot_applied, 1);
+        struct snapshot_writer_stats st;
+        snapshot_writer_stats(f->sw, &st);
+        logf_("snapshot applied after %.2f s: %" PRIu64 " keys written (%" PRIu64
+              " with RESTORE, %" PRIu64 " with native commands), %" PRIu64 " expired and %" PRIu64
+              " empty skipped; following the source's writes from offset %" PRIu64,
+              now_s() - f->t0, st.keys, st.restored, st.native, st.expired, st.empty,
+              f->stream_start);
+    }
+    uint64_t w = batch_writer_applied(f->bw, router_routed(f->router));
+    atomic_store_explicit(&f->job->stream_applied, w, memory_order_relaxed);
+    return w;
+}
 
 static int feed_fail(struct snap_feed *f, const struct rs_error *err)
 {
@@ -109,6 +156,20 @@ static int snap_feed(void *ctx, const uint8_t *p, size_t n, size_t *used)
     struct snap_feed *f = ctx;
     size_t off = 0;
     *used = 0;
+    if (f->in_stream) {
+        int rc = n == 0 ? router_resume(f->router) : router_feed(f->router, p, n);
+        *used = n;
+        f->stream_bytes += n;
+        atomic_store_explicit(&f->job->stream_received, f->stream_start + f->stream_bytes,
+                              memory_order_relaxed);
+        atomic_store_explicit(&f->job->stream_cmds, router_commands(f->router),
+                              memory_order_relaxed);
+        if (router_take_getack(f->router))
+            send_ack(f, applied_offset(f));
+        return rc == RS_OK ? RS_OK : RS_ERR;
+    }
+    if (n == 0)
+        return RS_OK;
     if (!f->rdb_done) {
         size_t take = f->has_len && n > f->left ? (size_t)f->left : n;
         size_t u = 0;
@@ -148,8 +209,21 @@ static int snap_feed(void *ctx, const uint8_t *p, size_t n, size_t *used)
             f->mark_seen++;
         }
         if (f->mark_seen == f->mark_len) {
-            *used = off;
-            return RS_DONE;
+            if (!f->follow) {
+                *used = off;
+                return RS_DONE;
+            }
+            /* The snapshot is in: the command stream follows. Its batches
+             * come after every snapshot batch; the first ACK starts the
+             * stream on a source that sent the snapshot diskless. */
+            f->in_stream = true;
+            batch_writer_publish(f->bw);
+            f->barrier_seq = batch_writer_next_seq(f->bw);
+            send_ack(f, 0);
+            size_t u = 0;
+            int rc = snap_feed(f, p + off, n - off, &u);
+            *used = off + u;
+            return rc;
         }
     }
     *used = off;
@@ -165,8 +239,14 @@ static int snap_at_eof(void *ctx)
             return RS_DONE;
         return feed_fail(f, &err);
     }
-    job_fail(f->job, "source %s closed the connection after %" PRIu64 " bytes of the snapshot",
-             f->source_name, rdb_decoder_offset(f->dec));
+    if (f->in_stream)
+        job_fail(f->job,
+                 "source %s closed the connection (the stream was applied up to offset %" PRIu64
+                 ")",
+                 f->source_name, applied_offset(f));
+    else
+        job_fail(f->job, "source %s closed the connection after %" PRIu64 " bytes of the snapshot",
+                 f->source_name, rdb_decoder_offset(f->dec));
     return RS_ERR;
 }
 
@@ -175,8 +255,25 @@ static int snap_at_eof(void *ctx)
 static void snap_tick(void *ctx)
 {
     struct snap_feed *f = ctx;
-    if (f->source_fd >= 0)
-        (void)!send(f->source_fd, "\n", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (f->source_fd < 0)
+        return;
+    if (!f->in_stream) {
+        if (now_s() - f->last_ack_at >= 1.0) {
+            (void)!send(f->source_fd, "\n", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+            f->last_ack_at = now_s();
+        }
+        return;
+    }
+    /* REPLCONF ACK every 100 ms while the applied offset moves, every second anyway */
+    uint64_t w = applied_offset(f);
+    if (w != f->last_ack || now_s() - f->last_ack_at >= 1.0)
+        send_ack(f, w);
+}
+
+static bool snap_is_blocked(void *ctx)
+{
+    struct snap_feed *f = ctx;
+    return f->in_stream && router_is_blocked(f->router);
 }
 
 /* ----------------------------------------------------------------- checks */
@@ -296,7 +393,11 @@ static void usage(FILE *f, bool is_sync)
                "  --timeout-ms N              connect and handshake timeout (default 5000)\n"
                "  --quiet                     no progress line\n");
     if (is_sync)
-        fprintf(f, "  --listening-port N          the port the source shows for ringsync\n");
+        fprintf(
+            f,
+            "  --listening-port N          the port the source shows for ringsync\n"
+            "  --snapshot-only             stop once the snapshot is applied\n"
+            "  --forward-publish           apply PUBLISH from the stream (dropped by default)\n");
 }
 
 static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
@@ -310,6 +411,8 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
         {"listening-port", required_argument, NULL, 'l'},
         {"timeout-ms", required_argument, NULL, 'T'},
         {"quiet", no_argument, NULL, 'q'},
+        {"snapshot-only", no_argument, NULL, 'S'},
+        {"forward-publish", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -372,6 +475,12 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
         case 'q':
             o->quiet = true;
             break;
+        case 'S':
+            o->snapshot_only = true;
+            break;
+        case 'P':
+            o->forward_publish = true;
+            break;
         case 'h':
             usage(stdout, is_sync);
             return -1;
@@ -402,6 +511,16 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
 
 static void progress(const struct job *job, double t0, uint64_t total, bool tty)
 {
+    if (atomic_load(&job->snapshot_applied)) {
+        uint64_t rcv = atomic_load(&job->stream_received);
+        uint64_t app = atomic_load(&job->stream_applied);
+        fprintf(stderr,
+                "%sringsync: following: offset %" PRIu64 " received, %" PRIu64 " applied (%" PRIu64
+                " bytes behind), %" PRIu64 " commands%s",
+                tty ? "\r" : "", rcv, app, rcv > app ? rcv - app : 0,
+                atomic_load(&job->stream_cmds), tty ? "   " : "\n");
+        return;
+    }
     double el = now_s() - t0;
     uint64_t bytes = atomic_load(&job->input_bytes);
     double mb = (double)bytes / 1e6;
@@ -427,6 +546,7 @@ struct run_ctx {
     const char *eof_mark;
     size_t eof_mark_len;
     bool use_restore;
+    uint64_t stream_start; /* the FULLRESYNC offset */
 };
 
 /* Counts keys as the decoder delivers them, then passes events on. */
@@ -454,6 +574,7 @@ static int run_job(struct run_ctx *rc)
     struct batch_writer *bw = NULL;
     struct snapshot_writer *sw = NULL;
     struct rdb_decoder *dec = NULL;
+    struct router *router = NULL;
 
     if (job_init(&job, o->workers) < 0) {
         logf_("out of memory");
@@ -483,7 +604,22 @@ static int run_job(struct run_ctx *rc)
         logf_("out of memory");
         goto out;
     }
+    bool follow = rc->input_is_socket && !o->snapshot_only;
+    if (follow) {
+        struct router_config rcfg = {.nworkers = o->workers, .forward_publish = o->forward_publish};
+        router = router_new(&rcfg, bw, &job, rc->stream_start);
+        if (router == NULL) {
+            logf_("out of memory");
+            goto out;
+        }
+    }
     struct snap_feed feed = {
+        .follow = follow,
+        .router = router,
+        .bw = bw,
+        .stream_start = rc->stream_start,
+        .sw = sw,
+        .t0 = now_s(),
         .job = &job,
         .dec = dec,
         .source_name = rc->source_name,
@@ -500,6 +636,7 @@ static int run_job(struct run_ctx *rc)
         .feed = snap_feed,
         .at_eof = snap_at_eof,
         .tick = snap_tick,
+        .is_blocked = snap_is_blocked,
         .ctx = &feed,
         .initial = rc->initial,
         .initial_len = rc->initial_len,
@@ -556,6 +693,14 @@ static int run_job(struct run_ctx *rc)
         logf_("failed after %.2f s, %" PRIu64 " keys read: %s", el, atomic_load(&job.keys_read),
               job.fail_msg);
         status = 1;
+    } else if (atomic_load(&job.stop) && atomic_load(&job.snapshot_applied)) {
+        logf_("stopped by %s after %.2f s, following the source: %" PRIu64
+              " stream commands routed (%" PRIu64 " fences), applied offset %" PRIu64 " of %" PRIu64
+              " received; cpu %.2f s, peak rss %ld MB",
+              sync_signal == SIGTERM ? "SIGTERM" : "SIGINT", el, router_commands(router),
+              router_fences(router), atomic_load(&job.stream_applied),
+              atomic_load(&job.stream_received), cpu, ru.ru_maxrss / 1024);
+        status = 0;
     } else if (atomic_load(&job.stop)) {
         logf_("stopped by %s after %.2f s: %" PRIu64 " keys read, %" PRIu64
               " bytes of the snapshot; the destination holds a partial copy",
@@ -577,6 +722,7 @@ out:
         if (fds[i] >= 0)
             close(fds[i]);
     rdb_decoder_free(dec);
+    router_free(router);
     snapshot_writer_free(sw);
     batch_writer_free(bw);
     batch_free_in_rings(&job);
@@ -742,6 +888,7 @@ int sync_main(int argc, char **argv)
     }
     r.initial = initial;
     r.rdb_len = hr.rdb_len;
+    r.stream_start = (uint64_t)hr.offset;
     r.eof_mark = hr.eof_mark;
     r.eof_mark_len = hr.eof_mark_len;
     int probe = 0;
@@ -760,8 +907,5 @@ int sync_main(int argc, char **argv)
               r.use_restore ? "RESTORE for small values" : "native commands only");
     status = run_job(&r);
     close(r.input_fd);
-    if (status == 0 && !o.quiet && !sync_signal)
-        logf_("sync: done after the snapshot; following the source's later writes comes with "
-              "the incremental sync");
     return status;
 }

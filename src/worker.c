@@ -155,8 +155,17 @@ static bool pump_input(struct worker *w)
 {
     struct worker_input *in = w->cfg.input;
     bool progress = false;
+    if (in->is_blocked != NULL && !w->in_done) {
+        if (in->is_blocked(in->ctx))
+            return false;
+        size_t used;
+        if (in->feed(in->ctx, NULL, 0, &used) == RS_DONE) /* go on with what it holds */
+            w->in_done = true;
+        if (in->is_blocked(in->ctx))
+            return true;
+    }
     while (!w->in_done && w->in_off < w->in_len && !batch_writer_is_full(w->cfg.bw) &&
-           !job_should_stop(w->job)) {
+           !job_should_stop(w->job) && !(in->is_blocked && in->is_blocked(in->ctx))) {
         size_t n = w->in_len - w->in_off, used = 0;
         if (n > WORKER_FEED_PIECE)
             n = WORKER_FEED_PIECE;
@@ -256,7 +265,7 @@ static void loop(struct worker *w)
                 atomic_store(&w->job->finished, 1);
                 break;
             }
-            if (w->cfg.input->tick && since_s(&w->last_tick) >= 1.0) {
+            if (w->cfg.input->tick && since_s(&w->last_tick) >= 0.1) {
                 clock_gettime(CLOCK_MONOTONIC, &w->last_tick);
                 w->cfg.input->tick(w->cfg.input->ctx);
             }
@@ -265,7 +274,8 @@ static void loop(struct worker *w)
         dest_link_prep_recv(&w->dl, &w->ring, UD(OP_DEST_RECV));
 
         bool can_pump = w->cfg.input != NULL && !w->in_done && w->in_off < w->in_len &&
-                        !batch_writer_is_full(bw);
+                        !batch_writer_is_full(bw) &&
+                        !(w->cfg.input->is_blocked && w->cfg.input->is_blocked(w->cfg.input->ctx));
         struct io_uring_cqe *cqe;
         if (busy || can_pump) {
             io_uring_submit_and_get_events(&w->ring);

@@ -31,8 +31,12 @@ struct worker_input {
     int (*feed)(void *ctx, const uint8_t *p, size_t n, size_t *used);
     /* The input ended (EOF): RS_DONE if that is expected, else RS_ERR. */
     int (*at_eof)(void *ctx);
-    /* Called about once a second from the worker (keepalives); may be NULL. */
+    /* Called about every 100 ms from the worker (keepalives, ACKs); may be NULL. */
     void (*tick)(void *ctx);
+    /* True while the consumer must not be fed (a fence waits for replies);
+     * when it turns false the worker calls feed(ctx, NULL, 0) so the consumer
+     * goes on with what it holds. May be NULL. */
+    bool (*is_blocked)(void *ctx);
     void *ctx;
     /* Bytes already read from fd before the worker took it (at most 256 KiB). */
     const uint8_t *initial;

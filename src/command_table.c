@@ -1,0 +1,213 @@
+/* command_table.c - commands of the replication stream and their keys. */
+#include "command_table.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define K1   1, 1, 1 /* one key, the first argument */
+#define K12  1, 2, 1 /* two keys: source and destination */
+#define KALL 1, -1, 1
+
+static const struct command_spec table[] = {
+    /* replication-only frames and connection state */
+    {"ping", CMD_SKIP, 0, 0, 0, 0},
+    {"replconf", CMD_SKIP | CMD_REPLCONF, 0, 0, 0, 0},
+    {"select", CMD_SELECT, 0, 0, 0, 0},
+    {"multi", CMD_MULTI, 0, 0, 0, 0},
+    {"exec", CMD_EXEC, 0, 0, 0, 0},
+    {"publish", CMD_PUBLISH, 0, 0, 0, 0},
+    {"spublish", CMD_PUBLISH, 0, 0, 0, 0},
+    /* whole-server or several databases */
+    {"flushall", CMD_FENCE, 0, 0, 0, 0},
+    {"flushdb", CMD_FENCE, 0, 0, 0, 0},
+    {"swapdb", CMD_FENCE, 0, 0, 0, 0},
+    {"move", CMD_FENCE, K1, 0},
+    {"function", CMD_FENCE, 0, 0, 0, 0},
+    {"script", CMD_FENCE, 0, 0, 0, 0},
+    /* strings */
+    {"set", 0, K1, 0},
+    {"setex", 0, K1, 0},
+    {"psetex", 0, K1, 0},
+    {"setnx", 0, K1, 0},
+    {"setrange", 0, K1, 0},
+    {"append", 0, K1, 0},
+    {"getset", 0, K1, 0},
+    {"getdel", 0, K1, 0},
+    {"getex", 0, K1, 0},
+    {"incr", 0, K1, 0},
+    {"decr", 0, K1, 0},
+    {"incrby", 0, K1, 0},
+    {"decrby", 0, K1, 0},
+    {"incrbyfloat", 0, K1, 0},
+    {"mset", CMD_SPLIT, 1, -1, 2, 0},
+    {"msetnx", 0, 1, -1, 2, 0},
+    {"setbit", 0, K1, 0},
+    {"bitfield", 0, K1, 0},
+    {"bitop", 0, 2, -1, 1, 0},
+    /* keys */
+    {"del", CMD_SPLIT, KALL, 0},
+    {"unlink", CMD_SPLIT, KALL, 0},
+    {"touch", CMD_SPLIT, KALL, 0},
+    {"expire", 0, K1, 0},
+    {"pexpire", 0, K1, 0},
+    {"expireat", 0, K1, 0},
+    {"pexpireat", 0, K1, 0},
+    {"persist", 0, K1, 0},
+    {"rename", 0, K12, 0},
+    {"renamenx", 0, K12, 0},
+    {"copy", 0, K12, 0},
+    {"restore", 0, K1, 0},
+    {"restore-asking", 0, K1, 0},
+    {"sort", 0, K1, 0},
+    /* lists */
+    {"lpush", 0, K1, 0},
+    {"rpush", 0, K1, 0},
+    {"lpushx", 0, K1, 0},
+    {"rpushx", 0, K1, 0},
+    {"lpop", 0, K1, 0},
+    {"rpop", 0, K1, 0},
+    {"linsert", 0, K1, 0},
+    {"lset", 0, K1, 0},
+    {"lrem", 0, K1, 0},
+    {"ltrim", 0, K1, 0},
+    {"rpoplpush", 0, K12, 0},
+    {"lmove", 0, K12, 0},
+    {"brpoplpush", 0, K12, 0},
+    {"blmove", 0, K12, 0},
+    {"lmpop", CMD_NUMKEYS, 0, 0, 0, 1},
+    {"blpop", 0, 1, -2, 1, 0},
+    {"brpop", 0, 1, -2, 1, 0},
+    /* sets */
+    {"sadd", 0, K1, 0},
+    {"srem", 0, K1, 0},
+    {"spop", 0, K1, 0},
+    {"smove", 0, K12, 0},
+    {"sinterstore", 0, KALL, 0},
+    {"sunionstore", 0, KALL, 0},
+    {"sdiffstore", 0, KALL, 0},
+    /* sorted sets */
+    {"zadd", 0, K1, 0},
+    {"zincrby", 0, K1, 0},
+    {"zrem", 0, K1, 0},
+    {"zremrangebyscore", 0, K1, 0},
+    {"zremrangebyrank", 0, K1, 0},
+    {"zremrangebylex", 0, K1, 0},
+    {"zpopmin", 0, K1, 0},
+    {"zpopmax", 0, K1, 0},
+    {"zrangestore", 0, K12, 0},
+    {"zunionstore", CMD_NUMKEYS | CMD_DEST_FIRST, 0, 0, 0, 2},
+    {"zinterstore", CMD_NUMKEYS | CMD_DEST_FIRST, 0, 0, 0, 2},
+    {"zdiffstore", CMD_NUMKEYS | CMD_DEST_FIRST, 0, 0, 0, 2},
+    {"zmpop", CMD_NUMKEYS, 0, 0, 0, 1},
+    {"bzpopmin", 0, 1, -2, 1, 0},
+    {"bzpopmax", 0, 1, -2, 1, 0},
+    /* hashes */
+    {"hset", 0, K1, 0},
+    {"hmset", 0, K1, 0},
+    {"hsetnx", 0, K1, 0},
+    {"hdel", 0, K1, 0},
+    {"hincrby", 0, K1, 0},
+    {"hincrbyfloat", 0, K1, 0},
+    /* HyperLogLog, geo */
+    {"pfadd", 0, K1, 0},
+    {"pfmerge", 0, KALL, 0},
+    {"pfcount", 0, KALL, 0},
+    {"geoadd", 0, K1, 0},
+    {"geosearchstore", 0, K12, 0},
+    /* streams */
+    {"xadd", 0, K1, 0},
+    {"xdel", 0, K1, 0},
+    {"xtrim", 0, K1, 0},
+    {"xack", 0, K1, 0},
+    {"xclaim", 0, K1, 0},
+    {"xautoclaim", 0, K1, 0},
+    {"xsetid", 0, K1, 0},
+    {"xgroup", 0, 2, 2, 1, 0},
+    /* scripts and functions (replicated verbatim only on old or configured servers) */
+    {"eval", CMD_NUMKEYS, 0, 0, 0, 2},
+    {"evalsha", CMD_NUMKEYS, 0, 0, 0, 2},
+    {"eval_ro", CMD_NUMKEYS, 0, 0, 0, 2},
+    {"evalsha_ro", CMD_NUMKEYS, 0, 0, 0, 2},
+    {"fcall", CMD_NUMKEYS, 0, 0, 0, 2},
+    {"fcall_ro", CMD_NUMKEYS, 0, 0, 0, 2},
+};
+
+#define TABLE_LEN (sizeof(table) / sizeof(table[0]))
+
+const struct command_spec *command_table_all(size_t *n)
+{
+    *n = TABLE_LEN;
+    return table;
+}
+
+/* A name's bucket: its length and first letter. Names are at most 16 chars. */
+static inline unsigned bucket(const char *name, size_t len)
+{
+    return (unsigned)((len & 15) << 5 | ((unsigned char)name[0] | 0x20) % 32);
+}
+
+static int8_t first_in_bucket[512];
+static uint8_t next_in_bucket[TABLE_LEN];
+static int table_ready; /* set once, by the first lookup; benign if two threads race */
+
+static void table_init(void)
+{
+    memset(first_in_bucket, -1, sizeof(first_in_bucket));
+    for (int i = (int)TABLE_LEN - 1; i >= 0; i--) {
+        unsigned b = bucket(table[i].name, strlen(table[i].name));
+        next_in_bucket[i] = (uint8_t)(first_in_bucket[b] < 0 ? 0xff : first_in_bucket[b]);
+        first_in_bucket[b] = (int8_t)i;
+    }
+    __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
+}
+
+const struct command_spec *command_lookup(const char *name, size_t len)
+{
+    if (len == 0 || len > 16)
+        return NULL;
+    if (!__atomic_load_n(&table_ready, __ATOMIC_ACQUIRE))
+        table_init();
+    int i = first_in_bucket[bucket(name, len)];
+    while (i >= 0 && i != 0xff) {
+        if (strlen(table[i].name) == len && strncasecmp(table[i].name, name, len) == 0)
+            return &table[i];
+        i = next_in_bucket[i] == 0xff ? -1 : next_in_bucket[i];
+    }
+    return NULL;
+}
+
+int command_keys(const struct command_spec *spec, int argc, const struct rs_slice *argv, int *idx,
+                 int max)
+{
+    int n = 0;
+    if (spec->flags & CMD_NUMKEYS) {
+        if (spec->numkeys_at >= argc)
+            return -1;
+        char tmp[24];
+        size_t l = argv[spec->numkeys_at].len;
+        if (l == 0 || l >= sizeof(tmp))
+            return -1;
+        memcpy(tmp, argv[spec->numkeys_at].p, l);
+        tmp[l] = '\0';
+        char *end;
+        long k = strtol(tmp, &end, 10);
+        if (*end || k < 0 || spec->numkeys_at + k >= argc)
+            return -1;
+        if (spec->flags & CMD_DEST_FIRST && n < max)
+            idx[n++] = 1;
+        for (long j = 0; j < k && n < max; j++)
+            idx[n++] = spec->numkeys_at + 1 + (int)j;
+        return n;
+    }
+    if (spec->first == 0)
+        return 0;
+    int last = spec->last >= 0 ? spec->last : argc + spec->last;
+    if (spec->first >= argc || last >= argc)
+        return -1;
+    for (int i = spec->first; i <= last && n < max; i += spec->step)
+        idx[n++] = i;
+    return n;
+}

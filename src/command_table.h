@@ -1,0 +1,48 @@
+/* command_table.h - what ringsync knows of each command a replication stream
+ * carries: whether to forward it, and which arguments are keys.
+ *
+ * Key positions follow Redis 7 key specs (COMMAND INFO): first, last (-1: to
+ * the end, -2: all but the last), step; or a numkeys argument (EVAL, FCALL,
+ * ZUNIONSTORE ...). A test checks them against COMMAND GETKEYS of a real
+ * server (tests/integration/test_command_table.c).
+ */
+#ifndef RS_COMMAND_TABLE_H
+#define RS_COMMAND_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "slice.h"
+
+enum command_flags {
+    CMD_FENCE = 1 << 0,   /* touches several databases or the whole server: run alone */
+    CMD_SPLIT = 1 << 1,   /* multi-key, but each key (group) may be applied apart */
+    CMD_NUMKEYS = 1 << 2, /* argv[numkeys_at] holds the number of keys that follow it */
+    CMD_SKIP = 1 << 3,    /* replication-only or not data: consumed, not forwarded */
+    CMD_PUBLISH = 1 << 4, /* PUBLISH / SPUBLISH: dropped unless --forward-publish */
+    CMD_SELECT = 1 << 5,
+    CMD_MULTI = 1 << 6,
+    CMD_EXEC = 1 << 7,
+    CMD_REPLCONF = 1 << 8,
+    CMD_DEST_FIRST = 1 << 9, /* with CMD_NUMKEYS: argv[1] is also a key (ZUNIONSTORE dest) */
+};
+
+struct command_spec {
+    const char *name; /* lower case */
+    unsigned flags;
+    int first, last, step; /* key positions; first 0: no keys */
+    int numkeys_at;        /* with CMD_NUMKEYS */
+};
+
+/* The spec of a command by name (any case), or NULL when unknown. */
+const struct command_spec *command_lookup(const char *name, size_t len);
+
+/* Writes the indices of argv that are keys into idx (at most max); returns
+ * how many, or -1 if the arguments don't fit the spec (a malformed command). */
+int command_keys(const struct command_spec *spec, int argc, const struct rs_slice *argv, int *idx,
+                 int max);
+
+/* Every spec, for tests. */
+const struct command_spec *command_table_all(size_t *n);
+
+#endif

@@ -1,0 +1,366 @@
+/* router.c - the replication stream to workers (see router.h). */
+#include "router.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "batch.h"
+#include "command_table.h"
+#include "job.h"
+#include "resp_scanner.h"
+#include "slot.h"
+
+enum fence_state {
+    FENCE_NONE,
+    FENCE_DRAIN, /* waiting for every worker before the fence command */
+    FENCE_AFTER, /* the fence command was written: waiting for its reply */
+};
+
+struct router {
+    struct router_config cfg;
+    struct batch_writer *bw;
+    struct job *job;
+    struct resp_scanner *sc;
+    int64_t db;
+    uint64_t routed;
+    int fence;
+    bool getack;
+    uint64_t commands, fences;
+    /* a transaction being gathered */
+    bool in_tx;
+    char *tx;
+    size_t tx_len, tx_cap;
+    uint32_t tx_cmds;
+    int64_t tx_db;       /* the db at MULTI */
+    uint64_t tx_workers; /* bit per worker its keys map to */
+    bool tx_fence;
+    /* key positions and split commands */
+    int *keys;
+    size_t keys_cap;
+    char *split;
+    size_t split_cap;
+};
+
+struct router *router_new(const struct router_config *cfg, struct batch_writer *bw, struct job *job,
+                          uint64_t start_offset)
+{
+    struct router *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->cfg = *cfg;
+    if (r->cfg.nworkers == 0)
+        r->cfg.nworkers = 1;
+    r->bw = bw;
+    r->job = job;
+    r->routed = start_offset;
+    r->sc = resp_scanner_new(start_offset);
+    if (r->sc == NULL) {
+        free(r);
+        return NULL;
+    }
+    batch_writer_set_offset(bw, start_offset);
+    return r;
+}
+
+void router_free(struct router *r)
+{
+    if (r == NULL)
+        return;
+    resp_scanner_free(r->sc);
+    free(r->tx);
+    free(r->keys);
+    free(r->split);
+    free(r);
+}
+
+static int oom(struct router *r)
+{
+    job_fail(r->job, "out of memory while routing the replication stream");
+    return RS_ERR;
+}
+
+static unsigned worker_of(const struct router *r, struct rs_slice key)
+{
+    return r->cfg.nworkers > 1 ? slot_of_key(key.p, key.len) % r->cfg.nworkers : 0;
+}
+
+/* The keys of a command; -1 when malformed. */
+static int find_keys(struct router *r, const struct command_spec *spec, const struct resp_cmd *c)
+{
+    if ((size_t)c->argc > r->keys_cap) {
+        size_t cap = r->keys_cap ? r->keys_cap : 64;
+        while (cap < (size_t)c->argc)
+            cap *= 2;
+        int *k = realloc(r->keys, cap * sizeof(*k));
+        if (k == NULL)
+            return -1;
+        r->keys = k;
+        r->keys_cap = cap;
+    }
+    return command_keys(spec, c->argc, c->argv, r->keys, c->argc);
+}
+
+static int64_t parse_db(const struct rs_slice *s)
+{
+    char tmp[24];
+    if (s->len == 0 || s->len >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, s->p, s->len);
+    tmp[s->len] = '\0';
+    char *end;
+    long long v = strtoll(tmp, &end, 10);
+    return *end || v < 0 ? -1 : v;
+}
+
+static int write_raw(struct router *r, unsigned to, const struct resp_cmd *c)
+{
+    if (batch_writer_raw(r->bw, to, r->db, c->raw.p, c->raw.len, 1, r->db) != 0)
+        return oom(r);
+    return RS_OK;
+}
+
+/* Re-encodes the keys (and values, with step 2) of a splittable command that
+ * go to worker `to`, as a command of its own. */
+static int write_split(struct router *r, const struct resp_cmd *c, int nkeys, int step, unsigned to)
+{
+    struct rs_slice argv[1 + 2 * 256];
+    int argc = 1;
+    argv[0] = c->argv[0];
+    for (int i = 0; i < nkeys; i++) {
+        int k = r->keys[i];
+        if (worker_of(r, c->argv[k]) != to)
+            continue;
+        argv[argc++] = c->argv[k];
+        if (step == 2)
+            argv[argc++] = c->argv[k + 1];
+        if (argc + 2 > (int)(sizeof(argv) / sizeof(argv[0]))) {
+            if (batch_writer_cmd(r->bw, to, r->db, argc, argv) != 0)
+                return oom(r);
+            argc = 1;
+        }
+    }
+    if (argc > 1 && batch_writer_cmd(r->bw, to, r->db, argc, argv) != 0)
+        return oom(r);
+    return RS_OK;
+}
+
+/* A command that must run alone. Returns 1 when the router must wait. */
+static int fence(struct router *r, const struct resp_cmd *c, const void *raw, size_t len,
+                 uint32_t ncmds, int64_t db, int64_t db_after)
+{
+    if (r->cfg.nworkers == 1) { /* one connection: order is already total */
+        if (batch_writer_raw(r->bw, 0, db, raw, len, ncmds, db_after) != 0)
+            return oom(r);
+        return 0;
+    }
+    batch_writer_publish(r->bw); /* gathered MSETs too: all of it precedes the fence */
+    if (r->fence == FENCE_NONE && batch_writer_outstanding(r->bw) > 0) {
+        resp_scanner_unread(r->sc); /* wait for everything before it */
+        r->fence = FENCE_DRAIN;
+        return 1;
+    }
+    (void)c;
+    if (batch_writer_raw(r->bw, 0, db, raw, len, ncmds, db_after) != 0)
+        return oom(r);
+    r->fence = FENCE_AFTER;
+    r->fences++;
+    return 1;
+}
+
+static int append_tx(struct router *r, const struct resp_cmd *c)
+{
+    if (r->tx_len + c->raw.len > r->tx_cap) {
+        size_t cap = r->tx_cap ? r->tx_cap : 16 * 1024;
+        while (cap < r->tx_len + c->raw.len)
+            cap *= 2;
+        char *t = realloc(r->tx, cap);
+        if (t == NULL)
+            return oom(r);
+        r->tx = t;
+        r->tx_cap = cap;
+    }
+    memcpy(r->tx + r->tx_len, c->raw.p, c->raw.len);
+    r->tx_len += c->raw.len;
+    r->tx_cmds++;
+    return RS_OK;
+}
+
+/* One command inside MULTI: gathered, its keys noted. */
+static int tx_command(struct router *r, const struct command_spec *spec, const struct resp_cmd *c)
+{
+    if (append_tx(r, c) != RS_OK)
+        return RS_ERR;
+    if (spec != NULL && (spec->flags & CMD_SELECT)) {
+        int64_t db = c->argc == 2 ? parse_db(&c->argv[1]) : -1;
+        if (db < 0) {
+            job_fail(r->job, "the replication stream has a bad SELECT at offset %" PRIu64,
+                     c->end_offset);
+            return RS_ERR;
+        }
+        r->db = db;
+        return RS_OK;
+    }
+    if (spec == NULL || (spec->flags & CMD_FENCE)) {
+        r->tx_fence = true;
+        return RS_OK;
+    }
+    int n = find_keys(r, spec, c);
+    if (n < 0) {
+        r->tx_fence = true;
+        return RS_OK;
+    }
+    for (int i = 0; i < n; i++)
+        r->tx_workers |= 1ULL << worker_of(r, c->argv[r->keys[i]]);
+    return RS_OK;
+}
+
+/* Routes one command; 1 when routing must pause (a fence). */
+static int route(struct router *r, const struct resp_cmd *c)
+{
+    const struct command_spec *spec = command_lookup(c->argv[0].p, c->argv[0].len);
+    unsigned flags = spec ? spec->flags : CMD_FENCE;
+    if (r->in_tx) {
+        if (flags & CMD_EXEC) {
+            if (append_tx(r, c) != RS_OK)
+                return RS_ERR;
+            r->in_tx = false;
+            int nw = __builtin_popcountll(r->tx_workers);
+            if (r->tx_fence || nw > 1)
+                return fence(r, NULL, r->tx, r->tx_len, r->tx_cmds, r->tx_db, r->db);
+            unsigned to = nw == 1 ? (unsigned)__builtin_ctzll(r->tx_workers) : 0;
+            if (batch_writer_raw(r->bw, to, r->tx_db, r->tx, r->tx_len, r->tx_cmds, r->db) != 0)
+                return oom(r);
+            return 0;
+        }
+        return tx_command(r, spec, c) == RS_OK ? 0 : RS_ERR;
+    }
+    if (flags & CMD_SKIP) {
+        if ((flags & CMD_REPLCONF) && c->argc >= 2 && c->argv[1].len == 6 &&
+            strncasecmp(c->argv[1].p, "getack", 6) == 0)
+            r->getack = true;
+        return 0;
+    }
+    if (flags & CMD_SELECT) {
+        int64_t db = c->argc == 2 ? parse_db(&c->argv[1]) : -1;
+        if (db < 0) {
+            job_fail(r->job, "the replication stream has a bad SELECT at offset %" PRIu64,
+                     c->end_offset);
+            return RS_ERR;
+        }
+        r->db = db;
+        return 0;
+    }
+    if (flags & CMD_PUBLISH) {
+        if (!r->cfg.forward_publish)
+            return 0;
+        return write_raw(r, 0, c) == RS_OK ? 0 : RS_ERR;
+    }
+    if (flags & CMD_MULTI) {
+        r->in_tx = true;
+        r->tx_len = 0;
+        r->tx_cmds = 0;
+        r->tx_db = r->db;
+        r->tx_workers = 0;
+        r->tx_fence = false;
+        return append_tx(r, c) == RS_OK ? 0 : RS_ERR;
+    }
+    if (flags & CMD_FENCE)
+        return fence(r, c, c->raw.p, c->raw.len, 1, r->db, r->db);
+    int n = find_keys(r, spec, c);
+    if (n < 0) /* malformed for its spec: let the destination judge it, alone */
+        return fence(r, c, c->raw.p, c->raw.len, 1, r->db, r->db);
+    if (n == 0)
+        return fence(r, c, c->raw.p, c->raw.len, 1, r->db, r->db);
+    unsigned to = worker_of(r, c->argv[r->keys[0]]);
+    bool one = true;
+    for (int i = 1; i < n && one; i++)
+        one = worker_of(r, c->argv[r->keys[i]]) == to;
+    if (one) {
+        /* a plain SET k v joins the MSET being gathered: its argument bytes as received */
+        if (c->argc == 3 && c->argv[0].len == 3 && strncasecmp(c->argv[0].p, "set", 3) == 0) {
+            const char *args = c->argv[0].p + c->argv[0].len + 2;
+            size_t len = (size_t)(c->raw.p + c->raw.len - args);
+            if (batch_writer_mset_raw(r->bw, to, r->db, args, len) != 0)
+                return oom(r);
+            return 0;
+        }
+        return write_raw(r, to, c) == RS_OK ? 0 : RS_ERR;
+    }
+    if (flags & CMD_SPLIT) {
+        int step = spec->step;
+        for (unsigned w = 0; w < r->cfg.nworkers; w++)
+            if (write_split(r, c, n, step, w) != RS_OK)
+                return RS_ERR;
+        return 0;
+    }
+    return fence(r, c, c->raw.p, c->raw.len, 1, r->db, r->db);
+}
+
+int router_resume(struct router *r)
+{
+    struct resp_cmd c;
+    struct rs_error err;
+    int rc;
+    while (!router_is_blocked(r) && (rc = resp_scanner_next(r->sc, &c, &err)) == 1) {
+        int x = route(r, &c);
+        if (x < 0)
+            return RS_ERR;
+        if (r->fence == FENCE_DRAIN)
+            return RS_OK; /* the command was put back; routed stays before it */
+        r->commands++;
+        if (!r->in_tx) {
+            r->routed = c.end_offset;
+            batch_writer_set_offset(r->bw, r->routed);
+        }
+        if (x == 1)
+            return RS_OK;
+    }
+    if (!router_is_blocked(r) && rc == RS_ERR) {
+        job_fail(r->job, "%s (offset %" PRIu64 ")", err.msg, err.offset);
+        return RS_ERR;
+    }
+    return RS_OK;
+}
+
+int router_feed(struct router *r, const void *p, size_t n)
+{
+    if (resp_scanner_feed(r->sc, p, n) != 0)
+        return oom(r);
+    return router_resume(r);
+}
+
+bool router_is_blocked(struct router *r)
+{
+    if (r->fence == FENCE_NONE)
+        return false;
+    if (batch_writer_outstanding(r->bw) > 0)
+        return true;
+    r->fence = FENCE_NONE; /* everything before (and the fence itself) is acknowledged */
+    return false;
+}
+
+uint64_t router_routed(const struct router *r)
+{
+    return r->routed;
+}
+
+bool router_take_getack(struct router *r)
+{
+    bool g = r->getack;
+    r->getack = false;
+    return g;
+}
+
+uint64_t router_commands(const struct router *r)
+{
+    return r->commands;
+}
+
+uint64_t router_fences(const struct router *r)
+{
+    return r->fences;
+}

@@ -1,0 +1,60 @@
+/* router.h - applies the replication stream: each command to the worker that
+ * owns its keys' slot, in source order per slot (DESIGN.md §2).
+ *
+ *   SELECT            tracked, not forwarded: each command carries its db
+ *   PING, REPLCONF    consumed (GETACK is answered by the caller)
+ *   PUBLISH           dropped unless forward_publish
+ *   MULTI ... EXEC    kept whole, sent as one block to one worker
+ *   SET k v           gathered into MSETs (same db and worker, outside MULTI)
+ *   DEL/UNLINK/TOUCH/MSET across workers: split per worker
+ *   anything else across workers, FLUSHALL, FLUSHDB, SWAPDB, MOVE, FUNCTION,
+ *   SCRIPT, unknown commands: a fence (invariant 3): every worker drains and
+ *   is acknowledged, the command runs on worker 0 and is acknowledged, then
+ *   routing resumes. With one worker nothing needs a fence.
+ */
+#ifndef RS_ROUTER_H
+#define RS_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rs_error.h"
+
+struct batch_writer;
+struct job;
+
+struct router_config {
+    unsigned nworkers;
+    bool forward_publish;
+};
+
+struct router;
+
+/* A router for the stream that starts at source offset start_offset. */
+struct router *router_new(const struct router_config *cfg, struct batch_writer *bw, struct job *job,
+                          uint64_t start_offset);
+void router_free(struct router *r);
+
+/* Takes stream bytes and routes every complete command it can. Returns
+ * RS_OK, or RS_ERR (it called job_fail). Stops early at a fence: see
+ * router_is_blocked. */
+int router_feed(struct router *r, const void *p, size_t n);
+
+/* Routes what it holds already (after a fence lifted). */
+int router_resume(struct router *r);
+
+/* True while a fence waits for every worker's acknowledgements. */
+bool router_is_blocked(struct router *r);
+
+/* The offset up to which the stream has been routed (or filtered). */
+uint64_t router_routed(const struct router *r);
+
+/* True once after the stream asked for an acknowledgement (REPLCONF GETACK). */
+bool router_take_getack(struct router *r);
+
+/* Commands routed so far, and fences run. */
+uint64_t router_commands(const struct router *r);
+uint64_t router_fences(const struct router *r);
+
+#endif
