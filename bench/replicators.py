@@ -3,7 +3,8 @@
 Every replicator copies the source into a fresh, empty destination server that
 bench/run started for it (see measure_full_sync in bench/run):
 
-  ringsync   `ringsync sync --source URI --target URI --quiet` (+ --ringsync-args);
+  ringsync   `ringsync sync --source URI --target URI --quiet --snapshot-only`
+             (+ --ringsync-args; --snapshot-only when the binary has it);
              time = the process's wall time, start to exit; CPU and peak RSS
              from its own rusage (wait4).
   native     the destination itself becomes a replica: REPLICAOF, then timed
@@ -184,8 +185,11 @@ class CommandReplicator:
             box = {}
 
             def reap():
-                box["r"] = os.wait4(proc.pid, 0)
-                box["t"] = time.monotonic()
+                try:
+                    box["r"] = os.wait4(proc.pid, 0)
+                    box["t"] = time.monotonic()
+                except ChildProcessError:  # reaped by the cleanup of an interrupted run
+                    pass
 
             th = threading.Thread(target=reap, daemon=True)
             th.start()
@@ -244,11 +248,30 @@ def _reap(proc, grace_s):
         time.sleep(0.01)
 
 
+def ringsync_has_option(ringsync, option):
+    """Whether `ringsync sync --help` lists option (the binary grows options
+    from one issue to the next)."""
+    try:
+        r = subprocess.run([ringsync, "sync", "--help"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return option.encode() in r.stdout
+
+
 class RingsyncReplicator(CommandReplicator):
+    """ringsync sync; since the incremental sync landed, `sync` follows the
+    stream after the snapshot, so the full-sync measurement adds
+    --snapshot-only when the binary has it (the process then ends once the
+    snapshot is applied, as before)."""
+
     kind = "ringsync"
 
     def __init__(self, ringsync, extra_args=""):
-        cmdline = RINGSYNC_CMDLINE + ((" " + extra_args) if extra_args else "")
+        cmdline = RINGSYNC_CMDLINE
+        if ringsync_has_option(ringsync, "--snapshot-only") and "--snapshot-only" not in extra_args:
+            cmdline += " --snapshot-only"
+        cmdline += (" " + extra_args) if extra_args else ""
         super().__init__("ringsync", cmdline, ringsync, stop_when_synced=False)
 
 

@@ -91,7 +91,11 @@ def table(results, machine):
     lines.append("ringsync bench, %s; %s CPUs (%s), kernel %s, redis %s, ringsync %s; "
                  "load avg at start %s" % (m["date"], m["nproc"], m.get("cpu_model", "?"),
                                            m["kernel"], m["redis_version"],
-                                           m.get("ringsync_commit", "?"), m["loadavg_start"]))
+                                           "%s (binary %s, built %s)" % (
+                                               m.get("ringsync_commit", "?"),
+                                               m.get("ringsync_sha256", "?")[:8],
+                                               m.get("ringsync_mtime", "?")),
+                                           m["loadavg_start"]))
     rows = []
     notes = []
     for sc in results:

@@ -148,27 +148,36 @@ static int write_split(struct router *r, const struct resp_cmd *c, int nkeys, in
     return RS_OK;
 }
 
-/* A command that must run alone. Returns 1 when the router must wait. */
-static int fence(struct router *r, const struct resp_cmd *c, const void *raw, size_t len,
-                 uint32_t ncmds, int64_t db, int64_t db_after)
+/* A command (or transaction) that must run alone (invariant 3). Returns 1
+ * when routing must pause: either everything before it must be acknowledged
+ * first (the command is put back, to come again), or it was written and its
+ * own reply must come before anything after it. */
+static int fence(struct router *r, const void *raw, size_t len, uint32_t ncmds, int64_t db,
+                 int64_t db_after)
 {
     if (r->cfg.nworkers == 1) { /* one connection: order is already total */
         if (batch_writer_raw(r->bw, 0, db, raw, len, ncmds, db_after) != 0)
             return oom(r);
         return 0;
     }
-    batch_writer_publish(r->bw); /* gathered MSETs too: all of it precedes the fence */
-    if (r->fence == FENCE_NONE && batch_writer_outstanding(r->bw) > 0) {
-        resp_scanner_unread(r->sc); /* wait for everything before it */
-        r->fence = FENCE_DRAIN;
-        return 1;
-    }
-    (void)c;
     if (batch_writer_raw(r->bw, 0, db, raw, len, ncmds, db_after) != 0)
         return oom(r);
     r->fence = FENCE_AFTER;
     r->fences++;
     return 1;
+}
+
+/* True when a fence may run now; else puts the command back and waits. */
+static bool fence_ready(struct router *r)
+{
+    if (r->cfg.nworkers == 1)
+        return true;
+    batch_writer_publish(r->bw); /* gathered MSETs too: all of it precedes the fence */
+    if (batch_writer_outstanding(r->bw) == 0)
+        return true;
+    resp_scanner_unread(r->sc);
+    r->fence = FENCE_DRAIN;
+    return false;
 }
 
 static int append_tx(struct router *r, const struct resp_cmd *c)
@@ -225,12 +234,15 @@ static int route(struct router *r, const struct resp_cmd *c)
     unsigned flags = spec ? spec->flags : CMD_FENCE;
     if (r->in_tx) {
         if (flags & CMD_EXEC) {
+            int nw = __builtin_popcountll(r->tx_workers);
+            bool alone = r->tx_fence || nw > 1;
+            if (alone && !fence_ready(r))
+                return 1; /* EXEC comes again once the workers drained */
             if (append_tx(r, c) != RS_OK)
                 return RS_ERR;
             r->in_tx = false;
-            int nw = __builtin_popcountll(r->tx_workers);
-            if (r->tx_fence || nw > 1)
-                return fence(r, NULL, r->tx, r->tx_len, r->tx_cmds, r->tx_db, r->db);
+            if (alone)
+                return fence(r, r->tx, r->tx_len, r->tx_cmds, r->tx_db, r->db);
             unsigned to = nw == 1 ? (unsigned)__builtin_ctzll(r->tx_workers) : 0;
             if (batch_writer_raw(r->bw, to, r->tx_db, r->tx, r->tx_len, r->tx_cmds, r->db) != 0)
                 return oom(r);
@@ -268,13 +280,12 @@ static int route(struct router *r, const struct resp_cmd *c)
         r->tx_fence = false;
         return append_tx(r, c) == RS_OK ? 0 : RS_ERR;
     }
-    if (flags & CMD_FENCE)
-        return fence(r, c, c->raw.p, c->raw.len, 1, r->db, r->db);
-    int n = find_keys(r, spec, c);
-    if (n < 0) /* malformed for its spec: let the destination judge it, alone */
-        return fence(r, c, c->raw.p, c->raw.len, 1, r->db, r->db);
-    if (n == 0)
-        return fence(r, c, c->raw.p, c->raw.len, 1, r->db, r->db);
+    int n = flags & CMD_FENCE ? 0 : find_keys(r, spec, c);
+    if (n <= 0) { /* global, keyless, or malformed for its spec: alone */
+        if (!fence_ready(r))
+            return 1;
+        return fence(r, c->raw.p, c->raw.len, 1, r->db, r->db);
+    }
     unsigned to = worker_of(r, c->argv[r->keys[0]]);
     bool one = true;
     for (int i = 1; i < n && one; i++)
@@ -297,7 +308,9 @@ static int route(struct router *r, const struct resp_cmd *c)
                 return RS_ERR;
         return 0;
     }
-    return fence(r, c, c->raw.p, c->raw.len, 1, r->db, r->db);
+    if (!fence_ready(r))
+        return 1;
+    return fence(r, c->raw.p, c->raw.len, 1, r->db, r->db);
 }
 
 int router_resume(struct router *r)
