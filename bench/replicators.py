@@ -50,8 +50,9 @@ class SyncFailed(Exception):
 
 
 class ProgressSampler(threading.Thread):
-    """Samples the destination's key count (INFO keyspace) over time, on its own
-    connection, until stop(); samples are (seconds since t0, keys)."""
+    """Samples the destination's key count and used_memory (INFO keyspace
+    memory) over time, on its own connection, until stop(); samples are
+    (seconds since t0, keys, used_memory bytes)."""
 
     def __init__(self, dest, t0):
         super().__init__(daemon=True)
@@ -64,10 +65,12 @@ class ProgressSampler(threading.Thread):
             with self.dest.client(timeout_s=5) as c:
                 while not self.done.is_set():
                     try:
-                        keys = sum(keyspace_counts(c.info("keyspace")).values())
+                        info = c.info("keyspace", "memory")
+                        keys = sum(keyspace_counts(info).values())
+                        mem = int(info.get("used_memory", 0))
                     except RespError:
-                        keys = None
-                    self.samples.append((round(time.monotonic() - self.t0, 4), keys))
+                        keys = mem = None
+                    self.samples.append((round(time.monotonic() - self.t0, 4), keys, mem))
                     self.done.wait(PROGRESS_INTERVAL_S)
         except OSError:
             pass

@@ -222,31 +222,36 @@ plot %s
     return path
 
 
-def _series_chart(path, work, title, ylabel, series):
-    """Lines over time, one per replicator: series = {name: [(t, v), ...]}."""
-    series = {n: [p for p in pts if p[1] is not None] for n, pts in series.items()}
+def _series_chart(path, work, title, panels, series):
+    """Lines over time, one per replicator, in one panel per value:
+    series = {name: [(t, v1, v2, ...), ...]}, panels = [(ylabel, scale), ...]
+    for v1, v2, ... (a value is divided by its scale)."""
     series = {n: pts for n, pts in series.items() if pts}
     if not series:
         return None
-    plots = []
-    for i, (n, pts) in enumerate(series.items()):
-        dat = os.path.join(work, "%s.%d.dat" % (os.path.basename(path), i))
-        with open(dat, "w") as f:
-            for t, v in pts:
-                f.write("%g %g\n" % (t, v))
-        plots.append("'%s' using 1:2 with lines lw 2 lc rgb '%s' title '%s'" % (
-            os.path.basename(dat), COLORS[i % len(COLORS)], n))
+    names = list(series)
+    for i, n in enumerate(names):
+        with open(os.path.join(work, "%s.%d.dat" % (os.path.basename(path), i)), "w") as f:
+            for p in series[n]:
+                f.write(" ".join("NaN" if v is None else "%g" % v for v in p) + "\n")
+    body = []
+    for k, (ylabel, scale) in enumerate(panels):
+        plots = ["'%s.%d.dat' using 1:($%d/%g) with lines lw 2 lc rgb '%s' title '%s'" % (
+            os.path.basename(path), i, k + 2, scale, COLORS[i % len(COLORS)], n)
+            for i, n in enumerate(names)]
+        body.append("set ylabel '%s'\n%s\nplot %s" % (
+            ylabel, "set title '%s'" % title if k == 0 else "unset title", ", ".join(plots)))
     script = """
-set terminal pngcairo size 900,500 font 'sans,10'
+set terminal pngcairo size 900,%d font 'sans,10'
 set output '%s'
-set title '%s'
+set multiplot layout %d,1
 set xlabel 'seconds since the sync started'
-set ylabel '%s'
 set key bottom right
 set grid
 set yrange [0:*]
-plot %s
-""" % (path, title, ylabel, ", ".join(plots))
+%s
+unset multiplot
+""" % (300 + 250 * len(panels), path, len(panels), "\n".join(body))
     _gnuplot(script, work)
     return path
 
@@ -289,11 +294,11 @@ def plots(results, outdir):
             for n in names:
                 run = _representative_run([r for r in sc["runs"] if r["replicator"] == n])
                 if run and run.get("progress"):
-                    series[n] = [tuple(p) for p in run["progress"]]
+                    series[n] = [tuple(p) + (None,) * (3 - len(p)) for p in run["progress"]]
             written.append(_series_chart(
                 os.path.join(outdir, "progress_%s.png" % _file_name(sc["name"])), work,
-                "%s: keys on the destination during the full sync (median run)" % sc["name"],
-                "keys", series))
+                "%s: the destination during the full sync (median run)" % sc["name"],
+                [("keys", 1), ("used memory, MB", 1e6)], series))
             # Lag over time (steady-load) plugs in here once the incremental sync
             # records run["lag_series"].
             lag = {n: r["lag_series"] for n in names for r in sc["runs"]
@@ -301,7 +306,7 @@ def plots(results, outdir):
             if lag:
                 written.append(_series_chart(
                     os.path.join(outdir, "lag_%s.png" % _file_name(sc["name"])), work,
-                    "%s: replication lag" % sc["name"], "ms", lag))
+                    "%s: replication lag" % sc["name"], [("lag, ms", 1)], lag))
     return [p for p in written if p]
 
 

@@ -151,17 +151,32 @@ static inline unsigned bucket(const char *name, size_t len)
 
 static int8_t first_in_bucket[512];
 static uint8_t next_in_bucket[TABLE_LEN];
+static uint8_t name_len[TABLE_LEN];
 static int table_ready; /* set once, by the first lookup; benign if two threads race */
 
 static void table_init(void)
 {
     memset(first_in_bucket, -1, sizeof(first_in_bucket));
     for (int i = (int)TABLE_LEN - 1; i >= 0; i--) {
-        unsigned b = bucket(table[i].name, strlen(table[i].name));
+        name_len[i] = (uint8_t)strlen(table[i].name);
+        unsigned b = bucket(table[i].name, name_len[i]);
         next_in_bucket[i] = (uint8_t)(first_in_bucket[b] < 0 ? 0xff : first_in_bucket[b]);
         first_in_bucket[b] = (int8_t)i;
     }
     __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
+}
+
+/* Compares a lower-case name with any-case bytes (ASCII letters, digits, '-', '_'). */
+static inline bool same_lower(const char *lower, const char *any, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = any[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c | 0x20);
+        if (c != lower[i])
+            return false;
+    }
+    return true;
 }
 
 const struct command_spec *command_lookup(const char *name, size_t len)
@@ -172,7 +187,7 @@ const struct command_spec *command_lookup(const char *name, size_t len)
         table_init();
     int i = first_in_bucket[bucket(name, len)];
     while (i >= 0 && i != 0xff) {
-        if (strlen(table[i].name) == len && strncasecmp(table[i].name, name, len) == 0)
+        if (name_len[i] == len && same_lower(table[i].name, name, len))
             return &table[i];
         i = next_in_bucket[i] == 0xff ? -1 : next_in_bucket[i];
     }

@@ -487,8 +487,8 @@ static int sref_copy(struct rdb_decoder *d, const struct sref *s, void *dst, con
     unsigned got = lzf_decompress(s->p, (unsigned)s->clen, dst, (unsigned)s->len);
     if (got != s->len)
         return fail(d, RS_E_FORMAT, s->p,
-                    "LZF data of %s does not decompress to the %zu bytes it declares (got %u)",
-                    what, s->len, got);
+                    "LZF data of %s does not decompress to the %zu bytes it declares (%s)", what,
+                    s->len, got == 0 ? "it is corrupt, or longer" : "it is shorter");
     return RS_OK;
 }
 
@@ -934,7 +934,7 @@ static int stream_node(struct rdb_decoder *d, const struct sref *idref, const st
                     item->entry.id.ms = master.ms + (uint64_t)msd;
                     item->entry.id.seq = master.seq + (uint64_t)seqd;
                     item->entry.nfv = (uint32_t)(nf * 2);
-                    item->entry.fv = d->fv + d->nfv;
+                    item->entry.fv = nf ? d->fv + d->nfv : NULL;
                 }
             }
             for (int64_t f = 0; f < nf; f++) {

@@ -1,10 +1,17 @@
 /* resp_scanner.c - the replication stream's command scanner (see resp_scanner.h).
  *
- * The buffer holds [start, end); `pos` is where the next command begins.
- * A command is parsed from `pos` each time; if incomplete, nothing changes
- * but `need_from`, which remembers how far the parse got so that a big
- * argument still arriving is not re-scanned byte by byte: the header parse
- * resumes cheaply because arguments are skipped by their length.
+ * The buffer holds [0, end); `pos` is where the next command begins. A
+ * command is parsed from `pos` on each call to resp_scanner_next; if it is
+ * incomplete nothing changes, and the next call parses it again from its
+ * start. That is cheap even for a big argument still arriving: arguments are
+ * skipped by their length, so a re-parse costs one step per argument, not
+ * per byte.
+ *
+ * What is accepted is what Redis accepts from its master (networking.c,
+ * processMultibulkBuffer): lengths written as string2ll writes them (no '+',
+ * no leading zero, no "-0"). So the bytes of every command handed out are
+ * the canonical encoding of its arguments, and forwarding them unchanged is
+ * safe. Errors point at the first bad byte, whatever the feed sizes were.
  */
 #include "resp_scanner.h"
 
@@ -12,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCANNER_INITIAL (256 * 1024)
+#define SCANNER_INITIAL    (256 * 1024)
+#define SCANNER_MAX_INLINE (64 * 1024) /* Redis's PROTO_INLINE_MAX_SIZE */
 
 struct resp_scanner {
     char *buf;
@@ -84,34 +92,57 @@ int resp_scanner_feed(struct resp_scanner *s, const void *p, size_t n)
     return 0;
 }
 
-/* Reads "<digits>\r\n" at *i; -1 if malformed, 0 if incomplete, 1 ok. */
+/* Reads "<integer>\r\n" at *i as Redis's string2ll would: an optional '-',
+ * then "0" or a digit 1-9 and more digits. Returns 1 with *v set and *i past
+ * the CRLF, 0 when more bytes are needed, or -1 with *i at the first bad byte
+ * (at the number's start when its digits are fine but its value is not). */
 static int read_num(const char *b, size_t end, size_t *i, int64_t *v)
 {
     size_t j = *i;
-    int64_t x = 0;
-    bool neg = false, any = false;
+    bool neg = false;
     if (j < end && b[j] == '-') {
         neg = true;
         j++;
     }
+    size_t digits = j;
+    int64_t x = 0;
     for (; j < end && b[j] >= '0' && b[j] <= '9'; j++) {
-        if (x > (INT64_MAX - 9) / 10)
-            return -1;
+        /* A leading zero, or more digits than any length we accept: the
+         * number as a whole is bad, so the error points at its start. */
+        if ((j > digits && b[digits] == '0') || x > (INT64_MAX - 9) / 10) {
+            j = *i;
+            goto bad;
+        }
         x = x * 10 + (b[j] - '0');
-        any = true;
     }
-    if (j >= end || (j + 1 >= end && b[j] == '\r'))
+    if (j >= end)
         return 0;
-    if (!any || b[j] != '\r' || b[j + 1] != '\n')
-        return -1;
+    if (j == digits)
+        goto bad; /* no digits */
+    if (neg && x == 0) {
+        j = *i; /* "-0" */
+        goto bad;
+    }
+    if (b[j] != '\r')
+        goto bad;
+    if (j + 1 >= end)
+        return 0;
+    if (b[j + 1] != '\n') {
+        j++;
+        goto bad;
+    }
     *i = j + 2;
     *v = neg ? -x : x;
     return 1;
+bad:
+    *i = j;
+    return -1;
 }
 
+/* Fails the scanner (for good) at buf[at], quoting the bytes from there. */
 static int bad(struct resp_scanner *s, size_t at, const char *what)
 {
-    char q[64];
+    char q[80];
     size_t n = s->end - at < 16 ? s->end - at : 16;
     rs_error_set(&s->err, RS_E_FORMAT, s->base_off + at,
                  "the replication stream is not RESP: %s, found \"%s\"", what,
@@ -120,77 +151,80 @@ static int bad(struct resp_scanner *s, size_t at, const char *what)
     return RS_ERR;
 }
 
-int resp_scanner_next(struct resp_scanner *s, struct resp_cmd *cmd, struct rs_error *err)
+static bool argv_reserve(struct resp_scanner *s, size_t n)
 {
-    if (s->failed) {
-        if (err)
-            *err = s->err;
-        return RS_ERR;
+    if (n <= s->argv_cap)
+        return true;
+    size_t cap = s->argv_cap;
+    while (cap < n)
+        cap *= 2;
+    struct rs_slice *a = realloc(s->argv, cap * sizeof(*a));
+    if (a == NULL)
+        return false;
+    s->argv = a;
+    s->argv_cap = cap;
+    return true;
+}
+
+/* The inline line at s->pos: 1 with *cmd, 0 when its newline has not come
+ * yet, RS_ERR. A line of blanks is consumed and yields a command of argc 0. */
+static int scan_inline(struct resp_scanner *s, struct resp_cmd *cmd)
+{
+    const char *b = s->buf;
+    size_t i = s->pos, end = s->end;
+    const char *nl = memchr(b + i, '\n', end - i);
+    size_t stop = nl != NULL ? (size_t)(nl - b) : end;
+    /* Checked on the line so far too, so that the verdict does not depend on
+     * whether the newline came in the same feed. */
+    if (stop - i > SCANNER_MAX_INLINE)
+        return bad(s, i, "an inline command longer than 64 KiB");
+    if (nl == NULL)
+        return 0;
+    int argc = 0;
+    for (size_t j = i; j < stop;) {
+        while (j < stop && (b[j] == ' ' || b[j] == '\r'))
+            j++;
+        size_t w = j;
+        while (j < stop && b[j] != ' ' && b[j] != '\r')
+            j++;
+        if (j > w) {
+            if (!argv_reserve(s, (size_t)argc + 1))
+                return bad(s, i, "out of memory for the arguments");
+            s->argv[argc++] = (struct rs_slice){b + w, j - w};
+        }
     }
+    cmd->raw = (struct rs_slice){b + i, stop + 1 - i};
+    cmd->argc = argc;
+    cmd->argv = s->argv;
+    s->last_pos = s->pos;
+    s->pos = stop + 1;
+    cmd->end_offset = s->base_off + s->pos;
+    return 1;
+}
+
+/* The multibulk command at s->pos ('*'): 1 with *cmd, 0, or RS_ERR. */
+static int scan_multibulk(struct resp_scanner *s, struct resp_cmd *cmd)
+{
     const char *b = s->buf;
     size_t end = s->end;
-    while (s->pos < end && (b[s->pos] == '\n' || b[s->pos] == '\r'))
-        s->pos++; /* keepalive newlines */
-    size_t i = s->pos;
-    if (i >= end)
-        return 0;
-    if (b[i] != '*') {
-        /* inline command: words up to "\n" */
-        const char *nl = memchr(b + i, '\n', end - i);
-        if (nl == NULL) {
-            if (end - i > 64 * 1024)
-                return bad(s, i, "an inline command longer than 64 KiB");
-            return 0;
-        }
-        size_t stop = (size_t)(nl - b);
-        int argc = 0;
-        for (size_t j = i; j < stop;) {
-            while (j < stop && (b[j] == ' ' || b[j] == '\r'))
-                j++;
-            size_t w = j;
-            while (j < stop && b[j] != ' ' && b[j] != '\r')
-                j++;
-            if (j > w) {
-                if ((size_t)argc == s->argv_cap)
-                    return bad(s, i, "an inline command with too many words");
-                s->argv[argc++] = (struct rs_slice){b + w, j - w};
-            }
-        }
-        cmd->raw = (struct rs_slice){b + i, stop + 1 - i};
-        cmd->argc = argc;
-        cmd->argv = s->argv;
-        s->last_pos = s->pos;
-        s->pos = stop + 1;
-        cmd->end_offset = s->base_off + s->pos;
-        if (argc == 0)
-            return resp_scanner_next(s, cmd, err);
-        return 1;
-    }
-    i++;
+    size_t i = s->pos + 1;
     int64_t argc;
     int r = read_num(b, end, &i, &argc);
     if (r < 0)
-        return bad(s, s->pos, "a bad multibulk count");
+        return bad(s, i, "a bad multibulk count");
     if (r == 0)
         return 0;
     if (argc <= 0 || argc > RESP_SCANNER_MAX_ARGS)
-        return bad(s, s->pos, "a multibulk count out of range");
-    if ((size_t)argc > s->argv_cap) {
-        size_t cap = s->argv_cap;
-        while (cap < (size_t)argc)
-            cap *= 2;
-        struct rs_slice *a = realloc(s->argv, cap * sizeof(*a));
-        if (a == NULL)
-            return bad(s, s->pos, "out of memory for the arguments");
-        s->argv = a;
-        s->argv_cap = cap;
-    }
+        return bad(s, s->pos + 1, "a multibulk count out of range");
+    if (!argv_reserve(s, (size_t)argc))
+        return bad(s, s->pos + 1, "out of memory for the arguments");
     for (int64_t k = 0; k < argc; k++) {
         if (i >= end)
             return 0;
         if (b[i] != '$')
             return bad(s, i, "expected '$' before an argument");
         i++;
+        size_t num_at = i;
         int64_t len;
         r = read_num(b, end, &i, &len);
         if (r < 0)
@@ -198,13 +232,16 @@ int resp_scanner_next(struct resp_scanner *s, struct resp_cmd *cmd, struct rs_er
         if (r == 0)
             return 0;
         if (len < 0 || (uint64_t)len > RESP_SCANNER_MAX_BULK)
-            return bad(s, i, "a bulk length out of range");
+            return bad(s, num_at, "a bulk length out of range");
+        size_t after = i + (size_t)len; /* where the argument's CRLF must be */
+        if (end - i > (size_t)len && b[after] != '\r')
+            return bad(s, after, "an argument not followed by CRLF");
         if (end - i < (size_t)len + 2)
             return 0;
-        if (b[i + len] != '\r' || b[i + len + 1] != '\n')
-            return bad(s, i + (size_t)len, "an argument not followed by CRLF");
+        if (b[after + 1] != '\n')
+            return bad(s, after + 1, "an argument not followed by CRLF");
         s->argv[k] = (struct rs_slice){b + i, (size_t)len};
-        i += (size_t)len + 2;
+        i = after + 2;
     }
     cmd->raw = (struct rs_slice){b + s->pos, i - s->pos};
     cmd->argc = (int)argc;
@@ -213,6 +250,30 @@ int resp_scanner_next(struct resp_scanner *s, struct resp_cmd *cmd, struct rs_er
     s->pos = i;
     cmd->end_offset = s->base_off + i;
     return 1;
+}
+
+int resp_scanner_next(struct resp_scanner *s, struct resp_cmd *cmd, struct rs_error *err)
+{
+    for (;;) {
+        if (s->failed) {
+            if (err)
+                *err = s->err;
+            return RS_ERR;
+        }
+        while (s->pos < s->end && (s->buf[s->pos] == '\n' || s->buf[s->pos] == '\r'))
+            s->pos++; /* keepalive newlines */
+        if (s->pos >= s->end)
+            return 0;
+        int r = s->buf[s->pos] == '*' ? scan_multibulk(s, cmd) : scan_inline(s, cmd);
+        if (r == RS_ERR) {
+            if (err)
+                *err = s->err;
+            return RS_ERR;
+        }
+        if (r == 0 || cmd->argc > 0)
+            return r;
+        /* a line of blanks: skipped like a newline */
+    }
 }
 
 void resp_scanner_unread(struct resp_scanner *s)

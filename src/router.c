@@ -292,7 +292,9 @@ static int route(struct router *r, const struct resp_cmd *c)
         one = worker_of(r, c->argv[r->keys[i]]) == to;
     if (one) {
         /* a plain SET k v joins the MSET being gathered: its argument bytes as received */
-        if (c->argc == 3 && c->argv[0].len == 3 && strncasecmp(c->argv[0].p, "set", 3) == 0) {
+        if (c->argc == 3 && spec->first == 1 && c->argv[0].len == 3 &&
+            (c->argv[0].p[0] | 0x20) == 's' && (c->argv[0].p[1] | 0x20) == 'e' &&
+            (c->argv[0].p[2] | 0x20) == 't') {
             const char *args = c->argv[0].p + c->argv[0].len + 2;
             size_t len = (size_t)(c->raw.p + c->raw.len - args);
             if (batch_writer_mset_raw(r->bw, to, r->db, args, len) != 0)

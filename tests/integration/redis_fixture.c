@@ -34,10 +34,14 @@
 #include <criterion/criterion.h>
 
 #define FIXTURE_DIR_PREFIX    "/tmp/rs-fixture-"
+#define PROGRAM_ERR_PREFIX    "/tmp/rs-program-err-"
 #define FIXTURE_PORT_ATTEMPTS 5
 #define FIXTURE_MAX_ARGS      64
 
 static struct redis_fixture *live_fixtures;
+static struct program *live_programs; /* background programs, killed by redis_fixture_stop_all */
+
+static void program_kill_all(void);
 
 long long fixture_now_ms(void)
 {
@@ -463,6 +467,7 @@ void redis_fixture_stop(struct redis_fixture *f)
 
 void redis_fixture_stop_all(void)
 {
+    program_kill_all(); /* first: a program talking to the servers would see them go */
     while (live_fixtures != NULL)
         redis_fixture_stop(live_fixtures);
 }
@@ -569,6 +574,71 @@ void redis_fixture_exec(redisContext *c, const char *fmt, ...)
     char what[128];
     describe_fmt(what, sizeof(what), fmt);
     freeReplyObject(check_reply(c, r, what));
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char *redis_fixture_reply_canonical(const redisReply *r)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    cr_assert(f != NULL);
+    switch (r->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+        fputc('"', f);
+        for (size_t i = 0; i < r->len; i++) {
+            unsigned char c = (unsigned char)r->str[i];
+            if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+                fputc(c, f);
+            else
+                fprintf(f, "\\x%02x", c);
+        }
+        fputc('"', f);
+        break;
+    case REDIS_REPLY_INTEGER:
+        fprintf(f, "%lld", r->integer);
+        break;
+    case REDIS_REPLY_NIL:
+        fprintf(f, "nil");
+        break;
+    default: { /* arrays (RESP2) */
+        bool is_map = r->elements % 2 == 0;
+        for (size_t i = 0; i < r->elements && is_map; i += 2)
+            is_map = r->element[i]->type == REDIS_REPLY_STRING ||
+                     r->element[i]->type == REDIS_REPLY_STATUS;
+        size_t n = is_map ? r->elements / 2 : r->elements;
+        char **parts = calloc(n + 1, sizeof(*parts));
+        cr_assert(parts != NULL);
+        for (size_t i = 0; i < n; i++) {
+            if (is_map) {
+                char *k = redis_fixture_reply_canonical(r->element[2 * i]);
+                char *v = redis_fixture_reply_canonical(r->element[2 * i + 1]);
+                cr_assert(asprintf(&parts[i], "%s:%s", k, v) > 0);
+                free(k);
+                free(v);
+            } else {
+                parts[i] = redis_fixture_reply_canonical(r->element[i]);
+            }
+        }
+        qsort(parts, n, sizeof(*parts), cmp_strp);
+        fputs(is_map ? "{" : "[", f);
+        for (size_t i = 0; i < n; i++) {
+            fprintf(f, "%s%s", i ? "," : "", parts[i]);
+            free(parts[i]);
+        }
+        fputs(is_map ? "}" : "]", f);
+        free(parts);
+    }
+    }
+    fclose(f);
+    cr_assert(out != NULL);
+    return out;
 }
 
 void redis_pipeline_init(struct redis_pipeline *p, redisContext *c, size_t batch)
@@ -738,4 +808,158 @@ const char *program_result_describe(const struct program_result *r, char *buf, s
     else
         snprintf(buf, cap, "signal %d (%s)", r->term_signal, strsignal(r->term_signal));
     return buf;
+}
+
+/* ------------------------------------------- a program in the background */
+
+static void program_unlink(struct program *p)
+{
+    for (struct program **pp = &live_programs; *pp != NULL; pp = &(*pp)->next_live) {
+        if (*pp == p) {
+            *pp = p->next_live;
+            break;
+        }
+    }
+    p->next_live = NULL;
+}
+
+struct program *program_start(const char *const *argv, const char *stdout_path, int *errno_out)
+{
+    struct program *p = calloc(1, sizeof(*p));
+    cr_assert(p != NULL);
+    *errno_out = 0;
+    snprintf(p->err_path, sizeof(p->err_path), PROGRAM_ERR_PREFIX "XXXXXX");
+    int err = mkostemp(p->err_path, O_CLOEXEC);
+    if (err < 0) {
+        *errno_out = errno;
+        free(p);
+        return NULL;
+    }
+    int in = open_or_null(NULL, O_RDONLY);
+    int out = open_or_null(stdout_path, O_WRONLY | O_CREAT | O_TRUNC);
+    int execp[2] = {-1, -1};
+    if (in < 0 || out < 0 || pipe2(execp, O_CLOEXEC) != 0) {
+        *errno_out = errno;
+        if (in >= 0)
+            close(in);
+        if (out >= 0)
+            close(out);
+        close(err);
+        unlink(p->err_path);
+        free(p);
+        return NULL;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(err, 2);
+        execvp(argv[0], (char *const *)argv);
+        int e = errno;
+        ssize_t w = write(execp[1], &e, sizeof(e));
+        (void)w;
+        _exit(127);
+    }
+    int fork_errno = errno;
+    close(in);
+    close(out);
+    close(err);
+    close(execp[1]);
+    int exec_errno = 0;
+    if (pid > 0 && read(execp[0], &exec_errno, sizeof(exec_errno)) != (ssize_t)sizeof(exec_errno))
+        exec_errno = 0;
+    close(execp[0]);
+    if (pid < 0 || exec_errno != 0) {
+        if (pid > 0)
+            waitpid(pid, NULL, 0);
+        unlink(p->err_path);
+        free(p);
+        *errno_out = pid < 0 ? fork_errno : exec_errno;
+        return NULL;
+    }
+    p->pid = pid;
+    p->next_live = live_programs;
+    live_programs = p;
+    return p;
+}
+
+bool program_has_exited(struct program *p)
+{
+    if (p->is_reaped)
+        return true;
+    pid_t r = waitpid(p->pid, &p->wait_status, WNOHANG);
+    if (r == p->pid)
+        p->is_reaped = true;
+    return p->is_reaped;
+}
+
+char *program_stderr(const struct program *p, size_t *len)
+{
+    char *s = fixture_read_file(p->err_path, len);
+    cr_assert(s != NULL, "cannot read %s: %s", p->err_path, strerror(errno));
+    return s;
+}
+
+bool program_wait_for_stderr(struct program *p, const char *needle, int timeout_ms)
+{
+    long long deadline = monotonic_ms() + timeout_ms;
+    for (;;) {
+        /* exited first? then its stderr is complete: one last look */
+        bool exited = program_has_exited(p);
+        char *s = program_stderr(p, NULL);
+        bool found = strstr(s, needle) != NULL;
+        free(s);
+        if (found)
+            return true;
+        if (exited || monotonic_ms() >= deadline)
+            return false;
+        sleep_ms(10);
+    }
+}
+
+void program_finish(struct program *p, int sig, int timeout_ms, struct program_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (!program_has_exited(p) && sig != 0)
+        kill(p->pid, sig);
+    if (!p->is_reaped) {
+        if (wait_exit(p->pid, timeout_ms > 0 ? timeout_ms : 60000, &p->wait_status)) {
+            p->is_reaped = true;
+        } else {
+            r->timed_out = true;
+            kill(p->pid, SIGKILL);
+            while (waitpid(p->pid, &p->wait_status, 0) < 0 && errno == EINTR) {
+            }
+            p->is_reaped = true;
+        }
+    }
+    program_unlink(p);
+    r->err = program_stderr(p, &r->err_len);
+    unlink(p->err_path);
+    int status = p->wait_status;
+    r->exited = WIFEXITED(status);
+    r->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    free(p);
+}
+
+static void program_kill_all(void)
+{
+    while (live_programs != NULL) {
+        struct program *p = live_programs;
+        live_programs = p->next_live;
+        p->next_live = NULL;
+        if (!program_has_exited(p)) {
+            kill(p->pid, SIGKILL);
+            while (waitpid(p->pid, &p->wait_status, 0) < 0 && errno == EINTR) {
+            }
+            p->is_reaped = true;
+        }
+        unlink(p->err_path);
+        free(p);
+    }
 }

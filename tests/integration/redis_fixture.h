@@ -101,6 +101,12 @@ redisReply *redis_fixture_command_argv(redisContext *c, int argc, const char **a
 /* Runs a command and frees its reply (asserting as above). */
 void redis_fixture_exec(redisContext *c, const char *fmt, ...);
 
+/* A reply as text, the same whatever order the server listed unordered
+ * things in (FUNCTION LIST walks dicts): strings quoted with non-printable
+ * bytes as \xNN; an array of name/value pairs is a map, its pairs sorted; any
+ * other array has its elements sorted. The caller frees it. */
+char *redis_fixture_reply_canonical(const redisReply *r);
+
 /* Pipelined commands: appended, and every `batch` of them (0: 1000) the
  * replies are read and checked for errors. Call redis_fixture_pipeline_flush
  * at the end. */
@@ -142,6 +148,50 @@ void program_result_deinit(struct program_result *r);
 
 /* "exit 0", "signal 11 (Segmentation fault)", "timeout" ... in buf. */
 const char *program_result_describe(const struct program_result *r, char *buf, size_t cap);
+
+/* --------------------------------------------- a program in the background
+ *
+ * For a program that runs until told to stop (`ringsync sync` following a
+ * source): started, watched through its standard error, then signalled and
+ * reaped.
+ *
+ *     program_start()  ->  running  ->  program_finish(sig)  ->  struct program_result
+ *                             |      (program_wait_for_stderr, program_has_exited)
+ *                             +--->  redis_fixture_stop_all()  (SIGKILL: a test's .fini)
+ *
+ * Its standard error goes to a file of its own (read as it grows, so the
+ * program never blocks on a full pipe), removed by program_finish. A program
+ * still running when the test ends gets SIGKILL: from redis_fixture_stop_all
+ * (before the servers stop), or at the latest when the test process dies. */
+struct program {
+    pid_t pid;
+    bool is_reaped;
+    int wait_status;   /* once reaped */
+    char err_path[64]; /* its standard error */
+    struct program *next_live;
+};
+
+/* Starts argv[0] (a path, or a name searched in PATH) with standard input
+ * from /dev/null and standard output to stdout_path (NULL: /dev/null).
+ * Returns the running program (owned by the fixture until program_finish),
+ * or NULL with the errno in *errno_out when it could not be started. */
+struct program *program_start(const char *const *argv, const char *stdout_path, int *errno_out);
+
+/* True once the program has exited (it is reaped then). */
+bool program_has_exited(struct program *p);
+
+/* Its standard error so far, NUL-terminated (its length in *len if len is
+ * not NULL); the caller frees it. Never NULL (fails the test instead). */
+char *program_stderr(const struct program *p, size_t *len);
+
+/* Waits until its standard error holds needle. True when it does; false when
+ * timeout_ms passed or the program exited without writing it. */
+bool program_wait_for_stderr(struct program *p, const char *needle, int timeout_ms);
+
+/* Sends sig (0: none) unless the program already exited, waits up to
+ * timeout_ms (0: 60 s) for it to exit, then SIGKILL (r->timed_out). Fills r as
+ * program_run does, removes the stderr file and frees p. */
+void program_finish(struct program *p, int sig, int timeout_ms, struct program_result *r);
 
 /* The contents of a file, NUL-terminated, its length in *len; NULL if unreadable. */
 char *fixture_read_file(const char *path, size_t *len);

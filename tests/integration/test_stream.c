@@ -1,0 +1,1211 @@
+/* test_stream.c - `ringsync sync` follows the source's replication stream
+ * after the snapshot, with real redis-server processes (issue 8).
+ *
+ * The oracle is a native replica of the same source. Each run has three
+ * servers and ringsync between two of them:
+ *
+ *     source ──REPLICAOF──▶ native replica   (Redis applying the stream itself)
+ *        │
+ *        └──PSYNC──▶ ringsync sync ──▶ target   (started empty)
+ *
+ * The main test, with --workers 1 and --workers 2:
+ *   1. the source holds 300k keys (so the snapshot takes a moment) and the
+ *      native replica has synced;
+ *   2. ringsync starts in the background; as soon as the source shows it as a
+ *      replica, and before ringsync says "snapshot applied", a few thousand
+ *      SETs, INCRs, APPENDs and DELs go to the source (overwriting snapshot
+ *      keys too): writes made while the snapshot is produced;
+ *   3. once the snapshot is applied, a scripted load covers every write
+ *      command family of Redis 7.0 (run_script);
+ *   4. both the native replica and ringsync's applied offset (what the
+ *      source's INFO replication shows for ringsync, the replica with
+ *      listening port 0) reach the source's master_repl_offset exactly, and the
+ *      target equals the native replica: DEBUG DIGEST, key by key
+ *      (redis_model.h) and FUNCTION LIST;
+ *   5. FLUSHALL, the script again on the emptied source, 4. again;
+ *   6. WAIT 2 on the source counts ringsync; SIGINT stops it with exit 0.
+ * The first run then changes one key on the target and checks that both
+ * comparisons see it (a comparison that cannot fail proves nothing).
+ *
+ * Consumers' seen-times are left out of the model comparison: the source
+ * replicates XREADGROUP as XCLAIM, and XCLAIM and XGROUP CREATECONSUMER stamp
+ * the consumer with the clock of the server that runs them, so the native
+ * replica and the target each hold their own. Redis 7.0's DEBUG DIGEST does
+ * not cover stream groups, so the model is what compares them.
+ *
+ * Smaller tests: WAIT on a source whose only replica is ringsync (REPLCONF
+ * GETACK answered), a target that diverged (WRONGTYPE) stopping the job with
+ * the command and the key, and PUBLISH dropped unless --forward-publish.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+
+#include "redis_fixture.h"
+#include "redis_model.h"
+
+#define SNAPSHOT_KEYS        300000
+#define SNAPSHOT_DB1_KEYS    10000
+#define SNAPSHOT_DB2_KEYS    5000
+#define SORT_STORE_ROUNDS    2000
+#define DURING_SNAPSHOT_CMDS 4000
+#define MERGE_RUN_KEYS       3000
+#define CATCH_UP_TIMEOUT_MS  30000
+#define SNAPSHOT_TIMEOUT_MS  60000
+#define STOP_TIMEOUT_MS      10000
+#define EXPIRE_PX            50
+#define EXPIRE_WAIT_MS       200
+#define SILENCE_MS           300
+
+TestSuite(stream, .fini = redis_fixture_stop_all, .timeout = 180);
+
+static const char *const source_args[] = {"--enable-debug-command", "yes",
+                                          "--repl-diskless-sync-delay", "0", NULL};
+static const char *const debug_args[] = {"--enable-debug-command", "yes", NULL};
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* ---------------------------------------------------------------- ringsync */
+
+/* Starts `ringsync sync` from src into dst in the background; extra is one
+ * more option or NULL. */
+static struct program *ringsync_start(const struct redis_fixture *src,
+                                      const struct redis_fixture *dst, const char *workers,
+                                      const char *extra)
+{
+    char source[64], target[64];
+    snprintf(source, sizeof(source), "redis://127.0.0.1:%d", src->port);
+    snprintf(target, sizeof(target), "redis://127.0.0.1:%d", dst->port);
+    const char *argv[] = {fixture_env("RS_RINGSYNC"),
+                          "sync",
+                          "--source",
+                          source,
+                          "--target",
+                          target,
+                          "--workers",
+                          workers,
+                          "--quiet",
+                          extra,
+                          NULL};
+    int e = 0;
+    struct program *p = program_start(argv, NULL, &e);
+    cr_assert(p != NULL, "cannot start %s: %s", argv[0], strerror(e));
+    return p;
+}
+
+/* Fails the test with ringsync's state and standard error. */
+#define ringsync_fail(p, ...)                                                                      \
+    do {                                                                                           \
+        char *err_ = program_stderr(p, NULL);                                                      \
+        char *what_ = NULL;                                                                        \
+        cr_assert(asprintf(&what_, __VA_ARGS__) >= 0);                                             \
+        cr_assert_fail("%s\nringsync %s; its stderr:\n%s", what_,                                  \
+                       program_has_exited(p) ? "has exited" : "is running", err_);                 \
+    } while (0)
+
+static void wait_snapshot_applied(struct program *p)
+{
+    if (!program_wait_for_stderr(p, "snapshot applied", SNAPSHOT_TIMEOUT_MS))
+        ringsync_fail(p, "no \"snapshot applied\" within %d ms", SNAPSHOT_TIMEOUT_MS);
+}
+
+static bool stderr_has(const struct program *p, const char *needle)
+{
+    char *s = program_stderr(p, NULL);
+    bool has = strstr(s, needle) != NULL;
+    free(s);
+    return has;
+}
+
+/* SIGINT: exit 0, "stopped by SIGINT", and everything received applied. */
+static void ringsync_stop(struct program *p, const char *what)
+{
+    struct program_result r;
+    program_finish(p, SIGINT, STOP_TIMEOUT_MS, &r);
+    char st[64];
+    cr_assert(r.exited && r.exit_code == 0, "%s: ringsync ended with %s after SIGINT; stderr:\n%s",
+              what, program_result_describe(&r, st, sizeof(st)), r.err);
+    const char *line = strstr(r.err, "stopped by SIGINT");
+    cr_assert(line != NULL, "%s: no \"stopped by SIGINT\" line; stderr:\n%s", what, r.err);
+    const char *at = strstr(line, "applied offset ");
+    uint64_t applied = 0, received = 0;
+    cr_assert(at != NULL &&
+                  sscanf(at, "applied offset %" SCNu64 " of %" SCNu64, &applied, &received) == 2,
+              "%s: the stop line does not say \"applied offset A of R\":\n%s", what, r.err);
+    cr_assert(applied == received,
+              "%s: stopped with offset %" PRIu64 " applied of %" PRIu64
+              " received, after the load was acknowledged:\n%s",
+              what, applied, received, r.err);
+    program_result_deinit(&r);
+}
+
+/* ------------------------------------------------------- INFO replication */
+
+struct repl_view {
+    long long master_offset;
+    bool has_ringsync, has_replica;
+    long long ringsync_offset, replica_offset;
+    char ringsync_state[32];
+    char text[2048]; /* the lines read, for failure messages */
+};
+
+/* Reads the source's master_repl_offset and the slave lines: ringsync is the
+ * one with port=0, the native replica the one with replica_port. */
+static void repl_view_take(redisContext *src, int replica_port, struct repl_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->master_offset = -1;
+    redisReply *r = redis_fixture_command(src, "INFO replication");
+    cr_assert(r->type == REDIS_REPLY_STRING);
+    snprintf(v->text, sizeof(v->text), "%s", r->str);
+    for (char *line = strtok(r->str, "\r\n"); line != NULL; line = strtok(NULL, "\r\n")) {
+        long long off;
+        if (sscanf(line, "master_repl_offset:%lld", &off) == 1) {
+            v->master_offset = off;
+            continue;
+        }
+        if (strncmp(line, "slave", 5) != 0 || strchr(line, ':') == NULL)
+            continue;
+        const char *port = strstr(line, ",port=");
+        const char *state = strstr(line, ",state=");
+        const char *offset = strstr(line, ",offset=");
+        if (port == NULL || state == NULL || offset == NULL)
+            continue;
+        int p = atoi(port + 6);
+        off = atoll(offset + 8);
+        if (p == 0) {
+            v->has_ringsync = true;
+            v->ringsync_offset = off;
+            size_t n = strcspn(state + 7, ",");
+            snprintf(v->ringsync_state, sizeof(v->ringsync_state), "%.*s", (int)n, state + 7);
+        } else if (p == replica_port) {
+            v->has_replica = true;
+            v->replica_offset = off;
+        }
+    }
+    freeReplyObject(r);
+    cr_assert(v->master_offset >= 0, "no master_repl_offset in:\n%s", v->text);
+}
+
+/* Waits until the source shows ringsync as a replica (its PSYNC is in). */
+static void wait_ringsync_listed(struct redis_fixture *src, struct program *p)
+{
+    long long deadline = fixture_now_ms() + 10000;
+    struct repl_view v;
+    for (;;) {
+        repl_view_take(src->ctx, -1, &v);
+        if (v.has_ringsync)
+            return;
+        if (fixture_now_ms() > deadline || program_has_exited(p))
+            ringsync_fail(p, "the source does not list ringsync as a replica:\n%s", v.text);
+        sleep_ms(2);
+    }
+}
+
+/* Waits until ringsync's applied offset (and the native replica's, when
+ * replica_port > 0) equals the source's master_repl_offset. ringsync's must
+ * never be past it: an ACK beyond what the source sent is a lie. */
+static void wait_caught_up(struct redis_fixture *src, int replica_port, struct program *p,
+                           const char *what)
+{
+    long long deadline = fixture_now_ms() + CATCH_UP_TIMEOUT_MS;
+    struct repl_view v;
+    for (;;) {
+        repl_view_take(src->ctx, replica_port, &v);
+        cr_assert(!v.has_ringsync || v.ringsync_offset <= v.master_offset,
+                  "%s: ringsync acknowledged offset %lld, past the source's %lld:\n%s", what,
+                  v.ringsync_offset, v.master_offset, v.text);
+        bool ringsync_done = v.has_ringsync && v.ringsync_offset == v.master_offset;
+        bool replica_done =
+            replica_port <= 0 || (v.has_replica && v.replica_offset == v.master_offset);
+        if (ringsync_done && replica_done)
+            return;
+        if (program_has_exited(p))
+            ringsync_fail(p, "%s: ringsync exited while catching up", what);
+        if (fixture_now_ms() > deadline)
+            ringsync_fail(p,
+                          "%s: within %d ms, ringsync's applied offset %lld (state %s) and the "
+                          "native replica's %lld did not both reach the source's %lld:\n%s",
+                          what, CATCH_UP_TIMEOUT_MS, v.ringsync_offset, v.ringsync_state,
+                          v.replica_offset, v.master_offset, v.text);
+        sleep_ms(20);
+    }
+}
+
+static long long info_number(redisContext *c, const char *section, const char *field)
+{
+    char buf[64];
+    cr_assert(redis_fixture_info(c, section, field, buf, sizeof(buf)), "no %s in INFO %s", field,
+              section);
+    return atoll(buf);
+}
+
+/* ---------------------------------------------------------------- comparing */
+
+static void forget_consumer_seen_times(struct redis_model *m)
+{
+    for (unsigned db = 0; db < MODEL_DBS; db++)
+        for (size_t i = 0; i < m->dbs[db].nkeys; i++) {
+            struct model_stream *s = m->dbs[db].keys[i].stream;
+            if (m->dbs[db].keys[i].type != MODEL_STREAM || s == NULL)
+                continue;
+            for (size_t g = 0; g < s->ngroups; g++)
+                for (size_t c = 0; c < s->groups[g].nconsumers; c++) {
+                    s->groups[g].consumers[c].seen_time_ms = 0;
+                    s->groups[g].consumers[c].active_time_ms = -1;
+                }
+        }
+}
+
+static void dataset_digest(redisContext *c, char *buf, size_t cap)
+{
+    redisReply *r = redis_fixture_command(c, "DEBUG DIGEST");
+    cr_assert(r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING);
+    snprintf(buf, cap, "%s", r->str);
+    freeReplyObject(r);
+}
+
+static char *function_list(redisContext *c)
+{
+    redisReply *r = redis_fixture_command(c, "FUNCTION LIST WITHCODE");
+    char *s = redis_fixture_reply_canonical(r);
+    freeReplyObject(r);
+    return s;
+}
+
+struct comparison {
+    bool same_digest;
+    size_t differences; /* keys (and libraries) the model comparison found */
+    size_t keys_compared;
+    size_t target_keys, replica_keys;
+    bool same_functions;
+    char digests[160];
+    struct model_diff *diff;
+};
+
+static void compare_target_with_replica(struct redis_fixture *dst, struct redis_fixture *rep,
+                                        struct comparison *c)
+{
+    memset(c, 0, sizeof(*c));
+    char a[64], b[64];
+    dataset_digest(dst->ctx, a, sizeof(a));
+    dataset_digest(rep->ctx, b, sizeof(b));
+    c->same_digest = strcmp(a, b) == 0;
+    snprintf(c->digests, sizeof(c->digests), "target %s, native replica %s", a, b);
+
+    struct redis_model got, want;
+    redis_model_from_server(&got, dst->ctx);
+    redis_model_from_server(&want, rep->ctx);
+    forget_consumer_seen_times(&got);
+    forget_consumer_seen_times(&want);
+    c->diff = malloc(sizeof(*c->diff));
+    cr_assert(c->diff != NULL);
+    /* now_ms 0: no key may be missing as expired; the load leaves none that
+     * could expire while the comparison runs */
+    redis_model_compare(&got, &want, 0, c->diff);
+    c->differences = c->diff->differences + c->diff->expired_absent;
+    c->keys_compared = c->diff->keys_compared;
+    c->target_keys = redis_model_count(&got, MODEL_DBS);
+    c->replica_keys = redis_model_count(&want, MODEL_DBS);
+    redis_model_free(&got);
+    redis_model_free(&want);
+
+    char *fa = function_list(dst->ctx);
+    char *fb = function_list(rep->ctx);
+    c->same_functions = strcmp(fa, fb) == 0;
+    if (!c->same_functions)
+        cr_log_error("FUNCTION LIST differs:\ntarget %s\nnative replica %s", fa, fb);
+    free(fa);
+    free(fb);
+}
+
+static void comparison_deinit(struct comparison *c)
+{
+    free(c->diff);
+    c->diff = NULL;
+}
+
+static void assert_target_equals_replica(struct redis_fixture *dst, struct redis_fixture *rep,
+                                         const char *what)
+{
+    struct comparison c;
+    compare_target_with_replica(dst, rep, &c);
+    cr_assert(c.differences == 0 && c.target_keys == c.replica_keys,
+              "%s: the target differs from the native replica in %zu keys (%zu compared; target "
+              "%zu keys, replica %zu):\n%s",
+              what, c.differences, c.keys_compared, c.target_keys, c.replica_keys, c.diff->report);
+    cr_assert(c.same_digest, "%s: DEBUG DIGEST: %s", what, c.digests);
+    cr_assert(c.same_functions, "%s: FUNCTION LIST differs (see the log)", what);
+    cr_assert(c.keys_compared > 0, "%s: nothing compared", what);
+    comparison_deinit(&c);
+}
+
+/* One deliberate change on the target: both comparisons must see it. */
+static void assert_comparison_catches_a_change(struct redis_fixture *dst, struct redis_fixture *rep)
+{
+    redis_fixture_exec(dst->ctx, "SELECT 7");
+    redisReply *r = redis_fixture_command(dst->ctx, "GET dbk:7");
+    cr_assert(r->type == REDIS_REPLY_STRING, "the target has no dbk:7 in db 7");
+    freeReplyObject(r);
+    redis_fixture_exec(dst->ctx, "SET dbk:7 changed KEEPTTL");
+    redis_fixture_exec(dst->ctx, "SELECT 0");
+    struct comparison c;
+    compare_target_with_replica(dst, rep, &c);
+    cr_assert(c.differences == 1 && strstr(c.diff->report, "dbk:7") != NULL,
+              "the model comparison saw %zu differences, not the one made (db 7, dbk:7):\n%s",
+              c.differences, c.diff->report);
+    cr_assert(!c.same_digest, "DEBUG DIGEST did not change: %s", c.digests);
+    comparison_deinit(&c);
+}
+
+/* -------------------------------------------------------- writes during the snapshot */
+
+/* Pipelined SETs over snapshot keys and new ones, INCRs, APPENDs, DELs, in
+ * dbs 0 and 1: order-sensitive, so one applied before its key's snapshot
+ * record, or lost, shows in the comparison. Then what must wait for every
+ * snapshot record of every worker: RENAMEs across slots, SWAPDB, FLUSHDB, a
+ * transaction across slots. */
+static void load_during_snapshot(redisContext *c)
+{
+    struct redis_pipeline p;
+    redis_pipeline_init(&p, c, 500);
+    for (int i = 0; i < DURING_SNAPSHOT_CMDS; i++) {
+        switch (i % 8) {
+        case 0:
+            redis_pipeline_append(&p, "SET key:%d during:%d", (i * 97) % SNAPSHOT_KEYS, i);
+            break;
+        case 1:
+            redis_pipeline_append(&p, "INCR cnt:%d", i % 50);
+            break;
+        case 2:
+            redis_pipeline_append(&p, "APPEND key:%d +%d", (i * 89) % SNAPSHOT_KEYS, i);
+            break;
+        case 3:
+            redis_pipeline_append(&p, "DEL key:%d", (i * 83) % SNAPSHOT_KEYS);
+            break;
+        case 4:
+            redis_pipeline_append(&p, "SELECT 1");
+            break;
+        case 5:
+            redis_pipeline_append(&p, "SET db1key:%d during:%d", i % SNAPSHOT_DB1_KEYS, i);
+            break;
+        case 6:
+            redis_pipeline_append(&p, "INCRBY cnt:%d %d", i % 50, i);
+            break;
+        default:
+            redis_pipeline_append(&p, "SELECT 0");
+            break;
+        }
+    }
+    for (int i = 0; i < 50; i++)
+        redis_pipeline_append(&p, "RENAME key:%d key:%d", 1000 + 2 * i, 1001 + 2 * i);
+    redis_pipeline_append(&p, "SWAPDB 1 3");
+    redis_pipeline_append(&p, "SELECT 2");
+    redis_pipeline_append(&p, "FLUSHDB");
+    redis_pipeline_append(&p, "SET db2key:1 after-flushdb");
+    redis_pipeline_append(&p, "SELECT 0");
+    redis_pipeline_append(&p, "MULTI");
+    redis_pipeline_append(&p, "SET key:1 {a}tx");
+    redis_pipeline_append(&p, "SET key:2 {b}tx");
+    redis_pipeline_append(&p, "DEL key:3 key:4 key:5");
+    redis_pipeline_append(&p, "EXEC");
+    redis_pipeline_flush(&p);
+}
+
+/* ---------------------------------------------------------------- the script */
+
+/* Every command here succeeds on a source that holds none of these keys at
+ * first (the script runs twice: over the snapshot's keys, and after FLUSHALL;
+ * function libraries survive FLUSHALL, hence FUNCTION LOAD REPLACE). Keys with
+ * tags {a}, {b}, {c} land in different slots, so multi-key commands cross
+ * slots (and, with two workers, workers). */
+static const char *const script_families[] = {
+    "SELECT 0",
+    /* strings */
+    "SET s:1 v1",
+    "SET s:2 v2 EX 100000",
+    "SET s:3 v3 PX 100000000",
+    "SET s:1 nope NX",
+    "SET s:1 v1b XX",
+    "SET s:2 v2b KEEPTTL",
+    "SET s:1 v1c GET",
+    "SET s:11 v EXAT 4102444800",
+    "SET s:12 v PXAT 4102444800123",
+    "SETEX s:5 100000 five",
+    "PSETEX s:10 100000000 ten",
+    "SETNX s:6 six",
+    "SETNX s:6 again",
+    "APPEND s:6 -more",
+    "APPEND s:7 fresh",
+    "SET s:4 10",
+    "INCR s:4",
+    "DECR s:4",
+    "INCRBY s:4 100",
+    "DECRBY s:4 7",
+    "INCRBYFLOAT s:8 1.5",
+    "INCRBYFLOAT s:8 2.25",
+    "SET s:13 3.0e3",
+    "INCRBYFLOAT s:13 0.1",
+    "SETRANGE s:7 2 XYZ",
+    "SETRANGE s:9 5 pad",
+    "GETSET s:9 replaced",
+    "GETDEL s:3",
+    "GETEX s:6 EX 100000",
+    "GETEX s:2 PERSIST",
+    "GETEX s:10 PXAT 4102444800999",
+    "MSET {a}m:1 1 {b}m:2 2 {c}m:3 3 m:4 4 m:5 5 m:6 6",
+    "MSETNX {a}nx:1 1 {b}nx:2 2 nx:3 3",
+    "MSETNX {a}nx:1 x {c}nx:4 4",
+    /* keys */
+    "MSET k:1 1 k:2 2 k:3 3 k:4 4 k:5 5 k:6 6 k:7 7 k:8 8 k:9 9",
+    "DEL k:1 {a}m:1 {b}m:2 nosuchkey",
+    "UNLINK k:2 {c}m:3 m:4",
+    "EXPIRE k:3 100000",
+    "PEXPIRE k:4 100000000",
+    "EXPIRE k:5 100000",
+    "PERSIST k:5",
+    "EXPIREAT k:6 4102444800",
+    "PEXPIREAT k:7 4102444800456",
+    "EXPIRE k:7 100 GT",
+    "EXPIRE k:8 100000 NX",
+    "EXPIRE k:8 200000 XX",
+    "EXPIRE k:8 150000 LT",
+    "EXPIRE k:9 -1",
+    "RENAME k:3 k:3r",
+    "RENAMENX k:4 k:4r",
+    "RENAMENX k:5 k:6",
+    "COPY k:6 k:6c",
+    "COPY k:5 k:6c REPLACE",
+    "COPY k:6 k:6d DB 3",
+    "MOVE k:5 4",
+    "MOVE nosuchkey 4",
+    "TOUCH k:6 k:3r",
+    "RPUSH l:n 3 1 2 10",
+    "SORT l:n STORE l:sorted",
+    "SORT l:n DESC LIMIT 0 2 STORE {b}l:sorted2",
+    /* lists */
+    "RPUSH l:1 a b c d e f g h",
+    "LPUSH l:1 z y",
+    "LPUSHX l:1 x0",
+    "RPUSHX l:none x",
+    "RPUSHX l:1 tail",
+    "LPOP l:1",
+    "RPOP l:1 2",
+    "LPOP l:1 1",
+    "LINSERT l:1 BEFORE c C",
+    "LINSERT l:1 AFTER c cc",
+    "LSET l:1 0 first",
+    "LSET l:1 -1 last",
+    "LREM l:1 1 d",
+    "LREM l:1 0 nosuch",
+    "LTRIM l:1 0 6",
+    "RPUSH l:2 1 2 3",
+    "LMOVE l:1 l:2 LEFT RIGHT",
+    "LMOVE l:2 {b}l:3 RIGHT LEFT",
+    "RPOPLPUSH l:2 l:1",
+    "RPOPLPUSH l:1 l:1",
+    "LMPOP 2 l:none l:2 LEFT COUNT 2",
+    /* sets */
+    "SADD st:1 a b c d e f g 1 2 3",
+    "SADD st:2 c d e x y",
+    "SADD st:int 1 2 3 4 5",
+    "SREM st:1 f nosuch",
+    "SPOP st:1",
+    "SPOP st:1 2",
+    "SPOP st:int 10",
+    "SMOVE st:1 st:2 b",
+    "SMOVE st:2 {c}st:3 x",
+    "SINTERSTORE st:i st:1 st:2",
+    "SUNIONSTORE st:u st:1 st:2 {c}st:3",
+    "SDIFFSTORE st:d st:1 st:2",
+    "SINTERSTORE st:empty st:1 nosuchkey",
+    /* sorted sets */
+    "ZADD z:1 1 a 2 b 3 c 4 d 5 e 6 f",
+    "ZADD z:1 NX 10 a 7 g",
+    "ZADD z:1 XX CH 11 b 99 nope",
+    "ZADD z:1 GT 12 c",
+    "ZADD z:1 LT 0.5 d",
+    "ZADD z:1 INCR 5 e",
+    "ZADD z:1 -inf minf 1e300 big",
+    "ZINCRBY z:1 2.5 f",
+    "ZINCRBY z:1 -1 newm",
+    "ZREM z:1 g nosuch",
+    "ZADD z:2 1 a 2 b 3 x 4 y 5 zz 6 w",
+    "ZREMRANGEBYSCORE z:2 5 6",
+    "ZREMRANGEBYRANK z:2 0 0",
+    "ZADD z:3 0 a 0 b 0 c 0 d 0 e",
+    "ZREMRANGEBYLEX z:3 [a [c",
+    "ZPOPMIN z:1",
+    "ZPOPMAX z:1 2",
+    "ZUNIONSTORE {b}z:u 2 z:1 z:2 WEIGHTS 1 2",
+    "ZINTERSTORE z:i 2 z:1 z:2 AGGREGATE MAX",
+    "ZDIFFSTORE z:d 2 z:1 z:2",
+    "ZRANGESTORE {c}z:r z:1 0 -1",
+    "ZRANGESTORE z:r2 z:1 (1 +inf BYSCORE LIMIT 0 3",
+    "ZMPOP 2 z:none z:2 MIN COUNT 2",
+    "ZMPOP 1 z:3 MAX",
+    /* hashes */
+    "HSET h:1 f1 v1 f2 v2 f3 3",
+    "HSETNX h:1 f1 x",
+    "HSETNX h:1 f4 v4",
+    "HDEL h:1 f2 nosuch",
+    "HINCRBY h:1 f3 10",
+    "HINCRBY h:1 f6 -5",
+    "HINCRBYFLOAT h:1 f5 1.25",
+    "HINCRBYFLOAT h:1 f5 1e2",
+    "HMSET h:2 a 1 b 2 c 3",
+    "HDEL h:2 a b c",
+    /* streams */
+    "XADD x:1 1-1 a 1",
+    "XADD x:1 1-2 b 2",
+    "XADD x:1 1-3 c 3 d 4",
+    "XADD x:1 2-* e 5",
+    "XADD x:1 * f 6",
+    "XADD x:1 MAXLEN 10 * g 7",
+    "XADD x:2 MAXLEN 3 3-1 a 1",
+    "XADD x:2 MAXLEN 3 3-2 a 2",
+    "XADD x:2 MAXLEN 3 3-3 a 3",
+    "XADD x:2 MAXLEN 3 3-4 a 4",
+    "XADD x:2 MAXLEN ~ 2 3-5 a 5",
+    "XADD x:2 NOMKSTREAM 3-6 a 6",
+    "XADD x:none NOMKSTREAM 1-1 a 1",
+    "XDEL x:1 1-2",
+    "XTRIM x:2 MAXLEN 3",
+    "XTRIM x:2 MINID 3-5",
+    "XGROUP CREATE x:1 g1 0",
+    "XGROUP CREATE x:1 g2 $",
+    "XGROUP CREATE x:3 g $ MKSTREAM",
+    "XGROUP SETID x:1 g2 0",
+    "XGROUP SETID x:1 g2 1-1 ENTRIESREAD 1",
+    "XGROUP CREATECONSUMER x:1 g1 c3",
+    "XREADGROUP GROUP g1 c1 COUNT 2 STREAMS x:1 >",
+    "XREADGROUP GROUP g1 c2 COUNT 2 STREAMS x:1 >",
+    "XREADGROUP GROUP g2 c1 NOACK COUNT 1 STREAMS x:1 >",
+    "XACK x:1 g1 1-1",
+    "XCLAIM x:1 g1 c2 0 1-3",
+    "XCLAIM x:1 g1 c1 0 1-3 JUSTID",
+    "XAUTOCLAIM x:1 g1 c3 0 0-0 COUNT 1",
+    "XGROUP CREATECONSUMER x:1 g1 c4",
+    "XGROUP DELCONSUMER x:1 g1 c4",
+    "XGROUP CREATE x:1 g3 0",
+    "XGROUP DESTROY x:1 g3",
+    "XSETID x:3 5-5",
+    /* bitmaps */
+    "SETBIT b:1 7 1",
+    "SETBIT b:1 100 1",
+    "SETBIT b:1 7 0",
+    "SETBIT {b}b:2 3 1",
+    "BITFIELD b:3 SET u8 0 200 INCRBY u8 0 100",
+    "BITFIELD b:3 OVERFLOW SAT INCRBY i16 8 40000 OVERFLOW FAIL INCRBY u4 0 100",
+    "BITOP AND b:and b:1 {b}b:2",
+    "BITOP OR b:or b:1 b:3",
+    "BITOP XOR {c}b:xor b:1 b:3",
+    "BITOP NOT b:not b:1",
+    /* HyperLogLog */
+    "PFADD hl:1 a b c d",
+    "PFADD hl:2 c d e f",
+    "PFADD hl:1 a",
+    "PFMERGE {c}hl:m hl:1 hl:2",
+    "PFMERGE hl:m2 hl:1",
+    "PFCOUNT hl:1",
+    "PFADD hl:2 g",
+    "PFCOUNT hl:2 hl:1",
+    /* geo */
+    "GEOADD g:1 13.361389 38.115556 Palermo 15.087269 37.502669 Catania",
+    "GEOADD g:1 NX CH 2.349014 48.864716 Paris",
+    "GEOSEARCHSTORE {a}g:s g:1 FROMLONLAT 15 37 BYRADIUS 200 km ASC",
+    "GEOSEARCHSTORE g:s2 g:1 FROMMEMBER Palermo BYBOX 400 400 km DESC COUNT 1 STOREDIST",
+    "GEORADIUS g:1 15 37 300 km STORE g:r",
+    "GEORADIUSBYMEMBER g:1 Palermo 500 km STOREDIST {b}g:rd",
+    /* a transaction across slots and dbs */
+    "MULTI",
+    "SET {a}t:1 1",
+    "INCR {b}t:2",
+    "LPUSH {c}t:3 x",
+    "SELECT 2",
+    "SET t:db2 v",
+    "HSET t:h f v",
+    "SELECT 0",
+    "ZADD t:z 1 a",
+    "EXEC",
+    /* a transaction of one slot, and one of reads only */
+    "MULTI",
+    "INCR {a}t:4",
+    "SET {a}t:5 x",
+    "RPUSH {a}t:6 y",
+    "EXEC",
+    "MULTI",
+    "GET {a}t:5",
+    "EXEC",
+    /* a transaction of one slot that changes db, then a write in the first db */
+    "MULTI",
+    "SET {a}t:7 1",
+    "SELECT 9",
+    "SET {a}t:7 9",
+    "EXEC",
+    "SELECT 0",
+    "INCR {a}t:7",
+};
+
+/* Plain SETs (joined into MSETs by ringsync) interleaved with what a merge
+ * must not jump over: INCR and APPEND of the same key, SET with options,
+ * a DEL across slots, the same key in another db. */
+static void script_merge_run(struct redis_pipeline *p)
+{
+    for (int i = 0; i < MERGE_RUN_KEYS; i++) {
+        redis_pipeline_append(p, "SET ms:%d %d", i, i);
+        if (i % 3 == 0)
+            redis_pipeline_append(p, "INCR ms:%d", i);
+        if (i % 5 == 0)
+            redis_pipeline_append(p, "SELECT 1");
+        if (i % 5 == 0)
+            redis_pipeline_append(p, "SET ms:%d db1", i);
+        if (i % 5 == 0)
+            redis_pipeline_append(p, "SELECT 0");
+        if (i % 7 == 0 && i > 0)
+            redis_pipeline_append(p, "DEL ms:%d {a}ms:%d", i - 1, i);
+        if (i % 11 == 0)
+            redis_pipeline_append(p, "SET ms:%d ttl EX 100000", i);
+        if (i % 13 == 0)
+            redis_pipeline_append(p, "APPEND ms:%d z", i);
+        if (i % 17 == 0)
+            redis_pipeline_append(p, "SET {a}ms:%d last", i);
+    }
+}
+
+/* SORT ... STORE into a key of another slot (with two workers, of the other
+ * worker: {a} and {b} hash to slots of different parity), each followed by
+ * writes to the stored key that must come after it. */
+static void script_sort_store(struct redis_pipeline *p)
+{
+    redis_pipeline_append(p, "RPUSH {b}sort:src 3 1 2");
+    for (int i = 0; i < SORT_STORE_ROUNDS; i++) {
+        redis_pipeline_append(p, "SORT {b}sort:src STORE {a}sort:dst:%d", i);
+        redis_pipeline_append(p, "RPUSH {a}sort:dst:%d after", i);
+    }
+}
+
+/* The client waiter blocks on block_cmd; serve_cmd, from the source's own
+ * connection, serves it. Redis replicates the pop as the non-blocking
+ * command it became. */
+static void blocked_then_served(struct redis_fixture *src, redisContext *waiter,
+                                const char *block_cmd, const char *serve_cmd)
+{
+    long long blocked_before = info_number(src->ctx, "clients", "blocked_clients");
+    cr_assert(redisAppendCommand(waiter, block_cmd) == REDIS_OK);
+    int done = 0;
+    while (!done)
+        cr_assert(redisBufferWrite(waiter, &done) == REDIS_OK, "%s: %s", block_cmd, waiter->errstr);
+    long long deadline = fixture_now_ms() + 5000;
+    while (info_number(src->ctx, "clients", "blocked_clients") <= blocked_before) {
+        cr_assert(fixture_now_ms() < deadline, "%s did not block", block_cmd);
+        sleep_ms(1);
+    }
+    redis_fixture_exec(src->ctx, serve_cmd);
+    void *r = NULL;
+    cr_assert(redisGetReply(waiter, &r) == REDIS_OK && r != NULL, "%s: %s", block_cmd,
+              waiter->errstr);
+    redisReply *rr = r;
+    cr_assert(rr->type == REDIS_REPLY_ARRAY || rr->type == REDIS_REPLY_STRING,
+              "%s served by %s: reply type %d (%s)", block_cmd, serve_cmd, rr->type,
+              rr->type == REDIS_REPLY_ERROR ? rr->str : "");
+    freeReplyObject(rr);
+}
+
+static void script_blocking_pops(struct redis_fixture *src)
+{
+    redisContext *w = redis_fixture_connect(src);
+    blocked_then_served(src, w, "BLPOP bl:1 bl:2 10", "LPUSH bl:2 x");
+    blocked_then_served(src, w, "BRPOP bl:3 10", "RPUSH bl:3 a b");
+    blocked_then_served(src, w, "BLMOVE bl:4 {b}bl:5 LEFT RIGHT 10", "RPUSH bl:4 m");
+    blocked_then_served(src, w, "BRPOPLPUSH bl:6 bl:7 10", "LPUSH bl:6 q");
+    blocked_then_served(src, w, "BLMPOP 10 2 bl:8 bl:9 RIGHT COUNT 2", "RPUSH bl:9 1 2 3");
+    blocked_then_served(src, w, "BZPOPMIN bz:1 10", "ZADD bz:1 1 a 2 b");
+    blocked_then_served(src, w, "BZPOPMAX bz:2 10", "ZADD bz:2 1 a 2 b");
+    blocked_then_served(src, w, "BZMPOP 10 1 bz:3 MIN COUNT 1", "ZADD bz:3 3 c 4 d");
+    redis_fixture_exec(src->ctx, "XGROUP CREATE bx:1 g $ MKSTREAM");
+    blocked_then_served(src, w, "XREADGROUP GROUP g c BLOCK 10000 STREAMS bx:1 >",
+                        "XADD bx:1 9-1 f v");
+    /* a waiter in another db */
+    redis_fixture_exec(w, "SELECT 7");
+    redis_fixture_exec(src->ctx, "SELECT 7");
+    blocked_then_served(src, w, "BLPOP bl:db7 10", "RPUSH bl:db7 a b c");
+    redis_fixture_exec(src->ctx, "SELECT 0");
+    redisFree(w);
+}
+
+/* DUMP and RESTORE, with a relative and an absolute TTL, and REPLACE. */
+static void script_restore(struct redis_fixture *src)
+{
+    redisReply *s = redis_fixture_command(src->ctx, "DUMP s:1");
+    redisReply *z = redis_fixture_command(src->ctx, "DUMP z:1");
+    cr_assert(s->type == REDIS_REPLY_STRING && z->type == REDIS_REPLY_STRING);
+    redis_fixture_exec(src->ctx, "RESTORE s:restored 0 %b", s->str, s->len);
+    redis_fixture_exec(src->ctx, "RESTORE {b}z:restored 100000000 %b", z->str, z->len);
+    redis_fixture_exec(src->ctx, "RESTORE z:restored2 4102444800000 %b ABSTTL", z->str, z->len);
+    redis_fixture_exec(src->ctx, "RESTORE s:7 0 %b REPLACE", s->str, s->len);
+    freeReplyObject(s);
+    freeReplyObject(z);
+}
+
+static const char lua_three_keys[] =
+    "redis.call('set', KEYS[1], ARGV[1]); redis.call('incr', KEYS[2]); "
+    "redis.call('rpush', KEYS[3], ARGV[2]); return 1";
+static const char lua_select[] =
+    "redis.call('select', 5); redis.call('set', KEYS[1], 'in5'); redis.call('select', 0); "
+    "return redis.call('spop', KEYS[2])";
+static const char lua_time[] =
+    "local t = redis.call('time'); redis.call('set', KEYS[1], t[1] .. '.' .. t[2]); "
+    "return redis.call('hincrby', KEYS[2], 'n', 1)";
+static const char lua_evalsha[] =
+    "redis.call('hset', KEYS[1], 'f', ARGV[1]); redis.call('zadd', KEYS[2], 1, 'm'); "
+    "redis.call('del', KEYS[1]); redis.call('expire', KEYS[2], 100000); return 2";
+static const char lua_read_only[] = "return redis.call('get', KEYS[1])";
+
+static const char fn_lib[] =
+    "#!lua name=tlib\n"
+    "redis.register_function('tset', function(keys, args)\n"
+    "  redis.call('set', keys[1], args[1]); return redis.call('incr', keys[2]) end)\n"
+    "redis.register_function{function_name='tro', callback=function(keys, args)\n"
+    "  return redis.call('get', keys[1]) end, flags={'no-writes'}}\n";
+static const char fn_lib2[] = "#!lua name=tlib2\n"
+                              "redis.register_function('t2', function(keys, args)\n"
+                              "  return redis.call('del', keys[1]) end)\n";
+
+static void script_lua_and_functions(struct redis_fixture *src)
+{
+    redisContext *c = src->ctx;
+    redis_fixture_exec(c, "EVAL %s 3 {a}e:1 {b}e:2 {c}e:3 v1 v2", lua_three_keys);
+    redis_fixture_exec(c, "SADD {b}e:set a b c");
+    redis_fixture_exec(c, "EVAL %s 2 {a}e:5 {b}e:set", lua_select);
+    redis_fixture_exec(c, "EVAL %s 2 {c}e:time {a}e:h", lua_time);
+    redis_fixture_exec(c, "EVAL %s 1 {a}e:1", lua_read_only);
+    redisReply *sha = redis_fixture_command(c, "SCRIPT LOAD %s", lua_evalsha);
+    cr_assert(sha->type == REDIS_REPLY_STRING);
+    redis_fixture_exec(c, "EVALSHA %s 2 {a}e:4 {b}e:6 x", sha->str);
+    freeReplyObject(sha);
+
+    redis_fixture_exec(c, "FUNCTION LOAD REPLACE %s", fn_lib);
+    redis_fixture_exec(c, "FCALL tset 2 {a}f:1 {b}f:2 val");
+    redis_fixture_exec(c, "FCALL_RO tro 1 {a}f:1");
+    redis_fixture_exec(c, "FUNCTION LOAD REPLACE %s", fn_lib2);
+    redis_fixture_exec(c, "SET {c}f:3 doomed");
+    redis_fixture_exec(c, "FCALL t2 1 {c}f:3");
+    redis_fixture_exec(c, "FUNCTION DELETE tlib2");
+    /* FUNCTION RESTORE of a dump holding both libraries, then tlib2 gone again */
+    redis_fixture_exec(c, "FUNCTION LOAD REPLACE %s", fn_lib2);
+    redisReply *dump = redis_fixture_command(c, "FUNCTION DUMP");
+    cr_assert(dump->type == REDIS_REPLY_STRING);
+    redis_fixture_exec(c, "FUNCTION FLUSH");
+    redis_fixture_exec(c, "FUNCTION RESTORE %b", dump->str, dump->len);
+    freeReplyObject(dump);
+    redis_fixture_exec(c, "FUNCTION DELETE tlib2");
+}
+
+/* Keys with PX 50 in dbs 0 and 6, then a wait until the source's active
+ * expiry has deleted them all (and so replicated their DELs); the keys are
+ * not touched meanwhile, which would expire them lazily instead. */
+static void script_expiries(struct redis_fixture *src)
+{
+    redisContext *c = src->ctx;
+    long long expired_before = info_number(c, "stats", "expired_keys");
+    redis_fixture_exec(c, "SET e:px1 v PX %d", EXPIRE_PX);
+    redis_fixture_exec(c, "HSET e:px2 f v");
+    redis_fixture_exec(c, "PEXPIRE e:px2 %d", EXPIRE_PX);
+    redis_fixture_exec(c, "SELECT 6");
+    redis_fixture_exec(c, "RPUSH e:px3 a b");
+    redis_fixture_exec(c, "PEXPIRE e:px3 %d", EXPIRE_PX);
+    redis_fixture_exec(c, "SET e:px4 v PX %d", EXPIRE_PX);
+    redis_fixture_exec(c, "SELECT 0");
+    sleep_ms(EXPIRE_WAIT_MS);
+    long long deadline = fixture_now_ms() + 3000;
+    long long expired;
+    while ((expired = info_number(c, "stats", "expired_keys")) < expired_before + 4) {
+        cr_assert(fixture_now_ms() < deadline,
+                  "the source's active expiry deleted %lld of the 4 keys with PX %d",
+                  expired - expired_before, EXPIRE_PX);
+        sleep_ms(20);
+    }
+}
+
+/* Every db, then MOVE, SWAPDB and FLUSHDB. */
+static void script_databases(struct redis_fixture *src)
+{
+    struct redis_pipeline p;
+    redis_pipeline_init(&p, src->ctx, 0);
+    for (int db = 0; db < MODEL_DBS; db++) {
+        redis_pipeline_append(&p, "SELECT %d", db);
+        redis_pipeline_append(&p, "SET dbk:%d v%d", db, db);
+        redis_pipeline_append(&p, "INCRBY dbc %d", db + 1);
+        redis_pipeline_append(&p, "RPUSH dbl a%d b", db);
+        redis_pipeline_append(&p, "HSET dbh f %d", db);
+        redis_pipeline_append(&p, "ZADD dbz %d m", db);
+        redis_pipeline_append(&p, "SADD dbs %d", db);
+        redis_pipeline_append(&p, "XADD dbx 1-%d f v", db + 1);
+        redis_pipeline_append(&p, "SET dbttl v EX %d", 100000 + db);
+    }
+    redis_pipeline_append(&p, "SELECT 0");
+    redis_pipeline_append(&p, "SET mv:1 x");
+    redis_pipeline_append(&p, "MOVE mv:1 9");
+    redis_pipeline_append(&p, "SET mv:2 y");
+    redis_pipeline_append(&p, "MOVE mv:2 9");
+    redis_pipeline_append(&p, "SWAPDB 1 2");
+    redis_pipeline_append(&p, "SWAPDB 3 4");
+    redis_pipeline_append(&p, "SELECT 3");
+    redis_pipeline_append(&p, "SET after:swap 3");
+    redis_pipeline_append(&p, "SELECT 5");
+    redis_pipeline_append(&p, "FLUSHDB");
+    redis_pipeline_append(&p, "SET after:flushdb 5");
+    redis_pipeline_append(&p, "SELECT 8");
+    redis_pipeline_append(&p, "FLUSHDB ASYNC");
+    redis_pipeline_append(&p, "RPUSH after:flushdb 8");
+    redis_pipeline_append(&p, "SELECT 0");
+    redis_pipeline_flush(&p);
+}
+
+static void run_script(struct redis_fixture *src)
+{
+    struct redis_pipeline p;
+    redis_pipeline_init(&p, src->ctx, 0);
+    for (size_t i = 0; i < sizeof(script_families) / sizeof(script_families[0]); i++)
+        redis_pipeline_append(&p, script_families[i]);
+    script_merge_run(&p);
+    script_sort_store(&p);
+    redis_pipeline_flush(&p);
+    script_blocking_pops(src);
+    script_restore(src);
+    script_lua_and_functions(src);
+    script_expiries(src);
+    script_databases(src);
+}
+
+/* ---------------------------------------------------------------- the tests */
+
+static void stream_matches_a_native_replica(const char *workers, bool prove_it_can_fail)
+{
+    struct redis_fixture_opts so = {.extra_args = source_args};
+    struct redis_fixture_opts o = {.extra_args = debug_args};
+    struct redis_fixture *src = redis_fixture_start(&so);
+    struct redis_fixture *rep = redis_fixture_start(&o);
+    struct redis_fixture *dst = redis_fixture_start(&o);
+    redis_fixture_exec(src->ctx, "DEBUG POPULATE %d key 64", SNAPSHOT_KEYS);
+    redis_fixture_exec(src->ctx, "SELECT 1");
+    redis_fixture_exec(src->ctx, "DEBUG POPULATE %d db1key 16", SNAPSHOT_DB1_KEYS);
+    redis_fixture_exec(src->ctx, "SELECT 2");
+    redis_fixture_exec(src->ctx, "DEBUG POPULATE %d db2key 16", SNAPSHOT_DB2_KEYS);
+    redis_fixture_exec(src->ctx, "SELECT 0");
+    redis_fixture_replicate(rep, src, 30000);
+
+    char what[64];
+    snprintf(what, sizeof(what), "--workers %s", workers);
+    struct program *p = ringsync_start(src, dst, workers, NULL);
+    wait_ringsync_listed(src, p);
+    cr_assert(!stderr_has(p, "snapshot applied"),
+              "%s: the snapshot was applied before the source listed ringsync", what);
+    load_during_snapshot(src->ctx);
+    bool overlapped = !stderr_has(p, "snapshot applied");
+    wait_snapshot_applied(p);
+    cr_assert(overlapped,
+              "%s: the snapshot was applied before the %d writes meant to overlap it were all "
+              "sent: the test did not write during the snapshot",
+              what, DURING_SNAPSHOT_CMDS);
+
+    run_script(src);
+    wait_caught_up(src, rep->port, p, what);
+    assert_target_equals_replica(dst, rep, "round 1, over the snapshot's keys");
+
+    redis_fixture_exec(src->ctx, "FLUSHALL");
+    redis_fixture_exec(src->ctx, "FUNCTION FLUSH");
+    run_script(src);
+    wait_caught_up(src, rep->port, p, what);
+    assert_target_equals_replica(dst, rep, "round 2, after FLUSHALL");
+
+    redis_fixture_exec(src->ctx, "SET wait:key 1");
+    redisReply *r = redis_fixture_command(src->ctx, "WAIT 2 5000");
+    cr_assert(r->type == REDIS_REPLY_INTEGER && r->integer == 2,
+              "%s: WAIT 2 5000 counted %lld replicas, not 2 (the native one and ringsync)", what,
+              r->integer);
+    freeReplyObject(r);
+    wait_caught_up(src, rep->port, p, what);
+
+    if (prove_it_can_fail)
+        assert_comparison_catches_a_change(dst, rep);
+    ringsync_stop(p, what);
+}
+
+Test(stream, every_write_family_matches_a_native_replica_with_one_worker)
+{
+    stream_matches_a_native_replica("1", true);
+}
+
+Test(stream, every_write_family_matches_a_native_replica_with_two_workers)
+{
+    stream_matches_a_native_replica("2", false);
+}
+
+/* SORT ... STORE writes its STORE key, which with two workers may belong to
+ * the other worker than the sorted key: the writes to it that follow must
+ * still come after it (DESIGN.md §2, invariants 1 and 3). The source is the
+ * oracle. */
+Test(stream, sort_store_into_another_workers_key_keeps_source_order)
+{
+    struct redis_fixture_opts o = {.extra_args = source_args};
+    struct redis_fixture *src = redis_fixture_start(&o);
+    struct redis_fixture *dst = redis_fixture_start(&o);
+    redis_fixture_exec(src->ctx, "SET before 1");
+    struct program *p = ringsync_start(src, dst, "2", NULL);
+    wait_snapshot_applied(p);
+    struct redis_pipeline pl;
+    redis_pipeline_init(&pl, src->ctx, 2 * SORT_STORE_ROUNDS + 1); /* one burst */
+    script_sort_store(&pl);
+    redis_pipeline_flush(&pl);
+    wait_caught_up(src, -1, p, "after SORT ... STORE");
+    int lost = 0, first = -1;
+    for (int i = 0; i < SORT_STORE_ROUNDS; i++) {
+        redisReply *r = redis_fixture_command(dst->ctx, "LLEN {a}sort:dst:%d", i);
+        if (r->integer != 4) {
+            lost++;
+            first = first < 0 ? i : first;
+        }
+        freeReplyObject(r);
+    }
+    cr_assert(lost == 0,
+              "%d of %d RPUSHes after a SORT {b}sort:src STORE {a}sort:dst:N were applied before "
+              "it on the target and overwritten (first N = %d)",
+              lost, SORT_STORE_ROUNDS, first);
+    ringsync_stop(p, "SORT STORE");
+}
+
+/* WAIT makes the source send REPLCONF GETACK; with ringsync its only replica,
+ * WAIT 1 returns 1 only if ringsync acknowledges. */
+Test(stream, wait_counts_ringsync_as_an_acknowledging_replica)
+{
+    struct redis_fixture_opts so = {.extra_args = source_args};
+    struct redis_fixture *src = redis_fixture_start(&so);
+    struct redis_fixture *dst = redis_fixture_start(NULL);
+    redis_fixture_exec(src->ctx, "SET before 1");
+    struct program *p = ringsync_start(src, dst, "1", NULL);
+    wait_snapshot_applied(p);
+    for (int i = 0; i < 5; i++) {
+        redis_fixture_exec(src->ctx, "INCR counter");
+        long long t0 = fixture_now_ms();
+        redisReply *r = redis_fixture_command(src->ctx, "WAIT 1 1000");
+        long long took = fixture_now_ms() - t0;
+        cr_assert(r->type == REDIS_REPLY_INTEGER && r->integer == 1,
+                  "WAIT 1 1000 after write %d counted %lld replicas in %lld ms, not ringsync", i,
+                  r->integer, took);
+        freeReplyObject(r);
+    }
+    wait_caught_up(src, -1, p, "after WAIT");
+    redisReply *r = redis_fixture_command(dst->ctx, "GET counter");
+    cr_assert(r->type == REDIS_REPLY_STRING && strcmp(r->str, "5") == 0);
+    freeReplyObject(r);
+    ringsync_stop(p, "WAIT");
+}
+
+/* ---------------------------------------------------------------- errors */
+
+/* How the source writes to diverged:key, a string on the target only. */
+typedef void (*diverging_write_fn)(redisContext *src);
+
+static void lpush_alone(redisContext *src)
+{
+    redis_fixture_exec(src, "LPUSH diverged:key x");
+}
+
+static void lpush_in_a_transaction(redisContext *src)
+{
+    redis_fixture_exec(src, "MULTI");
+    redis_fixture_exec(src, "LPUSH diverged:key x");
+    redis_fixture_exec(src, "SET {diverged:key}:other 1");
+    redis_fixture_exec(src, "EXEC");
+}
+
+static void lpush_in_a_script(redisContext *src)
+{
+    redis_fixture_exec(src, "EVAL %s 2 diverged:key {diverged:key}:other",
+                       "redis.call('lpush', KEYS[1], 'x'); return redis.call('set', KEYS[2], '1')");
+}
+
+/* Starts ringsync (two workers), makes the target diverge from the source
+ * (diverged:key a string there), lets write() run on the source and waits up
+ * to STOP_TIMEOUT_MS for ringsync to end. *offset: the source's
+ * master_repl_offset right after write(), the end of what the target refused. */
+static void run_until_the_target_refuses(diverging_write_fn write, struct program_result *r,
+                                         long long *offset)
+{
+    struct redis_fixture_opts so = {.extra_args = source_args};
+    struct redis_fixture *src = redis_fixture_start(&so);
+    struct redis_fixture *dst = redis_fixture_start(NULL);
+    redis_fixture_exec(src->ctx, "SET before 1");
+    struct program *p = ringsync_start(src, dst, "2", NULL);
+    wait_snapshot_applied(p);
+    wait_caught_up(src, -1, p, "before the divergence");
+    redis_fixture_exec(dst->ctx, "SET diverged:key v");
+    write(src->ctx);
+    *offset = info_number(src->ctx, "replication", "master_repl_offset");
+    redis_fixture_exec(src->ctx, "SET after 1");
+    long long deadline = fixture_now_ms() + STOP_TIMEOUT_MS;
+    while (!program_has_exited(p) && fixture_now_ms() < deadline)
+        sleep_ms(10);
+    program_finish(p, 0, 1, r);
+}
+
+static void assert_stopped_naming_wrongtype_and_key(const struct program_result *r,
+                                                    const char *what)
+{
+    char st[64];
+    cr_assert(r->exited && r->exit_code == 1,
+              "%s: ringsync ended with %s (expected exit 1 within %d ms of the WRONGTYPE); "
+              "stderr:\n%s",
+              what, program_result_describe(r, st, sizeof(st)), STOP_TIMEOUT_MS, r->err);
+    cr_assert(strstr(r->err, "WRONGTYPE") != NULL && strcasestr(r->err, "LPUSH") != NULL &&
+                  strstr(r->err, "diverged:key") != NULL,
+              "%s: the failure does not name WRONGTYPE, LPUSH and the key diverged:key:\n%s", what,
+              r->err);
+}
+
+/* A target that diverged from the source refuses a command the source ran:
+ * the job stops, naming the reply, the command and the key. */
+Test(stream, a_wrongtype_from_the_target_stops_the_job_naming_command_and_key)
+{
+    struct program_result r;
+    long long offset;
+    run_until_the_target_refuses(lpush_alone, &r, &offset);
+    assert_stopped_naming_wrongtype_and_key(&r, "LPUSH");
+    program_result_deinit(&r);
+}
+
+/* Issue 8: "stops the job with that command, its offset and the reply". */
+Test(stream, a_refused_command_is_reported_with_its_source_offset)
+{
+    struct program_result r;
+    long long offset;
+    run_until_the_target_refuses(lpush_alone, &r, &offset);
+    assert_stopped_naming_wrongtype_and_key(&r, "LPUSH");
+    char num[32];
+    snprintf(num, sizeof(num), "%lld", offset);
+    cr_assert(strstr(r.err, num) != NULL,
+              "the failure does not give the refused LPUSH's source offset %s:\n%s", num, r.err);
+    program_result_deinit(&r);
+}
+
+/* A runtime error inside EXEC comes back as an element of EXEC's array
+ * reply, not as the reply itself: it must stop the job all the same. */
+Test(stream, a_wrongtype_inside_a_transaction_stops_the_job)
+{
+    struct program_result r;
+    long long offset;
+    run_until_the_target_refuses(lpush_in_a_transaction, &r, &offset);
+    assert_stopped_naming_wrongtype_and_key(&r, "MULTI/LPUSH/SET/EXEC");
+    program_result_deinit(&r);
+}
+
+/* A script's effects reach the stream as MULTI ... EXEC. */
+Test(stream, a_wrongtype_inside_a_script_stops_the_job)
+{
+    struct program_result r;
+    long long offset;
+    run_until_the_target_refuses(lpush_in_a_script, &r, &offset);
+    assert_stopped_naming_wrongtype_and_key(&r, "EVAL (LPUSH, SET)");
+    program_result_deinit(&r);
+}
+
+/* ---------------------------------------------------------------- PUBLISH */
+
+typedef void (*publish_fn)(redisContext *src);
+
+static void publish_alone(redisContext *src)
+{
+    redis_fixture_exec(src, "PUBLISH news hello");
+}
+
+static void publish_in_a_transaction(redisContext *src)
+{
+    redis_fixture_exec(src, "MULTI");
+    redis_fixture_exec(src, "PUBLISH news hello");
+    redis_fixture_exec(src, "SET {a}pub 1");
+    redis_fixture_exec(src, "EXEC");
+}
+
+static void publish_in_a_script(redisContext *src)
+{
+    redis_fixture_exec(src, "EVAL %s 1 {b}pub",
+                       "redis.call('publish', 'news', 'hello'); "
+                       "return redis.call('set', KEYS[1], '1')");
+}
+
+/* Subscribes on the target, publishes on the source, then writes a marker
+ * and waits until ringsync has applied it: whatever ringsync forwards has
+ * arrived by then. Returns whether the message reached the subscriber. */
+static bool publish_reaches_the_target(const char *extra, publish_fn publish)
+{
+    struct redis_fixture_opts so = {.extra_args = source_args};
+    struct redis_fixture *src = redis_fixture_start(&so);
+    struct redis_fixture *dst = redis_fixture_start(NULL);
+    redis_fixture_exec(src->ctx, "SET before 1");
+    struct program *p = ringsync_start(src, dst, "2", extra);
+    wait_snapshot_applied(p);
+    redisContext *sub = redis_fixture_connect(dst);
+    redisReply *r = redis_fixture_command(sub, "SUBSCRIBE news");
+    freeReplyObject(r);
+    publish(src->ctx);
+    redis_fixture_exec(src->ctx, "SET marker 1");
+    wait_caught_up(src, -1, p, "after PUBLISH");
+
+    struct pollfd pfd = {.fd = sub->fd, .events = POLLIN};
+    bool arrived = poll(&pfd, 1, SILENCE_MS) == 1;
+    if (arrived) {
+        void *m = NULL;
+        cr_assert(redisGetReply(sub, &m) == REDIS_OK && m != NULL);
+        redisReply *mr = m;
+        cr_assert(mr->type == REDIS_REPLY_ARRAY && mr->elements == 3 &&
+                      strcmp(mr->element[0]->str, "message") == 0 &&
+                      strcmp(mr->element[2]->str, "hello") == 0,
+                  "the subscriber got something other than the message");
+        freeReplyObject(mr);
+    }
+    redisFree(sub);
+    ringsync_stop(p, extra ? extra : "PUBLISH");
+    return arrived;
+}
+
+Test(stream, publish_is_not_forwarded_by_default)
+{
+    cr_assert(!publish_reaches_the_target(NULL, publish_alone),
+              "a PUBLISH on the source reached a subscriber of the target without "
+              "--forward-publish");
+}
+
+/* PUBLISH inside MULTI, or from a script, reaches the stream inside MULTI ...
+ * EXEC: dropped all the same. */
+Test(stream, publish_in_a_transaction_or_script_is_not_forwarded_by_default)
+{
+    cr_assert(!publish_reaches_the_target(NULL, publish_in_a_transaction),
+              "a PUBLISH inside MULTI/EXEC on the source reached a subscriber of the target "
+              "without --forward-publish");
+    cr_assert(!publish_reaches_the_target(NULL, publish_in_a_script),
+              "a PUBLISH from a script on the source reached a subscriber of the target without "
+              "--forward-publish");
+}
+
+Test(stream, publish_is_forwarded_with_forward_publish)
+{
+    cr_assert(publish_reaches_the_target("--forward-publish", publish_alone),
+              "with --forward-publish, a PUBLISH on the source did not reach a subscriber of the "
+              "target within %d ms after a later write was applied",
+              SILENCE_MS);
+}
