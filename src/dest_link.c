@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,9 +118,17 @@ static int on_reply(void *ctx, bool is_error, const char *line, size_t len)
         int64_t db;
         describe_cmd(b, b->replies, cmd, sizeof(cmd), &db);
         rs_escape_bytes(reply, sizeof(reply), line, len, 160);
-        job_fail(dl->job, "destination %s refused %s in db %" PRId64 ": -%s", dl->name, cmd, db,
-                 reply);
-        return 1;
+        if (!dl->job->skip_errors) {
+            job_fail(dl->job, "destination %s refused %s in db %" PRId64 ": -%s", dl->name, cmd, db,
+                     reply);
+            return 1;
+        }
+        /* --on-error skip: say it (the first hundred), count it, go on */
+        uint64_t n = atomic_fetch_add(&dl->job->errors_skipped, 1) + 1;
+        if (n <= 100)
+            fprintf(stderr,
+                    "ringsync: skipped: destination %s refused %s in db %" PRId64 ": -%s%s\n",
+                    dl->name, cmd, db, reply, n == 100 ? " (no more of these are shown)" : "");
     }
     b->replies++;
     dl->replies++;

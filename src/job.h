@@ -46,6 +46,8 @@ struct job {
     _Atomic uint64_t stream_received; /* source offset received so far */
     _Atomic uint64_t stream_applied;  /* the applied offset (what REPLCONF ACK says) */
     _Atomic uint64_t stream_cmds;     /* stream commands routed */
+    bool skip_errors;                 /* --on-error skip: count refused commands, go on */
+    _Atomic uint64_t errors_skipped;
 };
 
 /* Creates the ring matrix for n workers. Returns 0 or -ENOMEM. */

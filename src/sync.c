@@ -55,6 +55,7 @@ struct sync_opts {
     bool quiet;
     bool snapshot_only;
     bool forward_publish;
+    bool skip_errors;
 };
 
 static volatile sig_atomic_t sync_signal;
@@ -391,6 +392,8 @@ static void usage(FILE *f, bool is_sync)
                "  --restore auto|never        RESTORE small values (auto), or write every\n"
                "                              value with native commands (never)\n"
                "  --timeout-ms N              connect and handshake timeout (default 5000)\n"
+               "  --on-error stop|skip        a command the destination refuses stops the job\n"
+               "                              (default), or is logged, counted and skipped\n"
                "  --quiet                     no progress line\n");
     if (is_sync)
         fprintf(
@@ -413,6 +416,7 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
         {"quiet", no_argument, NULL, 'q'},
         {"snapshot-only", no_argument, NULL, 'S'},
         {"forward-publish", no_argument, NULL, 'P'},
+        {"on-error", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -480,6 +484,16 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
             break;
         case 'P':
             o->forward_publish = true;
+            break;
+        case 'E':
+            if (strcmp(optarg, "stop") == 0)
+                o->skip_errors = false;
+            else if (strcmp(optarg, "skip") == 0)
+                o->skip_errors = true;
+            else {
+                logf_("--on-error takes stop or skip, not '%s'", optarg);
+                return 2;
+            }
             break;
         case 'h':
             usage(stdout, is_sync);
@@ -580,6 +594,7 @@ static int run_job(struct run_ctx *rc)
         logf_("out of memory");
         return 1;
     }
+    job.skip_errors = o->skip_errors;
     /* one destination connection per worker */
     for (unsigned i = 0; i < o->workers; i++) {
         struct control_link cl = {0};
@@ -717,6 +732,9 @@ static int run_job(struct run_ctx *rc)
               el > 0 ? (double)st.keys / el : 0, cpu, ru.ru_maxrss / 1024);
         status = 0;
     }
+    if (atomic_load(&job.errors_skipped) > 0)
+        logf_("%" PRIu64 " commands were refused by the destination and skipped (--on-error skip)",
+              atomic_load(&job.errors_skipped));
 out:
     for (unsigned i = 0; i < nfds; i++)
         if (fds[i] >= 0)

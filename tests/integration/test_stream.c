@@ -55,7 +55,7 @@
 #define SNAPSHOT_KEYS        300000
 #define SNAPSHOT_DB1_KEYS    10000
 #define SNAPSHOT_DB2_KEYS    5000
-#define SORT_STORE_ROUNDS    2000
+#define SORT_STORE_BURST     10000
 #define DURING_SNAPSHOT_CMDS 4000
 #define MERGE_RUN_KEYS       3000
 #define CATCH_UP_TIMEOUT_MS  30000
@@ -686,18 +686,6 @@ static void script_merge_run(struct redis_pipeline *p)
     }
 }
 
-/* SORT ... STORE into a key of another slot (with two workers, of the other
- * worker: {a} and {b} hash to slots of different parity), each followed by
- * writes to the stored key that must come after it. */
-static void script_sort_store(struct redis_pipeline *p)
-{
-    redis_pipeline_append(p, "RPUSH {b}sort:src 3 1 2");
-    for (int i = 0; i < SORT_STORE_ROUNDS; i++) {
-        redis_pipeline_append(p, "SORT {b}sort:src STORE {a}sort:dst:%d", i);
-        redis_pipeline_append(p, "RPUSH {a}sort:dst:%d after", i);
-    }
-}
-
 /* The client waiter blocks on block_cmd; serve_cmd, from the source's own
  * connection, serves it. Redis replicates the pop as the non-blocking
  * command it became. */
@@ -883,7 +871,6 @@ static void run_script(struct redis_fixture *src)
     for (size_t i = 0; i < sizeof(script_families) / sizeof(script_families[0]); i++)
         redis_pipeline_append(&p, script_families[i]);
     script_merge_run(&p);
-    script_sort_store(&p);
     redis_pipeline_flush(&p);
     script_blocking_pops(src);
     script_restore(src);
@@ -956,6 +943,18 @@ Test(stream, every_write_family_matches_a_native_replica_with_two_workers)
     stream_matches_a_native_replica("2", false);
 }
 
+/* SORT ... STORE into a key of another slot (with two workers, of the other
+ * worker: {a} and {b} hash to slots of different parity), each followed by
+ * writes to the stored key that must come after it. */
+static void sort_store_then_write(struct redis_pipeline *p, int rounds)
+{
+    redis_pipeline_append(p, "RPUSH {b}sort:src 3 1 2");
+    for (int i = 0; i < rounds; i++) {
+        redis_pipeline_append(p, "SORT {b}sort:src STORE {a}sort:dst:%d", i);
+        redis_pipeline_append(p, "RPUSH {a}sort:dst:%d after", i);
+    }
+}
+
 /* SORT ... STORE writes its STORE key, which with two workers may belong to
  * the other worker than the sorted key: the writes to it that follow must
  * still come after it (DESIGN.md §2, invariants 1 and 3). The source is the
@@ -969,12 +968,12 @@ Test(stream, sort_store_into_another_workers_key_keeps_source_order)
     struct program *p = ringsync_start(src, dst, "2", NULL);
     wait_snapshot_applied(p);
     struct redis_pipeline pl;
-    redis_pipeline_init(&pl, src->ctx, 2 * SORT_STORE_ROUNDS + 1); /* one burst */
-    script_sort_store(&pl);
+    redis_pipeline_init(&pl, src->ctx, 2 * SORT_STORE_BURST + 1); /* one burst */
+    sort_store_then_write(&pl, SORT_STORE_BURST);
     redis_pipeline_flush(&pl);
     wait_caught_up(src, -1, p, "after SORT ... STORE");
     int lost = 0, first = -1;
-    for (int i = 0; i < SORT_STORE_ROUNDS; i++) {
+    for (int i = 0; i < SORT_STORE_BURST; i++) {
         redisReply *r = redis_fixture_command(dst->ctx, "LLEN {a}sort:dst:%d", i);
         if (r->integer != 4) {
             lost++;
@@ -985,7 +984,7 @@ Test(stream, sort_store_into_another_workers_key_keeps_source_order)
     cr_assert(lost == 0,
               "%d of %d RPUSHes after a SORT {b}sort:src STORE {a}sort:dst:N were applied before "
               "it on the target and overwritten (first N = %d)",
-              lost, SORT_STORE_ROUNDS, first);
+              lost, SORT_STORE_BURST, first);
     ringsync_stop(p, "SORT STORE");
 }
 
