@@ -62,7 +62,6 @@ struct router *router_new(const struct router_config *cfg, struct batch_writer *
         free(r);
         return NULL;
     }
-    batch_writer_set_offset(bw, start_offset);
     return r;
 }
 

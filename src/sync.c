@@ -219,6 +219,7 @@ static int snap_feed(void *ctx, const uint8_t *p, size_t n, size_t *used)
              * stream on a source that sent the snapshot diskless. */
             f->in_stream = true;
             batch_writer_publish(f->bw);
+            batch_writer_set_offset(f->bw, f->stream_start); /* snapshot batches had 0 */
             f->barrier_seq = batch_writer_next_seq(f->bw);
             send_ack(f, 0);
             size_t u = 0;
