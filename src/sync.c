@@ -34,12 +34,15 @@
 #include "router.h"
 #include "snapshot_writer.h"
 #include "source_link.h"
+#include "spill.h"
 #include "worker.h"
 
 #define SYNC_CONNECT_TIMEOUT_MS 5000
 #define SYNC_HEADER_BYTES       9
 #define SYNC_INITIAL_MAX        (64 * 1024)
 #define SYNC_BATCHES_PER_WORKER 64
+#define SYNC_MAX_MEMORY         (128u * 1024 * 1024) /* source bytes held in memory before the spill file \
+                                                      */
 
 enum nonempty_policy { NONEMPTY_REFUSE, NONEMPTY_KEEP, NONEMPTY_FLUSH };
 
@@ -56,6 +59,8 @@ struct sync_opts {
     bool snapshot_only;
     bool forward_publish;
     bool skip_errors;
+    uint64_t max_memory;
+    const char *spill_dir;
 };
 
 static volatile sig_atomic_t sync_signal;
@@ -418,6 +423,8 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
         {"snapshot-only", no_argument, NULL, 'S'},
         {"forward-publish", no_argument, NULL, 'P'},
         {"on-error", required_argument, NULL, 'E'},
+        {"max-memory", required_argument, NULL, 'M'},
+        {"spill-dir", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -425,6 +432,7 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o->workers = ncpu > 0 ? (unsigned)ncpu : 1;
     o->timeout_ms = SYNC_CONNECT_TIMEOUT_MS;
+    o->max_memory = SYNC_MAX_MEMORY;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -485,6 +493,27 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
             break;
         case 'P':
             o->forward_publish = true;
+            break;
+        case 'M': {
+            double v = strtod(optarg, &end);
+            double mul = 1;
+            if (*end == 'k' || *end == 'K')
+                mul = 1024.0, end++;
+            else if (*end == 'm' || *end == 'M')
+                mul = 1024.0 * 1024, end++;
+            else if (*end == 'g' || *end == 'G')
+                mul = 1024.0 * 1024 * 1024, end++;
+            if (*end == 'b' || *end == 'B')
+                end++;
+            if (*end || v <= 0) {
+                logf_("--max-memory takes a size such as 64mb or 1g, not '%s'", optarg);
+                return 2;
+            }
+            o->max_memory = (uint64_t)(v * mul);
+            break;
+        }
+        case 'D':
+            o->spill_dir = optarg;
             break;
         case 'E':
             if (strcmp(optarg, "stop") == 0)
@@ -590,6 +619,7 @@ static int run_job(struct run_ctx *rc)
     struct snapshot_writer *sw = NULL;
     struct rdb_decoder *dec = NULL;
     struct router *router = NULL;
+    struct spill *spill = NULL;
 
     if (job_init(&job, o->workers) < 0) {
         logf_("out of memory");
@@ -646,7 +676,12 @@ static int run_job(struct run_ctx *rc)
     };
     if (rc->eof_mark_len)
         memcpy(feed.mark, rc->eof_mark, rc->eof_mark_len);
+    if (rc->input_is_socket && (spill = spill_new(o->spill_dir, o->max_memory)) == NULL) {
+        logf_("out of memory");
+        goto out;
+    }
     struct worker_input input = {
+        .spill = spill,
         .fd = rc->input_fd,
         .is_socket = rc->input_is_socket,
         .feed = snap_feed,
@@ -733,6 +768,10 @@ static int run_job(struct run_ctx *rc)
               el > 0 ? (double)st.keys / el : 0, cpu, ru.ru_maxrss / 1024);
         status = 0;
     }
+    if (spill != NULL && spill_file_peak(spill) > 0)
+        logf_("the destination fell behind: up to %.1f MB of the source's stream waited in the "
+              "spill file",
+              (double)spill_file_peak(spill) / 1e6);
     if (atomic_load(&job.errors_skipped) > 0)
         logf_("%" PRIu64 " commands were refused by the destination and skipped (--on-error skip)",
               atomic_load(&job.errors_skipped));
@@ -741,6 +780,7 @@ out:
         if (fds[i] >= 0)
             close(fds[i]);
     rdb_decoder_free(dec);
+    spill_free(spill);
     router_free(router);
     snapshot_writer_free(sw);
     batch_writer_free(bw);

@@ -17,11 +17,12 @@
 #include "dest_link.h"
 #include "job.h"
 #include "rs_error.h"
+#include "spill.h"
 
 #define WORKER_RING_ENTRIES 256
 #define WORKER_INPUT_BYTES  (256 * 1024)
 #define WORKER_FEED_PIECE   (16 * 1024) /* input fed between backpressure checks */
-#define WORKER_WAIT_NS      (10 * 1000 * 1000)
+#define WORKER_WAIT_NS      (1 * 1000 * 1000)
 
 /* user_data: the operation in the top byte. */
 enum worker_op {
@@ -150,36 +151,80 @@ static bool inbound_waiting(struct worker *w)
 
 /* ------------------------------------------------------------------ input */
 
-/* Feeds buffered input while the producer has room. True if it made progress. */
+static bool can_take(struct worker *w)
+{
+    struct worker_input *in = w->cfg.input;
+    return !w->in_done && !batch_writer_is_full(w->cfg.bw) && !job_should_stop(w->job) &&
+           !(in->is_blocked && in->is_blocked(in->ctx));
+}
+
+/* Feeds p[0..n) in pieces while the consumer takes them; returns bytes used. */
+static size_t feed_some(struct worker *w, const uint8_t *p, size_t n, bool *failed)
+{
+    struct worker_input *in = w->cfg.input;
+    size_t off = 0;
+    while (off < n && can_take(w)) {
+        size_t k = n - off < WORKER_FEED_PIECE ? n - off : WORKER_FEED_PIECE, used = 0;
+        int rc = in->feed(in->ctx, p + off, k, &used);
+        off += used;
+        if (rc == RS_DONE)
+            w->in_done = true;
+        else if (rc != RS_OK) {
+            *failed = true;
+            break;
+        }
+    }
+    return off;
+}
+
+/* Feeds waiting input while the producer has room: spilled bytes first, then
+ * the read buffer; what it cannot take yet goes to the spill, so reading goes
+ * on. True if it made progress. */
 static bool pump_input(struct worker *w)
 {
     struct worker_input *in = w->cfg.input;
-    bool progress = false;
+    bool progress = false, failed = false;
     if (in->is_blocked != NULL && !w->in_done) {
         if (in->is_blocked(in->ctx))
-            return false;
-        size_t used;
-        if (in->feed(in->ctx, NULL, 0, &used) == RS_DONE) /* go on with what it holds */
+            goto park;
+        size_t used; /* go on with what it holds (what it routes shows as batches) */
+        if (in->feed(in->ctx, NULL, 0, &used) == RS_DONE)
             w->in_done = true;
-        if (in->is_blocked(in->ctx))
+    }
+    while (in->spill != NULL && can_take(w) && !failed) {
+        const uint8_t *p;
+        struct rs_error err;
+        long n = spill_peek(in->spill, &p, &err);
+        if (n < 0) {
+            job_fail(w->job, "%s", err.msg);
             return true;
+        }
+        if (n == 0)
+            break;
+        size_t used = feed_some(w, p, (size_t)n, &failed);
+        spill_consume(in->spill, used);
+        progress |= used > 0;
     }
-    while (!w->in_done && w->in_off < w->in_len && !batch_writer_is_full(w->cfg.bw) &&
-           !job_should_stop(w->job) && !(in->is_blocked && in->is_blocked(in->ctx))) {
-        size_t n = w->in_len - w->in_off, used = 0;
-        if (n > WORKER_FEED_PIECE)
-            n = WORKER_FEED_PIECE;
-        int rc = in->feed(in->ctx, w->inbuf + w->in_off, n, &used);
+    if ((in->spill == NULL || spill_pending(in->spill) == 0) && !failed) {
+        size_t used = feed_some(w, w->inbuf + w->in_off, w->in_len - w->in_off, &failed);
         w->in_off += used;
-        progress = true;
-        if (rc == RS_DONE)
-            w->in_done = true;
-        else if (rc != RS_OK)
-            return progress;
+        progress |= used > 0;
     }
-    if (!w->in_done && w->in_eof && w->in_off == w->in_len) {
+    if (!w->in_done && w->in_eof && w->in_off == w->in_len &&
+        (in->spill == NULL || spill_pending(in->spill) == 0)) {
         if (in->at_eof(in->ctx) == RS_DONE)
             w->in_done = true;
+        progress = true;
+    }
+park:
+    if (in->spill != NULL && !w->in_done && w->in_off < w->in_len) {
+        /* the consumer is behind: park the rest and read on */
+        struct rs_error err;
+        if (spill_push(in->spill, w->inbuf + w->in_off, w->in_len - w->in_off, &err) < 0) {
+            job_fail(w->job, "%s", err.msg);
+            return true;
+        }
+        w->in_off = w->in_len;
         progress = true;
     }
     return progress;
@@ -273,9 +318,9 @@ static void loop(struct worker *w)
         dest_link_prep_send(&w->dl, &w->ring, UD(OP_DEST_SEND));
         dest_link_prep_recv(&w->dl, &w->ring, UD(OP_DEST_RECV));
 
-        bool can_pump = w->cfg.input != NULL && !w->in_done && w->in_off < w->in_len &&
-                        !batch_writer_is_full(bw) &&
-                        !(w->cfg.input->is_blocked && w->cfg.input->is_blocked(w->cfg.input->ctx));
+        bool can_pump = w->cfg.input != NULL && can_take(w) &&
+                        (w->in_off < w->in_len ||
+                         (w->cfg.input->spill && spill_pending(w->cfg.input->spill) > 0));
         struct io_uring_cqe *cqe;
         if (busy || can_pump) {
             io_uring_submit_and_get_events(&w->ring);

@@ -38,6 +38,9 @@ struct worker_input {
      * goes on with what it holds. May be NULL. */
     bool (*is_blocked)(void *ctx);
     void *ctx;
+    /* Where input waits, in order, while the consumer cannot take it, so the
+     * source is read at full speed anyway (spill.h); NULL: stop reading instead. */
+    struct spill *spill;
     /* Bytes already read from fd before the worker took it (at most 256 KiB). */
     const uint8_t *initial;
     size_t initial_len;

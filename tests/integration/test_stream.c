@@ -14,7 +14,8 @@
  *   2. ringsync starts in the background; as soon as the source shows it as a
  *      replica, and before ringsync says "snapshot applied", a few thousand
  *      SETs, INCRs, APPENDs and DELs go to the source (overwriting snapshot
- *      keys too): writes made while the snapshot is produced;
+ *      keys too), then RENAMEs across slots, SWAPDB, FLUSHDB and a
+ *      transaction: writes made while the snapshot is produced;
  *   3. once the snapshot is applied, a scripted load covers every write
  *      command family of Redis 7.0 (run_script);
  *   4. both the native replica and ringsync's applied offset (what the
@@ -33,9 +34,16 @@
  * replica and the target each hold their own. Redis 7.0's DEBUG DIGEST does
  * not cover stream groups, so the model is what compares them.
  *
- * Smaller tests: WAIT on a source whose only replica is ringsync (REPLCONF
- * GETACK answered), a target that diverged (WRONGTYPE) stopping the job with
- * the command and the key, and PUBLISH dropped unless --forward-publish.
+ * Smaller tests, each with a source and a target only (the source is the
+ * oracle there):
+ *   - SORT ... STORE into a key of the other worker, then writes to that key:
+ *     they must not overtake it;
+ *   - WAIT on a source whose only replica is ringsync (REPLCONF GETACK);
+ *   - a target that diverged (WRONGTYPE) stops the job with the reply, the
+ *     command, the key and the source offset, whether the refused command
+ *     came alone or inside MULTI/EXEC (a transaction or a script's effects),
+ *     and ringsync never acknowledges the refused offset;
+ *   - PUBLISH dropped unless --forward-publish, also inside MULTI/EXEC.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -350,6 +358,8 @@ static void assert_target_equals_replica(struct redis_fixture *dst, struct redis
     cr_assert(c.same_digest, "%s: DEBUG DIGEST: %s", what, c.digests);
     cr_assert(c.same_functions, "%s: FUNCTION LIST differs (see the log)", what);
     cr_assert(c.keys_compared > 0, "%s: nothing compared", what);
+    cr_log_info("%s: target equals the native replica: %zu keys, digest %s", what, c.keys_compared,
+                c.digests);
     comparison_deinit(&c);
 }
 
@@ -1039,12 +1049,17 @@ static void lpush_in_a_script(redisContext *src)
                        "redis.call('lpush', KEYS[1], 'x'); return redis.call('set', KEYS[2], '1')");
 }
 
+struct refusal {
+    struct program_result r;
+    long long offset;       /* the source's offset at the end of the refused write */
+    long long acknowledged; /* the most ringsync acknowledged meanwhile */
+};
+
 /* Starts ringsync (two workers), makes the target diverge from the source
  * (diverged:key a string there), lets write() run on the source and waits up
- * to STOP_TIMEOUT_MS for ringsync to end. *offset: the source's
- * master_repl_offset right after write(), the end of what the target refused. */
-static void run_until_the_target_refuses(diverging_write_fn write, struct program_result *r,
-                                         long long *offset)
+ * to STOP_TIMEOUT_MS for ringsync to end, or 1 s past the moment it
+ * acknowledges the refused write (it has gone on as if applied then). */
+static void run_until_the_target_refuses(diverging_write_fn write, struct refusal *out)
 {
     struct redis_fixture_opts so = {.extra_args = source_args};
     struct redis_fixture *src = redis_fixture_start(&so);
@@ -1055,72 +1070,83 @@ static void run_until_the_target_refuses(diverging_write_fn write, struct progra
     wait_caught_up(src, -1, p, "before the divergence");
     redis_fixture_exec(dst->ctx, "SET diverged:key v");
     write(src->ctx);
-    *offset = info_number(src->ctx, "replication", "master_repl_offset");
+    out->offset = info_number(src->ctx, "replication", "master_repl_offset");
+    out->acknowledged = 0;
     redis_fixture_exec(src->ctx, "SET after 1");
     long long deadline = fixture_now_ms() + STOP_TIMEOUT_MS;
-    while (!program_has_exited(p) && fixture_now_ms() < deadline)
+    bool is_past = false;
+    while (!program_has_exited(p) && fixture_now_ms() < deadline) {
+        struct repl_view v;
+        repl_view_take(src->ctx, -1, &v);
+        if (v.has_ringsync && v.ringsync_offset > out->acknowledged)
+            out->acknowledged = v.ringsync_offset;
+        if (!is_past && out->acknowledged >= out->offset) {
+            is_past = true;
+            deadline = fixture_now_ms() + 1000;
+        }
         sleep_ms(10);
-    program_finish(p, 0, 1, r);
+    }
+    program_finish(p, 0, 1, &out->r);
 }
 
-static void assert_stopped_naming_wrongtype_and_key(const struct program_result *r,
-                                                    const char *what)
+static void assert_stopped_naming_wrongtype_and_key(const struct refusal *f, const char *what)
 {
     char st[64];
-    cr_assert(r->exited && r->exit_code == 1,
+    cr_assert(f->acknowledged < f->offset,
+              "%s: the target refused the write ending at source offset %lld, yet ringsync "
+              "acknowledged offset %lld to the source (ringsync %s); stderr:\n%s",
+              what, f->offset, f->acknowledged, program_result_describe(&f->r, st, sizeof(st)),
+              f->r.err);
+    cr_assert(f->r.exited && f->r.exit_code == 1,
               "%s: ringsync ended with %s (expected exit 1 within %d ms of the WRONGTYPE); "
               "stderr:\n%s",
-              what, program_result_describe(r, st, sizeof(st)), STOP_TIMEOUT_MS, r->err);
-    cr_assert(strstr(r->err, "WRONGTYPE") != NULL && strcasestr(r->err, "LPUSH") != NULL &&
-                  strstr(r->err, "diverged:key") != NULL,
+              what, program_result_describe(&f->r, st, sizeof(st)), STOP_TIMEOUT_MS, f->r.err);
+    cr_assert(strstr(f->r.err, "WRONGTYPE") != NULL && strcasestr(f->r.err, "LPUSH") != NULL &&
+                  strstr(f->r.err, "diverged:key") != NULL,
               "%s: the failure does not name WRONGTYPE, LPUSH and the key diverged:key:\n%s", what,
-              r->err);
+              f->r.err);
 }
 
 /* A target that diverged from the source refuses a command the source ran:
  * the job stops, naming the reply, the command and the key. */
 Test(stream, a_wrongtype_from_the_target_stops_the_job_naming_command_and_key)
 {
-    struct program_result r;
-    long long offset;
-    run_until_the_target_refuses(lpush_alone, &r, &offset);
-    assert_stopped_naming_wrongtype_and_key(&r, "LPUSH");
-    program_result_deinit(&r);
+    struct refusal f;
+    run_until_the_target_refuses(lpush_alone, &f);
+    assert_stopped_naming_wrongtype_and_key(&f, "LPUSH");
+    program_result_deinit(&f.r);
 }
 
 /* Issue 8: "stops the job with that command, its offset and the reply". */
 Test(stream, a_refused_command_is_reported_with_its_source_offset)
 {
-    struct program_result r;
-    long long offset;
-    run_until_the_target_refuses(lpush_alone, &r, &offset);
-    assert_stopped_naming_wrongtype_and_key(&r, "LPUSH");
+    struct refusal f;
+    run_until_the_target_refuses(lpush_alone, &f);
+    assert_stopped_naming_wrongtype_and_key(&f, "LPUSH");
     char num[32];
-    snprintf(num, sizeof(num), "%lld", offset);
-    cr_assert(strstr(r.err, num) != NULL,
-              "the failure does not give the refused LPUSH's source offset %s:\n%s", num, r.err);
-    program_result_deinit(&r);
+    snprintf(num, sizeof(num), "%lld", f.offset);
+    cr_assert(strstr(f.r.err, num) != NULL,
+              "the failure does not give the refused LPUSH's source offset %s:\n%s", num, f.r.err);
+    program_result_deinit(&f.r);
 }
 
 /* A runtime error inside EXEC comes back as an element of EXEC's array
  * reply, not as the reply itself: it must stop the job all the same. */
 Test(stream, a_wrongtype_inside_a_transaction_stops_the_job)
 {
-    struct program_result r;
-    long long offset;
-    run_until_the_target_refuses(lpush_in_a_transaction, &r, &offset);
-    assert_stopped_naming_wrongtype_and_key(&r, "MULTI/LPUSH/SET/EXEC");
-    program_result_deinit(&r);
+    struct refusal f;
+    run_until_the_target_refuses(lpush_in_a_transaction, &f);
+    assert_stopped_naming_wrongtype_and_key(&f, "MULTI/LPUSH/SET/EXEC");
+    program_result_deinit(&f.r);
 }
 
 /* A script's effects reach the stream as MULTI ... EXEC. */
 Test(stream, a_wrongtype_inside_a_script_stops_the_job)
 {
-    struct program_result r;
-    long long offset;
-    run_until_the_target_refuses(lpush_in_a_script, &r, &offset);
-    assert_stopped_naming_wrongtype_and_key(&r, "EVAL (LPUSH, SET)");
-    program_result_deinit(&r);
+    struct refusal f;
+    run_until_the_target_refuses(lpush_in_a_script, &f);
+    assert_stopped_naming_wrongtype_and_key(&f, "EVAL (LPUSH, SET)");
+    program_result_deinit(&f.r);
 }
 
 /* ---------------------------------------------------------------- PUBLISH */
