@@ -61,6 +61,7 @@ static void run_sync(const struct redis_fixture *src, const struct redis_fixture
     int argc = 0;
     argv[argc++] = fixture_env("RS_RINGSYNC");
     argv[argc++] = "sync";
+    argv[argc++] = "--snapshot-only"; /* the stream is test_stream.c's */
     argv[argc++] = "--source";
     argv[argc++] = source;
     argv[argc++] = "--target";

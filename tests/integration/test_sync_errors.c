@@ -115,7 +115,8 @@ Test(sync_errors, a_wrong_source_password_names_the_endpoint_and_auth)
     snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", src->port);
     unsetenv("RINGSYNC_SOURCE_PASSWORD");
 
-    const char *const in_uri[] = {"sync", "--source", source, "--target", target, NULL};
+    const char *const in_uri[] = {"sync", "--snapshot-only", "--source", source, "--target", target,
+                                  NULL};
     struct program_result r;
     run_ringsync(in_uri, &r);
     assert_exit(&r, 1, "wrong password in the URI");
@@ -128,7 +129,8 @@ Test(sync_errors, a_wrong_source_password_names_the_endpoint_and_auth)
     /* The same from the environment; then the right one from there works. */
     char plain[64];
     uri_of(src, plain, sizeof(plain));
-    const char *const in_env[] = {"sync", "--source", plain, "--target", target, NULL};
+    const char *const in_env[] = {"sync", "--snapshot-only", "--source", plain, "--target", target,
+                                  NULL};
     setenv("RINGSYNC_SOURCE_PASSWORD", "wrong-pw", 1);
     run_ringsync(in_env, &r);
     assert_exit(&r, 1, "wrong RINGSYNC_SOURCE_PASSWORD");
@@ -155,7 +157,8 @@ Test(sync_errors, a_source_that_needs_a_password_and_gets_none_says_noauth)
     uri_of(dst, target, sizeof(target));
     snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", src->port);
     unsetenv("RINGSYNC_SOURCE_PASSWORD");
-    const char *const args2[] = {"sync", "--source", source, "--target", target, NULL};
+    const char *const args2[] = {"sync", "--snapshot-only", "--source", source, "--target", target,
+                                 NULL};
     struct program_result r;
     run_ringsync(args2, &r);
     assert_exit(&r, 1, "no password");
@@ -172,7 +175,8 @@ Test(sync_errors, an_unreachable_source_is_connection_refused_at_once)
     snprintf(source, sizeof(source), "redis://127.0.0.1:%d", port);
     snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", port);
     uri_of(dst, target, sizeof(target));
-    const char *const args[] = {"sync", "--source", source, "--target", target, NULL};
+    const char *const args[] = {"sync", "--snapshot-only", "--source", source, "--target", target,
+                                NULL};
     long long t0 = fixture_now_ms();
     struct program_result r;
     run_ringsync(args, &r);
@@ -199,8 +203,8 @@ Test(sync_errors, a_source_that_never_answers_times_out)
     snprintf(source, sizeof(source), "redis://127.0.0.1:%d", ntohs(a.sin_port));
     snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", ntohs(a.sin_port));
     uri_of(dst, target, sizeof(target));
-    const char *const args[] = {"sync", "--source",     source, "--target",
-                                target, "--timeout-ms", "500",  NULL};
+    const char *const args[] = {"sync", "--snapshot-only", "--source", source, "--target",
+                                target, "--timeout-ms",    "500",      NULL};
     long long t0 = fixture_now_ms();
     struct program_result r;
     run_ringsync(args, &r);
@@ -225,7 +229,8 @@ Test(sync_errors, a_refused_psync_is_named)
     uri_of(src, source, sizeof(source));
     uri_of(dst, target, sizeof(target));
     snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", src->port);
-    const char *const run[] = {"sync", "--source", source, "--target", target, NULL};
+    const char *const run[] = {"sync", "--snapshot-only", "--source", source, "--target", target,
+                               NULL};
     struct program_result r;
     run_ringsync(run, &r);
     assert_exit(&r, 1, "refused PSYNC");
@@ -259,7 +264,8 @@ Test(sync_errors, a_non_empty_target_is_refused_unless_keep_or_flush)
     redis_model_from_server(&want, src->ctx);
 
     fill_target(dst);
-    const char *const refuse[] = {"sync", "--source", source, "--target", target, NULL};
+    const char *const refuse[] = {"sync", "--snapshot-only", "--source", source, "--target", target,
+                                  NULL};
     struct program_result r;
     run_ringsync(refuse, &r);
     assert_exit(&r, 1, "non-empty target");
@@ -277,10 +283,10 @@ Test(sync_errors, a_non_empty_target_is_refused_unless_keep_or_flush)
         const char *what =
             native ? "--target-nonempty keep --restore never" : "--target-nonempty keep";
         fill_target(dst);
-        const char *const keep[] = {"sync",     "--source",  source,
-                                    "--target", target,      "--target-nonempty",
-                                    "keep",     "--restore", native ? "never" : "auto",
-                                    NULL};
+        const char *const keep[] = {
+            "sync", "--snapshot-only",   "--source", source,      "--target",
+            target, "--target-nonempty", "keep",     "--restore", native ? "never" : "auto",
+            NULL};
         run_ringsync(keep, &r);
         assert_exit(&r, 0, what);
         program_result_deinit(&r);
@@ -301,8 +307,8 @@ Test(sync_errors, a_non_empty_target_is_refused_unless_keep_or_flush)
     }
 
     fill_target(dst);
-    const char *const flush[] = {"sync", "--source",          source,  "--target",
-                                 target, "--target-nonempty", "flush", NULL};
+    const char *const flush[] = {"sync", "--snapshot-only",   "--source", source, "--target",
+                                 target, "--target-nonempty", "flush",    NULL};
     run_ringsync(flush, &r);
     assert_exit(&r, 0, "--target-nonempty flush");
     program_result_deinit(&r);
@@ -332,7 +338,8 @@ Test(sync_errors, a_target_out_of_memory_stops_the_job_naming_command_and_key)
     char source[64], target[64];
     uri_of(src, source, sizeof(source));
     uri_of(dst, target, sizeof(target));
-    const char *const args[] = {"sync", "--source", source, "--target", target, NULL};
+    const char *const args[] = {"sync", "--snapshot-only", "--source", source, "--target", target,
+                                NULL};
     struct program_result r;
     run_ringsync(args, &r);
     assert_exit(&r, 1, "target out of memory");
@@ -353,7 +360,8 @@ Test(sync_errors, an_evicting_target_gets_a_warning)
     char source[64], target[64];
     uri_of(src, source, sizeof(source));
     uri_of(dst, target, sizeof(target));
-    const char *const args[] = {"sync", "--source", source, "--target", target, NULL};
+    const char *const args[] = {"sync", "--snapshot-only", "--source", source, "--target", target,
+                                NULL};
     struct program_result r;
     run_ringsync(args, &r);
     assert_exit(&r, 0, "allkeys-lru target");
@@ -454,8 +462,8 @@ Test(sync_errors, sigint_and_sigterm_stop_a_restore_cleanly, .timeout = 180)
 Test(sync_errors, bad_usage_exits_2)
 {
     const char *const *const cases[] = {
-        (const char *const[]){"sync", "--target", "redis://127.0.0.1:1", NULL},
-        (const char *const[]){"sync", "--source", "redis://127.0.0.1:1", NULL},
+        (const char *const[]){"sync", "--snapshot-only", "--target", "redis://127.0.0.1:1", NULL},
+        (const char *const[]){"sync", "--snapshot-only", "--source", "redis://127.0.0.1:1", NULL},
         (const char *const[]){"restore", "--target", "redis://127.0.0.1:1", NULL},
         (const char *const[]){"restore", "x.rdb", "--target", "redis://127.0.0.1:1", "--workers",
                               "0", NULL},
@@ -463,8 +471,8 @@ Test(sync_errors, bad_usage_exits_2)
                               "sometimes", NULL},
         (const char *const[]){"restore", "x.rdb", "--target", "redis://127.0.0.1:1",
                               "--target-nonempty", "merge", NULL},
-        (const char *const[]){"sync", "--source", "redis://127.0.0.1:1", "--target",
-                              "redis://127.0.0.1:2", "--no-such-option", NULL},
+        (const char *const[]){"sync", "--snapshot-only", "--source", "redis://127.0.0.1:1",
+                              "--target", "redis://127.0.0.1:2", "--no-such-option", NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct program_result r;
