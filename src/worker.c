@@ -22,7 +22,7 @@
 #define WORKER_RING_ENTRIES 256
 #define WORKER_INPUT_BYTES  (256 * 1024)
 #define WORKER_FEED_PIECE   (16 * 1024) /* input fed between backpressure checks */
-#define WORKER_WAIT_NS      (1 * 1000 * 1000)
+#define WORKER_WAIT_NS      (10 * 1000 * 1000)
 
 /* user_data: the operation in the top byte. */
 enum worker_op {
