@@ -7,6 +7,14 @@
 #include <string.h>
 #include <strings.h>
 
+/* Private to this file (callers test only the flags of command_table.h): keys
+ * that follow a keyword, found by scanning the arguments the way Redis's own
+ * getkeys functions do (db.c: sortGetKeys, georadiusGetKeys). */
+#define CMD_SORT_STORE (1u << 14) /* SORT: also the argument after the last STORE */
+#define CMD_GEO_STORE  (1u << 15) /* GEORADIUS*: also the argument after each STORE/STOREDIST */
+
+#define COMMAND_NAME_MAX 24 /* longer than any command name ("georadiusbymember": 17) */
+
 #define K1   1, 1, 1 /* one key, the first argument */
 #define K12  1, 2, 1 /* two keys: source and destination */
 #define KALL 1, -1, 1
@@ -61,7 +69,7 @@ static const struct command_spec table[] = {
     {"copy", 0, K12, 0},
     {"restore", 0, K1, 0},
     {"restore-asking", 0, K1, 0},
-    {"sort", 0, K1, 0},
+    {"sort", CMD_SORT_STORE, K1, 0},
     /* lists */
     {"lpush", 0, K1, 0},
     {"rpush", 0, K1, 0},
@@ -115,8 +123,11 @@ static const struct command_spec table[] = {
     {"pfadd", 0, K1, 0},
     {"pfmerge", 0, KALL, 0},
     {"pfcount", 0, KALL, 0},
+    {"pfdebug", 0, 2, 2, 1, 0}, /* PFDEBUG TODENSE/GETREG key: verbatim when it converts */
     {"geoadd", 0, K1, 0},
     {"geosearchstore", 0, K12, 0},
+    {"georadius", CMD_GEO_STORE, K1, 0}, /* replicated verbatim with STORE/STOREDIST */
+    {"georadiusbymember", CMD_GEO_STORE, K1, 0},
     /* streams */
     {"xadd", 0, K1, 0},
     {"xdel", 0, K1, 0},
@@ -143,14 +154,18 @@ const struct command_spec *command_table_all(size_t *n)
     return table;
 }
 
-/* A name's bucket: its length and first letter. Names are at most 16 chars. */
+/* A name's bucket: its length and first letter. */
 static inline unsigned bucket(const char *name, size_t len)
 {
     return (unsigned)((len & 15) << 5 | ((unsigned char)name[0] | 0x20) % 32);
 }
 
-static int8_t first_in_bucket[512];
-static uint8_t next_in_bucket[TABLE_LEN];
+#define NO_NEXT 0xffff
+
+_Static_assert(TABLE_LEN < NO_NEXT && TABLE_LEN < INT16_MAX, "table indices fit the buckets");
+
+static int16_t first_in_bucket[512];
+static uint16_t next_in_bucket[TABLE_LEN];
 static uint8_t name_len[TABLE_LEN];
 static int table_ready; /* set once, by the first lookup; benign if two threads race */
 
@@ -160,8 +175,8 @@ static void table_init(void)
     for (int i = (int)TABLE_LEN - 1; i >= 0; i--) {
         name_len[i] = (uint8_t)strlen(table[i].name);
         unsigned b = bucket(table[i].name, name_len[i]);
-        next_in_bucket[i] = (uint8_t)(first_in_bucket[b] < 0 ? 0xff : first_in_bucket[b]);
-        first_in_bucket[b] = (int8_t)i;
+        next_in_bucket[i] = (uint16_t)(first_in_bucket[b] < 0 ? NO_NEXT : first_in_bucket[b]);
+        first_in_bucket[b] = (int16_t)i;
     }
     __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
 }
@@ -181,17 +196,40 @@ static inline bool same_lower(const char *lower, const char *any, size_t len)
 
 const struct command_spec *command_lookup(const char *name, size_t len)
 {
-    if (len == 0 || len > 16)
+    if (len == 0 || len > COMMAND_NAME_MAX)
         return NULL;
     if (!__atomic_load_n(&table_ready, __ATOMIC_ACQUIRE))
         table_init();
     int i = first_in_bucket[bucket(name, len)];
-    while (i >= 0 && i != 0xff) {
+    while (i >= 0) {
         if (name_len[i] == len && same_lower(table[i].name, name, len))
             return &table[i];
-        i = next_in_bucket[i] == 0xff ? -1 : next_in_bucket[i];
+        i = next_in_bucket[i] == NO_NEXT ? -1 : next_in_bucket[i];
     }
     return NULL;
+}
+
+static bool is_word(const struct rs_slice *arg, const char *lower)
+{
+    size_t n = strlen(lower);
+    return arg->len == n && same_lower(lower, arg->p, n);
+}
+
+/* SORT's destination, as sortGetKeys finds it: options are skipped with
+ * their arguments (LIMIT 2, GET 1, BY 1), and the last STORE wins, as it
+ * does when SORT runs. 0: none. */
+static int sort_store_at(int argc, const struct rs_slice *argv)
+{
+    int at = 0;
+    for (int i = 2; i < argc; i++) {
+        if (is_word(&argv[i], "limit"))
+            i += 2;
+        else if (is_word(&argv[i], "get") || is_word(&argv[i], "by"))
+            i += 1;
+        else if (is_word(&argv[i], "store") && i + 1 < argc)
+            at = i + 1;
+    }
+    return at;
 }
 
 int command_keys(const struct command_spec *spec, int argc, const struct rs_slice *argv, int *idx,
@@ -209,7 +247,7 @@ int command_keys(const struct command_spec *spec, int argc, const struct rs_slic
         tmp[l] = '\0';
         char *end;
         long k = strtol(tmp, &end, 10);
-        if (*end || k < 0 || spec->numkeys_at + k >= argc)
+        if (*end || k < 0 || k >= argc - spec->numkeys_at)
             return -1;
         if (spec->flags & CMD_DEST_FIRST && n < max)
             idx[n++] = 1;
@@ -224,5 +262,18 @@ int command_keys(const struct command_spec *spec, int argc, const struct rs_slic
         return -1;
     for (int i = spec->first; i <= last && n < max; i += spec->step)
         idx[n++] = i;
+    if (spec->flags & CMD_SORT_STORE) {
+        int at = sort_store_at(argc, argv);
+        if (at > 0 && n < max)
+            idx[n++] = at;
+    }
+    if (spec->flags & CMD_GEO_STORE) {
+        /* After the radius and its unit. COMMAND GETKEYS names the first
+         * STORE and the first STOREDIST; GEORADIUS writes to the last of
+         * them all: every one is a key here, so the key written is one. */
+        for (int i = 5; i + 1 < argc; i++)
+            if ((is_word(&argv[i], "store") || is_word(&argv[i], "storedist")) && n < max)
+                idx[n++] = ++i;
+    }
     return n;
 }

@@ -116,7 +116,11 @@ static int on_reply(void *ctx, bool is_error, const char *line, size_t len)
     if (is_error) {
         char cmd[200], reply[200];
         int64_t db;
-        describe_cmd(b, b->replies, cmd, sizeof(cmd), &db);
+        uint32_t index = b->replies;
+        if (dl->rr.error_element >= 0 && dl->rr.top_count <= (int64_t)index)
+            /* an error inside EXEC's reply: the n queued commands precede EXEC */
+            index = index - (uint32_t)dl->rr.top_count + (uint32_t)dl->rr.error_element;
+        describe_cmd(b, index, cmd, sizeof(cmd), &db);
         rs_escape_bytes(reply, sizeof(reply), line, len, 160);
         if (!dl->job->skip_errors) {
             job_fail(dl->job, "destination %s refused %s in db %" PRId64 ": -%s", dl->name, cmd, db,

@@ -8,6 +8,7 @@ enum { RR_TYPE, RR_LINE, RR_BULK };
 void reply_reader_init(struct reply_reader *rr)
 {
     memset(rr, 0, sizeof(*rr));
+    rr->error_element = -1;
 }
 
 /* A value of the current nesting level is complete: unwind finished arrays
@@ -21,7 +22,10 @@ static int value_done(struct reply_reader *rr, reply_fn fn, void *ctx)
     }
     bool err = rr->top_is_error;
     rr->top_is_error = false;
-    return fn(ctx, err, rr->top_line, rr->top_line_len);
+    int rc = fn(ctx, err, rr->top_line, rr->top_line_len);
+    rr->error_element = -1;
+    rr->top_count = 0;
+    return rc;
 }
 
 static int parse_int(const char *s, size_t n, int64_t *v)
@@ -52,11 +56,18 @@ static int line_done(struct reply_reader *rr, reply_fn fn, void *ctx)
     if (top) {
         rr->top_line_len = 0;
         rr->top_is_error = rr->type == '-';
+        rr->error_element = -1;
+    }
+    /* an error element of the top-level array: the first one is the reply's error */
+    bool first_nested_error = rr->type == '-' && rr->depth == 1 && !rr->top_is_error;
+    if (first_nested_error) {
+        rr->top_is_error = true;
+        rr->error_element = rr->top_count - rr->left[0];
     }
     switch (rr->type) {
     case '+':
     case '-':
-        if (top) {
+        if (top || first_nested_error) {
             memcpy(rr->top_line, rr->line, rr->line_len);
             rr->top_line_len = rr->line_len;
         }
@@ -83,6 +94,8 @@ static int line_done(struct reply_reader *rr, reply_fn fn, void *ctx)
             return value_done(rr, fn, ctx);
         if (rr->depth == REPLY_READER_DEPTH)
             return -1;
+        if (rr->depth == 0)
+            rr->top_count = v;
         rr->left[rr->depth++] = v;
         return 0;
     }

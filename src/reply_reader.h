@@ -27,11 +27,16 @@ struct reply_reader {
     char line[REPLY_READER_LINE_MAX];
     char top_line[REPLY_READER_LINE_MAX];
     size_t top_line_len;
+    int64_t top_count;     /* elements of the top-level array being read (EXEC's reply) */
+    int64_t error_element; /* the first element of it that is an error, or -1 */
 };
 
 /* Called once per complete top-level reply. line holds an error's (or a
  * simple string's) text without the type byte, truncated to
- * REPLY_READER_LINE_MAX; empty for other replies. Return 0 to go on. */
+ * REPLY_READER_LINE_MAX; empty for other replies. An array with an error
+ * among its elements (EXEC's reply when a queued command failed) is an error
+ * too: then line is that element's text, and rr->error_element its index and
+ * rr->top_count the array's length. Return 0 to go on. */
 typedef int (*reply_fn)(void *ctx, bool is_error, const char *line, size_t len);
 
 void reply_reader_init(struct reply_reader *rr);

@@ -200,6 +200,8 @@ static int append_tx(struct router *r, const struct resp_cmd *c)
 /* One command inside MULTI: gathered, its keys noted. */
 static int tx_command(struct router *r, const struct command_spec *spec, const struct resp_cmd *c)
 {
+    if (spec != NULL && (spec->flags & CMD_PUBLISH) && !r->cfg.forward_publish)
+        return RS_OK; /* dropped, as outside a transaction */
     if (append_tx(r, c) != RS_OK)
         return RS_ERR;
     if (spec != NULL && (spec->flags & CMD_SELECT)) {

@@ -41,8 +41,9 @@
 #define SYNC_HEADER_BYTES       9
 #define SYNC_INITIAL_MAX        (64 * 1024)
 #define SYNC_BATCHES_PER_WORKER 64
-#define SYNC_MAX_MEMORY         (128u * 1024 * 1024) /* source bytes held in memory before the spill file \
-                                                      */
+#define SYNC_MAX_MEMORY                                                                            \
+    (128u * 1024 * 1024) /* source bytes held in memory before the spill file                      \
+                          */
 
 enum nonempty_policy { NONEMPTY_REFUSE, NONEMPTY_KEEP, NONEMPTY_FLUSH };
 
@@ -112,6 +113,8 @@ struct snap_feed {
     uint64_t stream_start; /* the FULLRESYNC offset */
     uint64_t barrier_seq;  /* batches from here on are the stream's */
     uint64_t last_ack;
+    bool getack_pending; /* REPLCONF GETACK came: ACK as soon as all before it is applied */
+    uint64_t getack_at;
     uint64_t stream_bytes;
     double last_ack_at;
     double t0;
@@ -170,8 +173,10 @@ static int snap_feed(void *ctx, const uint8_t *p, size_t n, size_t *used)
                               memory_order_relaxed);
         atomic_store_explicit(&f->job->stream_cmds, router_commands(f->router),
                               memory_order_relaxed);
-        if (router_take_getack(f->router))
-            send_ack(f, applied_offset(f));
+        if (router_take_getack(f->router)) {
+            f->getack_pending = true;
+            f->getack_at = router_routed(f->router);
+        }
         return rc == RS_OK ? RS_OK : RS_ERR;
     }
     if (n == 0)
@@ -271,9 +276,17 @@ static void snap_tick(void *ctx)
         }
         return;
     }
-    /* REPLCONF ACK every 100 ms while the applied offset moves, every second anyway */
+    /* REPLCONF ACK: at once when a GETACK is answered (everything before it
+     * applied: WAIT counts us), every 100 ms while the applied offset moves,
+     * every second anyway. Called every loop iteration; cheap when idle. */
     uint64_t w = applied_offset(f);
-    if (w != f->last_ack || now_s() - f->last_ack_at >= 1.0)
+    if (f->getack_pending && w >= f->getack_at) {
+        f->getack_pending = false;
+        send_ack(f, w);
+        return;
+    }
+    double since = now_s() - f->last_ack_at;
+    if ((w != f->last_ack && since >= 0.1) || since >= 1.0)
         send_ack(f, w);
 }
 

@@ -52,7 +52,6 @@ struct worker {
     bool in_eof;
     bool in_done;
     uint64_t in_file_off;
-    struct timespec last_tick;
 };
 
 /* ---------------------------------------------------------------- waking */
@@ -287,17 +286,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
     }
 }
 
-static double since_s(const struct timespec *t)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
-}
-
 static void loop(struct worker *w)
 {
     struct batch_writer *bw = w->cfg.bw;
-    clock_gettime(CLOCK_MONOTONIC, &w->last_tick);
     while (!job_should_stop(w->job)) {
         bool busy = take_inbound(w);
         if (bw != NULL)
@@ -310,10 +301,8 @@ static void loop(struct worker *w)
                 atomic_store(&w->job->finished, 1);
                 break;
             }
-            if (w->cfg.input->tick && since_s(&w->last_tick) >= 0.1) {
-                clock_gettime(CLOCK_MONOTONIC, &w->last_tick);
-                w->cfg.input->tick(w->cfg.input->ctx);
-            }
+            if (w->cfg.input->tick)
+                w->cfg.input->tick(w->cfg.input->ctx); /* it keeps its own pace */
         }
         dest_link_prep_send(&w->dl, &w->ring, UD(OP_DEST_SEND));
         dest_link_prep_recv(&w->dl, &w->ring, UD(OP_DEST_RECV));

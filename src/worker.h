@@ -31,7 +31,8 @@ struct worker_input {
     int (*feed)(void *ctx, const uint8_t *p, size_t n, size_t *used);
     /* The input ended (EOF): RS_DONE if that is expected, else RS_ERR. */
     int (*at_eof)(void *ctx);
-    /* Called about every 100 ms from the worker (keepalives, ACKs); may be NULL. */
+    /* Called every loop iteration (at least every 10 ms): keepalives and ACKs,
+     * paced by the callee; may be NULL. */
     void (*tick)(void *ctx);
     /* True while the consumer must not be fed (a fence waits for replies);
      * when it turns false the worker calls feed(ctx, NULL, 0) so the consumer
