@@ -15,6 +15,7 @@ struct mset_stage {
     unsigned nkeys;
     int64_t db;
     uint64_t off_before; /* the offset before its first key */
+    uint64_t off_last;   /* the offset at the end of its last key */
 };
 
 struct batch_writer {
@@ -30,6 +31,7 @@ struct batch_writer {
     struct batch *overflow_tail[JOB_MAX_WORKERS];
     struct mset_stage stage[JOB_MAX_WORKERS];
     uint64_t cur_off; /* the offset before the next command written */
+    uint64_t cur_end; /* the offset at the end of the next command written */
     uint64_t next_seq;
     struct batch *track_head[JOB_MAX_WORKERS]; /* outstanding batches per worker, oldest first */
     struct batch *track_tail[JOB_MAX_WORKERS];
@@ -235,6 +237,7 @@ static struct batch *room_at(struct batch_writer *bw, unsigned to, size_t need, 
     if (b != NULL) {
         b->db_at_start = bw->db[to];
         b->off_before = off_before;
+        b->off_last = 0;
         b->seq = bw->next_seq++;
         b->dest = (uint16_t)to;
         b->track_next = NULL;
@@ -258,6 +261,7 @@ static int put_cmd(struct batch_writer *bw, unsigned to, int argc, const struct 
     if (b == NULL)
         return -ENOMEM;
     batch_put_argv(b, argc, argv);
+    b->off_last = bw->cur_end;
     return 0;
 }
 
@@ -292,6 +296,8 @@ static int mset_flush(struct batch_writer *bw, unsigned to)
     memcpy(p, s->buf, s->len);
     b->len = (size_t)(p + s->len - b->buf);
     b->ncmds++;
+    if (s->off_last > b->off_last)
+        b->off_last = s->off_last;
     s->len = 0;
     s->nkeys = 0;
     return 0;
@@ -465,6 +471,7 @@ int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, cons
     memcpy(s->buf + s->len, args, n);
     s->len += n;
     s->db = db;
+    s->off_last = bw->cur_end;
     if (++s->nkeys == BATCH_MSET_KEYS || s->len >= BATCH_BYTES / 2)
         return mset_flush(bw, to);
     return 0;
@@ -484,6 +491,7 @@ int batch_writer_raw(struct batch_writer *bw, unsigned to, int64_t db, const voi
     memcpy(b->buf + b->len, p, n);
     b->len += n;
     b->ncmds += ncmds;
+    b->off_last = bw->cur_end;
     if (db_after >= 0)
         bw->db[to] = db_after;
     return 0;
@@ -508,6 +516,11 @@ uint64_t batch_writer_oldest_seq(const struct batch_writer *bw)
             s = bw->next_seq; /* gathered keys go into a batch not made yet */
     }
     return s;
+}
+
+void batch_writer_set_end(struct batch_writer *bw, uint64_t end)
+{
+    bw->cur_end = end;
 }
 
 void batch_writer_set_offset(struct batch_writer *bw, uint64_t off)

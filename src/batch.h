@@ -32,6 +32,7 @@ struct batch {
     uint16_t dest;            /* the consumer worker that sends it */
     int64_t db_at_start;      /* the connection's db before the first command (for error reports) */
     uint64_t off_before;      /* the source offset just before its first command (for ACKs) */
+    uint64_t off_last;        /* the source offset at the end of its last command (errors) */
     struct batch *track_next; /* the owner's list of this worker's outstanding batches */
     uint64_t seq;             /* its owner's count of batches made before it */
     /* consumer side */
@@ -90,6 +91,9 @@ uint64_t batch_writer_oldest_seq(const struct batch_writer *bw);
 
 /* The source offset just before the commands written next (for ACKs). */
 void batch_writer_set_offset(struct batch_writer *bw, uint64_t off);
+
+/* The source offset at the end of the command written next (for errors). */
+void batch_writer_set_end(struct batch_writer *bw, uint64_t end);
 
 /* The applied offset: the highest offset W such that every command at or
  * below W was acknowledged, given that everything up to `routed` has been

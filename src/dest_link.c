@@ -122,17 +122,21 @@ static int on_reply(void *ctx, bool is_error, const char *line, size_t len)
             index = index - (uint32_t)dl->rr.top_count + (uint32_t)dl->rr.error_element;
         describe_cmd(b, index, cmd, sizeof(cmd), &db);
         rs_escape_bytes(reply, sizeof(reply), line, len, 160);
+        char where[96] = "";
+        if (b->off_last > 0) /* a stream command: where it was in the source's stream */
+            snprintf(where, sizeof(where), " (source offset %" PRIu64 "..%" PRIu64 ")",
+                     b->off_before, b->off_last);
         if (!dl->job->skip_errors) {
-            job_fail(dl->job, "destination %s refused %s in db %" PRId64 ": -%s", dl->name, cmd, db,
-                     reply);
+            job_fail(dl->job, "destination %s refused %s in db %" PRId64 "%s: -%s", dl->name, cmd,
+                     db, where, reply);
             return 1;
         }
         /* --on-error skip: say it (the first hundred), count it, go on */
         uint64_t n = atomic_fetch_add(&dl->job->errors_skipped, 1) + 1;
         if (n <= 100)
-            fprintf(stderr,
-                    "ringsync: skipped: destination %s refused %s in db %" PRId64 ": -%s%s\n",
-                    dl->name, cmd, db, reply, n == 100 ? " (no more of these are shown)" : "");
+            fprintf(
+                stderr, "ringsync: skipped: destination %s refused %s in db %" PRId64 "%s: -%s%s\n",
+                dl->name, cmd, db, where, reply, n == 100 ? " (no more of these are shown)" : "");
     }
     b->replies++;
     dl->replies++;

@@ -322,6 +322,7 @@ int router_resume(struct router *r)
     struct rs_error err;
     int rc;
     while (!router_is_blocked(r) && (rc = resp_scanner_next(r->sc, &c, &err)) == 1) {
+        batch_writer_set_end(r->bw, c.end_offset);
         int x = route(r, &c);
         if (x < 0)
             return RS_ERR;
