@@ -753,7 +753,11 @@ static int run_job(struct run_ctx *rc)
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                  (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     uint64_t bytes = atomic_load(&job.input_bytes);
-    if (atomic_load(&job.failed)) {
+    if (atomic_load(&job.failed) && atomic_load(&job.snapshot_applied)) {
+        logf_("failed after %.2f s while following the source (applied offset %" PRIu64 "): %s", el,
+              atomic_load(&job.stream_applied), job.fail_msg);
+        status = 1;
+    } else if (atomic_load(&job.failed)) {
         logf_("failed after %.2f s, %" PRIu64 " keys read: %s", el, atomic_load(&job.keys_read),
               job.fail_msg);
         status = 1;
