@@ -286,7 +286,11 @@ static void snap_tick(void *ctx)
         return;
     }
     double since = now_s() - f->last_ack_at;
-    if ((w != f->last_ack && since >= 0.1) || since >= 1.0)
+    /* Until the first stream byte, ACK every 100 ms: a source that sent the
+     * snapshot diskless starts the stream on an ACK, and may miss one that
+     * came before it finished its own bookkeeping. */
+    if ((w != f->last_ack && since >= 0.1) || since >= 1.0 ||
+        (f->stream_bytes == 0 && since >= 0.1))
         send_ack(f, w);
 }
 

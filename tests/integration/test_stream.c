@@ -114,14 +114,25 @@ static struct program *ringsync_start(const struct redis_fixture *src,
     return p;
 }
 
+/* What a failure should add when ringsync stopped on a signal this test did
+ * not send (every SIGINT the test sends goes through ringsync_stop). */
+static const char *foreign_signal_hint(const char *err)
+{
+    return strstr(err, "stopped by SIG") != NULL
+               ? "\n(ringsync was stopped by a signal this test did not send: another process "
+                 "signalled it, e.g. a kill by name)"
+               : "";
+}
+
 /* Fails the test with ringsync's state and standard error. */
 #define ringsync_fail(p, ...)                                                                      \
     do {                                                                                           \
         char *err_ = program_stderr(p, NULL);                                                      \
         char *what_ = NULL;                                                                        \
         cr_assert(asprintf(&what_, __VA_ARGS__) >= 0);                                             \
-        cr_assert_fail("%s\nringsync %s; its stderr:\n%s", what_,                                  \
-                       program_has_exited(p) ? "has exited" : "is running", err_);                 \
+        cr_assert_fail("%s\nringsync %s; its stderr:\n%s%s", what_,                                \
+                       program_has_exited(p) ? "has exited" : "is running", err_,                  \
+                       foreign_signal_hint(err_));                                                 \
     } while (0)
 
 static void wait_snapshot_applied(struct program *p)
@@ -999,7 +1010,10 @@ Test(stream, sort_store_into_another_workers_key_keeps_source_order)
 }
 
 /* WAIT makes the source send REPLCONF GETACK; with ringsync its only replica,
- * WAIT 1 returns 1 only if ringsync acknowledges. */
+ * WAIT 1 returns 1 only if ringsync acknowledges. The stream is flowing first
+ * (one write applied and acknowledged): right after a diskless snapshot the
+ * source starts the stream only on an ACK that comes after it has seen its
+ * fork finish (see ../notes/stream_bugs.md), which is not what this is about. */
 Test(stream, wait_counts_ringsync_as_an_acknowledging_replica)
 {
     struct redis_fixture_opts so = {.extra_args = source_args};
@@ -1008,19 +1022,29 @@ Test(stream, wait_counts_ringsync_as_an_acknowledging_replica)
     redis_fixture_exec(src->ctx, "SET before 1");
     struct program *p = ringsync_start(src, dst, "1", NULL);
     wait_snapshot_applied(p);
+    redis_fixture_exec(src->ctx, "INCR counter");
+    wait_caught_up(src, -1, p, "the first write");
+    long long slowest = 0;
     for (int i = 0; i < 5; i++) {
         redis_fixture_exec(src->ctx, "INCR counter");
         long long t0 = fixture_now_ms();
         redisReply *r = redis_fixture_command(src->ctx, "WAIT 1 1000");
         long long took = fixture_now_ms() - t0;
-        cr_assert(r->type == REDIS_REPLY_INTEGER && r->integer == 1,
-                  "WAIT 1 1000 after write %d counted %lld replicas in %lld ms, not ringsync", i,
-                  r->integer, took);
+        slowest = took > slowest ? took : slowest;
+        if (r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
+            struct repl_view v;
+            repl_view_take(src->ctx, -1, &v);
+            ringsync_fail(p,
+                          "WAIT 1 1000 after write %d counted %lld replicas in %lld ms, not "
+                          "ringsync; the source's INFO replication now:\n%s",
+                          i, r->integer, took, v.text);
+        }
         freeReplyObject(r);
     }
+    cr_log_info("WAIT 1 1000 took at most %lld ms", slowest);
     wait_caught_up(src, -1, p, "after WAIT");
     redisReply *r = redis_fixture_command(dst->ctx, "GET counter");
-    cr_assert(r->type == REDIS_REPLY_STRING && strcmp(r->str, "5") == 0);
+    cr_assert(r->type == REDIS_REPLY_STRING && strcmp(r->str, "6") == 0);
     freeReplyObject(r);
     ringsync_stop(p, "WAIT");
 }
