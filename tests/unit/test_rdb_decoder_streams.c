@@ -362,7 +362,7 @@ Test(rdb_decoder_streams, module_id_names_decode_every_charset_symbol)
     struct rdb_builder b;
     begin(&b, 9);
     for (int i = 0; i < 5; i++) {
-        char key[8];
+        char key[16];
         snprintf(key, sizeof(key), "m%d", i);
         rdb_builder_key(&b, RDB_TYPE_MODULE_2, key);
         rdb_builder_len(&b, rdb_module_id(names[i], (unsigned)(i * 255)));

@@ -405,7 +405,7 @@ Test(resp_scanner, mset_with_many_arguments_is_one_command)
     stream_init(&st, START);
     enum { PAIRS = 300 };
     const char *argv[1 + 2 * PAIRS];
-    char names[2 * PAIRS][16];
+    char names[2 * PAIRS][24];
     argv[0] = "MSET";
     for (int i = 0; i < 2 * PAIRS; i++) {
         snprintf(names[i], sizeof(names[i]), "%s%d", i % 2 ? "value" : "key", i / 2);
@@ -519,7 +519,7 @@ Test(resp_scanner, an_inline_command_may_have_many_words)
     stream_put(&st, "DEL", 3);
     struct rs_slice a[201];
     a[0] = (struct rs_slice){"DEL", 3};
-    static char words[200][8];
+    static char words[200][16];
     for (int i = 0; i < 200; i++) {
         snprintf(words[i], sizeof(words[i]), "k%d", i);
         stream_put(&st, " ", 1);
