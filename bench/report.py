@@ -50,9 +50,11 @@ def summarize(scenario):
                                      if r.get("dest_peak_rss_kb")), default=None),
             "other_cpu_s": _median(r.get("other_cpu_s") for r in ok),
             "other_cores": _median(r.get("other_cores") for r in ok),
-            "catch_up_rate": None,
-            "lag_p50_ms": None,
-            "lag_p99_ms": None,
+            # Filled once the incremental measurements exist: run["catch_up"] =
+            # {"seconds", "commands", "rate_cmd_s"}, run["lag"] = {"p50_ms", "p99_ms"}.
+            "catch_up_rate": _median((r.get("catch_up") or {}).get("rate_cmd_s") for r in ok),
+            "lag_p50_ms": _median((r.get("lag") or {}).get("p50_ms") for r in ok),
+            "lag_p99_ms": _median((r.get("lag") or {}).get("p99_ms") for r in ok),
         }
     native = summary.get("native")
     for name, s in summary.items():
@@ -60,6 +62,8 @@ def summarize(scenario):
         s["cpu_per_key_ratio_vs_native"] = _ratio(s["ns_per_key"], native and native["ns_per_key"])
         s["cpu_total_ratio_vs_native"] = _ratio(s["cpu_total_s"],
                                                 native and native["cpu_total_s"])
+        s["catch_up_ratio_vs_native"] = _ratio(s["catch_up_rate"],
+                                               native and native["catch_up_rate"])
     scenario["summary"] = summary
     return summary
 
@@ -120,7 +124,8 @@ def table(results, machine):
                 _fmt(s["cpu_per_key_ratio_vs_native"], ".2f"),
                 _fmt(s["cpu_total_s"], ".2f"),
                 _fmt(rss / 1024 if rss else None, ".0f"),
-                "n/a*", "n/a*",
+                "n/a*" if s["catch_up_rate"] is None else "%.0fk/s" % (s["catch_up_rate"] / 1e3),
+                "n/a*" if s["lag_p99_ms"] is None else "%.1f ms" % s["lag_p99_ms"],
                 _fmt(s["other_cores"], ".2f"),
                 "ok" if s["digest_ok"] else "FAIL",
             ])

@@ -732,7 +732,7 @@ static int run_job(struct run_ctx *rc)
     bool tty = isatty(STDERR_FILENO) && !o->quiet;
     double last = now_s();
     while (!job_should_stop(&job)) {
-        struct timespec ts = {0, 50 * 1000 * 1000};
+        struct timespec ts = {0, 5 * 1000 * 1000}; /* how soon the end is noticed */
         nanosleep(&ts, NULL);
         if (sync_signal) {
             atomic_store(&job.stop, 1);
