@@ -95,77 +95,10 @@ static void reset_target(struct redis_fixture *dst)
 
 /* ---------------------------------------------------------------- comparing */
 
-/* A reply as text, the same whatever order the server listed unordered things
- * in (FUNCTION LIST walks dicts): an array of string/value pairs is a map and
- * its pairs are sorted, any other array's elements are sorted. */
-static int cmp_strp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static char *reply_canonical(const redisReply *r)
-{
-    char *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&out, &len);
-    cr_assert(f != NULL);
-    switch (r->type) {
-    case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS:
-    case REDIS_REPLY_ERROR:
-        fprintf(f, "\"");
-        for (size_t i = 0; i < r->len; i++) {
-            unsigned char c = (unsigned char)r->str[i];
-            if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-                fputc(c, f);
-            else
-                fprintf(f, "\\x%02x", c);
-        }
-        fprintf(f, "\"");
-        break;
-    case REDIS_REPLY_INTEGER:
-        fprintf(f, "%lld", r->integer);
-        break;
-    case REDIS_REPLY_NIL:
-        fprintf(f, "nil");
-        break;
-    default: { /* arrays (RESP2) */
-        bool is_map = r->elements % 2 == 0;
-        for (size_t i = 0; i < r->elements && is_map; i += 2)
-            is_map = r->element[i]->type == REDIS_REPLY_STRING ||
-                     r->element[i]->type == REDIS_REPLY_STATUS;
-        size_t n = is_map ? r->elements / 2 : r->elements;
-        char **parts = calloc(n + 1, sizeof(*parts));
-        cr_assert(parts != NULL);
-        for (size_t i = 0; i < n; i++) {
-            if (is_map) {
-                char *k = reply_canonical(r->element[2 * i]);
-                char *v = reply_canonical(r->element[2 * i + 1]);
-                cr_assert(asprintf(&parts[i], "%s:%s", k, v) > 0);
-                free(k);
-                free(v);
-            } else {
-                parts[i] = reply_canonical(r->element[i]);
-            }
-        }
-        qsort(parts, n, sizeof(*parts), cmp_strp);
-        fprintf(f, "%s", is_map ? "{" : "[");
-        for (size_t i = 0; i < n; i++) {
-            fprintf(f, "%s%s", i ? "," : "", parts[i]);
-            free(parts[i]);
-        }
-        fprintf(f, "%s", is_map ? "}" : "]");
-        free(parts);
-    }
-    }
-    fclose(f);
-    return out;
-}
-
 static char *function_list(redisContext *c)
 {
     redisReply *r = redis_fixture_command(c, "FUNCTION LIST WITHCODE");
-    char *s = reply_canonical(r);
+    char *s = redis_fixture_reply_canonical(r);
     freeReplyObject(r);
     return s;
 }
