@@ -241,3 +241,92 @@ def _fill_populate(server, spec, t0):
             c.call("DEBUG", "POPULATE", n, "str%d" % db, size)
     return {"method": "DEBUG POPULATE", "elements": sum(expected_keys(spec).values()),
             "seconds": round(time.monotonic() - t0, 3)}
+
+
+# --- the backlog of a catch-up scenario -------------------------------------
+
+BACKLOG_KEYS = {  # command -> key prefix (one type per prefix, so no WRONGTYPE)
+    "SET": b"bl:str:", "INCR": b"bl:cnt:", "LPUSH": b"bl:list:", "RPUSH": b"bl:list:",
+    "SADD": b"bl:set:", "HSET": b"bl:hash:", "ZADD": b"bl:zset:",
+}
+
+
+def backlog_commands(spec):
+    """How many commands the scenario's backlog has (spec["backlog"]["commands"])."""
+    return int(spec.get("backlog", {}).get("commands", 0))
+
+
+def write_backlog(spec, path):
+    """Writes the scenario's backlog as RESP to path: spec["backlog"] =
+    {commands, mix: {CMD: weight}, keyspace, value_size}; DEL deletes a random
+    key of a random other command's key space. Keys are `bl:<type>:N`, apart
+    from the fill's keys. Same spec and seed, same file. Returns
+    {"commands", "bytes", "per_command"}."""
+    bl = spec["backlog"]
+    n = int(bl["commands"])
+    keyspace = int(bl.get("keyspace", 1000000))
+    vsize = bl.get("value_size", [3, 3])
+    if isinstance(vsize, int):
+        vsize = [vsize, vsize]
+    rng = random.Random(spec.get("seed", 1) * 7919 + 17)
+    mix = bl.get("mix", {"SET": 100})
+    names = list(mix)
+    weights = [mix[c] for c in names]
+    for c in names:
+        if c not in BACKLOG_KEYS and c != "DEL":
+            raise ValueError("backlog command %r not supported (%s, DEL)" %
+                             (c, ", ".join(BACKLOG_KEYS)))
+    prefixes = sorted(set(BACKLOG_KEYS[c] for c in names if c in BACKLOG_KEYS)) or [b"bl:str:"]
+    pool = [bulk(base64.b64encode(rng.randbytes(vsize[1]))[:rng.randint(*vsize)])
+            for _ in range(STRING_POOL)]
+    members = [bulk(b"m%d" % i) for i in range(64)]
+    count = dict.fromkeys(names, 0)
+    cmd_heads = {c: b"*%d\r\n" % {"SET": 3, "INCR": 2, "LPUSH": 3, "RPUSH": 3, "SADD": 3,
+                                    "HSET": 4, "ZADD": 4, "DEL": 2}[c] + bulk(c.encode())
+                 for c in names}
+    size = 0
+    with open(path, "wb") as f:
+        out = []
+        for c in rng.choices(names, weights, k=n):
+            count[c] += 1
+            k = rng.randrange(keyspace)
+            if c == "DEL":
+                out.append(cmd_heads[c] + bulk(rng.choice(prefixes) + b"%d" % k))
+                continue
+            key = bulk(BACKLOG_KEYS[c] + b"%d" % k)
+            if c == "SET":
+                piece = key + pool[rng.randrange(STRING_POOL)]
+            elif c == "INCR":
+                piece = key
+            elif c in ("LPUSH", "RPUSH"):
+                piece = key + pool[rng.randrange(STRING_POOL)]
+            elif c == "SADD":
+                piece = key + members[rng.randrange(64)]
+            elif c == "HSET":
+                piece = key + members[rng.randrange(64)] + pool[rng.randrange(STRING_POOL)]
+            else:  # ZADD
+                piece = key + bulk(b"%d" % rng.randrange(1000)) + members[rng.randrange(64)]
+            out.append(cmd_heads[c] + piece)
+            if len(out) >= 10000:
+                chunk = b"".join(out)
+                f.write(chunk)
+                size += len(chunk)
+                out = []
+        chunk = b"".join(out)
+        f.write(chunk)
+        size += len(chunk)
+    return {"commands": n, "bytes": size, "per_command": count}
+
+
+def pipe_file(server, path, redis_cli="redis-cli"):
+    """Sends a RESP file through redis-cli --pipe; returns its wall seconds."""
+    t0 = time.monotonic()
+    with open(path, "rb") as f:
+        r = subprocess.run([redis_cli, "-h", server.host, "-p", str(server.port), "--pipe"],
+                           stdin=f, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = r.stdout.decode(errors="replace")
+    last = [line for line in out.splitlines() if "errors:" in line]
+    if r.returncode != 0 or not last or not last[-1].startswith("errors: 0,"):
+        raise RuntimeError("sending the backlog failed (redis-cli --pipe rc=%d):\n%s" %
+                           (r.returncode, out[-2000:]))
+    return round(time.monotonic() - t0, 3)

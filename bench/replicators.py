@@ -336,3 +336,220 @@ def builtin(name):
     if name == "native-diskless":
         return NativeReplicator("native-diskless", diskless_load="on-empty-db")
     return None
+
+
+# --- catch-up (the incremental sync) -----------------------------------------
+#
+# catch_up(rep, source, dest, state, send_backlog, timeout_s): a full sync,
+# then the consumer is paused (SIGSTOP) while send_backlog() writes the
+# scenario's backlog into the source, the source's master_repl_offset is
+# recorded, the consumer resumed (SIGCONT), and the time taken until the
+# consumer's offset reaches it (polled every CATCH_UP_POLL_S):
+#   ringsync  the offset it acknowledges (REPLCONF ACK, every 100 ms), read
+#             from the source's INFO replication slave line with its
+#             --listening-port; CPU from /proc/PID/stat (all threads) over the
+#             catch-up, total CPU and peak RSS from wait4 after SIGINT.
+#   native    the replica's own slave_repl_offset (INFO replication); its
+#             redis-server process is the one paused; CPU from its INFO cpu.
+
+CATCH_UP_POLL_S = 0.005
+RINGSYNC_ACK_INTERVAL_S = 0.1  # ringsync's REPLCONF ACK period
+SOURCE_OBL = "replica 1gb 1gb 0"  # a paused consumer must not be dropped
+
+
+def source_repl_offset(source):
+    with source.client() as c:
+        return int(c.info("replication")["master_repl_offset"])
+
+
+def _slave_offset(info, port):
+    """The offset=... of the source's slaveN line whose port= is port, or None."""
+    for k, v in info.items():
+        if k.startswith("slave") and k[5:].isdigit():
+            f = dict(p.split("=", 1) for p in v.split(",") if "=" in p)
+            if f.get("port") == str(port):
+                return int(f.get("offset", -1)), f.get("state")
+    return None, None
+
+
+def _proc_cpu_s(pid):
+    """user+sys CPU seconds of a live process, all its threads (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _thin(series):
+    """The (t, offset) samples where the offset changed (and the last one)."""
+    out = [p for i, p in enumerate(series) if i == 0 or p[1] != series[i - 1][1]]
+    if series and out[-1] is not series[-1]:
+        out.append(series[-1])
+    return out
+
+
+def _catch_up_result(commands, seconds, cpu_s, dest_cpu_s, m_off, backlog_info):
+    out = {"seconds": round(seconds, 4), "commands": commands,
+           "rate_cmd_s": round(commands / seconds, 1) if seconds > 0 else None,
+           "cpu_s": round(cpu_s, 4) if cpu_s is not None else None,
+           "ns_per_command": round(cpu_s / commands * 1e9, 1) if cpu_s is not None else None,
+           "dest_cpu_s": round(dest_cpu_s, 4) if dest_cpu_s is not None else None,
+           "source_offset": m_off}
+    out.update(backlog_info)
+    return out
+
+
+def ringsync_catch_up(rep, source, dest, source_state, send_backlog, timeout_s, listening_port):
+    argv = rep.argv(source, dest)
+    argv = [a for a in argv if a != "--snapshot-only"] + ["--listening-port", str(listening_port)]
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile() as err:
+        t0 = time.monotonic()
+        sampler = ProgressSampler(dest, t0)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                start_new_session=True)
+        sampler.start()
+        stopped = False
+        result = {"argv": argv, "exit_code": None, "stopped_when_synced": False,
+                  "listening_port": listening_port}
+        try:
+            # 1. The snapshot: until "snapshot applied" on its stderr.
+            deadline = t0 + timeout_s
+            while True:
+                with open(err.name, "rb") as f:
+                    text = f.read()
+                if b"snapshot applied" in text:
+                    t1 = time.monotonic()
+                    break
+                if proc.poll() is not None:
+                    raise SyncFailed("%s exited with %d before its snapshot was applied; "
+                                     "stderr:\n%s" % (rep.name, proc.returncode,
+                                                      text[-2000:].decode(errors="replace")),
+                                     result)
+                if time.monotonic() > deadline:
+                    raise SyncFailed("%s: no 'snapshot applied' after %.0f s" % (
+                        rep.name, timeout_s), result)
+                time.sleep(CATCH_UP_POLL_S)
+            result["full_sync_s"] = round(t1 - t0, 4)
+            cpu_snapshot = _proc_cpu_s(proc.pid)
+            result["progress"] = sampler.stop()
+            # The source must see it as an online replica that acknowledged
+            # everything so far before the pause.
+            m0 = source_repl_offset(source)
+            with source.client() as sc:
+                while True:
+                    off, st = _slave_offset(sc.info("replication"), listening_port)
+                    if st == "online" and off is not None and off >= m0:
+                        break
+                    if time.monotonic() > deadline:
+                        raise SyncFailed("%s: the source never listed port %d online" % (
+                            rep.name, listening_port), result)
+                    time.sleep(CATCH_UP_POLL_S)
+            # 2. Pause, the backlog, resume, until its acknowledged offset reaches the source's.
+            os.kill(proc.pid, signal.SIGSTOP)
+            stopped = True
+            backlog_info = send_backlog()
+            m_off = source_repl_offset(source)
+            cpu0 = _proc_cpu_s(proc.pid)
+            with dest.client() as dc:
+                dest0, _ = cpu_seconds(dc.info("cpu"))
+            with source.client() as sc:
+                t2 = time.monotonic()
+                os.kill(proc.pid, signal.SIGCONT)
+                stopped = False
+                deadline = t2 + timeout_s
+                series = []
+                while True:
+                    off, st = _slave_offset(sc.info("replication"), listening_port)
+                    series.append((round(time.monotonic() - t2, 4), off))
+                    if off is not None and off >= m_off:
+                        t3 = time.monotonic()
+                        break
+                    if proc.poll() is not None:
+                        raise SyncFailed("%s exited with %d during the catch-up" % (
+                            rep.name, proc.returncode), result)
+                    if time.monotonic() > deadline:
+                        raise SyncFailed("%s: offset %s < %d after %.0f s of catch-up" % (
+                            rep.name, off, m_off, timeout_s), result)
+                    time.sleep(CATCH_UP_POLL_S)
+            cpu1 = _proc_cpu_s(proc.pid)
+            with dest.client() as dc:
+                dest1, _ = cpu_seconds(dc.info("cpu"))
+            result["catch_up"] = _catch_up_result(
+                backlog_info["commands"], t3 - t2, cpu1 - cpu0, dest1 - dest0, m_off,
+                backlog_info)
+            result["catch_up"]["offset_series"] = _thin(series)
+            # It acknowledges every ACK_INTERVAL_S: it was done somewhere between
+            # the last acknowledgement short of m_off and the first one past it.
+            before = [t for t, o in _thin(series) if o is not None and o < m_off]
+            result["catch_up"]["seconds_lower_bound"] = round(before[-1], 4) if before else 0.0
+            result["catch_up"]["ack_interval_s"] = RINGSYNC_ACK_INTERVAL_S
+            # 3. Stop it; its whole life's rusage.
+            proc.send_signal(signal.SIGINT)
+            status, ru = _reap(proc, 10)
+            result["exit_code"] = os.waitstatus_to_exitcode(status)
+        finally:
+            if stopped and proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+            if proc.returncode is None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if sampler.is_alive():
+                result["progress"] = sampler.stop()
+            out.seek(0)
+            with open(err.name, "rb") as f:
+                stderr_text = f.read().decode(errors="replace")
+            result["stderr_tail"] = stderr_text[-4000:]
+            result["stdout_tail"] = out.read().decode(errors="replace")[-2000:]
+    result.update({
+        "cpu_user_s": round(ru.ru_utime, 4),
+        "cpu_sys_s": round(ru.ru_stime, 4),
+        # cpu_s: up to "snapshot applied" (/proc/PID/stat, 10 ms ticks), as for a
+        # full sync; cpu_life_s: its whole life, snapshot + catch-up (wait4).
+        "cpu_s": round(cpu_snapshot, 4),
+        "cpu_life_s": round(ru.ru_utime + ru.ru_stime, 4),
+        "peak_rss_kb": ru.ru_maxrss,
+        "summary": parse_ringsync_summary(stderr_text),
+    })
+    if result["exit_code"] not in (0, -signal.SIGINT, 130):
+        raise SyncFailed("%s exited with %d after SIGINT; stderr:\n%s" % (
+            rep.name, result["exit_code"], stderr_text[-2000:]), result)
+    return result
+
+
+def native_catch_up(rep, source, dest, source_state, send_backlog, timeout_s):
+    result = rep.sync(source, dest, source_state, timeout_s)
+    with dest.client(timeout_s=60) as c:
+        pid = int(c.info("server")["process_id"])
+        # Wait for the replica's offset to settle at the source's (nothing is written).
+        m0 = source_repl_offset(source)
+        end = time.monotonic() + 30
+        while int(c.info("replication").get("slave_repl_offset", -1)) < m0:
+            if time.monotonic() > end:
+                raise SyncFailed("native replica's offset never reached %d" % m0, result)
+            time.sleep(CATCH_UP_POLL_S)
+        cpu0, _ = cpu_seconds(c.info("cpu"))
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            backlog_info = send_backlog()
+            m_off = source_repl_offset(source)
+        finally:
+            t2 = time.monotonic()
+            os.kill(pid, signal.SIGCONT)
+        deadline = t2 + timeout_s
+        series = []
+        while True:
+            off = int(c.info("replication").get("slave_repl_offset", -1))
+            series.append((round(time.monotonic() - t2, 4), off))
+            if off >= m_off:
+                t3 = time.monotonic()
+                break
+            if time.monotonic() > deadline:
+                raise SyncFailed("native replica: offset %d < %d after %.0f s of catch-up" % (
+                    off, m_off, timeout_s), result)
+            time.sleep(CATCH_UP_POLL_S)
+        cpu1, _ = cpu_seconds(c.info("cpu"))
+    # The replica is the destination: its CPU is the applying too.
+    result["catch_up"] = _catch_up_result(backlog_info["commands"], t3 - t2, cpu1 - cpu0,
+                                          cpu1 - cpu0, m_off, backlog_info)
+    result["catch_up"]["offset_series"] = _thin(series)
+    result["cpu_life_s"] = round(result["cpu_s"] + cpu1 - cpu0, 4)  # snapshot + catch-up
+    return result

@@ -5,8 +5,9 @@
   write_json(path, document)   every raw number
   plots(results, dir)          PNG charts through gnuplot (gnuplot-nox, pngcairo)
 
-Measurements that need the incremental sync (catch-up, lag) are columns and
-JSON fields already; they read "n/a" until a scenario measures them.
+Catch-up (scenarios that measure "catch_up": the consumer paused during a
+backlog of writes) gets its own table below the full-sync one. Lag (steady
+load) is a column and JSON fields already; it reads "n/a" until measured.
 """
 
 import json
@@ -53,6 +54,18 @@ def summarize(scenario):
             # Filled once the incremental measurements exist: run["catch_up"] =
             # {"seconds", "commands", "rate_cmd_s"}, run["lag"] = {"p50_ms", "p99_ms"}.
             "catch_up_rate": _median((r.get("catch_up") or {}).get("rate_cmd_s") for r in ok),
+            "catch_up_s": _median(_cu(r, "seconds") for r in ok),
+            "catch_up_s_min": min((_cu(r, "seconds") for r in ok if _cu(r, "seconds")),
+                                  default=None),
+            "catch_up_s_max": max((_cu(r, "seconds") for r in ok if _cu(r, "seconds")),
+                                  default=None),
+            "catch_up_s_lower_bound": _median(_cu(r, "seconds_lower_bound") for r in ok),
+            "catch_up_commands": _median(_cu(r, "commands") for r in ok),
+            "catch_up_cpu_s": _median(_cu(r, "cpu_s") for r in ok),
+            "catch_up_ns_per_command": _median(_cu(r, "ns_per_command") for r in ok),
+            "catch_up_cpu_total_ns_per_command": _median(
+                _cu(r, "cpu_total_s") / _cu(r, "commands") * 1e9
+                if _cu(r, "cpu_total_s") is not None else None for r in ok),
             "lag_p50_ms": _median((r.get("lag") or {}).get("p50_ms") for r in ok),
             "lag_p99_ms": _median((r.get("lag") or {}).get("p99_ms") for r in ok),
         }
@@ -66,6 +79,10 @@ def summarize(scenario):
                                                native and native["catch_up_rate"])
     scenario["summary"] = summary
     return summary
+
+
+def _cu(run, field):
+    return (run.get("catch_up") or {}).get(field)
 
 
 def _ratio(a, b):
@@ -124,7 +141,8 @@ def table(results, machine):
                 _fmt(s["cpu_per_key_ratio_vs_native"], ".2f"),
                 _fmt(s["cpu_total_s"], ".2f"),
                 _fmt(rss / 1024 if rss else None, ".0f"),
-                "n/a*" if s["catch_up_rate"] is None else "%.0fk/s" % (s["catch_up_rate"] / 1e3),
+                ("n/a*" if "catch_up" not in sc["spec"].get("measure", []) else "-")
+                if s["catch_up_rate"] is None else "%.0fk/s" % (s["catch_up_rate"] / 1e3),
                 "n/a*" if s["lag_p99_ms"] is None else "%.1f ms" % s["lag_p99_ms"],
                 _fmt(s["other_cores"], ".2f"),
                 "ok" if s["digest_ok"] else "FAIL",
@@ -147,11 +165,71 @@ def table(results, machine):
     lines.append("cpu s, ns/key: the replicator's own CPU (native: the replica's, loading "
                  "included); cpu+dest s: plus the destination redis-server's.")
     lines.append("peak RSS: the replicator's process (native: the replica, data set included). "
-                 "* n/a until incremental sync.")
+                 "* n/a: lag is not measured yet; catch-up only in catch-up scenarios (below).")
     lines.append("others: CPU cores that other processes of the machine kept busy during the "
                  "sync (median; noise: above ~0.3 the absolute numbers are not this box's best).")
+    lines.extend(catch_up_table(results))
     lines.extend(notes)
     return "\n".join(lines)
+
+
+CU_COLUMNS = [
+    ("scenario", "<"), ("replicator", "<"), ("commands", ">"), ("catch-up s", ">"),
+    ("k cmd/s", ">"), ("x native", ">"), ("goal", "<"), ("cpu s", ">"), ("ns/cmd", ">"),
+    ("goal", "<"), ("+dest ns/cmd", ">"), ("digest", "<"),
+]
+
+
+def catch_up_table(results):
+    """The catch-up lines (empty when no scenario measured it)."""
+    rows = []
+    for sc in results:
+        if sc["status"] != "ok" or "catch_up" not in sc["spec"].get("measure", []):
+            continue
+        goal = sc["spec"].get("goal", {})
+        first = True
+        for name, s in sc["summary"].items():
+            if s["catch_up_s"] is None:
+                t = "-"
+            elif s["runs_ok"] > 1 and s["catch_up_s_min"] != s["catch_up_s_max"]:
+                t = "%.2f (%.2f-%.2f)" % (s["catch_up_s"], s["catch_up_s_min"], s["catch_up_s_max"])
+            else:
+                t = "%.2f" % s["catch_up_s"]
+            ratio = s["catch_up_ratio_vs_native"]
+            g_ratio = goal.get("catch_up_ratio_vs_native")
+            g_ns = goal.get("ns_per_command")
+            is_ringsync = name == "ringsync"
+            rows.append([
+                sc["name"] if first else "", name,
+                _fmt(s["catch_up_commands"], ".0f") if first else "", t,
+                _fmt(s["catch_up_rate"] / 1e3 if s["catch_up_rate"] else None, ".0f"),
+                _fmt(ratio, ".2f"),
+                ("%s >= %.1f" % ("ok" if ratio is not None and ratio >= g_ratio else "MISS",
+                                 g_ratio)) if (g_ratio and is_ringsync) else "",
+                _fmt(s["catch_up_cpu_s"], ".2f"), _fmt(s["catch_up_ns_per_command"], ".0f"),
+                ("%s <= %d" % ("ok" if (s["catch_up_ns_per_command"] or 1e9) <= g_ns else "MISS",
+                               g_ns)) if (g_ns and is_ringsync) else "",
+                _fmt(s["catch_up_cpu_total_ns_per_command"], ".0f"),
+                "ok" if s["digest_ok"] else "FAIL",
+            ])
+            first = False
+    if not rows:
+        return []
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, (h, _) in enumerate(CU_COLUMNS)]
+
+    def line(cells):
+        return "  ".join(format(c, a + str(w))
+                         for c, (_, a), w in zip(cells, CU_COLUMNS, widths)).rstrip()
+    out = ["", "catch-up (the consumer paused by SIGSTOP while the source takes the backlog, "
+           "then SIGCONT):", line([h for h, _ in CU_COLUMNS])]
+    out.extend(line(r) for r in rows)
+    out.append("catch-up s: from SIGCONT until the consumer's offset reaches the source's "
+               "master_repl_offset (median (min-max)); ringsync: the offset it acknowledges every "
+               "100 ms (so up to 0.1 s late), native: the replica's slave_repl_offset.")
+    out.append("x native: ratio of the catch-up rates; ns/cmd: the replicator's own CPU per "
+               "backlog command during the catch-up (native: the replica, applying included); "
+               "+dest: plus ringsync's destination redis-server.")
+    return out
 
 
 def write_json(path, document):
