@@ -352,35 +352,58 @@ int batch_writer_cmd(struct batch_writer *bw, unsigned to, int64_t db, int argc,
     return rc;
 }
 
-int batch_writer_mset(struct batch_writer *bw, unsigned to, int64_t db, struct rs_slice key,
-                      struct rs_slice value)
+/* Room for n more bytes of arguments in the MSET gathered for `to` in db (a
+ * gathered MSET of another db goes out first). NULL when out of memory. */
+static char *stage_reserve(struct batch_writer *bw, unsigned to, int64_t db, size_t n)
 {
     struct mset_stage *s = &bw->stage[to];
-    if (s->nkeys > 0 && s->db != db) {
-        int rc = mset_flush(bw, to);
-        if (rc != 0)
-            return rc;
-    }
-    size_t need = resp_arg_size(key.len) + resp_arg_size(value.len);
-    if (s->len + need > s->cap) {
+    if (s->nkeys > 0 && s->db != db && mset_flush(bw, to) != 0)
+        return NULL;
+    if (s->len + n > s->cap) {
         size_t cap = s->cap ? s->cap : 16 * 1024;
-        while (cap < s->len + need)
+        while (cap < s->len + n)
             cap *= 2;
         char *nb = realloc(s->buf, cap);
         if (nb == NULL)
-            return -ENOMEM;
+            return NULL;
         s->buf = nb;
         s->cap = cap;
     }
     if (s->nkeys == 0)
         s->off_before = bw->cur_off;
-    char *p = put_bulk(s->buf + s->len, key.p, key.len);
-    p = put_bulk(p, value.p, value.len);
-    s->len = (size_t)(p - s->buf);
+    return s->buf + s->len;
+}
+
+/* One key's n argument bytes were written at stage_reserve's pointer. */
+static int stage_commit(struct batch_writer *bw, unsigned to, int64_t db, size_t n)
+{
+    struct mset_stage *s = &bw->stage[to];
+    s->len += n;
     s->db = db;
+    s->off_last = bw->cur_end;
     if (++s->nkeys == BATCH_MSET_KEYS || s->len >= BATCH_BYTES / 2)
         return mset_flush(bw, to);
     return 0;
+}
+
+int batch_writer_mset(struct batch_writer *bw, unsigned to, int64_t db, struct rs_slice key,
+                      struct rs_slice value)
+{
+    char *p = stage_reserve(bw, to, db, resp_arg_size(key.len) + resp_arg_size(value.len));
+    if (p == NULL)
+        return -ENOMEM;
+    char *end = put_bulk(put_bulk(p, key.p, key.len), value.p, value.len);
+    return stage_commit(bw, to, db, (size_t)(end - p));
+}
+
+int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *args,
+                          size_t n)
+{
+    char *p = stage_reserve(bw, to, db, n);
+    if (p == NULL)
+        return -ENOMEM;
+    memcpy(p, args, n);
+    return stage_commit(bw, to, db, n);
 }
 
 unsigned batch_writer_publish(struct batch_writer *bw)
@@ -437,44 +460,6 @@ void batch_writer_recycle(struct batch_writer *bw, struct batch *b)
 {
     untrack(bw, b);
     batch_put_back(bw, b);
-}
-
-static int stage_room(struct batch_writer *bw, struct mset_stage *s, size_t need)
-{
-    if (s->len + need <= s->cap)
-        return 0;
-    size_t cap = s->cap ? s->cap : 16 * 1024;
-    while (cap < s->len + need)
-        cap *= 2;
-    char *nb = realloc(s->buf, cap);
-    if (nb == NULL)
-        return -ENOMEM;
-    s->buf = nb;
-    s->cap = cap;
-    (void)bw;
-    return 0;
-}
-
-int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *args,
-                          size_t n)
-{
-    struct mset_stage *s = &bw->stage[to];
-    if (s->nkeys > 0 && s->db != db) {
-        int rc = mset_flush(bw, to);
-        if (rc != 0)
-            return rc;
-    }
-    if (stage_room(bw, s, n) != 0)
-        return -ENOMEM;
-    if (s->nkeys == 0)
-        s->off_before = bw->cur_off;
-    memcpy(s->buf + s->len, args, n);
-    s->len += n;
-    s->db = db;
-    s->off_last = bw->cur_end;
-    if (++s->nkeys == BATCH_MSET_KEYS || s->len >= BATCH_BYTES / 2)
-        return mset_flush(bw, to);
-    return 0;
 }
 
 int batch_writer_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *p, size_t n,
@@ -552,7 +537,7 @@ bool batch_writer_is_full(const struct batch_writer *bw)
 unsigned batch_writer_outstanding(const struct batch_writer *bw)
 {
     unsigned open = 0;
-    for (unsigned i = 0; i < JOB_MAX_WORKERS; i++)
+    for (unsigned i = 0; i < bw->job->nworkers; i++)
         if (bw->open[i] != NULL && bw->open[i]->len == 0)
             open++; /* an empty open batch is not waiting for anyone */
     return bw->outstanding - open;

@@ -426,6 +426,24 @@ static void usage(FILE *f, bool is_sync)
             "  --forward-publish           apply PUBLISH from the stream (dropped by default)\n");
 }
 
+/* The index of arg among names (NULL-ended), or -1 after saying what the
+ * option takes. */
+static int choice(const char *arg, const char *option, const char *const *names)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(arg, names[i]) == 0)
+            return i;
+    char list[128] = "";
+    for (int i = 0; names[i]; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    logf_("%s takes one of %s, not '%s'", option, list, arg);
+    return -1;
+}
+
+static const char *const nonempty_names[] = {"refuse", "keep", "flush", NULL};
+static const char *const restore_names[] = {"auto", "never", NULL};
+static const char *const on_error_names[] = {"stop", "skip", NULL};
+
 static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
 {
     static const struct option longopts[] = {
@@ -451,7 +469,7 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
     o->timeout_ms = SYNC_CONNECT_TIMEOUT_MS;
     o->max_memory = SYNC_MAX_MEMORY;
     optind = 1;
-    int c;
+    int c, pick;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         char *end;
         switch (c) {
@@ -471,26 +489,13 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
             break;
         }
         case 'n':
-            if (strcmp(optarg, "refuse") == 0)
-                o->nonempty = NONEMPTY_REFUSE;
-            else if (strcmp(optarg, "keep") == 0)
-                o->nonempty = NONEMPTY_KEEP;
-            else if (strcmp(optarg, "flush") == 0)
-                o->nonempty = NONEMPTY_FLUSH;
-            else {
-                logf_("--target-nonempty takes refuse, keep or flush, not '%s'", optarg);
+            if ((o->nonempty = choice(optarg, "--target-nonempty", nonempty_names)) < 0)
                 return 2;
-            }
             break;
         case 'r':
-            if (strcmp(optarg, "auto") == 0)
-                o->restore_never = false;
-            else if (strcmp(optarg, "never") == 0)
-                o->restore_never = true;
-            else {
-                logf_("--restore takes auto or never, not '%s'", optarg);
+            if ((pick = choice(optarg, "--restore", restore_names)) < 0)
                 return 2;
-            }
+            o->restore_never = pick == 1;
             break;
         case 'l':
             o->listening_port = atoi(optarg);
@@ -533,14 +538,9 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
             o->spill_dir = optarg;
             break;
         case 'E':
-            if (strcmp(optarg, "stop") == 0)
-                o->skip_errors = false;
-            else if (strcmp(optarg, "skip") == 0)
-                o->skip_errors = true;
-            else {
-                logf_("--on-error takes stop or skip, not '%s'", optarg);
+            if ((pick = choice(optarg, "--on-error", on_error_names)) < 0)
                 return 2;
-            }
+            o->skip_errors = pick == 1;
             break;
         case 'h':
             usage(stdout, is_sync);
