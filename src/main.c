@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "capture.h"
 #include "inspect.h"
 #include "sync.h"
 
@@ -22,6 +23,9 @@ static const struct main_command main_commands[] = {
     {"sync", sync_main, "copy a live Redis into another one (the snapshot, through PSYNC)"},
     {"restore", restore_main, "write an RDB file into a Redis, as sync writes a snapshot"},
     {"inspect", inspect_main, "print what an RDB file holds, as JSON lines or a summary"},
+    {"capture", capture_main, "record a source's snapshot and write stream, with arrival times"},
+    {"replay", replay_main,
+     "apply a capture to a Redis at its pace, N times faster or at full speed"},
 };
 
 static void main_print_usage(FILE *f)
@@ -33,8 +37,7 @@ static void main_print_usage(FILE *f)
     for (size_t i = 0; i < sizeof(main_commands) / sizeof(main_commands[0]); i++)
         fprintf(f, "  %-10s %s\n", main_commands[i].name, main_commands[i].summary);
     fprintf(f, "\n"
-               "Not yet available: verify, capture, replay, status; sync stops after the\n"
-               "snapshot until the incremental sync lands.\n"
+               "Not yet available: verify, status.\n"
                "Run 'ringsync <command> --help' for a command's options.\n");
 }
 

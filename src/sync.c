@@ -25,12 +25,14 @@
 #include <hiredis/hiredis.h>
 
 #include "batch.h"
+#include "capture_file.h"
 #include "control_link.h"
 #include "crc64.h"
 #include "endpoint.h"
 #include "job.h"
 #include "rs_error.h"
 #include "rdb_decoder.h"
+#include "replay.h"
 #include "router.h"
 #include "snapshot_writer.h"
 #include "source_link.h"
@@ -41,16 +43,18 @@
 #define SYNC_HEADER_BYTES       9
 #define SYNC_INITIAL_MAX        (64 * 1024)
 #define SYNC_BATCHES_PER_WORKER 64
+#define SYNC_ACK_MIN_S          0.001 /* the least time between two ACKs of a moving offset */
 #define SYNC_MAX_MEMORY                                                                            \
     (128u * 1024 * 1024) /* source bytes held in memory before the spill file                      \
                           */
 
 enum nonempty_policy { NONEMPTY_REFUSE, NONEMPTY_KEEP, NONEMPTY_FLUSH };
+enum sync_mode { MODE_SYNC, MODE_RESTORE, MODE_REPLAY };
 
 struct sync_opts {
     const char *source_uri;
     const char *target_uri;
-    const char *file;
+    const char *file; /* restore: the RDB file; replay: the capture's directory */
     unsigned workers;
     int nonempty;
     bool restore_never;
@@ -62,6 +66,8 @@ struct sync_opts {
     bool skip_errors;
     uint64_t max_memory;
     const char *spill_dir;
+    double speed;          /* replay: 1 the recorded pace, N times faster, 0 max */
+    const char *json_path; /* replay: the report as JSON */
 };
 
 static volatile sig_atomic_t sync_signal;
@@ -123,14 +129,16 @@ struct snap_feed {
 
 static void send_ack(struct snap_feed *f, uint64_t offset)
 {
+    f->last_ack = offset;
+    f->last_ack_at = now_s();
+    if (f->source_fd < 0)
+        return; /* a replay: nobody to tell */
     char num[24], buf[96];
     int n = snprintf(num, sizeof(num), "%" PRIu64, offset);
     int len =
         snprintf(buf, sizeof(buf), "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$%d\r\n%s\r\n", n, num);
     /* a few bytes on an idle direction of the socket: they fit in its buffer */
     (void)!send(f->source_fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
-    f->last_ack = offset;
-    f->last_ack_at = now_s();
 }
 
 /* The applied offset: 0 until the snapshot is applied (DESIGN.md §3). */
@@ -246,6 +254,8 @@ static int snap_at_eof(void *ctx)
 {
     struct snap_feed *f = ctx;
     struct rs_error err = {0};
+    if (f->source_fd < 0 && f->in_stream)
+        return RS_DONE;     /* a replay's stream ends with its last whole command */
     if (f->source_fd < 0) { /* a file: the decoder says whether it was complete */
         if (rdb_decoder_finish(f->dec, &err) == RS_DONE && f->mark_seen == f->mark_len)
             return RS_DONE;
@@ -267,8 +277,11 @@ static int snap_at_eof(void *ctx)
 static void snap_tick(void *ctx)
 {
     struct snap_feed *f = ctx;
-    if (f->source_fd < 0)
+    if (f->source_fd < 0) {
+        if (f->in_stream)
+            applied_offset(f); /* a replay measures latency with it */
         return;
+    }
     if (!f->in_stream) {
         if (now_s() - f->last_ack_at >= 1.0) {
             (void)!send(f->source_fd, "\n", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -277,8 +290,10 @@ static void snap_tick(void *ctx)
         return;
     }
     /* REPLCONF ACK: at once when a GETACK is answered (everything before it
-     * applied: WAIT counts us), every 100 ms while the applied offset moves,
-     * every second anyway. Called every loop iteration; cheap when idle. */
+     * applied: WAIT counts us), within a millisecond of the applied offset
+     * moving (so the source's INFO shows our lag to the millisecond, at most
+     * a thousand small sends a second), every second anyway. Called every
+     * loop iteration; cheap when idle. */
     uint64_t w = applied_offset(f);
     if (f->getack_pending && w >= f->getack_at) {
         f->getack_pending = false;
@@ -289,7 +304,7 @@ static void snap_tick(void *ctx)
     /* Until the first stream byte, ACK every 100 ms: a source that sent the
      * snapshot diskless starts the stream on an ACK, and may miss one that
      * came before it finished its own bookkeeping. */
-    if ((w != f->last_ack && since >= 0.1) || since >= 1.0 ||
+    if ((w != f->last_ack && since >= SYNC_ACK_MIN_S) || since >= 1.0 ||
         (f->stream_bytes == 0 && since >= 0.1))
         send_ack(f, w);
 }
@@ -399,12 +414,19 @@ static int probe_restore(struct control_link *cl, int rdb_version, const struct 
 
 /* ---------------------------------------------------------------- options */
 
-static void usage(FILE *f, bool is_sync)
+static void usage(FILE *f, enum sync_mode mode)
 {
-    if (is_sync)
+    if (mode == MODE_SYNC)
         fprintf(f, "usage: ringsync sync --source URI --target URI [options]\n");
-    else
+    else if (mode == MODE_RESTORE)
         fprintf(f, "usage: ringsync restore FILE.rdb|- --target URI [options]\n");
+    else
+        fprintf(f, "usage: ringsync replay DIR --target URI [--speed 1|N|max] [options]\n"
+                   "\n"
+                   "Applies a capture (ringsync capture) to the target through the write path of\n"
+                   "sync: its snapshot, then its command stream at the recorded pace (1), N times\n"
+                   "faster, or as fast as the target takes it (max); then reports throughput and\n"
+                   "latency percentiles per command. The capture is checked whole first.\n");
     fprintf(f, "\n"
                "URIs are redis://[user[:password]@]host:port; passwords may come from\n"
                "RINGSYNC_SOURCE_PASSWORD / RINGSYNC_TARGET_PASSWORD instead.\n"
@@ -418,7 +440,10 @@ static void usage(FILE *f, bool is_sync)
                "  --on-error stop|skip        a command the destination refuses stops the job\n"
                "                              (default), or is logged, counted and skipped\n"
                "  --quiet                     no progress line\n");
-    if (is_sync)
+    if (mode == MODE_REPLAY)
+        fprintf(f, "  --speed 1|N|max             the pace (default 1)\n"
+                   "  --json FILE                 the report as JSON too\n");
+    if (mode == MODE_SYNC)
         fprintf(
             f,
             "  --listening-port N          the port the source shows for ringsync\n"
@@ -444,7 +469,7 @@ static const char *const nonempty_names[] = {"refuse", "keep", "flush", NULL};
 static const char *const restore_names[] = {"auto", "never", NULL};
 static const char *const on_error_names[] = {"stop", "skip", NULL};
 
-static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
+static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_opts *o)
 {
     static const struct option longopts[] = {
         {"source", required_argument, NULL, 's'},
@@ -460,6 +485,8 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
         {"on-error", required_argument, NULL, 'E'},
         {"max-memory", required_argument, NULL, 'M'},
         {"spill-dir", required_argument, NULL, 'D'},
+        {"speed", required_argument, NULL, 'V'},
+        {"json", required_argument, NULL, 'J'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -468,6 +495,7 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
     o->workers = ncpu > 0 ? (unsigned)ncpu : 1;
     o->timeout_ms = SYNC_CONNECT_TIMEOUT_MS;
     o->max_memory = SYNC_MAX_MEMORY;
+    o->speed = 1;
     optind = 1;
     int c, pick;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -542,27 +570,49 @@ static int parse_opts(int argc, char **argv, bool is_sync, struct sync_opts *o)
                 return 2;
             o->skip_errors = pick == 1;
             break;
+        case 'V':
+            if (strcmp(optarg, "max") == 0) {
+                o->speed = 0;
+                break;
+            }
+            o->speed = strtod(optarg, &end);
+            if (*end || !(o->speed > 0) || o->speed > 1e6) {
+                logf_("--speed takes 1 (the recorded pace), a factor N > 0 or max, not '%s'",
+                      optarg);
+                return 2;
+            }
+            break;
+        case 'J':
+            o->json_path = optarg;
+            break;
         case 'h':
-            usage(stdout, is_sync);
+            usage(stdout, mode);
             return -1;
         default:
-            usage(stderr, is_sync);
+            usage(stderr, mode);
             return 2;
         }
     }
-    if (!is_sync) {
+    bool sync_only = o->source_uri || o->listening_port || o->snapshot_only || o->forward_publish ||
+                     o->spill_dir;
+    bool replay_only = o->speed != 1 || o->json_path;
+    if ((mode != MODE_SYNC && sync_only) || (mode != MODE_REPLAY && replay_only)) {
+        logf_("an option given is not one of this command's (see --help)");
+        return 2;
+    }
+    if (mode != MODE_SYNC) {
         if (optind + 1 != argc) {
-            usage(stderr, false);
+            usage(stderr, mode);
             return 2;
         }
         o->file = argv[optind];
     } else if (optind != argc || o->source_uri == NULL) {
-        usage(stderr, true);
+        usage(stderr, mode);
         return 2;
     }
     if (o->target_uri == NULL) {
         logf_("--target is required");
-        usage(stderr, is_sync);
+        usage(stderr, mode);
         return 2;
     }
     return 0;
@@ -608,6 +658,11 @@ struct run_ctx {
     size_t eof_mark_len;
     bool use_restore;
     uint64_t stream_start; /* the FULLRESYNC offset */
+    bool is_replay;        /* the input is a replay's pipe: the snapshot, then the stream */
+    /* replay: called once the workers run, and after they ended */
+    void (*on_start)(struct job *job, void *ctx);
+    void (*on_end)(void *ctx);
+    void *hook_ctx;
 };
 
 /* Counts keys as the decoder delivers them, then passes events on. */
@@ -667,7 +722,7 @@ static int run_job(struct run_ctx *rc)
         logf_("out of memory");
         goto out;
     }
-    bool follow = rc->input_is_socket && !o->snapshot_only;
+    bool follow = (rc->input_is_socket && !o->snapshot_only) || rc->is_replay;
     if (follow) {
         struct router_config rcfg = {.nworkers = o->workers, .forward_publish = o->forward_publish};
         router = router_new(&rcfg, bw, &job, rc->stream_start);
@@ -729,6 +784,8 @@ static int run_job(struct run_ctx *rc)
         }
         fds[i] = -1; /* the worker owns it now */
     }
+    if (rc->on_start)
+        rc->on_start(&job, rc->hook_ctx);
     bool tty = isatty(STDERR_FILENO) && !o->quiet;
     double last = now_s();
     while (!job_should_stop(&job)) {
@@ -747,6 +804,10 @@ static int run_job(struct run_ctx *rc)
     for (unsigned i = 0; i < o->workers; i++)
         if (workers[i])
             worker_join(workers[i]);
+    if (atomic_load(&job.finished) && feed.in_stream)
+        applied_offset(&feed); /* the workers are gone: the last word on it */
+    if (rc->on_end)
+        rc->on_end(rc->hook_ctx);
     double el = now_s() - t0;
     if (tty)
         fputc('\n', stderr);
@@ -778,6 +839,13 @@ static int run_job(struct run_ctx *rc)
               " bytes of the snapshot; the destination holds a partial copy",
               sync_signal == SIGTERM ? "SIGTERM" : "SIGINT", el, atomic_load(&job.keys_read),
               bytes);
+        status = 0;
+    } else if (rc->is_replay) {
+        logf_("replay applied: %" PRIu64 " keys of the snapshot, %" PRIu64
+              " stream commands routed (%" PRIu64 " fences) up to offset %" PRIu64
+              "; %.2f s, cpu %.2f s, peak rss %ld MB",
+              st.keys, router_commands(router), router_fences(router),
+              atomic_load(&job.stream_applied), el, cpu, ru.ru_maxrss / 1024);
         status = 0;
     } else {
         logf_("snapshot applied: %" PRIu64 " keys written (%" PRIu64 " with RESTORE, %" PRIu64
@@ -852,7 +920,7 @@ static void install_signals(void)
 int restore_main(int argc, char **argv)
 {
     struct sync_opts o;
-    int rc = parse_opts(argc, argv, false, &o);
+    int rc = parse_opts(argc, argv, MODE_RESTORE, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     struct run_ctx r = {.o = &o, .rdb_len = UINT64_MAX};
@@ -904,10 +972,122 @@ int restore_main(int argc, char **argv)
     return status;
 }
 
+/* replay: the feeder runs beside the workers, from their start to their end. */
+struct replay_hooks {
+    struct capture_reader *cr;
+    int pipe_w;
+    double speed;
+    struct replay_feeder *feeder;
+};
+
+static void replay_on_start(struct job *job, void *ctx)
+{
+    struct replay_hooks *h = ctx;
+    h->feeder = replay_feeder_start(h->cr, h->pipe_w, h->speed, job);
+    if (h->feeder == NULL) {
+        close(h->pipe_w);
+        job_fail(job, "cannot start the replay's feeder thread");
+    }
+    h->pipe_w = -1; /* the feeder's now */
+}
+
+static void replay_on_end(void *ctx)
+{
+    struct replay_hooks *h = ctx;
+    if (h->feeder != NULL)
+        replay_feeder_join(h->feeder);
+}
+
+int replay_main(int argc, char **argv)
+{
+    struct sync_opts o;
+    int rc = parse_opts(argc, argv, MODE_REPLAY, &o);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    struct run_ctx r = {.o = &o, .is_replay = true};
+    struct rs_error err = {0};
+    if (endpoint_parse(o.target_uri, "RINGSYNC_TARGET_PASSWORD", &r.target, &err) < 0) {
+        logf_("--target: %s", err.msg);
+        return 2;
+    }
+    install_signals();
+    struct capture_reader cr;
+    if (capture_reader_open(&cr, o.file, &err) < 0) {
+        logf_("replay: the capture in %s cannot be replayed (nothing was applied): %s (%s)", o.file,
+              err.msg, rs_error_code_name(err.code));
+        capture_reader_close(&cr);
+        return 1;
+    }
+    /* the snapshot's first bytes decide RESTORE */
+    static uint8_t initial[SYNC_HEADER_BYTES];
+    int hfd = open(cr.snapshot_path, O_RDONLY | O_CLOEXEC);
+    ssize_t hn = hfd >= 0 ? read(hfd, initial, sizeof(initial)) : -1;
+    if (hfd >= 0)
+        close(hfd);
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        logf_("replay: pipe: %s", strerror(errno));
+        capture_reader_close(&cr);
+        return 1;
+    }
+    r.source_name = o.file;
+    r.input_fd = fds[0];
+    r.rdb_len = cr.meta.snapshot_bytes;
+    r.stream_start = cr.meta.start_offset;
+    struct replay_hooks hooks = {.cr = &cr, .pipe_w = fds[1], .speed = o.speed};
+    r.on_start = replay_on_start;
+    r.on_end = replay_on_end;
+    r.hook_ctx = &hooks;
+    struct control_link tcl = {0};
+    int status = prepare_target(&r, &tcl);
+    if (status == 0) {
+        int probe = 0;
+        if (!o.restore_never && hn == SYNC_HEADER_BYTES &&
+            parse_header_version(initial, (size_t)hn, &r.rdb_version) == 0)
+            probe = probe_restore(&tcl, r.rdb_version, &r.target);
+        r.use_restore = probe == 1;
+        control_link_close(&tcl);
+        if (probe < 0)
+            status = 1;
+    } else {
+        control_link_close(&tcl);
+    }
+    if (status == 0) {
+        char pace[32] = "max";
+        if (o.speed > 0)
+            snprintf(pace, sizeof(pace), "%gx", o.speed);
+        if (!o.quiet)
+            logf_("replay: %s (source %s, %" PRIu64 " snapshot bytes, %" PRIu64
+                  " stream bytes over %.2f s) -> %s at %s, %u workers",
+                  o.file, cr.meta.source, cr.meta.snapshot_bytes, cr.meta.stream_bytes,
+                  cr.meta.duration_s - cr.meta.snapshot_s, r.target.name, pace, o.workers);
+        status = run_job(&r);
+        if (hooks.feeder != NULL) {
+            const char *ferr = replay_error(hooks.feeder);
+            if (ferr != NULL) {
+                logf_("replay: %s", ferr);
+                status = 1;
+            } else if (status == 0 && !replay_complete(hooks.feeder) && !sync_signal) {
+                logf_("replay: the stream was not applied to its end");
+                status = 1;
+            }
+            if (replay_report(hooks.feeder, stdout, o.json_path, o.file, r.target.name) < 0 &&
+                status == 0)
+                status = 1;
+            replay_feeder_free(hooks.feeder);
+        }
+    }
+    if (hooks.pipe_w >= 0)
+        close(hooks.pipe_w);
+    close(fds[0]);
+    capture_reader_close(&cr);
+    return status;
+}
+
 int sync_main(int argc, char **argv)
 {
     struct sync_opts o;
-    int rc = parse_opts(argc, argv, true, &o);
+    int rc = parse_opts(argc, argv, MODE_SYNC, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     struct run_ctx r = {.o = &o, .rdb_len = UINT64_MAX, .input_is_socket = true};
