@@ -398,7 +398,14 @@ def _catch_up_result(commands, seconds, cpu_s, dest_cpu_s, m_off, backlog_info):
     return out
 
 
-def ringsync_catch_up(rep, source, dest, source_state, send_backlog, timeout_s, listening_port):
+def ringsync_follow(rep, source, dest, timeout_s, listening_port, phase):
+    """Starts ringsync following the source (`sync` without --snapshot-only,
+    with --listening-port so the source's slaveN line is told apart), waits
+    for "snapshot applied" on its stderr (the full-sync time) and for the
+    source to list it online with everything acknowledged, then runs
+    phase(proc, result, deadline) (the catch-up, or the steady load) and
+    stops it with SIGINT. Returns the result dict: the full-sync numbers,
+    whatever phase returned merged in, its whole life's rusage."""
     argv = rep.argv(source, dest)
     argv = [a for a in argv if a != "--snapshot-only"] + ["--listening-port", str(listening_port)]
     with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile() as err:
@@ -407,7 +414,7 @@ def ringsync_catch_up(rep, source, dest, source_state, send_backlog, timeout_s, 
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                 start_new_session=True)
         sampler.start()
-        stopped = False
+        proc.stopped = False  # SIGSTOPped by the phase (a catch-up)
         result = {"argv": argv, "exit_code": None, "stopped_when_synced": False,
                   "listening_port": listening_port}
         try:
@@ -432,7 +439,7 @@ def ringsync_catch_up(rep, source, dest, source_state, send_backlog, timeout_s, 
             cpu_snapshot = _proc_cpu_s(proc.pid)
             result["progress"] = sampler.stop()
             # The source must see it as an online replica that acknowledged
-            # everything so far before the pause.
+            # everything so far before the phase.
             m0 = source_repl_offset(source)
             with source.client() as sc:
                 while True:
@@ -443,51 +450,14 @@ def ringsync_catch_up(rep, source, dest, source_state, send_backlog, timeout_s, 
                         raise SyncFailed("%s: the source never listed port %d online" % (
                             rep.name, listening_port), result)
                     time.sleep(CATCH_UP_POLL_S)
-            # 2. Pause, the backlog, resume, until its acknowledged offset reaches the source's.
-            os.kill(proc.pid, signal.SIGSTOP)
-            stopped = True
-            backlog_info = send_backlog()
-            m_off = source_repl_offset(source)
-            cpu0 = _proc_cpu_s(proc.pid)
-            with dest.client() as dc:
-                dest0, _ = cpu_seconds(dc.info("cpu"))
-            with source.client() as sc:
-                t2 = time.monotonic()
-                os.kill(proc.pid, signal.SIGCONT)
-                stopped = False
-                deadline = t2 + timeout_s
-                series = []
-                while True:
-                    off, st = _slave_offset(sc.info("replication"), listening_port)
-                    series.append((round(time.monotonic() - t2, 4), off))
-                    if off is not None and off >= m_off:
-                        t3 = time.monotonic()
-                        break
-                    if proc.poll() is not None:
-                        raise SyncFailed("%s exited with %d during the catch-up" % (
-                            rep.name, proc.returncode), result)
-                    if time.monotonic() > deadline:
-                        raise SyncFailed("%s: offset %s < %d after %.0f s of catch-up" % (
-                            rep.name, off, m_off, timeout_s), result)
-                    time.sleep(CATCH_UP_POLL_S)
-            cpu1 = _proc_cpu_s(proc.pid)
-            with dest.client() as dc:
-                dest1, _ = cpu_seconds(dc.info("cpu"))
-            result["catch_up"] = _catch_up_result(
-                backlog_info["commands"], t3 - t2, cpu1 - cpu0, dest1 - dest0, m_off,
-                backlog_info)
-            result["catch_up"]["offset_series"] = _thin(series)
-            # It acknowledges every ACK_INTERVAL_S: it was done somewhere between
-            # the last acknowledgement short of m_off and the first one past it.
-            before = [t for t, o in _thin(series) if o is not None and o < m_off]
-            result["catch_up"]["seconds_lower_bound"] = round(before[-1], 4) if before else 0.0
-            result["catch_up"]["ack_interval_s"] = RINGSYNC_ACK_INTERVAL_S
+            # 2. The phase.
+            result.update(phase(proc, result, deadline))
             # 3. Stop it; its whole life's rusage.
             proc.send_signal(signal.SIGINT)
             status, ru = _reap(proc, 10)
             result["exit_code"] = os.waitstatus_to_exitcode(status)
         finally:
-            if stopped and proc.poll() is None:
+            if proc.stopped and proc.poll() is None:
                 os.kill(proc.pid, signal.SIGCONT)
             if proc.returncode is None and proc.poll() is None:
                 proc.kill()
@@ -503,7 +473,7 @@ def ringsync_catch_up(rep, source, dest, source_state, send_backlog, timeout_s, 
         "cpu_user_s": round(ru.ru_utime, 4),
         "cpu_sys_s": round(ru.ru_stime, 4),
         # cpu_s: up to "snapshot applied" (/proc/PID/stat, 10 ms ticks), as for a
-        # full sync; cpu_life_s: its whole life, snapshot + catch-up (wait4).
+        # full sync; cpu_life_s: its whole life, snapshot + phase (wait4).
         "cpu_s": round(cpu_snapshot, 4),
         "cpu_life_s": round(ru.ru_utime + ru.ru_stime, 4),
         "peak_rss_kb": ru.ru_maxrss,
@@ -515,7 +485,56 @@ def ringsync_catch_up(rep, source, dest, source_state, send_backlog, timeout_s, 
     return result
 
 
-def native_catch_up(rep, source, dest, source_state, send_backlog, timeout_s):
+def ringsync_catch_up(rep, source, dest, source_state, send_backlog, timeout_s, listening_port):
+    def phase(proc, result, deadline):
+        # Pause, the backlog, resume, until its acknowledged offset reaches the source's.
+        os.kill(proc.pid, signal.SIGSTOP)
+        proc.stopped = True
+        backlog_info = send_backlog()
+        m_off = source_repl_offset(source)
+        cpu0 = _proc_cpu_s(proc.pid)
+        with dest.client() as dc:
+            dest0, _ = cpu_seconds(dc.info("cpu"))
+        with source.client() as sc:
+            t2 = time.monotonic()
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.stopped = False
+            deadline = t2 + timeout_s
+            series = []
+            while True:
+                off, st = _slave_offset(sc.info("replication"), listening_port)
+                series.append((round(time.monotonic() - t2, 4), off))
+                if off is not None and off >= m_off:
+                    t3 = time.monotonic()
+                    break
+                if proc.poll() is not None:
+                    raise SyncFailed("%s exited with %d during the catch-up" % (
+                        rep.name, proc.returncode), result)
+                if time.monotonic() > deadline:
+                    raise SyncFailed("%s: offset %s < %d after %.0f s of catch-up" % (
+                        rep.name, off, m_off, timeout_s), result)
+                time.sleep(CATCH_UP_POLL_S)
+        cpu1 = _proc_cpu_s(proc.pid)
+        with dest.client() as dc:
+            dest1, _ = cpu_seconds(dc.info("cpu"))
+        cu = _catch_up_result(backlog_info["commands"], t3 - t2, cpu1 - cpu0, dest1 - dest0,
+                              m_off, backlog_info)
+        cu["offset_series"] = _thin(series)
+        # It acknowledges every ACK_INTERVAL_S at most: it was done somewhere
+        # between the last acknowledgement short of m_off and the first one past it.
+        before = [t for t, o in _thin(series) if o is not None and o < m_off]
+        cu["seconds_lower_bound"] = round(before[-1], 4) if before else 0.0
+        cu["ack_interval_s"] = RINGSYNC_ACK_INTERVAL_S
+        return {"catch_up": cu}
+
+    return ringsync_follow(rep, source, dest, timeout_s, listening_port, phase)
+
+
+def native_follow(rep, source, dest, source_state, timeout_s, phase):
+    """The native replica's full sync (NativeReplicator.sync), a wait until
+    its offset is the source's, then phase(client, pid, result) on a
+    connection to the replica (pid: its redis-server process). Returns the
+    full sync's result with what phase returned merged in."""
     result = rep.sync(source, dest, source_state, timeout_s)
     with dest.client(timeout_s=60) as c:
         pid = int(c.info("server")["process_id"])
@@ -526,6 +545,12 @@ def native_catch_up(rep, source, dest, source_state, send_backlog, timeout_s):
             if time.monotonic() > end:
                 raise SyncFailed("native replica's offset never reached %d" % m0, result)
             time.sleep(CATCH_UP_POLL_S)
+        result.update(phase(c, pid, result))
+    return result
+
+
+def native_catch_up(rep, source, dest, source_state, send_backlog, timeout_s):
+    def phase(c, pid, result):
         cpu0, _ = cpu_seconds(c.info("cpu"))
         os.kill(pid, signal.SIGSTOP)
         try:
@@ -547,9 +572,301 @@ def native_catch_up(rep, source, dest, source_state, send_backlog, timeout_s):
                     off, m_off, timeout_s), result)
             time.sleep(CATCH_UP_POLL_S)
         cpu1, _ = cpu_seconds(c.info("cpu"))
-    # The replica is the destination: its CPU is the applying too.
-    result["catch_up"] = _catch_up_result(backlog_info["commands"], t3 - t2, cpu1 - cpu0,
-                                          cpu1 - cpu0, m_off, backlog_info)
-    result["catch_up"]["offset_series"] = _thin(series)
-    result["cpu_life_s"] = round(result["cpu_s"] + cpu1 - cpu0, 4)  # snapshot + catch-up
-    return result
+        # The replica is the destination: its CPU is the applying too.
+        cu = _catch_up_result(backlog_info["commands"], t3 - t2, cpu1 - cpu0, cpu1 - cpu0,
+                              m_off, backlog_info)
+        cu["offset_series"] = _thin(series)
+        return {"catch_up": cu,
+                "cpu_life_s": round(result["cpu_s"] + cpu1 - cpu0, 4)}  # snapshot + catch-up
+
+    return native_follow(rep, source, dest, source_state, timeout_s, phase)
+
+
+# --- lag under a steady load -------------------------------------------------
+#
+# ringsync_lag / native_lag: a full sync as for the catch-up, then the steady
+# load (bench_loadgen, started by steady.start_load()) while one sampler loop
+# reads, every steady.interval_s, on persistent connections:
+#   the source's master_repl_offset (INFO replication on the source), and the
+#   consumer's applied offset:
+#     ringsync  the offset= of its slaveN line in the same INFO reply (what it
+#               acknowledges with REPLCONF ACK);
+#     native    the replica's own slave_repl_offset (INFO replication on it,
+#               right after the source's).
+# Each sample's time is the middle of its request (time.monotonic()).
+# Lag of a source sample (ts, s): the time of the first consumer sample at or
+# after ts whose offset is >= s, minus ts: how long the writes the source had
+# taken by ts waited until the consumer had applied them. See lag_stats.
+
+LAG_DRAIN_S = 30.0  # after the load: how long the consumer may take to reach the source
+LAG_SERIES_BIN_S = 0.01  # lag_series: the largest lag per bin
+RATE_SERIES_BIN_S = 0.1  # throughput_series: offset rates per bin
+
+_MASTER_OFFSET_RE = re.compile(rb"master_repl_offset:(\d+)")
+_SLAVE_REPL_OFFSET_RE = re.compile(rb"slave_repl_offset:(\d+)")
+
+
+def _percentile(sorted_values, q):
+    """Nearest-rank percentile (q in 0..1) of an ascending list, or None."""
+    if not sorted_values:
+        return None
+    k = max(0, min(len(sorted_values) - 1, int(-(-q * len(sorted_values) // 1)) - 1))
+    return sorted_values[k]
+
+
+def parse_loadgen(text):
+    """bench_loadgen's key=value line -> dict of numbers."""
+    out = {}
+    for item in text.split():
+        k, eq, v = item.partition("=")
+        if eq:
+            try:
+                out[k] = int(v)
+            except ValueError:
+                out[k] = float(v)
+    return out
+
+
+def lag_stats(src, con, t_start, t_end, skip_s):
+    """Lag figures from the samples: src = [(ts, source offset)], con = [(tc,
+    consumer offset)], both in time order (offsets never go down). Counted:
+    the source samples with t_start + skip_s <= ts <= t_end (the steady part).
+
+    lag(ts, s) = tc - ts for the first consumer sample (tc, c) with tc >= ts
+    and c >= s: an upper bound of how long the last write the source had
+    taken by ts took to be applied (it was applied between the consumer's
+    sample before and tc), late by up to one sample interval (plus, for
+    ringsync, its ACK delay). interp_*: the same with the moment the consumer
+    passed s interpolated linearly between its two samples around it.
+    A source sample the consumer never reached counts with the last sample's
+    time (a lower bound) and in unresolved."""
+    lags, interp, unresolved = [], [], 0
+    j = 0
+    for ts, s in src:
+        if ts < t_start + skip_s or ts > t_end:
+            continue
+        while j < len(con) and (con[j][0] < ts or con[j][1] < s):
+            j += 1
+        if j == len(con):
+            unresolved += 1
+            lags.append((ts, max(0.0, con[-1][0] - ts)))
+            interp.append(lags[-1][1])
+            continue
+        tc, c = con[j]
+        lags.append((ts, tc - ts))
+        t_cross = tc
+        if j > 0:
+            tp, cp = con[j - 1]
+            if cp < s and c > cp:
+                t_cross = tp + (s - cp) / (c - cp) * (tc - tp)
+        interp.append(max(0.0, t_cross - ts))
+    values = sorted(v for _, v in lags)
+    interp.sort()
+    ms = lambda v: None if v is None else round(v * 1e3, 3)  # noqa: E731
+    out = {
+        "p50_ms": ms(_percentile(values, 0.50)),
+        "p90_ms": ms(_percentile(values, 0.90)),
+        "p99_ms": ms(_percentile(values, 0.99)),
+        "p999_ms": ms(_percentile(values, 0.999)),
+        "max_ms": ms(values[-1] if values else None),
+        "mean_ms": ms(sum(values) / len(values) if values else None),
+        "interp_p50_ms": ms(_percentile(interp, 0.50)),
+        "interp_p99_ms": ms(_percentile(interp, 0.99)),
+        "interp_max_ms": ms(interp[-1] if interp else None),
+        "samples": len(values),
+        "unresolved": unresolved,
+    }
+    return out, lags
+
+
+def _binned_max(points, t0, width):
+    """[(t - t0, largest v in the bin)] over bins of width seconds."""
+    bins = {}
+    for t, v in points:
+        b = int((t - t0) / width)
+        if v > bins.get(b, -1.0):
+            bins[b] = v
+    return [(round(b * width, 3), round(v * 1e3, 3)) for b, v in sorted(bins.items())]
+
+
+def _rates(series, t0, t_end, width, bytes_per_cmd):
+    """[(t - t0, commands/s)] from an offset series, per bin of width seconds
+    (the offset at a bin's edge: the last sample at or before it)."""
+    out, j, prev = [], 0, None
+    edge = t0
+    while edge <= t_end + 1e-9:
+        while j + 1 < len(series) and series[j + 1][0] <= edge:
+            j += 1
+        off = series[j][1] if series and series[j][0] <= edge else None
+        if prev is not None and off is not None and off >= 0 and prev >= 0:
+            out.append((round(edge - t0, 3), round((off - prev) / width / bytes_per_cmd, 1)))
+        prev = off
+        edge += width
+    return out
+
+
+def lag_phase(sample, steady, cpu, alive, result):
+    """Runs the steady load (steady.start_load(): a bench_loadgen Popen) while
+    sampling both offsets every steady.interval_s; after it, samples on until
+    the consumer has the source's final offset. Returns {"lag": figures,
+    "lag_series", "throughput_series"}; see lag_stats for the definition."""
+    src, con = [], []
+    t_cpu0 = time.monotonic()
+    cpu0 = cpu()
+    t_start = time.monotonic()
+    load = steady.start_load()
+    load_end = s_final = caught_up = None
+    status = ru = None
+    deadline = t_start + steady.duration_s + 60
+    next_t = t_start
+    try:
+        while True:
+            ts, s, tc, c = sample()
+            src.append((ts, s))
+            con.append((tc, -1 if c is None else c))
+            now = time.monotonic()
+            if load_end is None:
+                pid, st, r = os.wait4(load.pid, os.WNOHANG)
+                if pid:
+                    load.returncode = os.waitstatus_to_exitcode(st)
+                    status, ru, load_end = st, r, now
+                elif now > deadline:
+                    raise SyncFailed("bench_loadgen still running after %.0f s" % (
+                        now - t_start), result)
+            elif s_final is None:
+                s_final = s  # the first source sample after the load
+            if s_final is not None and c is not None and c >= s_final:
+                caught_up = tc
+                break
+            if load_end is not None and now > load_end + LAG_DRAIN_S:
+                break
+            alive()
+            next_t += steady.interval_s
+            if next_t > now:
+                time.sleep(next_t - now)
+            else:
+                next_t = now
+    finally:
+        if load.returncode is None and load.poll() is None:
+            load.kill()
+            load.wait()
+    cpu1 = cpu()
+    t_cpu1 = time.monotonic()
+    out = load.stdout.read().decode(errors="replace")
+    err = load.stderr.read().decode(errors="replace")
+    lg = parse_loadgen(out)
+    if load.returncode != 0 or not lg.get("commands"):
+        raise SyncFailed("bench_loadgen failed (exit %s): %s %s" % (load.returncode, out, err),
+                         result)
+    stats, lags = lag_stats(src, con, t_start, load_end, steady.skip_s)
+    bytes_per_cmd = lg["bytes"] / lg["commands"]
+    # the steady part: source and consumer offset rates over it
+    w0, w1 = t_start + steady.skip_s, load_end
+
+    def rate_over(series):
+        pts = [(t, o) for t, o in series if w0 <= t <= w1 and o >= 0]
+        if len(pts) < 2 or pts[-1][0] <= pts[0][0]:
+            return None
+        return round((pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0]) / bytes_per_cmd, 1)
+
+    gaps = sorted(b[0] - a[0] for a, b in zip(src, src[1:]))
+    steady_con = [o for t, o in con if w0 <= t <= w1]
+    changes = sum(1 for a, b in zip(steady_con, steady_con[1:]) if b != a)
+    stats.update({
+        "target_rate_cmd_s": steady.rate,
+        "rate_source": steady.rate_source,
+        "duration_s": steady.duration_s,
+        "skip_s": steady.skip_s,
+        "window_s": round(w1 - w0, 3),
+        "written_rate_cmd_s": lg.get("rate"),
+        "source_rate_cmd_s": rate_over(src),
+        "applied_rate_cmd_s": rate_over(con),
+        "bytes_per_command": round(bytes_per_cmd, 2),
+        "sample_interval_ms": round(steady.interval_s * 1e3, 3),
+        "sample_gap_ms_median": round(_percentile(gaps, 0.5) * 1e3, 3) if gaps else None,
+        "sample_gap_ms_p99": round(_percentile(gaps, 0.99) * 1e3, 3) if gaps else None,
+        "sample_gap_ms_max": round(gaps[-1] * 1e3, 3) if gaps else None,
+        # how often the consumer's offset moved between two samples: near 1 when
+        # its offset is finer than the sampling (ringsync: its ACK period)
+        "consumer_offset_changes_per_s": round(changes / (w1 - w0), 1) if w1 > w0 else None,
+        "consumer_offset_change_fraction": round(changes / max(1, len(steady_con) - 1), 3),
+        "drain_s": round(caught_up - load_end, 4) if caught_up else None,
+        "caught_up": caught_up is not None,
+        "source_offset_final": s_final,
+        "loadgen": lg,
+        "loadgen_cpu_s": round(ru.ru_utime + ru.ru_stime, 4) if ru else None,
+        "cpu_s": round(cpu1[0] - cpu0[0], 4),
+        "dest_cpu_s": round(cpu1[1] - cpu0[1], 4),
+        "load_s": round(load_end - t_start, 4),
+    })
+    # CPU over the load and the drain after it, in cores
+    stats["cpu_cores"] = round(stats["cpu_s"] / (t_cpu1 - t_cpu0), 3)
+    stats["dest_cpu_cores"] = round(stats["dest_cpu_s"] / (t_cpu1 - t_cpu0), 3)
+    return {
+        "lag": stats,
+        "lag_series": _binned_max(lags, t_start, LAG_SERIES_BIN_S),
+        "throughput_series": [
+            (t, a, b) for (t, a), (_, b) in zip(
+                _rates(con, t_start, load_end + 0.5, RATE_SERIES_BIN_S, bytes_per_cmd),
+                _rates(src, t_start, load_end + 0.5, RATE_SERIES_BIN_S, bytes_per_cmd))],
+    }
+
+
+def follows_stream(rep):
+    """Whether rep can take part in a catch-up or a steady load: ringsync,
+    the native replicas, or a command-line replicator that runs `{ringsync}
+    sync` (followed like ringsync, --snapshot-only dropped)."""
+    if rep.kind in ("ringsync", "native"):
+        return True
+    words = rep.cmdline.split()
+    return rep.kind == "command" and words[:2] == ["{ringsync}", "sync"]
+
+
+def ringsync_lag(rep, source, dest, source_state, steady, timeout_s, listening_port):
+    slave_re = re.compile(rb"slave\d+:ip=[^,\r\n]*,port=%d,state=[^,\r\n]*,offset=(\d+)" %
+                          listening_port)
+
+    def phase(proc, result, deadline):
+        with source.client() as sc, dest.client() as dc:
+            def sample():
+                t0 = time.monotonic()
+                text = sc.call("INFO", "replication")
+                t = (t0 + time.monotonic()) / 2
+                m = slave_re.search(text)
+                return (t, int(_MASTER_OFFSET_RE.search(text).group(1)), t,
+                        int(m.group(1)) if m else None)
+
+            def cpu():
+                return _proc_cpu_s(proc.pid), cpu_seconds(dc.info("cpu"))[0]
+
+            def alive():
+                if proc.poll() is not None:
+                    raise SyncFailed("%s exited with %d under the steady load" % (
+                        rep.name, proc.returncode), result)
+
+            return lag_phase(sample, steady, cpu, alive, result)
+
+    return ringsync_follow(rep, source, dest, timeout_s, listening_port, phase)
+
+
+def native_lag(rep, source, dest, source_state, steady, timeout_s):
+    def phase(c, pid, result):
+        with source.client() as sc:
+            def sample():
+                t0 = time.monotonic()
+                text = sc.call("INFO", "replication")
+                t1 = time.monotonic()
+                rtext = c.call("INFO", "replication")
+                t2 = time.monotonic()
+                return ((t0 + t1) / 2, int(_MASTER_OFFSET_RE.search(text).group(1)),
+                        (t1 + t2) / 2, int(_SLAVE_REPL_OFFSET_RE.search(rtext).group(1)))
+
+            def cpu():
+                own = cpu_seconds(c.info("cpu"))[0]
+                return own, own  # the replica is the destination
+
+            out = lag_phase(sample, steady, cpu, lambda: None, result)
+        out["cpu_life_s"] = round(result["cpu_s"] + out["lag"]["cpu_s"], 4)
+        return out
+
+    return native_follow(rep, source, dest, source_state, timeout_s, phase)

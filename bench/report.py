@@ -6,8 +6,8 @@
   plots(results, dir)          PNG charts through gnuplot (gnuplot-nox, pngcairo)
 
 Catch-up (scenarios that measure "catch_up": the consumer paused during a
-backlog of writes) gets its own table below the full-sync one. Lag (steady
-load) is a column and JSON fields already; it reads "n/a" until measured.
+backlog of writes) and lag (scenarios that measure "lag": a steady write
+load) get their own tables below the full-sync one.
 """
 
 import json
@@ -16,9 +16,6 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-
-NA_INCREMENTAL = "n/a until incremental sync"
-
 
 def _median(values):
     values = [v for v in values if v is not None]
@@ -51,8 +48,7 @@ def summarize(scenario):
                                      if r.get("dest_peak_rss_kb")), default=None),
             "other_cpu_s": _median(r.get("other_cpu_s") for r in ok),
             "other_cores": _median(r.get("other_cores") for r in ok),
-            # Filled once the incremental measurements exist: run["catch_up"] =
-            # {"seconds", "commands", "rate_cmd_s"}, run["lag"] = {"p50_ms", "p99_ms"}.
+            # catch-up scenarios: run["catch_up"]; steady load: run["lag"]
             "catch_up_rate": _median((r.get("catch_up") or {}).get("rate_cmd_s") for r in ok),
             "catch_up_s": _median(_cu(r, "seconds") for r in ok),
             "catch_up_s_min": min((_cu(r, "seconds") for r in ok if _cu(r, "seconds")),
@@ -68,6 +64,25 @@ def summarize(scenario):
                 if _cu(r, "cpu_total_s") is not None else None for r in ok),
             "lag_p50_ms": _median((r.get("lag") or {}).get("p50_ms") for r in ok),
             "lag_p99_ms": _median((r.get("lag") or {}).get("p99_ms") for r in ok),
+            "lag_p99_ms_min": min((_lg(r, "p99_ms") for r in ok if _lg(r, "p99_ms") is not None),
+                                  default=None),
+            "lag_p99_ms_max": max((_lg(r, "p99_ms") for r in ok if _lg(r, "p99_ms") is not None),
+                                  default=None),
+            "lag_max_ms": max((_lg(r, "max_ms") for r in ok if _lg(r, "max_ms") is not None),
+                              default=None),
+            "lag_interp_p99_ms": _median(_lg(r, "interp_p99_ms") for r in ok),
+            "lag_samples": _median(_lg(r, "samples") for r in ok),
+            "lag_unresolved": sum(_lg(r, "unresolved") or 0 for r in ok),
+            "lag_target_rate": _median(_lg(r, "target_rate_cmd_s") for r in ok),
+            "lag_written_rate": _median(_lg(r, "written_rate_cmd_s") for r in ok),
+            "lag_applied_rate": _median(_lg(r, "applied_rate_cmd_s") for r in ok),
+            "lag_cpu_cores": _median(_lg(r, "cpu_cores") for r in ok),
+            "lag_cpu_total_cores": _median(
+                (_lg(r, "cpu_total_s") or 0) / (_lg(r, "cpu_s") or 1) * _lg(r, "cpu_cores")
+                if _lg(r, "cpu_cores") is not None and _lg(r, "cpu_s") else None for r in ok),
+            "lag_sample_gap_ms": _median(_lg(r, "sample_gap_ms_median") for r in ok),
+            "lag_offset_changes_per_s": _median(_lg(r, "consumer_offset_changes_per_s")
+                                                for r in ok),
         }
     native = summary.get("native")
     for name, s in summary.items():
@@ -83,6 +98,10 @@ def summarize(scenario):
 
 def _cu(run, field):
     return (run.get("catch_up") or {}).get(field)
+
+
+def _lg(run, field):
+    return (run.get("lag") or {}).get(field)
 
 
 def _ratio(a, b):
@@ -143,7 +162,8 @@ def table(results, machine):
                 _fmt(rss / 1024 if rss else None, ".0f"),
                 ("n/a*" if "catch_up" not in sc["spec"].get("measure", []) else "-")
                 if s["catch_up_rate"] is None else "%.0fk/s" % (s["catch_up_rate"] / 1e3),
-                "n/a*" if s["lag_p99_ms"] is None else "%.1f ms" % s["lag_p99_ms"],
+                ("n/a*" if "lag" not in sc["spec"].get("measure", []) else "-")
+                if s["lag_p99_ms"] is None else "%.1f ms" % s["lag_p99_ms"],
                 _fmt(s["other_cores"], ".2f"),
                 "ok" if s["digest_ok"] else "FAIL",
             ])
@@ -165,10 +185,12 @@ def table(results, machine):
     lines.append("cpu s, ns/key: the replicator's own CPU (native: the replica's, loading "
                  "included); cpu+dest s: plus the destination redis-server's.")
     lines.append("peak RSS: the replicator's process (native: the replica, data set included). "
-                 "* n/a: lag is not measured yet; catch-up only in catch-up scenarios (below).")
+                 "* n/a: catch-up only in catch-up scenarios, lag only under a steady load "
+                 "(tables below).")
     lines.append("others: CPU cores that other processes of the machine kept busy during the "
                  "sync (median; noise: above ~0.3 the absolute numbers are not this box's best).")
     lines.extend(catch_up_table(results))
+    lines.extend(lag_table(results))
     lines.extend(notes)
     return "\n".join(lines)
 
@@ -229,6 +251,69 @@ def catch_up_table(results):
     out.append("x native: ratio of the catch-up rates; ns/cmd: the replicator's own CPU per "
                "backlog command during the catch-up (native: the replica, applying included); "
                "+dest: plus ringsync's destination redis-server.")
+    return out
+
+
+LAG_COLUMNS = [
+    ("scenario", "<"), ("replicator", "<"), ("target k/s", ">"), ("written k/s", ">"),
+    ("applied k/s", ">"), ("lag p50 ms", ">"), ("p99 ms", ">"), ("max ms", ">"), ("goal", "<"),
+    ("samples", ">"), ("cpu cores", ">"), ("+dest", ">"), ("digest", "<"),
+]
+
+
+def lag_table(results):
+    """The steady-load lines (empty when no scenario measured lag)."""
+    rows, heads = [], []
+    for sc in results:
+        if sc["status"] != "ok" or "lag" not in sc["spec"].get("measure", []):
+            continue
+        goal = sc["spec"].get("goal", {}).get("lag_p99_ms")
+        st = sc.get("steady", {})
+        heads.append("%s: %g s of SET (%d-byte values, %d keys) at %.0f/s: %s" % (
+            sc["name"], st.get("duration_s", 0), st.get("value_size", 0), st.get("keyspace", 0),
+            st.get("rate_cmd_s", 0), st.get("rate_source", "?")))
+        first = True
+        for name, s in sc["summary"].items():
+            p99 = s["lag_p99_ms"]
+            if p99 is None:
+                p99s = "-"
+            elif s["runs_ok"] > 1 and s["lag_p99_ms_min"] != s["lag_p99_ms_max"]:
+                p99s = "%.2f (%.2f-%.2f)" % (p99, s["lag_p99_ms_min"], s["lag_p99_ms_max"])
+            else:
+                p99s = "%.2f" % p99
+            rows.append([
+                sc["name"] if first else "", name,
+                _fmt(s["lag_target_rate"] / 1e3 if s["lag_target_rate"] else None, ".0f"),
+                _fmt(s["lag_written_rate"] / 1e3 if s["lag_written_rate"] else None, ".0f"),
+                _fmt(s["lag_applied_rate"] / 1e3 if s["lag_applied_rate"] else None, ".0f"),
+                _fmt(s["lag_p50_ms"], ".2f"), p99s, _fmt(s["lag_max_ms"], ".1f"),
+                ("%s < %g" % ("ok" if p99 is not None and p99 < goal else "MISS", goal))
+                if goal and name == "ringsync" else "",
+                _fmt(s["lag_samples"], ".0f") + ("" if not s["lag_unresolved"] else
+                                                  " (%d unresolved)" % s["lag_unresolved"]),
+                _fmt(s["lag_cpu_cores"], ".2f"),
+                _fmt(s["lag_cpu_total_cores"], ".2f"),
+                "ok" if s["digest_ok"] else "FAIL",
+            ])
+            first = False
+    if not rows:
+        return []
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, (h, _) in enumerate(LAG_COLUMNS)]
+
+    def line(cells):
+        return "  ".join(format(c, a + str(w))
+                         for c, (_, a), w in zip(cells, LAG_COLUMNS, widths)).rstrip()
+    out = ["", "lag under a steady load (bench_loadgen paced every 0.5 ms; the first second "
+           "left out):"] + heads + [line([h for h, _ in LAG_COLUMNS])]
+    out.extend(line(r) for r in rows)
+    out.append("lag: for each sample (every ~1 ms) of the source's master_repl_offset, the time "
+               "until the consumer's applied offset reached it (ringsync: the offset it "
+               "acknowledges with REPLCONF ACK, read from the same INFO reply; native: the "
+               "replica's slave_repl_offset): late by up to one sample interval; median "
+               "(min-max) of the runs' p99, max: the largest over the runs.")
+    out.append("written: bench_loadgen's achieved rate; applied: the consumer's offset rate "
+               "over the steady part; cpu cores: the consumer's CPU over the load "
+               "(native: the replica), +dest: with its destination redis-server.")
     return out
 
 
@@ -305,22 +390,26 @@ plot %s
     return path
 
 
-def _series_chart(path, work, title, panels, series):
-    """Lines over time, one per replicator, in one panel per value:
+def _series_chart(path, work, title, panels, series, xlabel="seconds since the sync started",
+                  styles=None, key="bottom right"):
+    """Lines over time, one per series, in one panel per value:
     series = {name: [(t, v1, v2, ...), ...]}, panels = [(ylabel, scale), ...]
-    for v1, v2, ... (a value is divided by its scale)."""
+    for v1, v2, ... (a value is divided by its scale); styles = {name: gnuplot
+    line style} replaces the default (a line of the name's colour)."""
     series = {n: pts for n, pts in series.items() if pts}
     if not series:
         return None
     names = list(series)
+    title = title.replace("'", "''")  # gnuplot's single-quoted strings
     for i, n in enumerate(names):
         with open(os.path.join(work, "%s.%d.dat" % (os.path.basename(path), i)), "w") as f:
             for p in series[n]:
                 f.write(" ".join("NaN" if v is None else "%g" % v for v in p) + "\n")
     body = []
     for k, (ylabel, scale) in enumerate(panels):
-        plots = ["'%s.%d.dat' using 1:($%d/%g) with lines lw 2 lc rgb '%s' title '%s'" % (
-            os.path.basename(path), i, k + 2, scale, COLORS[i % len(COLORS)], n)
+        plots = ["'%s.%d.dat' using 1:($%d/%g) with %s title '%s'" % (
+            os.path.basename(path), i, k + 2, scale,
+            (styles or {}).get(n, "lines lw 2 lc rgb '%s'" % COLORS[i % len(COLORS)]), n)
             for i, n in enumerate(names)]
         body.append("set ylabel '%s'\n%s\nplot %s" % (
             ylabel, "set title '%s'" % title if k == 0 else "unset title", ", ".join(plots)))
@@ -328,13 +417,13 @@ def _series_chart(path, work, title, panels, series):
 set terminal pngcairo size 900,%d font 'sans,10'
 set output '%s'
 set multiplot layout %d,1
-set xlabel 'seconds since the sync started'
-set key bottom right
+set xlabel '%s'
+set key %s
 set grid
 set yrange [0:*]
 %s
 unset multiplot
-""" % (300 + 250 * len(panels), path, len(panels), "\n".join(body))
+""" % (300 + 250 * len(panels), path, len(panels), xlabel, key, "\n".join(body))
     _gnuplot(script, work)
     return path
 
@@ -382,15 +471,71 @@ def plots(results, outdir):
                 os.path.join(outdir, "progress_%s.png" % _file_name(sc["name"])), work,
                 "%s: the destination during the full sync (median run)" % sc["name"],
                 [("keys", 1), ("used memory, MB", 1e6)], series))
-            # Lag over time (steady-load) plugs in here once the incremental sync
-            # records run["lag_series"].
-            lag = {n: r["lag_series"] for n in names for r in sc["runs"]
-                   if r["replicator"] == n and r.get("lag_series")}
-            if lag:
-                written.append(_series_chart(
-                    os.path.join(outdir, "lag_%s.png" % _file_name(sc["name"])), work,
-                    "%s: replication lag" % sc["name"], [("lag, ms", 1)], lag))
+            written.extend(_catch_up_chart(sc, names, outdir, work))
+            written.extend(_lag_charts(sc, names, outdir, work))
     return [p for p in written if p]
+
+
+def _median_run(runs, field):
+    """The run whose value of field (a function of the run) is the median."""
+    ok = sorted((r for r in runs if field(r) is not None), key=field)
+    return ok[(len(ok) - 1) // 2] if ok else None
+
+
+def _catch_up_chart(sc, names, outdir, work):
+    """catchup_<scenario>.png: the consumer's offset (MB past where it was at
+    SIGCONT) over the catch-up, median run per replicator."""
+    series = {}
+    for n in names:
+        run = _median_run([r for r in sc["runs"] if r["replicator"] == n],
+                          lambda r: _cu(r, "seconds"))
+        pts = [p for p in (_cu(run, "offset_series") or []) if p[1] is not None] if run else []
+        if pts:
+            series[n] = [(t, o - pts[0][1]) for t, o in pts]
+    if not series:
+        return []
+    return [_series_chart(
+        os.path.join(outdir, "catchup_%s.png" % _file_name(sc["name"])), work,
+        "%s: the consumer's applied offset during the catch-up (median run; ringsync: "
+        "its REPLCONF ACK)" % sc["name"], [("MB of the stream applied", 1e6)], series,
+        xlabel="seconds since SIGCONT", key="bottom right",
+        styles={n: "steps lw 2 lc rgb '%s'" % COLORS[i % len(COLORS)]
+                for i, n in enumerate(names)})]
+
+
+def _lag_charts(sc, names, outdir, work):
+    """lag_<scenario>.png (the lag over time, the largest per 10 ms) and
+    throughput_<scenario>.png (applied and written commands/s per 100 ms),
+    the run with the median p99 per replicator."""
+    lag, rate = {}, {}
+    for n in names:
+        run = _median_run([r for r in sc["runs"] if r["replicator"] == n],
+                          lambda r: _lg(r, "p99_ms"))
+        if run and run.get("lag_series"):
+            lag[n] = run["lag_series"]
+        if run and run.get("throughput_series"):
+            rate["%s applied" % n] = [(t, a) for t, a, _ in run["throughput_series"]]
+            rate["%s: source written" % n] = [(t, b) for t, _, b in run["throughput_series"]]
+    out = []
+    if lag:
+        goal = sc["spec"].get("goal", {}).get("lag_p99_ms")
+        out.append(_series_chart(
+            os.path.join(outdir, "lag_%s.png" % _file_name(sc["name"])), work,
+            "%s: replication lag, the largest per 10 ms (median-p99 run)%s" % (
+                sc["name"], "; goal p99 < %g ms" % goal if goal else ""),
+            [("lag, ms", 1)], lag, xlabel="seconds since the load started", key="top right"))
+    if rate:
+        styles = {}
+        for i, n in enumerate(names):
+            styles["%s applied" % n] = "lines lw 2 lc rgb '%s'" % COLORS[i % len(COLORS)]
+            styles["%s: source written" % n] = "lines lw 1 dt 2 lc rgb '%s'" % (
+                COLORS[i % len(COLORS)])
+        out.append(_series_chart(
+            os.path.join(outdir, "throughput_%s.png" % _file_name(sc["name"])), work,
+            "%s: commands/s per 100 ms, applied by the consumer and written to the source "
+            "(dashed)" % sc["name"], [("k commands/s", 1e3)], rate,
+            xlabel="seconds since the load started", styles=styles, key="bottom left"))
+    return out
 
 
 def _file_name(name):
