@@ -246,8 +246,9 @@ def catch_up_table(results):
            "then SIGCONT):", line([h for h, _ in CU_COLUMNS])]
     out.extend(line(r) for r in rows)
     out.append("catch-up s: from SIGCONT until the consumer's offset reaches the source's "
-               "master_repl_offset (median (min-max)); ringsync: the offset it acknowledges every "
-               "100 ms (so up to 0.1 s late), native: the replica's slave_repl_offset.")
+               "master_repl_offset (median (min-max)); ringsync: the offset it acknowledges with "
+               "REPLCONF ACK (late by up to its ACK period: 100 ms before its 1 ms ACK), native: "
+               "the replica's slave_repl_offset.")
     out.append("x native: ratio of the catch-up rates; ns/cmd: the replicator's own CPU per "
                "backlog command during the catch-up (native: the replica, applying included); "
                "+dest: plus ringsync's destination redis-server.")
@@ -496,8 +497,7 @@ def _catch_up_chart(sc, names, outdir, work):
         return []
     return [_series_chart(
         os.path.join(outdir, "catchup_%s.png" % _file_name(sc["name"])), work,
-        "%s: the consumer's applied offset during the catch-up (median run; ringsync: "
-        "its REPLCONF ACK)" % sc["name"], [("MB of the stream applied", 1e6)], series,
+        "%s: consumer offset in the catch-up (median run)" % sc["name"], [("MB of the stream applied", 1e6)], series,
         xlabel="seconds since SIGCONT", key="bottom right",
         styles={n: "steps lw 2 lc rgb '%s'" % COLORS[i % len(COLORS)]
                 for i, n in enumerate(names)})]
