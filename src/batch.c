@@ -8,6 +8,7 @@
 
 #include "job.h"
 #include "rs_error.h"
+#include "slot.h"
 
 struct mset_stage {
     char *buf;
@@ -16,6 +17,11 @@ struct mset_stage {
     int64_t db;
     uint64_t off_before; /* the offset before its first key */
     uint64_t off_last;   /* the offset at the end of its last key */
+    /* the slots of its keys (stream SETs), so that a later command of one of
+     * them makes it go out first */
+    uint16_t slots[BATCH_MSET_KEYS];
+    unsigned nslots;
+    uint64_t slot_bits[SLOT_COUNT / 64];
 };
 
 struct batch_writer {
@@ -30,6 +36,7 @@ struct batch_writer {
     struct batch *overflow_head[JOB_MAX_WORKERS]; /* ring full: waiting to be pushed */
     struct batch *overflow_tail[JOB_MAX_WORKERS];
     struct mset_stage stage[JOB_MAX_WORKERS];
+    bool keep_stage; /* raw commands leave the gathered MSET be (the caller orders) */
     uint64_t cur_off; /* the offset before the next command written */
     uint64_t cur_end; /* the offset at the end of the next command written */
     uint64_t next_seq;
@@ -291,6 +298,8 @@ static int mset_flush(struct batch_writer *bw, unsigned to)
     struct batch *b = room_at(bw, to, head + s->len, s->off_before);
     if (b == NULL)
         return -ENOMEM;
+    if (s->off_before < b->off_before)
+        b->off_before = s->off_before; /* its keys came before the batch's first command */
     char *p = put_head(b->buf + b->len, '*', argc);
     p = put_bulk(p, "MSET", 4);
     memcpy(p, s->buf, s->len);
@@ -300,6 +309,9 @@ static int mset_flush(struct batch_writer *bw, unsigned to)
         b->off_last = s->off_last;
     s->len = 0;
     s->nkeys = 0;
+    for (unsigned i = 0; i < s->nslots; i++)
+        s->slot_bits[s->slots[i] / 64] = 0;
+    s->nslots = 0;
     return 0;
 }
 
@@ -344,7 +356,7 @@ void batch_writer_free(struct batch_writer *bw)
 int batch_writer_cmd(struct batch_writer *bw, unsigned to, int64_t db, int argc,
                      const struct rs_slice *argv)
 {
-    int rc = mset_flush(bw, to);
+    int rc = bw->keep_stage ? 0 : mset_flush(bw, to);
     if (rc == 0)
         rc = select_db(bw, to, db);
     if (rc == 0)
@@ -397,13 +409,34 @@ int batch_writer_mset(struct batch_writer *bw, unsigned to, int64_t db, struct r
 }
 
 int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *args,
-                          size_t n)
+                          size_t n, unsigned slot)
 {
     char *p = stage_reserve(bw, to, db, n);
     if (p == NULL)
         return -ENOMEM;
     memcpy(p, args, n);
+    struct mset_stage *s = &bw->stage[to];
+    uint64_t bit = 1ULL << (slot % 64);
+    if (!(s->slot_bits[slot / 64] & bit)) {
+        s->slot_bits[slot / 64] |= bit;
+        s->slots[s->nslots++] = (uint16_t)slot; /* at most one per key */
+    }
     return stage_commit(bw, to, db, n);
+}
+
+bool batch_writer_staged(const struct batch_writer *bw, unsigned to, unsigned slot)
+{
+    return bw->stage[to].slot_bits[slot / 64] >> (slot % 64) & 1;
+}
+
+int batch_writer_flush_stage(struct batch_writer *bw, unsigned to)
+{
+    return mset_flush(bw, to);
+}
+
+void batch_writer_keep_stage(struct batch_writer *bw, bool keep)
+{
+    bw->keep_stage = keep;
 }
 
 unsigned batch_writer_publish(struct batch_writer *bw)
@@ -465,7 +498,7 @@ void batch_writer_recycle(struct batch_writer *bw, struct batch *b)
 int batch_writer_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *p, size_t n,
                      uint32_t ncmds, int64_t db_after)
 {
-    int rc = mset_flush(bw, to);
+    int rc = bw->keep_stage ? 0 : mset_flush(bw, to);
     if (rc == 0)
         rc = select_db(bw, to, db);
     if (rc != 0)
@@ -517,12 +550,11 @@ uint64_t batch_writer_applied(const struct batch_writer *bw, uint64_t routed)
 {
     uint64_t w = routed;
     for (unsigned to = 0; to < bw->job->nworkers; to++) {
+        /* Every batch with commands, not just the oldest: a gathered MSET
+         * may take keys older than the batch it went into. */
         for (const struct batch *b = bw->track_head[to]; b != NULL; b = b->track_next)
-            if (b->len > 0) { /* the oldest batch with commands bounds the applied offset */
-                if (b->off_before < w)
-                    w = b->off_before;
-                break;
-            }
+            if (b->len > 0 && b->off_before < w)
+                w = b->off_before;
         if (bw->stage[to].nkeys > 0 && bw->stage[to].off_before < w)
             w = bw->stage[to].off_before;
     }

@@ -67,7 +67,8 @@ int batch_writer_cmd(struct batch_writer *bw, unsigned to, int64_t db, int argc,
 
 /* Adds key=value to the MSET being gathered for worker `to` in db; the MSET
  * goes out when it has BATCH_MSET_KEYS keys, when any other command is
- * written for that worker, or on batch_writer_publish. */
+ * written for that worker (unless batch_writer_keep_stage), or on
+ * batch_writer_publish. */
 int batch_writer_mset(struct batch_writer *bw, unsigned to, int64_t db, struct rs_slice key,
                       struct rs_slice value);
 
@@ -78,9 +79,20 @@ int batch_writer_raw(struct batch_writer *bw, unsigned to, int64_t db, const voi
                      uint32_t ncmds, int64_t db_after);
 
 /* Adds a SET's key and value to the MSET gathered for `to`, given as their
- * RESP bytes ("$3\r\nkey\r\n$5\r\nvalue\r\n"), copied as they are. */
+ * RESP bytes ("$3\r\nkey\r\n$5\r\nvalue\r\n"), copied as they are; slot
+ * is the key's hash slot. */
 int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *args,
-                          size_t n);
+                          size_t n, unsigned slot);
+
+/* Stream order (DESIGN.md invariant 2 is per slot): with keep_stage set,
+ * batch_writer_raw and batch_writer_cmd no longer send the MSET gathered
+ * for `to` first, so SETs keep gathering across commands of other slots.
+ * The caller then flushes it (batch_writer_flush_stage) before a command
+ * of a slot it holds (batch_writer_staged), and before anything whose keys
+ * it cannot tell. The gathered keys' offsets still bound the applied offset. */
+void batch_writer_keep_stage(struct batch_writer *bw, bool keep);
+bool batch_writer_staged(const struct batch_writer *bw, unsigned to, unsigned slot);
+int batch_writer_flush_stage(struct batch_writer *bw, unsigned to);
 
 /* Batch sequence numbers: the next batch made gets batch_writer_next_seq;
  * batch_writer_oldest_seq is the oldest batch (or gathered MSET) still

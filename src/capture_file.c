@@ -278,7 +278,7 @@ static int parse_manifest(struct capture_meta *m, const char *dir, struct rs_err
             rs_error_set(err, RS_E_FORMAT, 0, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    char line[512];
+    char line[512] = ""; /* an empty file leaves it untouched by fgets */
     int version = 0;
     unsigned seen = 0;
     uint64_t off = 0;
@@ -373,7 +373,9 @@ static int check_snapshot(const struct capture_reader *r, struct rs_error *err)
         return -1;
     }
     if (total != r->meta.snapshot_bytes) {
-        rs_error_set(err, total < r->meta.snapshot_bytes ? RS_E_TRUNCATED : RS_E_FORMAT, total,
+        /* where it breaks: its end, or where the bytes the manifest lacks begin */
+        uint64_t at = total < r->meta.snapshot_bytes ? total : r->meta.snapshot_bytes;
+        rs_error_set(err, total < r->meta.snapshot_bytes ? RS_E_TRUNCATED : RS_E_FORMAT, at,
                      "%s holds %" PRIu64 " bytes; the manifest says %" PRIu64, r->snapshot_path,
                      total, r->meta.snapshot_bytes);
         return -1;
@@ -476,7 +478,7 @@ int capture_reader_next(struct capture_reader *r, struct capture_record *rec, st
     r->file_offset += CAPTURE_RECORD_BYTES + len;
     r->records_read++;
     if (r->records_read > r->meta.stream_records) {
-        rs_error_set(err, RS_E_FORMAT, r->file_offset,
+        rs_error_set(err, RS_E_FORMAT, r->file_offset - CAPTURE_RECORD_BYTES - len,
                      "%s holds more records than the manifest's %" PRIu64, CAPTURE_STREAM_FILE,
                      r->meta.stream_records);
         return -1;
@@ -500,9 +502,11 @@ int capture_reader_open(struct capture_reader *r, const char *dir, struct rs_err
     int rc;
     while ((rc = capture_reader_next(r, &rec, err)) == 1) {
         if (rec.t_ns < last_t) {
-            rs_error_set(err, RS_E_FORMAT, r->file_offset,
-                         "%s: record %" PRIu64 " arrived before the one ahead of it",
-                         CAPTURE_STREAM_FILE, r->records_read);
+            uint64_t at = r->file_offset - CAPTURE_RECORD_BYTES - rec.len; /* its start */
+            rs_error_set(err, RS_E_FORMAT, at,
+                         "%s: record %" PRIu64 " at byte %" PRIu64
+                         " arrived before the one ahead of it",
+                         CAPTURE_STREAM_FILE, r->records_read, at);
             return -1;
         }
         last_t = rec.t_ns;

@@ -232,6 +232,25 @@ static int sort_store_at(int argc, const struct rs_slice *argv)
     return at;
 }
 
+bool command_reads_unnamed_keys(const struct command_spec *spec, int argc,
+                                const struct rs_slice *argv)
+{
+    if (strcmp(spec->name, "sort") != 0 && strcmp(spec->name, "sort_ro") != 0)
+        return false;
+    /* BY and GET take a pattern; one with '*' names keys built from the
+     * elements (GET # is the element itself, BY without '*' sorts nothing) */
+    for (int i = 2; i + 1 < argc; i++) {
+        if (is_word(&argv[i], "limit")) {
+            i += 2;
+        } else if (is_word(&argv[i], "get") || is_word(&argv[i], "by")) {
+            if (memchr(argv[i + 1].p, '*', argv[i + 1].len) != NULL)
+                return true;
+            i++;
+        }
+    }
+    return false;
+}
+
 int command_keys(const struct command_spec *spec, int argc, const struct rs_slice *argv, int *idx,
                  int max)
 {

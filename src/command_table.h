@@ -37,6 +37,11 @@ struct command_spec {
 /* The spec of a command by name (any case), or NULL when unknown. */
 const struct command_spec *command_lookup(const char *name, size_t len);
 
+/* True when the command reads keys its arguments do not name as keys (SORT
+ * with a BY or GET pattern): the router cannot tell which slots it touches. */
+bool command_reads_unnamed_keys(const struct command_spec *spec, int argc,
+                                const struct rs_slice *argv);
+
 /* Writes the indices of argv that are keys into idx (at most max); returns
  * how many, or -1 if the arguments don't fit the spec (a malformed command). */
 int command_keys(const struct command_spec *spec, int argc, const struct rs_slice *argv, int *idx,

@@ -40,6 +40,7 @@ struct router {
     bool tx_fence;
     /* key positions and split commands */
     int *keys;
+    unsigned *slots; /* the hash slot of each of keys[] */
     size_t keys_cap;
     char *split;
     size_t split_cap;
@@ -72,6 +73,7 @@ void router_free(struct router *r)
     resp_scanner_free(r->sc);
     free(r->tx);
     free(r->keys);
+    free(r->slots);
     free(r->split);
     free(r);
 }
@@ -87,7 +89,8 @@ static unsigned worker_of(const struct router *r, struct rs_slice key)
     return r->cfg.nworkers > 1 ? slot_of_key(key.p, key.len) % r->cfg.nworkers : 0;
 }
 
-/* The keys of a command; -1 when malformed. */
+/* The keys of a command (r->keys) and their slots (r->slots); -1 when
+ * malformed. */
 static int find_keys(struct router *r, const struct command_spec *spec, const struct resp_cmd *c)
 {
     if ((size_t)c->argc > r->keys_cap) {
@@ -95,12 +98,21 @@ static int find_keys(struct router *r, const struct command_spec *spec, const st
         while (cap < (size_t)c->argc)
             cap *= 2;
         int *k = realloc(r->keys, cap * sizeof(*k));
-        if (k == NULL)
+        if (k != NULL)
+            r->keys = k;
+        unsigned *sl = realloc(r->slots, cap * sizeof(*sl));
+        if (sl != NULL)
+            r->slots = sl;
+        if (k == NULL || sl == NULL)
             return -1;
-        r->keys = k;
         r->keys_cap = cap;
     }
-    return command_keys(spec, c->argc, c->argv, r->keys, c->argc);
+    int n = command_keys(spec, c->argc, c->argv, r->keys, c->argc);
+    for (int i = 0; i < n; i++) {
+        struct rs_slice k = c->argv[r->keys[i]];
+        r->slots[i] = slot_of_key(k.p, k.len);
+    }
+    return n;
 }
 
 static int64_t parse_db(const struct rs_slice *s)
@@ -113,6 +125,19 @@ static int64_t parse_db(const struct rs_slice *s)
     char *end;
     long long v = strtoll(tmp, &end, 10);
     return *end || v < 0 ? -1 : v;
+}
+
+/* Sends first the MSET gathered for any worker that holds a slot of these
+ * keys: commands of one slot keep their source order. */
+static int settle(struct router *r, int nkeys)
+{
+    for (int i = 0; i < nkeys; i++) {
+        unsigned to = r->slots[i] % r->cfg.nworkers;
+        if (batch_writer_staged(r->bw, to, r->slots[i]) &&
+            batch_writer_flush_stage(r->bw, to) != 0)
+            return oom(r);
+    }
+    return RS_OK;
 }
 
 static int write_raw(struct router *r, unsigned to, const struct resp_cmd *c)
@@ -131,7 +156,7 @@ static int write_split(struct router *r, const struct resp_cmd *c, int nkeys, in
     argv[0] = c->argv[0];
     for (int i = 0; i < nkeys; i++) {
         int k = r->keys[i];
-        if (worker_of(r, c->argv[k]) != to)
+        if (r->slots[i] % r->cfg.nworkers != to)
             continue;
         argv[argc++] = c->argv[k];
         if (step == 2)
@@ -155,7 +180,8 @@ static int fence(struct router *r, const void *raw, size_t len, uint32_t ncmds, 
                  int64_t db_after)
 {
     if (r->cfg.nworkers == 1) { /* one connection: order is already total */
-        if (batch_writer_raw(r->bw, 0, db, raw, len, ncmds, db_after) != 0)
+        if (batch_writer_flush_stage(r->bw, 0) != 0 ||
+            batch_writer_raw(r->bw, 0, db, raw, len, ncmds, db_after) != 0)
             return oom(r);
         return 0;
     }
@@ -245,7 +271,8 @@ static int route(struct router *r, const struct resp_cmd *c)
             if (alone)
                 return fence(r, r->tx, r->tx_len, r->tx_cmds, r->tx_db, r->db);
             unsigned to = nw == 1 ? (unsigned)__builtin_ctzll(r->tx_workers) : 0;
-            if (batch_writer_raw(r->bw, to, r->tx_db, r->tx, r->tx_len, r->tx_cmds, r->db) != 0)
+            if (batch_writer_flush_stage(r->bw, to) != 0 ||
+                batch_writer_raw(r->bw, to, r->tx_db, r->tx, r->tx_len, r->tx_cmds, r->db) != 0)
                 return oom(r);
             return 0;
         }
@@ -270,6 +297,8 @@ static int route(struct router *r, const struct resp_cmd *c)
     if (flags & CMD_PUBLISH) {
         if (!r->cfg.forward_publish)
             return 0;
+        if (batch_writer_flush_stage(r->bw, 0) != 0) /* after the writes before it */
+            return oom(r);
         return write_raw(r, 0, c) == RS_OK ? 0 : RS_ERR;
     }
     if (flags & CMD_MULTI) {
@@ -282,28 +311,35 @@ static int route(struct router *r, const struct resp_cmd *c)
         return append_tx(r, c) == RS_OK ? 0 : RS_ERR;
     }
     int n = flags & CMD_FENCE ? 0 : find_keys(r, spec, c);
+    if (n > 0 && command_reads_unnamed_keys(spec, c->argc, c->argv))
+        n = 0; /* SORT BY/GET patterns read keys it does not name: alone */
     if (n <= 0) { /* global, keyless, or malformed for its spec: alone */
         if (!fence_ready(r))
             return 1;
         return fence(r, c->raw.p, c->raw.len, 1, r->db, r->db);
     }
-    unsigned to = worker_of(r, c->argv[r->keys[0]]);
+    unsigned to = r->slots[0] % r->cfg.nworkers;
     bool one = true;
     for (int i = 1; i < n && one; i++)
-        one = worker_of(r, c->argv[r->keys[i]]) == to;
+        one = r->slots[i] % r->cfg.nworkers == to;
     if (one) {
-        /* a plain SET k v joins the MSET being gathered: its argument bytes as received */
+        /* A plain SET k v joins the MSET being gathered: its argument bytes
+         * as received. It keeps gathering across commands of other slots. */
         if (c->argc == 3 && spec->first == 1 && c->argv[0].len == 3 &&
             (c->argv[0].p[0] | 0x20) == 's' && (c->argv[0].p[1] | 0x20) == 'e' &&
             (c->argv[0].p[2] | 0x20) == 't') {
             const char *args = c->argv[0].p + c->argv[0].len + 2;
             size_t len = (size_t)(c->raw.p + c->raw.len - args);
-            if (batch_writer_mset_raw(r->bw, to, r->db, args, len) != 0)
+            if (batch_writer_mset_raw(r->bw, to, r->db, args, len, r->slots[0]) != 0)
                 return oom(r);
             return 0;
         }
+        if (settle(r, n) != RS_OK)
+            return RS_ERR;
         return write_raw(r, to, c) == RS_OK ? 0 : RS_ERR;
     }
+    if (settle(r, n) != RS_OK)
+        return RS_ERR;
     if (flags & CMD_SPLIT) {
         int step = spec->step;
         for (unsigned w = 0; w < r->cfg.nworkers; w++)

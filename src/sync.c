@@ -238,6 +238,7 @@ static int snap_feed(void *ctx, const uint8_t *p, size_t n, size_t *used)
             f->in_stream = true;
             batch_writer_publish(f->bw);
             batch_writer_set_offset(f->bw, f->stream_start); /* snapshot batches had 0 */
+            batch_writer_keep_stage(f->bw, true); /* the router orders per slot */
             f->barrier_seq = batch_writer_next_seq(f->bw);
             send_ack(f, 0);
             size_t u = 0;
@@ -290,10 +291,11 @@ static void snap_tick(void *ctx)
         return;
     }
     /* REPLCONF ACK: at once when a GETACK is answered (everything before it
-     * applied: WAIT counts us), within a millisecond of the applied offset
-     * moving (so the source's INFO shows our lag to the millisecond, at most
-     * a thousand small sends a second), every second anyway. Called every
-     * loop iteration; cheap when idle. */
+     * applied: WAIT counts us) and when everything received is applied (the
+     * source's INFO then shows our true lag under a steady load); within a
+     * millisecond of the applied offset moving while we are behind (at most a
+     * thousand small sends a second); every second anyway. Called every loop
+     * iteration; cheap when idle. */
     uint64_t w = applied_offset(f);
     if (f->getack_pending && w >= f->getack_at) {
         f->getack_pending = false;
@@ -304,7 +306,8 @@ static void snap_tick(void *ctx)
     /* Until the first stream byte, ACK every 100 ms: a source that sent the
      * snapshot diskless starts the stream on an ACK, and may miss one that
      * came before it finished its own bookkeeping. */
-    if ((w != f->last_ack && since >= SYNC_ACK_MIN_S) || since >= 1.0 ||
+    bool drained = w == f->stream_start + f->stream_bytes;
+    if ((w != f->last_ack && (drained || since >= SYNC_ACK_MIN_S)) || since >= 1.0 ||
         (f->stream_bytes == 0 && since >= 0.1))
         send_ack(f, w);
 }

@@ -209,8 +209,12 @@ static bool pump_input(struct worker *w)
         w->in_off += used;
         progress |= used > 0;
     }
+    /* Not while the consumer is blocked (a router at a fence holds the
+     * commands behind it, routed by the feed(NULL, 0) above once it lifts):
+     * the end of the input is the end only when everything before it went on. */
     if (!w->in_done && w->in_eof && w->in_off == w->in_len &&
-        (in->spill == NULL || spill_pending(in->spill) == 0)) {
+        (in->spill == NULL || spill_pending(in->spill) == 0) &&
+        !(in->is_blocked && in->is_blocked(in->ctx))) {
         if (in->at_eof(in->ctx) == RS_DONE)
             w->in_done = true;
         progress = true;
