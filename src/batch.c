@@ -36,7 +36,7 @@ struct batch_writer {
     struct batch *overflow_head[JOB_MAX_WORKERS]; /* ring full: waiting to be pushed */
     struct batch *overflow_tail[JOB_MAX_WORKERS];
     struct mset_stage stage[JOB_MAX_WORKERS];
-    bool keep_stage; /* raw commands leave the gathered MSET be (the caller orders) */
+    bool stream_mode; /* see batch_writer_stream_mode */
     uint64_t cur_off; /* the offset before the next command written */
     uint64_t cur_end; /* the offset at the end of the next command written */
     uint64_t next_seq;
@@ -120,6 +120,7 @@ void batch_put_argv(struct batch *b, int argc, const struct rs_slice *argv)
 void batch_free(struct batch *b)
 {
     free(b->buf);
+    free(b->spans);
     free(b);
 }
 
@@ -155,9 +156,12 @@ static struct batch *batch_get(struct batch_writer *bw, size_t need)
             return NULL;
         }
         b->cap = cap;
+        b->spans = NULL;
+        b->spans_cap = 0;
     }
     b->len = 0;
     b->ncmds = 0;
+    b->has_spans = bw->stream_mode;
     b->replies = 0;
     b->sent = 0;
     b->next = NULL;
@@ -195,8 +199,7 @@ static void batch_put_back(struct batch_writer *bw, struct batch *b)
     RS_ASSERT(b->owner == bw->self && bw->outstanding > 0);
     bw->outstanding--;
     if (b->cap > BATCH_BYTES) { /* a one-off batch for a big command */
-        free(b->buf);
-        free(b);
+        batch_free(b);
         return;
     }
     b->next = bw->free_list;
@@ -262,6 +265,27 @@ static struct batch *room(struct batch_writer *bw, unsigned to, size_t need)
     return room_at(bw, to, need, bw->cur_off);
 }
 
+/* In stream mode: the last n commands appended to b came from source
+ * offsets from..to. -ENOMEM when the span array cannot grow. */
+static int note_spans(struct batch *b, uint32_t n, uint64_t from, uint64_t to)
+{
+    if (!b->has_spans)
+        return 0;
+    if (b->ncmds > b->spans_cap) {
+        uint32_t cap = b->spans_cap ? b->spans_cap : 256;
+        while (cap < b->ncmds)
+            cap *= 2;
+        struct batch_span *sp = realloc(b->spans, cap * sizeof(*sp));
+        if (sp == NULL)
+            return -ENOMEM;
+        b->spans = sp;
+        b->spans_cap = cap;
+    }
+    for (uint32_t i = b->ncmds - n; i < b->ncmds; i++)
+        b->spans[i] = (struct batch_span){from, to};
+    return 0;
+}
+
 static int put_cmd(struct batch_writer *bw, unsigned to, int argc, const struct rs_slice *argv)
 {
     struct batch *b = room(bw, to, resp_argv_size(argc, argv));
@@ -269,7 +293,7 @@ static int put_cmd(struct batch_writer *bw, unsigned to, int argc, const struct 
         return -ENOMEM;
     batch_put_argv(b, argc, argv);
     b->off_last = bw->cur_end;
-    return 0;
+    return note_spans(b, 1, bw->cur_off, bw->cur_end);
 }
 
 static int select_db(struct batch_writer *bw, unsigned to, int64_t db)
@@ -279,7 +303,11 @@ static int select_db(struct batch_writer *bw, unsigned to, int64_t db)
     char num[24];
     int n = snprintf(num, sizeof(num), "%lld", (long long)db);
     struct rs_slice argv[2] = {{"SELECT", 6}, {num, (size_t)n}};
-    int rc = put_cmd(bw, to, 2, argv);
+    struct batch *b = room(bw, to, resp_argv_size(2, argv));
+    if (b == NULL)
+        return -ENOMEM;
+    batch_put_argv(b, 2, argv);
+    int rc = note_spans(b, 1, 0, 0);
     if (rc == 0)
         bw->db[to] = db;
     return rc;
@@ -307,6 +335,8 @@ static int mset_flush(struct batch_writer *bw, unsigned to)
     b->ncmds++;
     if (s->off_last > b->off_last)
         b->off_last = s->off_last;
+    if (note_spans(b, 1, s->off_before, s->off_last) != 0)
+        return -ENOMEM;
     s->len = 0;
     s->nkeys = 0;
     for (unsigned i = 0; i < s->nslots; i++)
@@ -347,8 +377,7 @@ void batch_writer_free(struct batch_writer *bw)
     while (bw->free_list) {
         struct batch *b = bw->free_list;
         bw->free_list = b->next;
-        free(b->buf);
-        free(b);
+        batch_free(b);
     }
     free(bw);
 }
@@ -356,7 +385,7 @@ void batch_writer_free(struct batch_writer *bw)
 int batch_writer_cmd(struct batch_writer *bw, unsigned to, int64_t db, int argc,
                      const struct rs_slice *argv)
 {
-    int rc = bw->keep_stage ? 0 : mset_flush(bw, to);
+    int rc = bw->stream_mode ? 0 : mset_flush(bw, to);
     if (rc == 0)
         rc = select_db(bw, to, db);
     if (rc == 0)
@@ -434,9 +463,9 @@ int batch_writer_flush_stage(struct batch_writer *bw, unsigned to)
     return mset_flush(bw, to);
 }
 
-void batch_writer_keep_stage(struct batch_writer *bw, bool keep)
+void batch_writer_stream_mode(struct batch_writer *bw)
 {
-    bw->keep_stage = keep;
+    bw->stream_mode = true;
 }
 
 unsigned batch_writer_publish(struct batch_writer *bw)
@@ -498,7 +527,7 @@ void batch_writer_recycle(struct batch_writer *bw, struct batch *b)
 int batch_writer_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *p, size_t n,
                      uint32_t ncmds, int64_t db_after)
 {
-    int rc = bw->keep_stage ? 0 : mset_flush(bw, to);
+    int rc = bw->stream_mode ? 0 : mset_flush(bw, to);
     if (rc == 0)
         rc = select_db(bw, to, db);
     if (rc != 0)
@@ -510,6 +539,8 @@ int batch_writer_raw(struct batch_writer *bw, unsigned to, int64_t db, const voi
     b->len += n;
     b->ncmds += ncmds;
     b->off_last = bw->cur_end;
+    if (note_spans(b, ncmds, bw->cur_off, bw->cur_end) != 0)
+        return -ENOMEM;
     if (db_after >= 0)
         bw->db[to] = db_after;
     return 0;

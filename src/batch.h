@@ -23,6 +23,13 @@
 
 struct job;
 
+/* The source offsets of the stream command(s) behind one reply: from just
+ * before the first to the end of the last (a gathered MSET spans its SETs,
+ * a transaction its block); 0..0 for a command ringsync added (SELECT). */
+struct batch_span {
+    uint64_t from, to;
+};
+
 struct batch {
     char *buf;
     size_t len;
@@ -35,6 +42,9 @@ struct batch {
     uint64_t off_last;        /* the source offset at the end of its last command (errors) */
     struct batch *track_next; /* the owner's list of this worker's outstanding batches */
     uint64_t seq;             /* its owner's count of batches made before it */
+    struct batch_span *spans; /* per reply, in stream mode (has_spans); else unused */
+    uint32_t spans_cap;
+    bool has_spans;
     /* consumer side */
     uint32_t replies;   /* replies received so far */
     size_t sent;        /* bytes sent so far */
@@ -84,13 +94,16 @@ int batch_writer_raw(struct batch_writer *bw, unsigned to, int64_t db, const voi
 int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *args,
                           size_t n, unsigned slot);
 
-/* Stream order (DESIGN.md invariant 2 is per slot): with keep_stage set,
- * batch_writer_raw and batch_writer_cmd no longer send the MSET gathered
- * for `to` first, so SETs keep gathering across commands of other slots.
- * The caller then flushes it (batch_writer_flush_stage) before a command
- * of a slot it holds (batch_writer_staged), and before anything whose keys
- * it cannot tell. The gathered keys' offsets still bound the applied offset. */
-void batch_writer_keep_stage(struct batch_writer *bw, bool keep);
+/* Stream mode, for the command stream after the snapshot:
+ *  - order (DESIGN.md invariant 2 is per slot): batch_writer_raw and
+ *    batch_writer_cmd no longer send the MSET gathered for `to` first, so
+ *    SETs keep gathering across commands of other slots. The caller flushes
+ *    it (batch_writer_flush_stage) before a command of a slot it holds
+ *    (batch_writer_staged), and before anything whose keys it cannot tell.
+ *    The gathered keys' offsets still bound the applied offset.
+ *  - every reply of a batch made from then on has its source offsets
+ *    (struct batch_span), for error reports. */
+void batch_writer_stream_mode(struct batch_writer *bw);
 bool batch_writer_staged(const struct batch_writer *bw, unsigned to, unsigned slot);
 int batch_writer_flush_stage(struct batch_writer *bw, unsigned to);
 

@@ -122,10 +122,16 @@ static int on_reply(void *ctx, bool is_error, const char *line, size_t len)
             index = index - (uint32_t)dl->rr.top_count + (uint32_t)dl->rr.error_element;
         describe_cmd(b, index, cmd, sizeof(cmd), &db);
         rs_escape_bytes(reply, sizeof(reply), line, len, 160);
-        char where[96] = "";
-        if (b->off_last > 0) /* a stream command: where it was in the source's stream */
+        char where[128] = "";
+        if (b->has_spans) { /* a stream command: where it was in the source */
+            const struct batch_span *sp = &b->spans[b->replies];
+            if (sp->to > 0)
+                snprintf(where, sizeof(where), " (source offset %" PRIu64 "..%" PRIu64 ")",
+                         sp->from, sp->to);
+        } else if (b->off_last > 0) {
             snprintf(where, sizeof(where), " (source offset %" PRIu64 "..%" PRIu64 ")",
                      b->off_before, b->off_last);
+        }
         if (!dl->job->skip_errors) {
             job_fail(dl->job, "destination %s refused %s in db %" PRId64 "%s: -%s", dl->name, cmd,
                      db, where, reply);

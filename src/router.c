@@ -133,8 +133,7 @@ static int settle(struct router *r, int nkeys)
 {
     for (int i = 0; i < nkeys; i++) {
         unsigned to = r->slots[i] % r->cfg.nworkers;
-        if (batch_writer_staged(r->bw, to, r->slots[i]) &&
-            batch_writer_flush_stage(r->bw, to) != 0)
+        if (batch_writer_staged(r->bw, to, r->slots[i]) && batch_writer_flush_stage(r->bw, to) != 0)
             return oom(r);
     }
     return RS_OK;
@@ -312,7 +311,7 @@ static int route(struct router *r, const struct resp_cmd *c)
     }
     int n = flags & CMD_FENCE ? 0 : find_keys(r, spec, c);
     if (n > 0 && command_reads_unnamed_keys(spec, c->argc, c->argv))
-        n = 0; /* SORT BY/GET patterns read keys it does not name: alone */
+        n = 0;    /* SORT BY/GET patterns read keys it does not name: alone */
     if (n <= 0) { /* global, keyless, or malformed for its spec: alone */
         if (!fence_ready(r))
             return 1;

@@ -238,7 +238,7 @@ static int snap_feed(void *ctx, const uint8_t *p, size_t n, size_t *used)
             f->in_stream = true;
             batch_writer_publish(f->bw);
             batch_writer_set_offset(f->bw, f->stream_start); /* snapshot batches had 0 */
-            batch_writer_keep_stage(f->bw, true); /* the router orders per slot */
+            batch_writer_stream_mode(f->bw); /* per-slot order by the router; offsets per reply */
             f->barrier_seq = batch_writer_next_seq(f->bw);
             send_ack(f, 0);
             size_t u = 0;
