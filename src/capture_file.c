@@ -44,6 +44,39 @@ static uint64_t get_u64(const uint8_t *p)
     return v;
 }
 
+/* CRC-64 of everything fed but the last 8 bytes: of an RDB file, the bytes
+ * its own trailing checksum covers (the CRC of a whole RDB is always 0). */
+struct held_crc {
+    uint64_t crc;
+    uint8_t tail[8];
+    size_t tail_len;
+};
+
+static void held_crc_add(struct held_crc *h, const uint8_t *p, size_t n)
+{
+    if (n >= 8) {
+        h->crc = crc64_update(h->crc, h->tail, h->tail_len);
+        h->crc = crc64_update(h->crc, p, n - 8);
+        memcpy(h->tail, p + n - 8, 8);
+        h->tail_len = 8;
+        return;
+    }
+    if (h->tail_len + n > 8) {
+        size_t out = h->tail_len + n - 8;
+        h->crc = crc64_update(h->crc, h->tail, out);
+        memmove(h->tail, h->tail + out, h->tail_len - out);
+        h->tail_len -= out;
+    }
+    memcpy(h->tail + h->tail_len, p, n);
+    h->tail_len += n;
+}
+
+/* A record's CRC: its header's first 16 bytes (arrival, length), then its data. */
+static uint64_t record_crc(const uint8_t *h, const void *data, size_t n)
+{
+    return crc64_update(crc64_update(0, h, 16), data, n);
+}
+
 static void join_path(char *out, size_t cap, const char *dir, const char *name)
 {
     snprintf(out, cap, "%s/%s", dir, name);
@@ -57,7 +90,8 @@ struct out_file {
     const char *name;
     uint8_t *buf;
     size_t len;
-    uint64_t bytes, crc;
+    uint64_t bytes;
+    struct held_crc crc;
 };
 
 struct capture_writer {
@@ -174,7 +208,7 @@ void capture_writer_set_start(struct capture_writer *w, uint64_t start_offset)
 
 int capture_writer_snapshot(struct capture_writer *w, const void *p, size_t n, struct rs_error *err)
 {
-    w->snap.crc = crc64_update(w->snap.crc, p, n);
+    held_crc_add(&w->snap.crc, p, n);
     return out_put(&w->snap, p, n, err);
 }
 
@@ -187,7 +221,7 @@ int capture_writer_stream(struct capture_writer *w, uint64_t t_ns, const void *p
     uint8_t h[CAPTURE_RECORD_BYTES] = {0};
     put_u64(h, t_ns);
     put_u32(h + 8, (uint32_t)n);
-    put_u64(h + 16, crc64_update(0, p, n));
+    put_u64(h + 16, record_crc(h, p, n));
     if (out_put(&w->stream, h, sizeof(h), err) < 0 || out_put(&w->stream, p, n, err) < 0)
         return -1;
     w->records++;
@@ -211,7 +245,7 @@ int capture_writer_finish(struct capture_writer *w, struct capture_meta *m, stru
     }
     m->start_offset = w->start_offset;
     m->snapshot_bytes = w->snap.bytes;
-    m->snapshot_crc64 = w->snap.crc;
+    m->snapshot_crc64 = w->snap.crc.crc;
     m->stream_bytes = w->stream_data;
     m->stream_records = w->records;
     m->end_offset = w->start_offset + w->stream_data;
@@ -263,6 +297,13 @@ void capture_writer_free(struct capture_writer *w)
 
 /* ------------------------------------------------------------------ reading */
 
+/* The manifest's names, each required. */
+static const char *const manifest_fields[] = {"source",     "replid",         "start_offset",
+                                              "end_offset", "snapshot_bytes", "snapshot_crc64",
+                                              "snapshot_s", "stream_bytes",   "stream_records",
+                                              "duration_s", "started"};
+#define MANIFEST_FIELDS (sizeof(manifest_fields) / sizeof(manifest_fields[0]))
+
 static int parse_manifest(struct capture_meta *m, const char *dir, struct rs_error *err)
 {
     char path[4200];
@@ -302,16 +343,9 @@ static int parse_manifest(struct capture_meta *m, const char *dir, struct rs_err
             rc = -1;
             break;
         }
-        static const struct {
-            const char *name;
-            unsigned bit;
-        } fields[] = {{"source", 1},       {"replid", 2},          {"start_offset", 4},
-                      {"end_offset", 8},   {"snapshot_bytes", 16}, {"snapshot_crc64", 32},
-                      {"snapshot_s", 64},  {"stream_bytes", 128},  {"stream_records", 256},
-                      {"duration_s", 512}, {"started", 1024}};
-        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-            if (strcmp(name, fields[i].name) == 0)
-                seen |= fields[i].bit;
+        for (unsigned i = 0; i < MANIFEST_FIELDS; i++)
+            if (strcmp(name, manifest_fields[i]) == 0)
+                seen |= 1u << i;
         if (strcmp(name, "source") == 0)
             snprintf(m->source, sizeof(m->source), "%s", value);
         else if (strcmp(name, "replid") == 0)
@@ -337,10 +371,11 @@ static int parse_manifest(struct capture_meta *m, const char *dir, struct rs_err
         off += strlen(line);
     }
     fclose(f);
-    if (rc == 0 && seen != 2047) {
-        rs_error_set(err, RS_E_FORMAT, 0, "%s lacks some of its fields", path);
-        rc = -1;
-    }
+    for (unsigned i = 0; rc == 0 && i < MANIFEST_FIELDS; i++)
+        if (!(seen & 1u << i)) {
+            rs_error_set(err, RS_E_FORMAT, 0, "%s lacks its %s line", path, manifest_fields[i]);
+            rc = -1;
+        }
     if (rc == 0 && m->end_offset != m->start_offset + m->stream_bytes) {
         rs_error_set(err, RS_E_FORMAT, 0,
                      "%s: end_offset %" PRIu64 " is not start_offset + stream_bytes", path,
@@ -360,10 +395,11 @@ static int check_snapshot(const struct capture_reader *r, struct rs_error *err)
         return -1;
     }
     uint8_t *buf = malloc(CAPTURE_READ_CHUNK);
-    uint64_t total = 0, crc = 0;
+    uint64_t total = 0;
+    struct held_crc crc = {0};
     ssize_t n = 0;
     while (buf != NULL && (n = read(fd, buf, CAPTURE_READ_CHUNK)) > 0) {
-        crc = crc64_update(crc, buf, (size_t)n);
+        held_crc_add(&crc, buf, (size_t)n);
         total += (uint64_t)n;
     }
     free(buf);
@@ -380,7 +416,7 @@ static int check_snapshot(const struct capture_reader *r, struct rs_error *err)
                      total, r->meta.snapshot_bytes);
         return -1;
     }
-    if (crc != r->meta.snapshot_crc64) {
+    if (crc.crc != r->meta.snapshot_crc64) {
         rs_error_set(err, RS_E_CHECKSUM, 0, "%s: its CRC-64 is not the manifest's",
                      r->snapshot_path);
         return -1;
@@ -410,6 +446,11 @@ static int open_stream(struct capture_reader *r, const char *dir, struct rs_erro
     if (get_u32(h + 8) != CAPTURE_VERSION) {
         rs_error_set(err, RS_E_UNSUPPORTED, 8, "%s: format version %u; this ringsync reads %d",
                      CAPTURE_STREAM_FILE, get_u32(h + 8), CAPTURE_VERSION);
+        return -1;
+    }
+    if (get_u32(h + 12) != 0 || get_u64(h + 24) != 0) {
+        rs_error_set(err, RS_E_FORMAT, 12, "%s: its header's reserved fields are not 0",
+                     CAPTURE_STREAM_FILE);
         return -1;
     }
     if (get_u64(h + 16) != r->meta.start_offset) {
@@ -466,7 +507,7 @@ int capture_reader_next(struct capture_reader *r, struct capture_record *rec, st
                      CAPTURE_STREAM_FILE, r->records_read + 1, r->file_offset, len);
         return -1;
     }
-    if (crc64_update(0, r->data, len) != get_u64(h + 16)) {
+    if (record_crc(h, r->data, len) != get_u64(h + 16)) {
         rs_error_set(err, RS_E_CHECKSUM, r->file_offset,
                      "%s: record %" PRIu64 " at byte %" PRIu64 " does not match its CRC-64",
                      CAPTURE_STREAM_FILE, r->records_read + 1, r->file_offset);

@@ -11,13 +11,16 @@
  *                                       u64 start offset | u64 0
  *                    record, 24 bytes + data:
  *                                       u64 arrival (ns since the capture began) |
- *                                       u32 length | u32 0 | u64 CRC-64 of the data |
+ *                                       u32 length | u32 0 | u64 CRC-64 of the
+ *                                       record's first 16 bytes, then its data |
  *                                       the data (length bytes)
  *                  integers little-endian; arrivals never decrease
  *   MANIFEST       text, written last (so its presence says the capture was
  *                  finished): "ringsync-capture 1" then one "name value" line
  *                  each: source, replid, start_offset, end_offset,
- *                  snapshot_bytes, snapshot_crc64, snapshot_s (arrival of the
+ *                  snapshot_bytes, snapshot_crc64 (hex: the CRC-64 of
+ *                  snapshot.rdb but its last 8 bytes, i.e. what an RDB's own
+ *                  trailing checksum covers), snapshot_s (arrival of the
  *                  snapshot's last byte), stream_bytes, stream_records,
  *                  duration_s, started (unix seconds)
  *

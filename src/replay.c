@@ -62,6 +62,7 @@ struct replay_feeder {
     double max_behind_s; /* the most a record was handed over after its time */
     double recorded_s;   /* from the first stream record's arrival to the last's */
     bool handed_all, applied_all;
+    uint64_t final_applied; /* the job's applied offset once its workers ended */
     char error[512];
 };
 
@@ -410,6 +411,7 @@ struct replay_feeder *replay_feeder_start(struct capture_reader *r, int pipe_fd,
 void replay_feeder_join(struct replay_feeder *f)
 {
     pthread_join(f->th, NULL);
+    f->final_applied = atomic_load(&f->job->stream_applied);
 }
 
 const char *replay_error(const struct replay_feeder *f)
@@ -419,7 +421,9 @@ const char *replay_error(const struct replay_feeder *f)
 
 bool replay_complete(const struct replay_feeder *f)
 {
-    return f->handed_all && f->applied_all;
+    /* the job's own word too: its applied offset reached the capture's end */
+    return f->handed_all && f->applied_all &&
+           f->final_applied + f->cut_bytes >= f->r->meta.end_offset;
 }
 
 void replay_feeder_free(struct replay_feeder *f)
@@ -567,6 +571,10 @@ int replay_report(const struct replay_feeder *f, FILE *out, const char *json_pat
     json_out_double(&j, secs > 0 ? (double)f->commands / secs : 0);
     json_out_text(&j, ",\"max_behind_s\":");
     json_out_double(&j, f->max_behind_s);
+    json_out_text(&j, ",\"applied_offset\":");
+    json_out_u64(&j, f->final_applied);
+    json_out_text(&j, ",\"end_offset\":");
+    json_out_u64(&j, m->end_offset);
     json_out_text(&j, ",\"complete\":");
     json_out_text(&j, replay_complete(f) ? "true" : "false");
     json_out_text(&j, "},\"commands\":[");

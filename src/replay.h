@@ -28,7 +28,8 @@ struct replay_feeder;
 struct replay_feeder *replay_feeder_start(struct capture_reader *r, int pipe_fd, double speed,
                                           struct job *job);
 
-/* Waits for the thread (it ends once the job ends or everything is applied). */
+/* Waits for the thread (it ends once the job ends or everything is applied);
+ * call it after the workers ended, while the job still exists. */
 void replay_feeder_join(struct replay_feeder *f);
 
 /* The table (to out) and, with json_path, the JSON file; after join.
@@ -36,7 +37,8 @@ void replay_feeder_join(struct replay_feeder *f);
 int replay_report(const struct replay_feeder *f, FILE *out, const char *json_path,
                   const char *capture_dir, const char *target);
 
-/* True when every command of the capture was handed over and applied. */
+/* True when every command of the capture was handed over and applied, and
+ * the job's applied offset reached the capture's end (less a cut command). */
 bool replay_complete(const struct replay_feeder *f);
 
 /* What stopped the feeder itself (a capture that cannot be read), or NULL. */

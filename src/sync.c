@@ -666,6 +666,7 @@ struct run_ctx {
     void (*on_start)(struct job *job, void *ctx);
     void (*on_end)(void *ctx);
     void *hook_ctx;
+    uint64_t applied_at_end; /* the applied offset when the workers ended */
 };
 
 /* Counts keys as the decoder delivers them, then passes events on. */
@@ -809,6 +810,7 @@ static int run_job(struct run_ctx *rc)
             worker_join(workers[i]);
     if (atomic_load(&job.finished) && feed.in_stream)
         applied_offset(&feed); /* the workers are gone: the last word on it */
+    rc->applied_at_end = atomic_load(&job.stream_applied);
     if (rc->on_end)
         rc->on_end(rc->hook_ctx);
     double el = now_s() - t0;
@@ -1071,7 +1073,9 @@ int replay_main(int argc, char **argv)
                 logf_("replay: %s", ferr);
                 status = 1;
             } else if (status == 0 && !replay_complete(hooks.feeder) && !sync_signal) {
-                logf_("replay: the stream was not applied to its end");
+                logf_("replay: the stream was not applied to its end (offset %" PRIu64
+                      " of %" PRIu64 ")",
+                      r.applied_at_end, cr.meta.end_offset);
                 status = 1;
             }
             if (replay_report(hooks.feeder, stdout, o.json_path, o.file, r.target.name) < 0 &&
