@@ -235,7 +235,7 @@ static int sort_store_at(int argc, const struct rs_slice *argv)
 bool command_reads_unnamed_keys(const struct command_spec *spec, int argc,
                                 const struct rs_slice *argv)
 {
-    if (strcmp(spec->name, "sort") != 0 && strcmp(spec->name, "sort_ro") != 0)
+    if (!(spec->flags & CMD_SORT_STORE)) /* SORT (SORT_RO is never replicated) */
         return false;
     /* BY and GET take a pattern; one with '*' names keys built from the
      * elements (GET # is the element itself, BY without '*' sorts nothing) */

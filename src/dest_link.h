@@ -37,6 +37,7 @@ struct dest_link {
     struct msghdr msg;
     struct reply_reader rr;
     char *rbuf;
+    int lowat; /* the socket's SO_RCVLOWAT (recv_lowat in dest_link.c) */
     uint64_t replies;
     /* called with each batch once all its replies are in */
     void (*done)(void *ctx, struct batch *b);

@@ -14,12 +14,33 @@
 #define R64(i) R16(i), R16(i + 16), R16(i + 32), R16(i + 48)
 static const uint16_t crc16_table[256] = {R64(0u), R64(64u), R64(128u), R64(192u)};
 
+/* Slicing by 8: crc_table[k][v] is the CRC of byte v followed by k zero
+ * bytes, so eight bytes (the first two xored with the CRC so far) fold in
+ * with eight independent lookups instead of a chain of eight. Built once
+ * before main (a constructor: no thread can race it). */
+static uint16_t crc_table[8][256];
+
+__attribute__((constructor)) static void crc_table_init(void)
+{
+    for (unsigned v = 0; v < 256; v++)
+        crc_table[0][v] = crc16_table[v];
+    for (unsigned k = 1; k < 8; k++)
+        for (unsigned v = 0; v < 256; v++) {
+            uint16_t c = crc_table[k - 1][v];
+            crc_table[k][v] = (uint16_t)(c << 8) ^ crc16_table[c >> 8];
+        }
+}
+
 uint16_t slot_crc16(const void *p, size_t len)
 {
     const unsigned char *s = p;
     uint16_t crc = 0;
-    for (size_t i = 0; i < len; i++)
-        crc = (uint16_t)(crc << 8) ^ crc16_table[((crc >> 8) ^ s[i]) & 0xff];
+    for (; len >= 8; s += 8, len -= 8)
+        crc = crc_table[7][s[0] ^ (crc >> 8)] ^ crc_table[6][s[1] ^ (crc & 0xff)] ^
+              crc_table[5][s[2]] ^ crc_table[4][s[3]] ^ crc_table[3][s[4]] ^ crc_table[2][s[5]] ^
+              crc_table[1][s[6]] ^ crc_table[0][s[7]];
+    for (; len > 0; s++, len--)
+        crc = (uint16_t)(crc << 8) ^ crc16_table[((crc >> 8) ^ *s) & 0xff];
     return crc;
 }
 

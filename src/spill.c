@@ -20,11 +20,12 @@ struct spill {
     char dir[512];
     size_t max_memory;
     struct chunk *head, *tail;
-    size_t mem;    /* bytes in chunks (including consumed ones not yet freed) */
-    int fd;        /* -1 until first needed */
-    uint64_t wpos; /* the file's end */
-    uint64_t rpos; /* the next byte to read from it */
-    uint8_t *rbuf; /* what was read from the file */
+    size_t mem;        /* bytes in chunks (including consumed ones not yet freed) */
+    size_t mem_unread; /* bytes in chunks not yet consumed */
+    int fd;            /* -1 until first needed */
+    uint64_t wpos;     /* the file's end */
+    uint64_t rpos;     /* the next byte to read from it */
+    uint8_t *rbuf;     /* what was read from the file */
     size_t rlen, roff;
     uint64_t file_peak;
 };
@@ -121,6 +122,7 @@ int spill_push(struct spill *s, const void *p, size_t n, struct rs_error *err)
         size_t k = SPILL_CHUNK - c->len < n ? SPILL_CHUNK - c->len : n;
         memcpy(c->data + c->len, q, k);
         c->len += k;
+        s->mem_unread += k;
         q += k;
         n -= k;
     }
@@ -175,6 +177,7 @@ void spill_consume(struct spill *s, size_t n)
 {
     if (s->head) {
         s->head->off += n;
+        s->mem_unread -= n;
         return;
     }
     s->roff += n;
@@ -182,10 +185,7 @@ void spill_consume(struct spill *s, size_t n)
 
 uint64_t spill_pending(const struct spill *s)
 {
-    uint64_t n = 0;
-    for (const struct chunk *c = s->head; c; c = c->next)
-        n += c->len - c->off;
-    return n + spill_file_pending(s);
+    return s->mem_unread + spill_file_pending(s);
 }
 
 uint64_t spill_file_pending(const struct spill *s)
