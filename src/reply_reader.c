@@ -106,6 +106,22 @@ int reply_reader_feed(struct reply_reader *rr, const char *p, size_t n, reply_fn
 {
     size_t i = 0;
     while (i < n) {
+        /* The common reply, for speed: a whole "+OK\r\n" or ":<n>\r\n" at the
+         * top level, handed over in place (what the switch below would do). */
+        if (rr->state == RR_TYPE && rr->depth == 0 && (p[i] == '+' || p[i] == ':')) {
+            const char *nl = memchr(p + i, '\n', n - i < 32 ? n - i : 32);
+            if (nl != NULL && nl > p + i + 1 && nl[-1] == '\r') {
+                const char *line = p + i + 1;
+                size_t len = p[i] == '+' ? (size_t)(nl - 1 - line) : 0; /* as the contract says */
+                i = (size_t)(nl - p) + 1;
+                rr->error_element = -1;
+                rr->top_count = 0;
+                int rc = fn(ctx, false, line, len);
+                if (rc != 0)
+                    return rc;
+                continue;
+            }
+        }
         switch (rr->state) {
         case RR_TYPE:
             rr->type = p[i++];
