@@ -17,9 +17,8 @@
  * Start with crc = 0; feeding a buffer in pieces of any size gives the same
  * result as feeding it at once. p may be NULL when len is 0.
  *
- * Threads: any thread may call it at any time, with no set-up. The first call
- * builds the lookup tables (16 KiB, slicing-by-8) exactly once, under
- * pthread_once; later calls only read them. */
+ * Threads: any thread may call it at any time, with no set-up (ISA-L picks
+ * its code for the CPU on its own). */
 uint64_t crc64_update(uint64_t crc, const void *p, size_t len);
 
 #endif

@@ -792,6 +792,20 @@ static int blob_items(struct rdb_decoder *d, const struct sref *s, int kind, int
                 return blob_fail(d, s, &it);
             }
         }
+        if (d->suppress) { /* raw_or_items: checked as the items would be, not made */
+            double score;
+            int64_t ttl;
+            if (shape == SHAPE_ZSET && !rdb_blob_entry_double(&e[1], &score)) {
+                snprintf(it.why, sizeof(it.why), "a zset score is not a number");
+                return blob_fail(d, s, &it);
+            }
+            if (shape == SHAPE_HASH_TTL && (!rdb_blob_entry_int(&e[2], &ttl) || ttl < 0)) {
+                snprintf(it.why, sizeof(it.why), "a hash field's TTL is not a valid time");
+                return blob_fail(d, s, &it);
+            }
+            d->items_in_key++; /* an item all the same: an empty value is told apart */
+            continue;
+        }
         char t0[24], t1[24];
         struct rs_slice a = entry_slice(&e[0], t0);
         struct rdb_item *item;

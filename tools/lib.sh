@@ -7,7 +7,7 @@ RS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Debian 12 packages the build, the tests and the tools need.
 RS_PACKAGES=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
-    liburing-dev libhiredis-dev libmimalloc-dev libcriterion-dev liblzf-dev libjson-c-dev
+    liburing-dev libhiredis-dev libmimalloc-dev libcriterion-dev liblzf-dev libisal-dev libjson-c-dev
     redis-server redis-tools nutcracker gnuplot-nox valgrind python3
 )
 
