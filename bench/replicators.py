@@ -589,8 +589,9 @@ def native_catch_up(rep, source, dest, source_state, send_backlog, timeout_s):
 # reads, every steady.interval_s, on persistent connections:
 #   the source's master_repl_offset (INFO replication on the source), and the
 #   consumer's applied offset:
-#     ringsync  the offset= of its slaveN line in the same INFO reply (what it
-#               acknowledges with REPLCONF ACK);
+#     ringsync  the offset= of its slaveN line in a second INFO reply of the
+#               source, right after the first (what it acknowledges with
+#               REPLCONF ACK);
 #     native    the replica's own slave_repl_offset (INFO replication on it,
 #               right after the source's).
 # Each sample's time is the middle of its request (time.monotonic()).
@@ -829,12 +830,18 @@ def ringsync_lag(rep, source, dest, source_state, steady, timeout_s, listening_p
     def phase(proc, result, deadline):
         with source.client() as sc, dest.client() as dc:
             def sample():
+                # Two requests, as for the native replica (its own INFO right
+                # after the source's): the consumer's offset is read after
+                # the source's, so neither side's lag is rounded up to the
+                # next sample by reading both in one reply.
                 t0 = time.monotonic()
                 text = sc.call("INFO", "replication")
-                t = (t0 + time.monotonic()) / 2
-                m = slave_re.search(text)
-                return (t, int(_MASTER_OFFSET_RE.search(text).group(1)), t,
-                        int(m.group(1)) if m else None)
+                t1 = time.monotonic()
+                rtext = sc.call("INFO", "replication")
+                t2 = time.monotonic()
+                m = slave_re.search(rtext)
+                return ((t0 + t1) / 2, int(_MASTER_OFFSET_RE.search(text).group(1)),
+                        (t1 + t2) / 2, int(m.group(1)) if m else None)
 
             def cpu():
                 return _proc_cpu_s(proc.pid), cpu_seconds(dc.info("cpu"))[0]

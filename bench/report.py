@@ -247,7 +247,7 @@ def catch_up_table(results):
     out.extend(line(r) for r in rows)
     out.append("catch-up s: from SIGCONT until the consumer's offset reaches the source's "
                "master_repl_offset (median (min-max)); ringsync: the offset it acknowledges with "
-               "REPLCONF ACK (late by up to its ACK period: 100 ms before its 1 ms ACK), native: "
+               "REPLCONF ACK (at once when drained; 100 ms periods before 2026-11-25 12:00), native: "
                "the replica's slave_repl_offset.")
     out.append("x native: ratio of the catch-up rates; ns/cmd: the replicator's own CPU per "
                "backlog command during the catch-up (native: the replica, applying included); "
@@ -309,7 +309,7 @@ def lag_table(results):
     out.extend(line(r) for r in rows)
     out.append("lag: for each sample (every ~1 ms) of the source's master_repl_offset, the time "
                "until the consumer's applied offset reached it (ringsync: the offset it "
-               "acknowledges with REPLCONF ACK, read from the same INFO reply; native: the "
+               "acknowledges with REPLCONF ACK, from a second INFO of the source; native: the "
                "replica's slave_repl_offset): late by up to one sample interval; median "
                "(min-max) of the runs' p99, max: the largest over the runs.")
     out.append("written: bench_loadgen's achieved rate; applied: the consumer's offset rate "
