@@ -15,7 +15,7 @@
  *     (exit 0, its MANIFEST's end offset is the source's), and a replay at
  *     --speed max into an empty target must apply the stream to that offset
  *     and leave the target equal to the native replica (why not the source:
- *     see compare_target_with): DEBUG DIGEST, key by key (redis_model.h),
+ *     see the comment above that test): DEBUG DIGEST, key by key (redis_model.h),
  *     FUNCTION LIST. Then one key changed on the target must show in both
  *     comparisons;
  *   - 1x keeps the recorded pace: 30 bursts of 200 SETs 100 ms apart,
@@ -50,6 +50,7 @@
 
 #include "capture_file.h"
 #include "fill_sample.h"
+#include "dataset_compare.h"
 #include "redis_fixture.h"
 #include "redis_model.h"
 #include "write_script.h"
@@ -390,141 +391,6 @@ static long long total_keys(redisContext *c)
 
 /* ------------------------------------------------------------ comparing */
 
-static void forget_consumer_seen_times(struct redis_model *m)
-{
-    for (unsigned db = 0; db < MODEL_DBS; db++)
-        for (size_t i = 0; i < m->dbs[db].nkeys; i++) {
-            struct model_stream *s = m->dbs[db].keys[i].stream;
-            if (m->dbs[db].keys[i].type != MODEL_STREAM || s == NULL)
-                continue;
-            for (size_t g = 0; g < s->ngroups; g++)
-                for (size_t c = 0; c < s->groups[g].nconsumers; c++) {
-                    s->groups[g].consumers[c].seen_time_ms = 0;
-                    s->groups[g].consumers[c].active_time_ms = -1;
-                }
-        }
-}
-
-static void dataset_digest(redisContext *c, char *buf, size_t cap)
-{
-    redisReply *r = redis_fixture_command(c, "DEBUG DIGEST");
-    cr_assert(r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING);
-    snprintf(buf, cap, "%s", r->str);
-    freeReplyObject(r);
-}
-
-static char *function_list(redisContext *c)
-{
-    redisReply *r = redis_fixture_command(c, "FUNCTION LIST WITHCODE");
-    char *s = redis_fixture_reply_canonical(r);
-    freeReplyObject(r);
-    return s;
-}
-
-struct comparison {
-    bool same_digest, same_functions;
-    size_t differences, keys_compared, target_keys, oracle_keys;
-    char digests[160];
-    struct model_diff *diff;
-};
-
-/* The target against an oracle: a native replica of the source (the every
- * command type test), or the source itself (the control of the refusal
- * test, whose load is plain writes).
- *
- * Why a native replica there rather than the source: a capture is what a
- * replica receives, and what the source holds is not always what its stream
- * makes. Redis 7.0 replicates an XREADGROUP that was blocked and then served
- * (the script's bx:1) as XCLAIM ... LASTID without ENTRIESREAD, so the
- * source's group says entries_read 1 and every replica of it (a native one,
- * or a capture replayed) says null. A native replica is the exact oracle:
- * the test waits until both it and the capture acknowledged the source's
- * master_repl_offset, writes nothing after, and checks the MANIFEST's
- * end_offset, so both hold snapshot + the same stream.
- *
- * Expiry cannot make them differ: every TTL the sample and the script leave
- * is absolute (Redis 7.0 replicates EXPIRE, SET EX and RESTORE with absolute
- * times) and days or years ahead; the keys that do expire during the test
- * (the sample's three already-expired keys, deleted once the test turns
- * active expiry back on, and the script's four PX 50 keys) were deleted by
- * the source's active expiry while the capture ran, and the test waits for
- * it, so their DELs are in the stream: a replica (which never expires keys
- * itself) and the replayed target both delete them, and no key is logically
- * expired while the comparison reads. Consumers' seen-times are left out:
- * XCLAIM stamps the clock of the server that runs it. */
-static void compare_target_with(struct redis_fixture *dst, struct redis_fixture *oracle,
-                                struct comparison *c)
-{
-    memset(c, 0, sizeof(*c));
-    char a[64], b[64];
-    dataset_digest(dst->ctx, a, sizeof(a));
-    dataset_digest(oracle->ctx, b, sizeof(b));
-    c->same_digest = strcmp(a, b) == 0;
-    snprintf(c->digests, sizeof(c->digests), "target %s, oracle %s", a, b);
-
-    struct redis_model got, want;
-    redis_model_from_server(&got, dst->ctx);
-    redis_model_from_server(&want, oracle->ctx);
-    forget_consumer_seen_times(&got);
-    forget_consumer_seen_times(&want);
-    c->diff = malloc(sizeof(*c->diff));
-    cr_assert(c->diff != NULL);
-    /* now_ms 0: no key may be missing as expired (see above) */
-    redis_model_compare(&got, &want, 0, c->diff);
-    c->differences = c->diff->differences + c->diff->expired_absent;
-    c->keys_compared = c->diff->keys_compared;
-    c->target_keys = redis_model_count(&got, MODEL_DBS);
-    c->oracle_keys = redis_model_count(&want, MODEL_DBS);
-    redis_model_free(&got);
-    redis_model_free(&want);
-
-    char *fa = function_list(dst->ctx);
-    char *fb = function_list(oracle->ctx);
-    c->same_functions = strcmp(fa, fb) == 0;
-    if (!c->same_functions)
-        cr_log_error("FUNCTION LIST differs:\ntarget %s\noracle %s", fa, fb);
-    free(fa);
-    free(fb);
-}
-
-static void assert_target_equals(struct redis_fixture *dst, struct redis_fixture *oracle,
-                                 const char *oracle_name, const char *what)
-{
-    struct comparison c;
-    compare_target_with(dst, oracle, &c);
-    cr_assert(c.differences == 0 && c.target_keys == c.oracle_keys,
-              "%s: the target differs from the %s in %zu keys (%zu compared; target %zu keys, "
-              "%s %zu):\n%s",
-              what, oracle_name, c.differences, c.keys_compared, c.target_keys, oracle_name,
-              c.oracle_keys, c.diff->report);
-    cr_assert(c.same_digest, "%s: DEBUG DIGEST: %s", what, c.digests);
-    cr_assert(c.same_functions, "%s: FUNCTION LIST differs (see the log)", what);
-    cr_assert(c.keys_compared > 0, "%s: nothing compared", what);
-    cr_log_info("%s: the target equals the %s: %zu keys, digest %s", what, oracle_name,
-                c.keys_compared, c.digests);
-    free(c.diff);
-}
-
-/* One deliberate change on the target: both comparisons must see it. */
-static void assert_comparison_catches_a_change(struct redis_fixture *dst,
-                                               struct redis_fixture *oracle)
-{
-    redisContext *c = redis_fixture_connect(dst);
-    redis_fixture_exec(c, "SELECT 7");
-    redisReply *r = redis_fixture_command(c, "GET dbk:7");
-    cr_assert(r->type == REDIS_REPLY_STRING, "the target has no dbk:7 in db 7");
-    freeReplyObject(r);
-    redis_fixture_exec(c, "SET dbk:7 changed KEEPTTL");
-    redisFree(c);
-    struct comparison cmp;
-    compare_target_with(dst, oracle, &cmp);
-    cr_assert(cmp.differences == 1 && strstr(cmp.diff->report, "dbk:7") != NULL,
-              "the model comparison saw %zu differences, not the one made (db 7, dbk:7):\n%s",
-              cmp.differences, cmp.diff->report);
-    cr_assert(!cmp.same_digest, "DEBUG DIGEST did not change: %s", cmp.digests);
-    free(cmp.diff);
-}
-
 /* ------------------------------------------------------------ every command type */
 
 /* What runs on the source while it is captured: active expiry back on (the
@@ -545,6 +411,29 @@ static void load_every_family(struct redis_fixture *src)
     write_script_run(src);
 }
 
+/* The oracle (dataset_compare.h) is a native replica of the source here,
+ * the source itself in the refusal test's control (plain writes).
+ *
+ * Why a native replica rather than the source: a capture is what a replica
+ * receives, and what the source holds is not always what its stream
+ * makes. Redis 7.0 replicates an XREADGROUP that was blocked and then served
+ * (the script's bx:1) as XCLAIM ... LASTID without ENTRIESREAD, so the
+ * source's group says entries_read 1 and every replica of it (a native one,
+ * or a capture replayed) says null. A native replica is the exact oracle:
+ * the test waits until both it and the capture acknowledged the source's
+ * master_repl_offset, writes nothing after, and checks the MANIFEST's
+ * end_offset, so both hold snapshot + the same stream.
+ *
+ * Expiry cannot make them differ: every TTL the sample and the script leave
+ * is absolute (Redis 7.0 replicates EXPIRE, SET EX and RESTORE with absolute
+ * times) and days or years ahead; the keys that do expire during the test
+ * (the sample's three already-expired keys, deleted once the test turns
+ * active expiry back on, and the script's four PX 50 keys) were deleted by
+ * the source's active expiry while the capture ran, and the test waits for
+ * it, so their DELs are in the stream: a replica (which never expires keys
+ * itself) and the replayed target both delete them, and no key is logically
+ * expired while the comparison reads. Consumers' seen-times are left out:
+ * XCLAIM stamps the clock of the server that runs it. */
 Test(capture, every_command_type_replays_into_a_target_equal_to_a_native_replica)
 {
     struct redis_fixture_opts o = {.extra_args = debug_args};
@@ -582,7 +471,7 @@ Test(capture, every_command_type_replays_into_a_target_equal_to_a_native_replica
               json_object_get_boolean(complete));
     json_object_put(j);
 
-    assert_target_equals(dst, rep, "native replica", "after replay --speed max");
+    assert_dataset_equals(dst, rep, "native replica", "after replay --speed max");
     assert_comparison_catches_a_change(dst, rep);
     cr_log_info("capture %.2f s, replay %.2f s, comparisons %.2f s", t1 - t0, t2 - t1,
                 mono_s() - t2);
@@ -893,7 +782,7 @@ Test(capture, a_cut_or_corrupt_capture_is_reported_and_nothing_applied)
     struct program_result r;
     replay_ok(dir, dst, "max", NULL, &r);
     program_result_deinit(&r);
-    assert_target_equals(dst, src, "source", "the intact capture");
+    assert_dataset_equals(dst, src, "source", "the intact capture");
     tmp_remove(&t);
 }
 

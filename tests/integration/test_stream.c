@@ -57,6 +57,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
+#include "dataset_compare.h"
 #include "redis_fixture.h"
 #include "redis_model.h"
 #include "write_script.h"
@@ -272,124 +273,6 @@ static long long info_number(redisContext *c, const char *section, const char *f
 
 /* ---------------------------------------------------------------- comparing */
 
-static void forget_consumer_seen_times(struct redis_model *m)
-{
-    for (unsigned db = 0; db < MODEL_DBS; db++)
-        for (size_t i = 0; i < m->dbs[db].nkeys; i++) {
-            struct model_stream *s = m->dbs[db].keys[i].stream;
-            if (m->dbs[db].keys[i].type != MODEL_STREAM || s == NULL)
-                continue;
-            for (size_t g = 0; g < s->ngroups; g++)
-                for (size_t c = 0; c < s->groups[g].nconsumers; c++) {
-                    s->groups[g].consumers[c].seen_time_ms = 0;
-                    s->groups[g].consumers[c].active_time_ms = -1;
-                }
-        }
-}
-
-static void dataset_digest(redisContext *c, char *buf, size_t cap)
-{
-    redisReply *r = redis_fixture_command(c, "DEBUG DIGEST");
-    cr_assert(r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING);
-    snprintf(buf, cap, "%s", r->str);
-    freeReplyObject(r);
-}
-
-static char *function_list(redisContext *c)
-{
-    redisReply *r = redis_fixture_command(c, "FUNCTION LIST WITHCODE");
-    char *s = redis_fixture_reply_canonical(r);
-    freeReplyObject(r);
-    return s;
-}
-
-struct comparison {
-    bool same_digest;
-    size_t differences; /* keys (and libraries) the model comparison found */
-    size_t keys_compared;
-    size_t target_keys, replica_keys;
-    bool same_functions;
-    char digests[160];
-    struct model_diff *diff;
-};
-
-static void compare_target_with_replica(struct redis_fixture *dst, struct redis_fixture *rep,
-                                        struct comparison *c)
-{
-    memset(c, 0, sizeof(*c));
-    char a[64], b[64];
-    dataset_digest(dst->ctx, a, sizeof(a));
-    dataset_digest(rep->ctx, b, sizeof(b));
-    c->same_digest = strcmp(a, b) == 0;
-    snprintf(c->digests, sizeof(c->digests), "target %s, native replica %s", a, b);
-
-    struct redis_model got, want;
-    redis_model_from_server(&got, dst->ctx);
-    redis_model_from_server(&want, rep->ctx);
-    forget_consumer_seen_times(&got);
-    forget_consumer_seen_times(&want);
-    c->diff = malloc(sizeof(*c->diff));
-    cr_assert(c->diff != NULL);
-    /* now_ms 0: no key may be missing as expired; the load leaves none that
-     * could expire while the comparison runs */
-    redis_model_compare(&got, &want, 0, c->diff);
-    c->differences = c->diff->differences + c->diff->expired_absent;
-    c->keys_compared = c->diff->keys_compared;
-    c->target_keys = redis_model_count(&got, MODEL_DBS);
-    c->replica_keys = redis_model_count(&want, MODEL_DBS);
-    redis_model_free(&got);
-    redis_model_free(&want);
-
-    char *fa = function_list(dst->ctx);
-    char *fb = function_list(rep->ctx);
-    c->same_functions = strcmp(fa, fb) == 0;
-    if (!c->same_functions)
-        cr_log_error("FUNCTION LIST differs:\ntarget %s\nnative replica %s", fa, fb);
-    free(fa);
-    free(fb);
-}
-
-static void comparison_deinit(struct comparison *c)
-{
-    free(c->diff);
-    c->diff = NULL;
-}
-
-static void assert_target_equals_replica(struct redis_fixture *dst, struct redis_fixture *rep,
-                                         const char *what)
-{
-    struct comparison c;
-    compare_target_with_replica(dst, rep, &c);
-    cr_assert(c.differences == 0 && c.target_keys == c.replica_keys,
-              "%s: the target differs from the native replica in %zu keys (%zu compared; target "
-              "%zu keys, replica %zu):\n%s",
-              what, c.differences, c.keys_compared, c.target_keys, c.replica_keys, c.diff->report);
-    cr_assert(c.same_digest, "%s: DEBUG DIGEST: %s", what, c.digests);
-    cr_assert(c.same_functions, "%s: FUNCTION LIST differs (see the log)", what);
-    cr_assert(c.keys_compared > 0, "%s: nothing compared", what);
-    cr_log_info("%s: target equals the native replica: %zu keys, digest %s", what, c.keys_compared,
-                c.digests);
-    comparison_deinit(&c);
-}
-
-/* One deliberate change on the target: both comparisons must see it. */
-static void assert_comparison_catches_a_change(struct redis_fixture *dst, struct redis_fixture *rep)
-{
-    redis_fixture_exec(dst->ctx, "SELECT 7");
-    redisReply *r = redis_fixture_command(dst->ctx, "GET dbk:7");
-    cr_assert(r->type == REDIS_REPLY_STRING, "the target has no dbk:7 in db 7");
-    freeReplyObject(r);
-    redis_fixture_exec(dst->ctx, "SET dbk:7 changed KEEPTTL");
-    redis_fixture_exec(dst->ctx, "SELECT 0");
-    struct comparison c;
-    compare_target_with_replica(dst, rep, &c);
-    cr_assert(c.differences == 1 && strstr(c.diff->report, "dbk:7") != NULL,
-              "the model comparison saw %zu differences, not the one made (db 7, dbk:7):\n%s",
-              c.differences, c.diff->report);
-    cr_assert(!c.same_digest, "DEBUG DIGEST did not change: %s", c.digests);
-    comparison_deinit(&c);
-}
-
 /* -------------------------------------------------------- writes during the snapshot */
 
 /* Pipelined SETs over snapshot keys and new ones, INCRs, APPENDs, DELs, in
@@ -477,13 +360,13 @@ static void stream_matches_a_native_replica(const char *workers, bool prove_it_c
 
     write_script_run(src);
     wait_caught_up(src, rep->port, p, what);
-    assert_target_equals_replica(dst, rep, "round 1, over the snapshot's keys");
+    assert_dataset_equals(dst, rep, "native replica", "round 1, over the snapshot's keys");
 
     redis_fixture_exec(src->ctx, "FLUSHALL");
     redis_fixture_exec(src->ctx, "FUNCTION FLUSH");
     write_script_run(src);
     wait_caught_up(src, rep->port, p, what);
-    assert_target_equals_replica(dst, rep, "round 2, after FLUSHALL");
+    assert_dataset_equals(dst, rep, "native replica", "round 2, after FLUSHALL");
 
     redis_fixture_exec(src->ctx, "SET wait:key 1");
     redisReply *r = redis_fixture_command(src->ctx, "WAIT 2 5000");
