@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void forget_consumer_seen_times(struct redis_model *m)
+void dataset_forget_consumer_times(struct redis_model *m)
 {
     for (unsigned db = 0; db < MODEL_DBS; db++)
         for (size_t i = 0; i < m->dbs[db].nkeys; i++) {
@@ -22,7 +22,7 @@ static void forget_consumer_seen_times(struct redis_model *m)
         }
 }
 
-static void dataset_digest(redisContext *c, char *buf, size_t cap)
+void dataset_digest(redisContext *c, char *buf, size_t cap)
 {
     redisReply *r = redis_fixture_command(c, "DEBUG DIGEST");
     cr_assert(r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING);
@@ -51,8 +51,8 @@ void dataset_compare(struct redis_fixture *dst, struct redis_fixture *oracle,
     struct redis_model got, want;
     redis_model_from_server(&got, dst->ctx);
     redis_model_from_server(&want, oracle->ctx);
-    forget_consumer_seen_times(&got);
-    forget_consumer_seen_times(&want);
+    dataset_forget_consumer_times(&got);
+    dataset_forget_consumer_times(&want);
     c->diff = malloc(sizeof(*c->diff));
     cr_assert(c->diff != NULL);
     redis_model_compare(&got, &want, 0, c->diff); /* now_ms 0: nothing may be missing as expired */

@@ -22,6 +22,13 @@ struct dataset_comparison {
  * (XCLAIM stamps the clock of the server that runs it), and no key may be
  * missing as expired: the callers' loads leave none that could expire while
  * the comparison reads. Free with dataset_comparison_deinit. */
+/* Clears every stream consumer's seen and active times in m: a server that
+ * runs XCLAIM or native commands stamps them with its own clock. */
+void dataset_forget_consumer_times(struct redis_model *m);
+
+/* The server's DEBUG DIGEST into buf. */
+void dataset_digest(redisContext *c, char *buf, size_t cap);
+
 void dataset_compare(struct redis_fixture *dst, struct redis_fixture *oracle,
                      struct dataset_comparison *c);
 void dataset_comparison_deinit(struct dataset_comparison *c);

@@ -34,6 +34,7 @@
 #include <criterion/criterion.h>
 
 #include "fill_sample.h"
+#include "dataset_compare.h"
 #include "redis_fixture.h"
 #include "redis_model.h"
 
@@ -103,30 +104,6 @@ static char *function_list(redisContext *c)
     return s;
 }
 
-static void dataset_digest(redisContext *c, char *buf, size_t cap)
-{
-    redisReply *r = redis_fixture_command(c, "DEBUG DIGEST");
-    cr_assert(r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING);
-    snprintf(buf, cap, "%s", r->str);
-    freeReplyObject(r);
-}
-
-/* Native commands stamp consumers with the target's clock: not comparable. */
-static void forget_consumer_seen_times(struct redis_model *m)
-{
-    for (unsigned db = 0; db < MODEL_DBS; db++)
-        for (size_t i = 0; i < m->dbs[db].nkeys; i++) {
-            struct model_stream *s = m->dbs[db].keys[i].stream;
-            if (m->dbs[db].keys[i].type != MODEL_STREAM || s == NULL)
-                continue;
-            for (size_t g = 0; g < s->ngroups; g++)
-                for (size_t c = 0; c < s->groups[g].nconsumers; c++) {
-                    s->groups[g].consumers[c].seen_time_ms = 0;
-                    s->groups[g].consumers[c].active_time_ms = -1;
-                }
-        }
-}
-
 /* Compares DEBUG DIGEST-VALUE of every key of want (a model of src) on both
  * servers; returns how many keys differ, the first ones named in report. */
 static size_t count_digest_value_differences(redisContext *src, redisContext *dst,
@@ -194,7 +171,7 @@ static void source_state_take(struct source_state *s, struct redis_fixture *src,
     redis_model_from_server(&s->model, src->ctx);
     fill_sample_assert_reached(&s->model, fo);
     redis_model_from_server(&s->model_no_seen, src->ctx);
-    forget_consumer_seen_times(&s->model_no_seen);
+    dataset_forget_consumer_times(&s->model_no_seen);
     dataset_digest(src->ctx, s->digest, sizeof(s->digest));
     s->functions = function_list(src->ctx);
     for (unsigned db = 0; db < MODEL_DBS; db++)
@@ -226,7 +203,7 @@ static void assert_target_equals_source(struct redis_fixture *src, struct redis_
     struct redis_model got;
     redis_model_from_server(&got, dst->ctx);
     if (v->is_native)
-        forget_consumer_seen_times(&got);
+        dataset_forget_consumer_times(&got);
     struct model_diff *d = malloc(sizeof(*d));
     cr_assert(d != NULL);
     redis_model_compare(&got, v->is_native ? &s->model_no_seen : &s->model, fixture_now_ms(), d);
@@ -435,7 +412,7 @@ Test(sync, a_pending_entry_whose_stream_entry_was_deleted_is_kept)
     redis_fixture_exec(src->ctx, "XDEL s 1-2");
     struct redis_model want;
     redis_model_from_server(&want, src->ctx);
-    forget_consumer_seen_times(&want);
+    dataset_forget_consumer_times(&want);
 
     static const struct variant variants[] = {{"1", false}, {"1", true}};
     for (size_t i = 0; i < 2; i++) {
@@ -451,7 +428,7 @@ Test(sync, a_pending_entry_whose_stream_entry_was_deleted_is_kept)
         freeReplyObject(p);
         struct redis_model got;
         redis_model_from_server(&got, dst->ctx);
-        forget_consumer_seen_times(&got);
+        dataset_forget_consumer_times(&got);
         struct model_diff *d = malloc(sizeof(*d));
         cr_assert(d != NULL);
         redis_model_compare(&got, &want, fixture_now_ms(), d);

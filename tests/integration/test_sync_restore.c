@@ -22,6 +22,7 @@
 
 #include <criterion/criterion.h>
 
+#include "dataset_compare.h"
 #include "redis_fixture.h"
 #include "redis_model.h"
 
@@ -77,14 +78,6 @@ static void reset_target(struct redis_fixture *dst)
     redis_fixture_exec(dst->ctx, "FLUSHALL");
     redis_fixture_exec(dst->ctx, "FUNCTION FLUSH");
     redis_fixture_exec(dst->ctx, "SCRIPT FLUSH");
-}
-
-static void dataset_digest(redisContext *c, char *buf, size_t cap)
-{
-    redisReply *r = redis_fixture_command(c, "DEBUG DIGEST");
-    cr_assert(r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING);
-    snprintf(buf, cap, "%s", r->str);
-    freeReplyObject(r);
 }
 
 /* dst holds what want (a model of the oracle server) holds, with the same
