@@ -1,11 +1,10 @@
 /* resp_scanner.c - the replication stream's command scanner (see resp_scanner.h).
  *
  * The buffer holds [0, end); `pos` is where the next command begins. A
- * command is parsed from `pos` on each call to resp_scanner_next; if it is
- * incomplete nothing changes, and the next call parses it again from its
- * start. That is cheap even for a big argument still arriving: arguments are
- * skipped by their length, so a re-parse costs one step per argument, not
- * per byte.
+ * multibulk command that is not complete yet keeps how far it was parsed
+ * (its count, the arguments done and where the next one starts), and the
+ * next call goes on from there: a command of a million arguments arriving
+ * in thousands of pieces is parsed once, not once per piece.
  *
  * What is accepted is what Redis accepts from its master (networking.c,
  * processMultibulkBuffer): lengths written as string2ll writes them (no '+',
@@ -31,6 +30,10 @@ struct resp_scanner {
     struct rs_error err;
     struct rs_slice *argv;
     size_t argv_cap;
+    /* the multibulk command at pos, parsed in part (argv[0..part_k) done) */
+    bool partial;
+    int64_t part_argc, part_k;
+    size_t part_at; /* where argument part_k begins, from pos */
 };
 
 struct resp_scanner *resp_scanner_new(uint64_t start_offset)
@@ -61,6 +64,7 @@ void resp_scanner_free(struct resp_scanner *s)
 
 int resp_scanner_feed(struct resp_scanner *s, const void *p, size_t n)
 {
+    const char *old_base = s->buf + s->pos;
     if (s->end + n > s->cap) {
         size_t live = s->end - s->pos;
         if (s->pos > 0) { /* slide the unread bytes to the front */
@@ -86,6 +90,10 @@ int resp_scanner_feed(struct resp_scanner *s, const void *p, size_t n)
                 s->cap = SCANNER_INITIAL;
             }
         }
+    }
+    if (s->partial && s->buf + s->pos != old_base) { /* the bytes moved: so do the slices */
+        for (int64_t k = 0; k < s->part_k; k++)
+            s->argv[k].p = s->buf + s->pos + (s->argv[k].p - old_base);
     }
     memcpy(s->buf + s->end, p, n);
     s->end += n;
@@ -228,25 +236,43 @@ static int scan_inline(struct resp_scanner *s, struct resp_cmd *cmd)
     return 1;
 }
 
+/* Keeps how far the command at pos was parsed: k arguments, the next at i. */
+static int stop_partial(struct resp_scanner *s, int64_t argc, int64_t k, size_t i)
+{
+    s->partial = true;
+    s->part_argc = argc;
+    s->part_k = k;
+    s->part_at = i - s->pos;
+    return 0;
+}
+
 /* The multibulk command at s->pos ('*'): 1 with *cmd, 0, or RS_ERR. */
 static int scan_multibulk(struct resp_scanner *s, struct resp_cmd *cmd)
 {
     const char *b = s->buf;
     size_t end = s->end;
-    size_t i = s->pos + 1;
-    int64_t argc;
-    int r = read_num_fast(b, end, &i, &argc) ? 1 : read_num(b, end, &i, &argc);
-    if (r < 0)
-        return bad(s, i, "a bad multibulk count");
-    if (r == 0)
-        return 0;
-    if (argc <= 0 || argc > RESP_SCANNER_MAX_ARGS)
-        return bad(s, s->pos + 1, "a multibulk count out of range");
-    if (!argv_reserve(s, (size_t)argc))
-        return bad(s, s->pos + 1, "out of memory for the arguments");
-    for (int64_t k = 0; k < argc; k++) {
-        if (i >= end)
+    size_t i;
+    int64_t argc, k = 0;
+    int r;
+    if (s->partial) { /* go on where the last call stopped */
+        argc = s->part_argc;
+        k = s->part_k;
+        i = s->pos + s->part_at;
+    } else {
+        i = s->pos + 1;
+        r = read_num_fast(b, end, &i, &argc) ? 1 : read_num(b, end, &i, &argc);
+        if (r < 0)
+            return bad(s, i, "a bad multibulk count");
+        if (r == 0)
             return 0;
+        if (argc <= 0 || argc > RESP_SCANNER_MAX_ARGS)
+            return bad(s, s->pos + 1, "a multibulk count out of range");
+        if (!argv_reserve(s, (size_t)argc))
+            return bad(s, s->pos + 1, "out of memory for the arguments");
+    }
+    for (; k < argc; k++) {
+        if (i >= end)
+            return stop_partial(s, argc, k, i);
         if (b[i] != '$')
             return bad(s, i, "expected '$' before an argument");
         i++;
@@ -256,19 +282,20 @@ static int scan_multibulk(struct resp_scanner *s, struct resp_cmd *cmd)
         if (r < 0)
             return bad(s, i, "a bad bulk length");
         if (r == 0)
-            return 0;
+            return stop_partial(s, argc, k, num_at - 1); /* from its '$' again */
         if (len < 0 || (uint64_t)len > RESP_SCANNER_MAX_BULK)
             return bad(s, num_at, "a bulk length out of range");
         size_t after = i + (size_t)len; /* where the argument's CRLF must be */
         if (end - i > (size_t)len && b[after] != '\r')
             return bad(s, after, "an argument not followed by CRLF");
         if (end - i < (size_t)len + 2)
-            return 0;
+            return stop_partial(s, argc, k, num_at - 1);
         if (b[after + 1] != '\n')
             return bad(s, after + 1, "an argument not followed by CRLF");
         s->argv[k] = (struct rs_slice){b + i, (size_t)len};
         i = after + 2;
     }
+    s->partial = false;
     cmd->raw = (struct rs_slice){b + s->pos, i - s->pos};
     cmd->argc = (int)argc;
     cmd->argv = s->argv;
@@ -305,6 +332,7 @@ int resp_scanner_next(struct resp_scanner *s, struct resp_cmd *cmd, struct rs_er
 void resp_scanner_unread(struct resp_scanner *s)
 {
     s->pos = s->last_pos;
+    s->partial = false; /* it was complete */
 }
 
 uint64_t resp_scanner_offset(const struct resp_scanner *s)

@@ -496,6 +496,46 @@ Test(resp_scanner, a_big_command_then_many_small_ones_reuse_the_buffer)
     free(big);
 }
 
+/* A command of many arguments arriving in pieces is parsed where the last
+ * piece stopped (the scanner keeps its place); its slices must survive the
+ * buffer growing and sliding under them: a small command first (so the
+ * buffer slides), then 200,000 arguments (2.6 MB: it grows several times),
+ * fed in pieces of 1, 13 and 4096 bytes and of varying sizes. */
+Test(resp_scanner, a_command_of_many_arguments_in_pieces_keeps_its_place_and_slices)
+{
+    enum { NARGS = 200000 };
+    struct stream st;
+    stream_init(&st, START);
+    CMD(&st, "SET", "first", "1");
+    static const char *argv[NARGS + 2];
+    static size_t lens[NARGS + 2];
+    static char words[NARGS][12];
+    argv[0] = "SADD";
+    lens[0] = 4;
+    argv[1] = "members";
+    lens[1] = 7;
+    for (int i = 0; i < NARGS; i++) {
+        lens[i + 2] = (size_t)snprintf(words[i], sizeof(words[i]), "m%d", i * 7);
+        argv[i + 2] = words[i];
+    }
+    stream_cmd(&st, NARGS + 2, argv, lens);
+    CMD(&st, "SET", "last", "2");
+    st.want.offset_after = st.start + st.len;
+    char why[512];
+    const size_t steps[] = {13, 4096, 65536};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        struct run r;
+        run_feeds(st.buf, st.len, st.start, steps[i], steps[i], &r);
+        cr_assert(runs_equal(&st.want, &r, why, sizeof(why)), "pieces of %zu: %s", steps[i], why);
+        run_free(&r);
+    }
+    struct run r; /* a first piece of 5, then 1000-byte pieces */
+    run_feeds(st.buf, st.len, st.start, 5, 1000, &r);
+    cr_assert(runs_equal(&st.want, &r, why, sizeof(why)), "pieces of 5 then 1000: %s", why);
+    run_free(&r);
+    stream_free(&st);
+}
+
 /* ------------------------------------------------ inline and newlines */
 
 Test(resp_scanner, inline_commands_are_split_into_words)
