@@ -238,7 +238,7 @@ static int run(struct capture_run *r, const uint8_t *initial, size_t initial_len
             if (!r->in_stream) {
                 fprintf(stderr,
                         "ringsync: capture: stopped by %s before the snapshot was complete; "
-                        "%s holds no usable capture\n",
+                        "nothing kept in %s\n",
                         capture_signal == SIGTERM ? "SIGTERM" : "SIGINT", r->o->out);
                 status = 1;
             } else {
@@ -330,7 +330,7 @@ int capture_main(int argc, char **argv)
     struct control_link cl = {0};
     if (control_link_open(&cl, &source, o.timeout_ms, &err) < 0) {
         fprintf(stderr, "ringsync: %s\n", err.msg);
-        capture_writer_free(w);
+        capture_writer_discard(w);
         return 1;
     }
     struct source_handshake_opts ho = {.listening_port = o.listening_port};
@@ -338,13 +338,13 @@ int capture_main(int argc, char **argv)
     if (source_link_handshake(&cl, &ho, &hr, &err) < 0) {
         fprintf(stderr, "ringsync: %s\n", err.msg);
         control_link_close(&cl);
-        capture_writer_free(w);
+        capture_writer_discard(w);
         return 1;
     }
     if (!hr.full) {
         fprintf(stderr, "ringsync: source %s answered PSYNC ? -1 with +CONTINUE\n", source.name);
         control_link_close(&cl);
-        capture_writer_free(w);
+        capture_writer_discard(w);
         return 1;
     }
     struct capture_run r = {
@@ -390,9 +390,9 @@ int capture_main(int argc, char **argv)
         }
         if (r.source_closed)
             status = 1;
+        capture_writer_free(r.w);
     } else {
-        capture_writer_flush(r.w, &err);
+        capture_writer_discard(r.w); /* no usable capture: nothing left behind */
     }
-    capture_writer_free(r.w);
     return status;
 }

@@ -99,6 +99,7 @@ struct capture_writer {
     struct out_file snap, stream;
     uint64_t start_offset;
     uint64_t records, stream_data;
+    bool made_dir; /* the directory is ours: discard removes it too */
 };
 
 static int out_flush(struct out_file *f, struct rs_error *err)
@@ -158,7 +159,8 @@ static int out_open(struct out_file *f, const char *dir, const char *name, struc
 struct capture_writer *capture_writer_create(const char *dir, uint64_t start_offset,
                                              struct rs_error *err)
 {
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+    bool made_dir = mkdir(dir, 0755) == 0;
+    if (!made_dir && errno != EEXIST) {
         rs_error_set(err, RS_E_FORMAT, 0, "cannot create the directory %s: %s", dir,
                      strerror(errno));
         return NULL;
@@ -181,6 +183,7 @@ struct capture_writer *capture_writer_create(const char *dir, uint64_t start_off
         return NULL;
     }
     w->snap.fd = w->stream.fd = -1;
+    w->made_dir = made_dir;
     snprintf(w->dir, sizeof(w->dir), "%s", dir);
     w->start_offset = start_offset;
     if (out_open(&w->snap, dir, CAPTURE_SNAPSHOT_FILE, err) < 0 ||
@@ -280,6 +283,21 @@ int capture_writer_finish(struct capture_writer *w, struct capture_meta *m, stru
         return -1;
     }
     return 0;
+}
+
+void capture_writer_discard(struct capture_writer *w)
+{
+    if (w == NULL)
+        return;
+    static const char *const names[] = {CAPTURE_SNAPSHOT_FILE, CAPTURE_STREAM_FILE};
+    for (size_t i = 0; i < 2; i++) {
+        char path[4200];
+        join_path(path, sizeof(path), w->dir, names[i]);
+        unlink(path);
+    }
+    if (w->made_dir)
+        rmdir(w->dir);
+    capture_writer_free(w);
 }
 
 void capture_writer_free(struct capture_writer *w)

@@ -85,6 +85,9 @@ int capture_writer_flush(struct capture_writer *w, struct rs_error *err);
 int capture_writer_finish(struct capture_writer *w, struct capture_meta *m, struct rs_error *err);
 /* Closes the files (an unfinished capture stays without a MANIFEST). */
 void capture_writer_free(struct capture_writer *w);
+/* Removes what capture_writer_create made (the files, and the directory if
+ * it made it) and frees w: a capture that failed leaves nothing behind. */
+void capture_writer_discard(struct capture_writer *w);
 
 /* ------------------------------------------------------------------ reading */
 

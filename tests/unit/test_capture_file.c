@@ -433,6 +433,35 @@ Test(capture_file, a_directory_with_any_capture_file_is_refused)
     tmp_remove(&t);
 }
 
+/* A capture that failed leaves nothing: the files go, and the directory too
+ * when the writer made it (an existing one stays, empty). */
+Test(capture_file, a_discarded_capture_leaves_nothing_behind)
+{
+    struct tmp t;
+    tmp_make(&t);
+    struct rs_error err = {0};
+    struct capture_writer *w = capture_writer_create(t.dir, 7, &err);
+    cr_assert(w != NULL, "%s", err.msg);
+    cr_assert_eq(capture_writer_snapshot(w, "REDIS0010", 9, &err), 0);
+    capture_writer_discard(w);
+    struct stat sb;
+    cr_assert(stat(t.dir, &sb) < 0 && errno == ENOENT, "%s is still there", t.dir);
+
+    cr_assert_eq(mkdir(t.dir, 0755), 0);
+    w = capture_writer_create(t.dir, 7, &err);
+    cr_assert(w != NULL, "%s", err.msg);
+    capture_writer_discard(w);
+    cr_assert(stat(t.dir, &sb) == 0, "an existing directory was removed");
+    char path[256];
+    cr_assert(stat(path_of(path, sizeof(path), t.dir, CAPTURE_SNAPSHOT_FILE), &sb) < 0 &&
+                  stat(path_of(path, sizeof(path), t.dir, CAPTURE_STREAM_FILE), &sb) < 0,
+              "the files are still there");
+    w = capture_writer_create(t.dir, 7, &err); /* and the directory takes a new capture */
+    cr_assert(w != NULL, "%s", err.msg);
+    capture_writer_free(w);
+    tmp_remove(&t);
+}
+
 Test(capture_file, a_directory_that_cannot_be_made_is_reported)
 {
     struct rs_error err = {0};
