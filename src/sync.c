@@ -838,11 +838,12 @@ static int run_job(struct run_ctx *rc)
               job.fail_msg);
         status = 1;
     } else if (atomic_load(&job.stop) && atomic_load(&job.snapshot_applied)) {
-        logf_("stopped by %s after %.2f s, following the source: %" PRIu64
-              " stream commands routed (%" PRIu64 " fences), applied offset %" PRIu64 " of %" PRIu64
+        logf_("stopped by %s after %.2f s, %s: %" PRIu64 " stream commands routed (%" PRIu64
+              " fences), applied offset %" PRIu64 " of %" PRIu64
               " received; cpu %.2f s, peak rss %ld MB",
-              sync_signal == SIGTERM ? "SIGTERM" : "SIGINT", el, router_commands(router),
-              router_fences(router), atomic_load(&job.stream_applied),
+              sync_signal == SIGTERM ? "SIGTERM" : "SIGINT", el,
+              rc->is_replay ? "replaying the capture" : "following the source",
+              router_commands(router), router_fences(router), atomic_load(&job.stream_applied),
               atomic_load(&job.stream_received), cpu, ru.ru_maxrss / 1024);
         status = 0;
     } else if (atomic_load(&job.stop)) {
