@@ -486,6 +486,18 @@ static void lpush_alone(redisContext *src)
     redis_fixture_exec(src, "LPUSH diverged:key x");
 }
 
+/* The refused LPUSH between two writes of its slot, sent together: they
+ * share a batch, so only per-command offsets can name the LPUSH's own. */
+static void lpush_amid_writes_of_its_slot(redisContext *src)
+{
+    struct redis_pipeline p;
+    redis_pipeline_init(&p, src, 8);
+    redis_pipeline_append(&p, "INCR {diverged:key}before");
+    redis_pipeline_append(&p, "LPUSH diverged:key x");
+    redis_pipeline_append(&p, "INCR {diverged:key}after");
+    redis_pipeline_flush(&p);
+}
+
 static void lpush_in_a_transaction(redisContext *src)
 {
     redis_fixture_exec(src, "MULTI");
@@ -502,8 +514,9 @@ static void lpush_in_a_script(redisContext *src)
 
 struct refusal {
     struct program_result r;
-    long long offset;       /* the source's offset at the end of the refused write */
-    long long acknowledged; /* the most ringsync acknowledged meanwhile */
+    long long offset_before; /* the source's offset just before the refused write */
+    long long offset;        /* the source's offset at the end of the refused write */
+    long long acknowledged;  /* the most ringsync acknowledged meanwhile */
 };
 
 /* Starts ringsync (two workers), makes the target diverge from the source
@@ -520,6 +533,7 @@ static void run_until_the_target_refuses(diverging_write_fn write, struct refusa
     wait_snapshot_applied(p);
     wait_caught_up(src, -1, p, "before the divergence");
     redis_fixture_exec(dst->ctx, "SET diverged:key v");
+    out->offset_before = info_number(src->ctx, "replication", "master_repl_offset");
     write(src->ctx);
     out->offset = info_number(src->ctx, "replication", "master_repl_offset");
     out->acknowledged = 0;
@@ -569,15 +583,50 @@ Test(stream, a_wrongtype_from_the_target_stops_the_job_naming_command_and_key)
 }
 
 /* Issue 8: "stops the job with that command, its offset and the reply". */
+/* The span in the failure message: "source offset A..B". */
+static void refused_span(const struct refusal *f, long long *from, long long *to)
+{
+    const char *at = strstr(f->r.err, "source offset ");
+    *from = *to = -1;
+    cr_assert(at != NULL && sscanf(at, "source offset %lld..%lld", from, to) == 2,
+              "the failure gives no source offsets:\n%s", f->r.err);
+}
+
+/* The bytes of the refused command itself, as the source replicates it. */
+static const char refused_lpush[] = "*3\r\n$5\r\nLPUSH\r\n$12\r\ndiverged:key\r\n$1\r\nx\r\n";
+
+/* Issue 8: "stops the job with that command, its offset and the reply". Its
+ * own span in the stream: the source may put a SELECT before it, which is
+ * not part of it. */
 Test(stream, a_refused_command_is_reported_with_its_source_offset)
 {
     struct refusal f;
     run_until_the_target_refuses(lpush_alone, &f);
     assert_stopped_naming_wrongtype_and_key(&f, "LPUSH");
-    char num[32];
-    snprintf(num, sizeof(num), "%lld", f.offset);
-    cr_assert(strstr(f.r.err, num) != NULL,
-              "the failure does not give the refused LPUSH's source offset %s:\n%s", num, f.r.err);
+    long long from, to;
+    refused_span(&f, &from, &to);
+    cr_assert(to == f.offset && to - from == (long long)strlen(refused_lpush) &&
+                  from >= f.offset_before,
+              "the failure gives offsets %lld..%lld, not the LPUSH's own (ending at %lld, %zu "
+              "bytes, after %lld):\n%s",
+              from, to, f.offset, strlen(refused_lpush), f.offset_before, f.r.err);
+    program_result_deinit(&f.r);
+}
+
+/* Between two commands of the same batch, the refused one still gets its own
+ * offsets, not the batch's. */
+Test(stream, a_refused_command_amid_others_is_reported_with_its_own_offsets)
+{
+    struct refusal f;
+    run_until_the_target_refuses(lpush_amid_writes_of_its_slot, &f);
+    assert_stopped_naming_wrongtype_and_key(&f, "LPUSH");
+    long long from, to;
+    refused_span(&f, &from, &to);
+    cr_assert(to - from == (long long)strlen(refused_lpush) && from > f.offset_before &&
+                  to < f.offset,
+              "the failure gives offsets %lld..%lld, not the LPUSH's own (%zu bytes, strictly "
+              "between %lld and %lld):\n%s",
+              from, to, strlen(refused_lpush), f.offset_before, f.offset, f.r.err);
     program_result_deinit(&f.r);
 }
 
