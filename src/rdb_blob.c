@@ -4,6 +4,7 @@
  * The checks follow Redis's deep integrity validation (ziplistValidateIntegrity,
  * lpValidateIntegrity, intsetValidateIntegrity, zipmapValidateIntegrity).
  */
+#include "decimal.h"
 #include "rdb_blob.h"
 
 #include <errno.h>
@@ -490,9 +491,8 @@ size_t rdb_blob_entry_text(const struct rdb_blob_entry *e, char *tmp, const uint
         *out = e->p;
         return e->len;
     }
-    int n = snprintf(tmp, 21, "%lld", (long long)e->ival);
     *out = (const uint8_t *)tmp;
-    return (size_t)n;
+    return decimal_i64(tmp, e->ival);
 }
 
 bool rdb_blob_entry_int(const struct rdb_blob_entry *e, int64_t *v)

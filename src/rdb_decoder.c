@@ -21,6 +21,7 @@
  *                            |<---------------value_done (KEY_END)---------------/
  *                            \--step_opcode(EOF)--> CHECKSUM --step_checksum--> DONE
  */
+#include "decimal.h"
 #include "rdb_decoder.h"
 
 #include <errno.h>
@@ -465,7 +466,7 @@ static int rd_sref_x(struct rdb_decoder *d, struct cur *c, struct sref *s, const
         return fail(d, RS_E_FORMAT, at, "unknown string encoding %" PRIu64 " for %s", len, what);
     }
     s->enc = SREF_INT;
-    s->len = (size_t)snprintf(s->itxt, sizeof(s->itxt), "%" PRId64, v);
+    s->len = decimal_i64(s->itxt, v);
     s->p = (const uint8_t *)s->itxt;
     return RS_OK;
 }

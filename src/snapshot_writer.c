@@ -1,4 +1,5 @@
 /* snapshot_writer.c - key records to commands (see snapshot_writer.h). */
+#include "decimal.h"
 #include "snapshot_writer.h"
 
 #include <errno.h>
@@ -76,14 +77,12 @@ static struct rs_slice lit(const char *s)
 
 static struct rs_slice num_i64(struct snapshot_writer *sw, int slot, int64_t v)
 {
-    int n = snprintf(sw->nums[slot], sizeof(sw->nums[slot]), "%" PRId64, v);
-    return (struct rs_slice){sw->nums[slot], (size_t)n};
+    return (struct rs_slice){sw->nums[slot], decimal_i64(sw->nums[slot], v)};
 }
 
 static struct rs_slice num_u64(struct snapshot_writer *sw, int slot, uint64_t v)
 {
-    int n = snprintf(sw->nums[slot], sizeof(sw->nums[slot]), "%" PRIu64, v);
-    return (struct rs_slice){sw->nums[slot], (size_t)n};
+    return (struct rs_slice){sw->nums[slot], decimal_u64(sw->nums[slot], v)};
 }
 
 static struct rs_slice num_id(struct snapshot_writer *sw, int slot, struct rdb_stream_id id)
