@@ -150,11 +150,7 @@ struct capture_run {
 
 static void send_ack(struct capture_run *r)
 {
-    char num[24], buf[96];
-    int n = snprintf(num, sizeof(num), "%" PRIu64, r->start_offset + r->stream_bytes);
-    int len =
-        snprintf(buf, sizeof(buf), "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$%d\r\n%s\r\n", n, num);
-    (void)!send(r->fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    source_link_send_ack(r->fd, r->start_offset + r->stream_bytes);
     r->last_ack = now_s();
 }
 

@@ -15,6 +15,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+
+#include "decimal.h"
 
 #define SOURCE_QUOTE_BYTES 120 /* of a source's answer in a message */
 
@@ -229,4 +232,21 @@ bad:
                  "+CONTINUE [<40 hex>]",
                  cl->name, quoted);
     return -EPROTO;
+}
+
+void source_link_send_ack(int fd, uint64_t offset)
+{
+    static const char head[] = "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$";
+    char num[DECIMAL_MAX], buf[sizeof(head) + 2 * DECIMAL_MAX + 4];
+    size_t n = decimal_u64(num, offset);
+    size_t len = sizeof(head) - 1;
+    memcpy(buf, head, len);
+    len += decimal_u64(buf + len, n);
+    buf[len++] = '\r';
+    buf[len++] = '\n';
+    memcpy(buf + len, num, n);
+    len += n;
+    buf[len++] = '\r';
+    buf[len++] = '\n';
+    (void)!send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }

@@ -71,4 +71,9 @@ struct source_handshake_result {
 int source_link_handshake(struct control_link *cl, const struct source_handshake_opts *o,
                           struct source_handshake_result *r, struct rs_error *err);
 
+/* Sends `REPLCONF ACK <offset>` on the replication socket fd, without
+ * waiting: a few bytes on a direction of the socket the source does not
+ * fill, so they fit in its buffer (a failure shows on the next read). */
+void source_link_send_ack(int fd, uint64_t offset);
+
 #endif

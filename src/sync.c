@@ -133,12 +133,7 @@ static void send_ack(struct snap_feed *f, uint64_t offset)
     f->last_ack_at = now_s();
     if (f->source_fd < 0)
         return; /* a replay: nobody to tell */
-    char num[24], buf[96];
-    int n = snprintf(num, sizeof(num), "%" PRIu64, offset);
-    int len =
-        snprintf(buf, sizeof(buf), "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$%d\r\n%s\r\n", n, num);
-    /* a few bytes on an idle direction of the socket: they fit in its buffer */
-    (void)!send(f->source_fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    source_link_send_ack(f->source_fd, offset);
 }
 
 /* The applied offset: 0 until the snapshot is applied (DESIGN.md §3). */

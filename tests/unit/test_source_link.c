@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "fake_peer.h"
@@ -260,4 +261,23 @@ Test(source_link, the_snapshot_wait_times_out)
     cr_assert(strstr(run.err.msg, "did not answer within 300 ms (waiting for the snapshot to "
                                   "start)") != NULL,
               "%s", run.err.msg);
+}
+
+/* REPLCONF ACK as a replica sends it: a RESP array of three bulk strings. */
+Test(source_link, ack_is_replconf_ack_with_the_offset)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    const uint64_t offsets[] = {0, 7, 1234567890123ULL, UINT64_MAX};
+    for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
+        source_link_send_ack(sv[0], offsets[i]);
+        char num[32], want[96], got[96] = "";
+        int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)offsets[i]);
+        int len = snprintf(want, sizeof(want), "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$%d\r\n%s\r\n",
+                           n, num);
+        cr_assert_eq(read(sv[1], got, sizeof(got) - 1), len);
+        cr_assert_str_eq(got, want);
+    }
+    close(sv[0]);
+    close(sv[1]);
 }
