@@ -105,12 +105,17 @@ static char *put_bulk(char *p, const void *s, size_t n)
     return p;
 }
 
-void batch_put_argv(struct batch *b, int argc, const struct rs_slice *argv)
+char *resp_put_argv(char *p, int argc, const struct rs_slice *argv)
 {
-    char *p = b->buf + b->len;
     p = put_head(p, '*', (uint64_t)argc);
     for (int i = 0; i < argc; i++)
         p = put_bulk(p, argv[i].p, argv[i].len);
+    return p;
+}
+
+void batch_put_argv(struct batch *b, int argc, const struct rs_slice *argv)
+{
+    char *p = resp_put_argv(b->buf + b->len, argc, argv);
     b->len = (size_t)(p - b->buf);
     b->ncmds++;
 }

@@ -55,6 +55,9 @@ struct batch {
 size_t resp_arg_size(size_t len);
 size_t resp_argv_size(int argc, const struct rs_slice *argv);
 void batch_put_argv(struct batch *b, int argc, const struct rs_slice *argv);
+/* Writes argv as one RESP multibulk at p (room for resp_argv_size); returns
+ * the end. */
+char *resp_put_argv(char *p, int argc, const struct rs_slice *argv);
 
 /* Frees a batch outright: only when no thread can touch it any more (after
  * the workers have been joined, for batches a stopped job left behind). */

@@ -27,12 +27,28 @@ enum command_flags {
     CMD_DEST_FIRST = 1 << 9, /* with CMD_NUMKEYS: argv[1] is also a key (ZUNIONSTORE dest) */
 };
 
+/* The form of a command stream_rewrite.h may have to change (0: none). */
+enum command_rewrite {
+    CMD_RW_NONE = 0,
+    CMD_RW_XADD,    /* XADD key ... [LIMIT n]: a master-only form when the trim is exact */
+    CMD_RW_XTRIM,   /* XTRIM key ... [LIMIT n]: the same */
+    CMD_RW_ARG2_MS, /* PEXPIREAT / PEXPIRE / PSETEX key ms ...: an expiry in ms at argv[2] */
+    CMD_RW_ARG2_S,  /* EXPIREAT / EXPIRE / SETEX key s ...: an expiry in seconds at argv[2] */
+    CMD_RW_SET,     /* SET key value [EX s|PX ms|EXAT s|PXAT ms] ... */
+    CMD_RW_GETEX,   /* GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST] */
+    CMD_RW_RESTORE, /* RESTORE key ttl payload [ABSTTL] ...: ttl in ms, 0 none */
+};
+
 struct command_spec {
     const char *name; /* lower case */
     unsigned flags;
     int first, last, step; /* key positions; first 0: no keys */
     int numkeys_at;        /* with CMD_NUMKEYS */
 };
+
+/* A spec's enum command_rewrite, kept in bits 20-23 of its flags. */
+#define CMD_RW(kind)          ((unsigned)(kind) << 20)
+#define command_rewrite_of(s) ((enum command_rewrite)(((s)->flags >> 20) & 15))
 
 /* The spec of a command by name (any case), or NULL when unknown. */
 const struct command_spec *command_lookup(const char *name, size_t len);

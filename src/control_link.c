@@ -280,8 +280,8 @@ static int control_link_write(struct control_link *cl, const char *s, size_t len
 /* ------------------------------------------------------------ commands */
 
 /* Reads one reply with a fresh redisReader, as described at the top. */
-static int control_link_read_reply(struct control_link *cl, const char *cmd,
-                                   struct control_reply *out, struct rs_error *err)
+int control_link_read_reply(struct control_link *cl, const char *cmd, struct control_reply *out,
+                            struct rs_error *err)
 {
     char waiting[64];
     snprintf(waiting, sizeof(waiting), "the reply to %.40s", cmd);

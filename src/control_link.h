@@ -99,6 +99,12 @@ int control_link_commandv(struct control_link *cl, struct control_reply *out, st
 int control_link_send(struct control_link *cl, int argc, const char **argv, const size_t *argvlen,
                       struct rs_error *err);
 
+/* Reads one reply (to commands sent with control_link_send: pipelining)
+ * into *out, as control_link_command does; cmd names the command awaited in
+ * messages. */
+int control_link_read_reply(struct control_link *cl, const char *cmd, struct control_reply *out,
+                            struct rs_error *err);
+
 /* Reads the next line (its "\r\n" or "\n" cut off) into *line, skipping
  * empty lines: the bare "\n" keepalives a source sends while it prepares a
  * snapshot. Waits as long as bytes keep coming: fails with -ETIMEDOUT only

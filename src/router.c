@@ -13,6 +13,7 @@
 #include "job.h"
 #include "resp_scanner.h"
 #include "slot.h"
+#include "stream_rewrite.h"
 
 enum fence_state {
     FENCE_NONE,
@@ -25,6 +26,7 @@ struct router {
     struct batch_writer *bw;
     struct job *job;
     struct resp_scanner *sc;
+    struct stream_rewrite rw; /* master-only forms, shifted expiries */
     int64_t db;
     uint64_t routed;
     int fence;
@@ -58,6 +60,7 @@ struct router *router_new(const struct router_config *cfg, struct batch_writer *
     r->bw = bw;
     r->job = job;
     r->routed = start_offset;
+    stream_rewrite_init(&r->rw, cfg->expiry_margin_ms);
     r->sc = resp_scanner_new(start_offset);
     if (r->sc == NULL) {
         free(r);
@@ -71,6 +74,7 @@ void router_free(struct router *r)
     if (r == NULL)
         return;
     resp_scanner_free(r->sc);
+    stream_rewrite_deinit(&r->rw);
     free(r->tx);
     free(r->keys);
     free(r->slots);
@@ -258,6 +262,14 @@ static int route(struct router *r, const struct resp_cmd *c)
 {
     const struct command_spec *spec = command_lookup(c->argv[0].p, c->argv[0].len);
     unsigned flags = spec ? spec->flags : CMD_FENCE;
+    struct resp_cmd rewritten;
+    if (spec != NULL && command_rewrite_of(spec) != CMD_RW_NONE) {
+        int x = stream_rewrite_cmd(&r->rw, spec, c, &rewritten);
+        if (x < 0)
+            return oom(r);
+        if (x == 1)
+            c = &rewritten; /* the same effect in a form a client may send */
+    }
     if (r->in_tx) {
         if (flags & CMD_EXEC) {
             int nw = __builtin_popcountll(r->tx_workers);
@@ -415,4 +427,9 @@ uint64_t router_commands(const struct router *r)
 uint64_t router_fences(const struct router *r)
 {
     return r->fences;
+}
+
+uint64_t router_rewrites(const struct router *r)
+{
+    return r->rw.trims_rewritten + r->rw.expiries_shifted;
 }

@@ -6,6 +6,7 @@
  *   PUBLISH           dropped unless forward_publish
  *   MULTI ... EXEC    kept whole, sent as one block to one worker
  *   SET k v           gathered into MSETs (same db and worker, outside MULTI)
+ *   XADD/XTRIM ... = n LIMIT m, expiries: the form of stream_rewrite.h
  *   DEL/UNLINK/TOUCH/MSET across workers: split per worker
  *   anything else across workers, FLUSHALL, FLUSHDB, SWAPDB, MOVE, FUNCTION,
  *   SCRIPT, unknown commands: a fence (invariant 3): every worker drains and
@@ -27,6 +28,7 @@ struct job;
 struct router_config {
     unsigned nworkers;
     bool forward_publish;
+    int64_t expiry_margin_ms; /* stream_rewrite.h: expiries written this much later */
 };
 
 struct router;
@@ -56,5 +58,8 @@ bool router_take_getack(struct router *r);
 /* Commands routed so far, and fences run. */
 uint64_t router_commands(const struct router *r);
 uint64_t router_fences(const struct router *r);
+
+/* Commands sent in another form than received (stream_rewrite.h). */
+uint64_t router_rewrites(const struct router *r);
 
 #endif

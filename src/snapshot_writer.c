@@ -15,6 +15,7 @@
 #include "job.h"
 #include "rs_error.h"
 #include "slot.h"
+#include "stream_rewrite.h"
 
 #define SW_CHUNK_ELEMENTS 256           /* elements per native command */
 #define SW_CHUNK_BYTES    (1024 * 1024) /* argument bytes per native command */
@@ -133,6 +134,13 @@ static int copy_slice(char **buf, size_t *cap, struct rs_slice *dst, struct rs_s
     return 0;
 }
 
+/* The expiry written for k: the source's, plus the job's expiry margin
+ * (stream_rewrite.h). */
+static int64_t expiry(const struct snapshot_writer *sw, const struct rdb_key_info *k)
+{
+    return stream_rewrite_shift_ms(k->expire_ms, sw->cfg.expiry_margin_ms);
+}
+
 /* --------------------------------------------------------------- strings */
 
 static int string_part(struct snapshot_writer *sw, const struct rdb_key_info *k,
@@ -152,7 +160,7 @@ static int string_part(struct snapshot_writer *sw, const struct rdb_key_info *k,
     if (whole) { /* SET key value PXAT ms */
         sw->argv[0] = lit("SET");
         sw->argv[3] = lit("PXAT");
-        sw->argv[4] = num_i64(sw, 0, k->expire_ms);
+        sw->argv[4] = num_i64(sw, 0, expiry(sw, k));
         return cmd(sw, k, 5);
     }
     sw->argv[0] = sw->parts == 1 ? lit("SET") : lit("APPEND");
@@ -383,7 +391,7 @@ static int restore(struct snapshot_writer *sw, const struct rdb_key_info *k, str
         p[3 + raw.len + i] = (char)((crc >> (8 * i)) & 0xff);
     sw->argv[0] = lit("RESTORE");
     sw->argv[1] = k->key;
-    sw->argv[2] = num_i64(sw, 0, k->expire_ms < 0 ? 0 : k->expire_ms);
+    sw->argv[2] = num_i64(sw, 0, k->expire_ms < 0 ? 0 : expiry(sw, k));
     sw->argv[3] = (struct rs_slice){p, n};
     sw->argv[4] = lit("REPLACE");
     int argc = 5;
@@ -446,7 +454,7 @@ static int on_key_end(struct snapshot_writer *sw, const struct rdb_event *ev)
         if (sw->parts > 1 && k->expire_ms >= 0) {
             sw->argv[0] = lit("PEXPIREAT");
             sw->argv[1] = k->key;
-            sw->argv[2] = num_i64(sw, 0, k->expire_ms);
+            sw->argv[2] = num_i64(sw, 0, expiry(sw, k));
             return cmd(sw, k, 3);
         }
         return 0;
@@ -489,7 +497,7 @@ static int on_key_end(struct snapshot_writer *sw, const struct rdb_event *ev)
     if (k->expire_ms >= 0) {
         sw->argv[0] = lit("PEXPIREAT");
         sw->argv[1] = k->key;
-        sw->argv[2] = num_i64(sw, 0, k->expire_ms);
+        sw->argv[2] = num_i64(sw, 0, expiry(sw, k));
         return cmd(sw, k, 3);
     }
     return 0;

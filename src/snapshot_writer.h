@@ -28,6 +28,7 @@ struct job;
 struct snapshot_writer_config {
     bool use_restore; /* RESTORE small non-string values; false: native commands for all */
     unsigned nworkers;
+    int64_t expiry_margin_ms; /* expiries written this much later (stream_rewrite.h) */
 };
 
 struct snapshot_writer;

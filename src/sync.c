@@ -29,6 +29,7 @@
 #include "control_link.h"
 #include "crc64.h"
 #include "endpoint.h"
+#include "expiry_margin.h"
 #include "job.h"
 #include "rs_error.h"
 #include "rdb_decoder.h"
@@ -43,6 +44,7 @@
 #define SYNC_HEADER_BYTES       9
 #define SYNC_INITIAL_MAX        (64 * 1024)
 #define SYNC_BATCHES_PER_WORKER 64
+#define SYNC_EXPIRY_MARGIN_S    3600    /* --expiry-margin's default (stream_rewrite.h) */
 #define SYNC_ACK_MIN_S          0.00025 /* the least time between two ACKs of a moving offset */
 #define SYNC_MAX_MEMORY                                                                            \
     (128u * 1024 * 1024) /* source bytes held in memory before the spill file                      \
@@ -66,8 +68,10 @@ struct sync_opts {
     bool skip_errors;
     uint64_t max_memory;
     const char *spill_dir;
-    double speed;          /* replay: 1 the recorded pace, N times faster, 0 max */
-    const char *json_path; /* replay: the report as JSON */
+    double speed;             /* replay: 1 the recorded pace, N times faster, 0 max */
+    const char *json_path;    /* replay: the report as JSON */
+    int64_t expiry_margin_ms; /* expiries written this much later while following */
+    bool expiry_margin_given;
 };
 
 static volatile sig_atomic_t sync_signal;
@@ -439,6 +443,13 @@ static void usage(FILE *f, enum sync_mode mode)
                "  --on-error stop|skip        a command the destination refuses stops the job\n"
                "                              (default), or is logged, counted and skipped\n"
                "  --quiet                     no progress line\n");
+    if (mode != MODE_RESTORE)
+        fprintf(f,
+                "  --expiry-margin S           while following, write every expiry S seconds\n"
+                "                              late, so the destination never expires a key\n"
+                "                              before the source's DEL of it; taken back off\n"
+                "                              when the job stops (default %d, 0: exact)\n",
+                SYNC_EXPIRY_MARGIN_S);
     if (mode == MODE_REPLAY)
         fprintf(f, "  --speed 1|N|max             the pace (default 1)\n"
                    "  --json FILE                 the report as JSON too\n");
@@ -486,6 +497,7 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
         {"spill-dir", required_argument, NULL, 'D'},
         {"speed", required_argument, NULL, 'V'},
         {"json", required_argument, NULL, 'J'},
+        {"expiry-margin", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -500,6 +512,7 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
     o->timeout_ms = SYNC_CONNECT_TIMEOUT_MS;
     o->max_memory = SYNC_MAX_MEMORY;
     o->speed = 1;
+    o->expiry_margin_ms = (int64_t)SYNC_EXPIRY_MARGIN_S * 1000;
     optind = 1;
     int c, pick;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -589,6 +602,16 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
         case 'J':
             o->json_path = optarg;
             break;
+        case 'X': {
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || end == optarg || v < 0 || v > 10LL * 365 * 86400) {
+                logf_("--expiry-margin takes seconds (0 to 315360000), not '%s'", optarg);
+                return 2;
+            }
+            o->expiry_margin_ms = v * 1000;
+            o->expiry_margin_given = true;
+            break;
+        }
         case 'h':
             usage(stdout, mode);
             return -1;
@@ -600,6 +623,10 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
     bool sync_only = o->source_uri || o->listening_port || o->snapshot_only || o->forward_publish ||
                      o->spill_dir;
     bool replay_only = o->speed != 1 || o->json_path;
+    if (mode == MODE_RESTORE && o->expiry_margin_given) {
+        logf_("--expiry-margin is for sync and replay: restore writes expiries as they are");
+        return 2;
+    }
     if ((mode != MODE_SYNC && sync_only) || (mode != MODE_REPLAY && replay_only)) {
         logf_("an option given is not one of this command's (see --help)");
         return 2;
@@ -684,6 +711,31 @@ static int counting_on_event(void *ctx, const struct rdb_event *ev)
     return snapshot_writer_on_event(cs->sw, ev);
 }
 
+/* Every worker is gone: the destination's expiries are made exact again
+ * (expiry_margin.h). 0, or 1 after saying which are still late. */
+static int remove_margin(struct run_ctx *rc, int64_t margin_ms)
+{
+    struct control_link cl = {0};
+    struct rs_error err = {0};
+    uint64_t fixed = 0;
+    double t0 = now_s();
+    int r = control_link_open(&cl, &rc->target, rc->o->timeout_ms, &err);
+    if (r == 0)
+        r = expiry_margin_remove(&cl, margin_ms, &fixed, &err);
+    control_link_close(&cl);
+    if (r < 0) {
+        logf_("could not make the expiries of destination %s exact again: %s; the %" PRIu64
+              " keys done so far are, the others with an expiry expire %" PRId64
+              " s late (ringsync writes them --expiry-margin late while it follows)",
+              rc->target.name, err.msg, fixed, margin_ms / 1000);
+        return 1;
+    }
+    if (fixed > 0 && !rc->o->quiet)
+        logf_("expiries exact again: %" PRIu64 " keys of destination %s in %.2f s", fixed,
+              rc->target.name, now_s() - t0);
+    return 0;
+}
+
 static int run_job(struct run_ctx *rc)
 {
     const struct sync_opts *o = rc->o;
@@ -716,7 +768,10 @@ static int run_job(struct run_ctx *rc)
         control_link_close(&cl);
     }
     bw = batch_writer_new(&job, 0, SYNC_BATCHES_PER_WORKER * o->workers);
-    struct snapshot_writer_config swc = {.use_restore = rc->use_restore, .nworkers = o->workers};
+    bool follow = (rc->input_is_socket && !o->snapshot_only) || rc->is_replay;
+    int64_t margin_ms = follow ? o->expiry_margin_ms : 0; /* nothing follows a lone snapshot */
+    struct snapshot_writer_config swc = {
+        .use_restore = rc->use_restore, .nworkers = o->workers, .expiry_margin_ms = margin_ms};
     sw = bw ? snapshot_writer_new(&swc, bw, &job) : NULL;
     struct rdb_decoder_config dc = {0};
     if (sw)
@@ -727,9 +782,10 @@ static int run_job(struct run_ctx *rc)
         logf_("out of memory");
         goto out;
     }
-    bool follow = (rc->input_is_socket && !o->snapshot_only) || rc->is_replay;
     if (follow) {
-        struct router_config rcfg = {.nworkers = o->workers, .forward_publish = o->forward_publish};
+        struct router_config rcfg = {.nworkers = o->workers,
+                                     .forward_publish = o->forward_publish,
+                                     .expiry_margin_ms = margin_ms};
         router = router_new(&rcfg, bw, &job, rc->stream_start);
         if (router == NULL) {
             logf_("out of memory");
@@ -871,6 +927,9 @@ static int run_job(struct run_ctx *rc)
     if (atomic_load(&job.errors_skipped) > 0)
         logf_("%" PRIu64 " commands were refused by the destination and skipped (--on-error skip)",
               atomic_load(&job.errors_skipped));
+    bool wrote = atomic_load(&job.keys_read) > 0 || atomic_load(&job.snapshot_applied);
+    if (margin_ms > 0 && wrote && remove_margin(rc, margin_ms) != 0 && status == 0)
+        status = 1;
 out:
     for (unsigned i = 0; i < nfds; i++)
         if (fds[i] >= 0)
@@ -885,6 +944,34 @@ out:
     return status;
 }
 
+/* A destination that already holds keys with an expiry, with the margin
+ * on: those would have the margin taken off theirs at the end too, so the
+ * user must choose. 0, or 1 after saying so. */
+static int check_margin(struct control_link *tcl, const struct sync_opts *o,
+                        const struct endpoint *ep)
+{
+    uint64_t dbs = 0, expires = 0;
+    struct rs_error err = {0};
+    if (o->expiry_margin_ms == 0 || o->expiry_margin_given || o->nonempty != NONEMPTY_KEEP)
+        return 0;
+    if (expiry_margin_dbs(tcl, &dbs, &expires, &err) < 0) {
+        logf_("%s", err.msg);
+        return 1;
+    }
+    if (expires == 0)
+        return 0;
+    logf_("destination %s holds %" PRIu64
+          " keys with an expiry, and --target-nonempty keep keeps them: ringsync writes the "
+          "source's expiries %" PRId64
+          " s late while it follows and takes that off every expiry of the destination when it "
+          "stops, which would shorten those keys' own; pass --expiry-margin 0 (exact expiries: "
+          "a key with a short TTL may then expire on the destination before the source's "
+          "commands that read it are applied while ringsync is behind) or --expiry-margin %" PRId64
+          " to accept",
+          ep->name, expires, o->expiry_margin_ms / 1000, o->expiry_margin_ms / 1000);
+    return 1;
+}
+
 /* Opens the destination, checks it, and decides on RESTORE once the RDB
  * version is known (rc->rdb_version). */
 static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
@@ -894,7 +981,10 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
         logf_("%s", err.msg);
         return 1;
     }
-    return check_target(tcl, rc->o, &rc->target);
+    int r = check_target(tcl, rc->o, &rc->target);
+    if (r == 0 && rc->o->source_uri != NULL)
+        r = check_margin(tcl, rc->o, &rc->target);
+    return r;
 }
 
 static int parse_header_version(const uint8_t *p, size_t n, int *version)

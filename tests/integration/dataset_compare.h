@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "redis_fixture.h"
 #include "redis_model.h"
@@ -25,6 +26,11 @@ struct dataset_comparison {
 /* Clears every stream consumer's seen and active times in m: a server that
  * runs XCLAIM or native commands stamps them with its own clock. */
 void dataset_forget_consumer_times(struct redis_model *m);
+
+/* Expiries on the target are this much later than the oracle's (ringsync's
+ * --expiry-margin, while it still follows): dataset_compare takes it off the
+ * target's before comparing. 0 (the default): compared as they are. */
+void dataset_set_target_expiry_shift(int64_t ms);
 
 /* The server's DEBUG DIGEST into buf. */
 void dataset_digest(redisContext *c, char *buf, size_t cap);

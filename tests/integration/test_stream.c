@@ -60,6 +60,7 @@
 #include "dataset_compare.h"
 #include "redis_fixture.h"
 #include "redis_model.h"
+#include "sync_watch.h"
 #include "write_script.h"
 
 #define SNAPSHOT_KEYS        300000
@@ -67,9 +68,6 @@
 #define SNAPSHOT_DB2_KEYS    5000
 #define SORT_STORE_BURST     10000
 #define DURING_SNAPSHOT_CMDS 4000
-#define CATCH_UP_TIMEOUT_MS  30000
-#define SNAPSHOT_TIMEOUT_MS  60000
-#define STOP_TIMEOUT_MS      10000
 #define SILENCE_MS           300
 
 TestSuite(stream, .fini = redis_fixture_stop_all, .timeout = 180);
@@ -77,199 +75,6 @@ TestSuite(stream, .fini = redis_fixture_stop_all, .timeout = 180);
 static const char *const source_args[] = {"--enable-debug-command", "yes",
                                           "--repl-diskless-sync-delay", "0", NULL};
 static const char *const debug_args[] = {"--enable-debug-command", "yes", NULL};
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* ---------------------------------------------------------------- ringsync */
-
-/* Starts `ringsync sync` from src into dst in the background; extra is one
- * more option or NULL. */
-static struct program *ringsync_start(const struct redis_fixture *src,
-                                      const struct redis_fixture *dst, const char *workers,
-                                      const char *extra)
-{
-    char source[64], target[64];
-    snprintf(source, sizeof(source), "redis://127.0.0.1:%d", src->port);
-    snprintf(target, sizeof(target), "redis://127.0.0.1:%d", dst->port);
-    const char *argv[] = {fixture_env("RS_RINGSYNC"),
-                          "sync",
-                          "--source",
-                          source,
-                          "--target",
-                          target,
-                          "--workers",
-                          workers,
-                          "--quiet",
-                          extra,
-                          NULL};
-    int e = 0;
-    struct program *p = program_start(argv, NULL, &e);
-    cr_assert(p != NULL, "cannot start %s: %s", argv[0], strerror(e));
-    return p;
-}
-
-/* What a failure should add when ringsync stopped on a signal this test did
- * not send (every SIGINT the test sends goes through ringsync_stop). */
-static const char *foreign_signal_hint(const char *err)
-{
-    return strstr(err, "stopped by SIG") != NULL
-               ? "\n(ringsync was stopped by a signal this test did not send: another process "
-                 "signalled it, e.g. a kill by name)"
-               : "";
-}
-
-/* Fails the test with ringsync's state and standard error. */
-#define ringsync_fail(p, ...)                                                                      \
-    do {                                                                                           \
-        char *err_ = program_stderr(p, NULL);                                                      \
-        char *what_ = NULL;                                                                        \
-        cr_assert(asprintf(&what_, __VA_ARGS__) >= 0);                                             \
-        cr_assert_fail("%s\nringsync %s; its stderr:\n%s%s", what_,                                \
-                       program_has_exited(p) ? "has exited" : "is running", err_,                  \
-                       foreign_signal_hint(err_));                                                 \
-    } while (0)
-
-static void wait_snapshot_applied(struct program *p)
-{
-    if (!program_wait_for_stderr(p, "snapshot applied", SNAPSHOT_TIMEOUT_MS))
-        ringsync_fail(p, "no \"snapshot applied\" within %d ms", SNAPSHOT_TIMEOUT_MS);
-}
-
-static bool stderr_has(const struct program *p, const char *needle)
-{
-    char *s = program_stderr(p, NULL);
-    bool has = strstr(s, needle) != NULL;
-    free(s);
-    return has;
-}
-
-/* SIGINT: exit 0, "stopped by SIGINT", and everything received applied. */
-static void ringsync_stop(struct program *p, const char *what)
-{
-    struct program_result r;
-    program_finish(p, SIGINT, STOP_TIMEOUT_MS, &r);
-    char st[64];
-    cr_assert(r.exited && r.exit_code == 0, "%s: ringsync ended with %s after SIGINT; stderr:\n%s",
-              what, program_result_describe(&r, st, sizeof(st)), r.err);
-    const char *line = strstr(r.err, "stopped by SIGINT");
-    cr_assert(line != NULL, "%s: no \"stopped by SIGINT\" line; stderr:\n%s", what, r.err);
-    const char *at = strstr(line, "applied offset ");
-    uint64_t applied = 0, received = 0;
-    cr_assert(at != NULL &&
-                  sscanf(at, "applied offset %" SCNu64 " of %" SCNu64, &applied, &received) == 2,
-              "%s: the stop line does not say \"applied offset A of R\":\n%s", what, r.err);
-    cr_assert(applied == received,
-              "%s: stopped with offset %" PRIu64 " applied of %" PRIu64
-              " received, after the load was acknowledged:\n%s",
-              what, applied, received, r.err);
-    program_result_deinit(&r);
-}
-
-/* ------------------------------------------------------- INFO replication */
-
-struct repl_view {
-    long long master_offset;
-    bool has_ringsync, has_replica;
-    long long ringsync_offset, replica_offset;
-    char ringsync_state[32];
-    char text[2048]; /* the lines read, for failure messages */
-};
-
-/* Reads the source's master_repl_offset and the slave lines: ringsync is the
- * one with port=0, the native replica the one with replica_port. */
-static void repl_view_take(redisContext *src, int replica_port, struct repl_view *v)
-{
-    memset(v, 0, sizeof(*v));
-    v->master_offset = -1;
-    redisReply *r = redis_fixture_command(src, "INFO replication");
-    cr_assert(r->type == REDIS_REPLY_STRING);
-    snprintf(v->text, sizeof(v->text), "%s", r->str);
-    for (char *line = strtok(r->str, "\r\n"); line != NULL; line = strtok(NULL, "\r\n")) {
-        long long off;
-        if (sscanf(line, "master_repl_offset:%lld", &off) == 1) {
-            v->master_offset = off;
-            continue;
-        }
-        if (strncmp(line, "slave", 5) != 0 || strchr(line, ':') == NULL)
-            continue;
-        const char *port = strstr(line, ",port=");
-        const char *state = strstr(line, ",state=");
-        const char *offset = strstr(line, ",offset=");
-        if (port == NULL || state == NULL || offset == NULL)
-            continue;
-        int p = atoi(port + 6);
-        off = atoll(offset + 8);
-        if (p == 0) {
-            v->has_ringsync = true;
-            v->ringsync_offset = off;
-            size_t n = strcspn(state + 7, ",");
-            snprintf(v->ringsync_state, sizeof(v->ringsync_state), "%.*s", (int)n, state + 7);
-        } else if (p == replica_port) {
-            v->has_replica = true;
-            v->replica_offset = off;
-        }
-    }
-    freeReplyObject(r);
-    cr_assert(v->master_offset >= 0, "no master_repl_offset in:\n%s", v->text);
-}
-
-/* Waits until the source shows ringsync as a replica (its PSYNC is in). */
-static void wait_ringsync_listed(struct redis_fixture *src, struct program *p)
-{
-    long long deadline = fixture_now_ms() + 10000;
-    struct repl_view v;
-    for (;;) {
-        repl_view_take(src->ctx, -1, &v);
-        if (v.has_ringsync)
-            return;
-        if (fixture_now_ms() > deadline || program_has_exited(p))
-            ringsync_fail(p, "the source does not list ringsync as a replica:\n%s", v.text);
-        sleep_ms(2);
-    }
-}
-
-/* Waits until ringsync's applied offset (and the native replica's, when
- * replica_port > 0) equals the source's master_repl_offset. ringsync's must
- * never be past it: an ACK beyond what the source sent is a lie. */
-static void wait_caught_up(struct redis_fixture *src, int replica_port, struct program *p,
-                           const char *what)
-{
-    long long deadline = fixture_now_ms() + CATCH_UP_TIMEOUT_MS;
-    struct repl_view v;
-    for (;;) {
-        repl_view_take(src->ctx, replica_port, &v);
-        cr_assert(!v.has_ringsync || v.ringsync_offset <= v.master_offset,
-                  "%s: ringsync acknowledged offset %lld, past the source's %lld:\n%s", what,
-                  v.ringsync_offset, v.master_offset, v.text);
-        bool ringsync_done = v.has_ringsync && v.ringsync_offset == v.master_offset;
-        bool replica_done =
-            replica_port <= 0 || (v.has_replica && v.replica_offset == v.master_offset);
-        if (ringsync_done && replica_done)
-            return;
-        if (program_has_exited(p))
-            ringsync_fail(p, "%s: ringsync exited while catching up", what);
-        if (fixture_now_ms() > deadline)
-            ringsync_fail(p,
-                          "%s: within %d ms, ringsync's applied offset %lld (state %s) and the "
-                          "native replica's %lld did not both reach the source's %lld:\n%s",
-                          what, CATCH_UP_TIMEOUT_MS, v.ringsync_offset, v.ringsync_state,
-                          v.replica_offset, v.master_offset, v.text);
-        sleep_ms(20);
-    }
-}
-
-static long long info_number(redisContext *c, const char *section, const char *field)
-{
-    char buf[64];
-    cr_assert(redis_fixture_info(c, section, field, buf, sizeof(buf)), "no %s in INFO %s", field,
-              section);
-    return atoll(buf);
-}
 
 /* ---------------------------------------------------------------- comparing */
 
@@ -360,6 +165,8 @@ static void stream_matches_a_native_replica(const char *workers, bool prove_it_c
 
     write_script_run(src);
     wait_caught_up(src, rep->port, p, what);
+    /* while it follows, ringsync writes expiries --expiry-margin late (3600 s) */
+    dataset_set_target_expiry_shift(3600 * 1000);
     assert_dataset_equals(dst, rep, "native replica", "round 1, over the snapshot's keys");
 
     redis_fixture_exec(src->ctx, "FLUSHALL");
@@ -379,6 +186,10 @@ static void stream_matches_a_native_replica(const char *workers, bool prove_it_c
     if (prove_it_can_fail)
         assert_comparison_catches_a_change(dst, rep);
     ringsync_stop(p, what);
+    if (!prove_it_can_fail) { /* the stop took the margin back off every expiry */
+        dataset_set_target_expiry_shift(0);
+        assert_dataset_equals(dst, rep, "native replica", "after the stop, expiries exact");
+    }
 }
 
 Test(stream, every_write_family_matches_a_native_replica_with_one_worker)

@@ -1,0 +1,276 @@
+/* expiry_margin.c - exact expiries again at the end of a job (see
+ * expiry_margin.h). */
+#include "expiry_margin.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc64.h"
+#include "decimal.h"
+
+#define EXPIRY_MARGIN_SCAN_COUNT "1000"
+
+/* ------------------------------------------------------ the keys done */
+
+struct key_set {
+    uint64_t *h; /* pairs: (a, b); a == 0 && b == 0 is an empty bucket */
+    size_t cap, len;
+};
+
+static void key_hash(const char *p, size_t n, uint64_t *a, uint64_t *b)
+{
+    *a = crc64_update(0, p, n);
+    uint64_t f = 1469598103934665603ull; /* FNV-1a: independent of the CRC */
+    for (size_t i = 0; i < n; i++)
+        f = (f ^ (unsigned char)p[i]) * 1099511628211ull;
+    *b = f | 1; /* never both zero */
+}
+
+static int key_set_grow(struct key_set *s)
+{
+    size_t cap = s->cap ? s->cap * 2 : 4096;
+    uint64_t *h = calloc(cap * 2, sizeof(*h));
+    if (h == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->cap; i++) {
+        uint64_t a = s->h[2 * i], b = s->h[2 * i + 1];
+        if (b == 0)
+            continue;
+        size_t j = (size_t)(a ^ b) & (cap - 1);
+        while (h[2 * j + 1] != 0)
+            j = (j + 1) & (cap - 1);
+        h[2 * j] = a;
+        h[2 * j + 1] = b;
+    }
+    free(s->h);
+    s->h = h;
+    s->cap = cap;
+    return 0;
+}
+
+/* 1 when the key is new (and now in the set), 0 when it was there. */
+static int key_set_add(struct key_set *s, const char *p, size_t n)
+{
+    if ((s->len + 1) * 2 > s->cap && key_set_grow(s) < 0)
+        return -ENOMEM;
+    uint64_t a, b;
+    key_hash(p, n, &a, &b);
+    size_t j = (size_t)(a ^ b) & (s->cap - 1);
+    while (s->h[2 * j + 1] != 0) {
+        if (s->h[2 * j] == a && s->h[2 * j + 1] == b)
+            return 0;
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->h[2 * j] = a;
+    s->h[2 * j + 1] = b;
+    s->len++;
+    return 1;
+}
+
+/* ------------------------------------------------------------ the pass */
+
+int expiry_margin_dbs(struct control_link *cl, uint64_t *dbs, uint64_t *expires,
+                      struct rs_error *err)
+{
+    struct control_reply rep = {0};
+    *dbs = 0;
+    *expires = 0;
+    int rc = control_link_commandv(cl, &rep, err, "INFO", "keyspace", NULL);
+    if (rc < 0)
+        return rc;
+    if (rep.r->type != REDIS_REPLY_STRING && rep.r->type != REDIS_REPLY_STATUS) {
+        rs_error_set(err, RS_E_FORMAT, 0, "%s answered INFO keyspace with: %.100s", cl->name,
+                     rep.r->str ? rep.r->str : "(not text)");
+        control_reply_free(&rep);
+        return -EPROTO;
+    }
+    for (const char *p = rep.r->str; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : p) {
+        unsigned db;
+        unsigned long long k, e;
+        if (sscanf(p, "db%u:keys=%llu,expires=%llu", &db, &k, &e) == 3 && e > 0) {
+            *dbs |= 1ull << (db < 63 ? db : 63);
+            *expires += e;
+        }
+    }
+    control_reply_free(&rep);
+    return 0;
+}
+
+struct pass {
+    struct control_link *cl;
+    struct rs_error *err;
+    int64_t margin_ms;
+    bool has_expiretime; /* PEXPIRETIME (Redis 7.0+); else PTTL and PEXPIRE */
+    struct key_set done;
+    uint64_t fixed;
+    unsigned db;
+};
+
+static int fail_reply(struct pass *ps, const char *what, const redisReply *r)
+{
+    rs_error_set(ps->err, RS_E_FORMAT, 0, "%s refused %s in db %u: %.160s", ps->cl->name, what,
+                 ps->db, r->str ? r->str : "(unexpected reply)");
+    return -EPROTO;
+}
+
+/* Sends cmd key [arg] for each of the n keys, reads the n replies into out. */
+static int pipeline(struct pass *ps, const char *cmd, redisReply **keys, size_t n,
+                    const int64_t *args, struct control_reply *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char num[DECIMAL_MAX];
+        const char *argv[3] = {cmd, keys[i]->str, num};
+        size_t len[3] = {strlen(cmd), keys[i]->len, 0};
+        if (args != NULL)
+            len[2] = decimal_i64(num, args[i]);
+        int rc = control_link_send(ps->cl, args != NULL ? 3 : 2, argv, len, ps->err);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = control_link_read_reply(ps->cl, cmd, &out[i], ps->err);
+        if (rc < 0) {
+            for (size_t j = 0; j < i; j++)
+                control_reply_free(&out[j]);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* One SCAN page: the keys with an expiry get theirs less the margin. */
+static int fix_page(struct pass *ps, redisReply **keys, size_t n)
+{
+    struct control_reply *t = calloc(n ? n : 1, sizeof(*t));
+    int64_t *when = calloc(n ? n : 1, sizeof(*when));
+    redisReply **todo = calloc(n ? n : 1, sizeof(*todo));
+    int rc = -ENOMEM;
+    size_t m = 0;
+    if (t == NULL || when == NULL || todo == NULL)
+        goto out;
+    const char *get = ps->has_expiretime ? "PEXPIRETIME" : "PTTL";
+    if ((rc = pipeline(ps, get, keys, n, NULL, t)) < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *r = t[i].r;
+        if (r->type != REDIS_REPLY_INTEGER) {
+            rc = fail_reply(ps, get, r);
+            goto out_replies;
+        }
+        if (r->integer < 0) /* -1 no expiry, -2 gone meanwhile */
+            continue;
+        int added = key_set_add(&ps->done, keys[i]->str, keys[i]->len);
+        if (added < 0) {
+            rc = -ENOMEM;
+            goto out_replies;
+        }
+        if (added == 0)
+            continue; /* SCAN returned it again: done already */
+        int64_t v = r->integer - ps->margin_ms;
+        when[m] = ps->has_expiretime || v > 0 ? v : 0;
+        todo[m++] = keys[i];
+    }
+    const char *set = ps->has_expiretime ? "PEXPIREAT" : "PEXPIRE";
+    struct control_reply *sr = calloc(m ? m : 1, sizeof(*sr));
+    if (sr == NULL) {
+        rc = -ENOMEM;
+        goto out_replies;
+    }
+    rc = pipeline(ps, set, todo, m, when, sr);
+    for (size_t i = 0; rc == 0 && i < m; i++) {
+        if (sr[i].r->type != REDIS_REPLY_INTEGER)
+            rc = fail_reply(ps, set, sr[i].r);
+        else
+            ps->fixed += sr[i].r->integer == 1;
+    }
+    for (size_t i = 0; i < m; i++)
+        control_reply_free(&sr[i]);
+    free(sr);
+out_replies:
+    for (size_t i = 0; i < n; i++)
+        control_reply_free(&t[i]);
+out:
+    if (rc == -ENOMEM)
+        rs_error_set(ps->err, RS_E_LIMIT, 0, "out of memory while correcting expiries of %s",
+                     ps->cl->name);
+    free(t);
+    free(when);
+    free(todo);
+    return rc;
+}
+
+static int fix_db(struct pass *ps)
+{
+    /* the same name in another db is another key */
+    if (ps->done.cap > 0)
+        memset(ps->done.h, 0, ps->done.cap * 2 * sizeof(*ps->done.h));
+    ps->done.len = 0;
+    char dbs[16];
+    snprintf(dbs, sizeof(dbs), "%u", ps->db);
+    struct control_reply rep = {0};
+    int rc = control_link_commandv(ps->cl, &rep, ps->err, "SELECT", dbs, NULL);
+    if (rc < 0)
+        return rc;
+    if (rep.r->type == REDIS_REPLY_ERROR)
+        rc = fail_reply(ps, "SELECT", rep.r);
+    control_reply_free(&rep);
+    char cursor[32] = "0";
+    while (rc == 0) {
+        rc = control_link_commandv(ps->cl, &rep, ps->err, "SCAN", cursor, "COUNT",
+                                   EXPIRY_MARGIN_SCAN_COUNT, NULL);
+        if (rc < 0)
+            break;
+        const redisReply *r = rep.r;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+            rc = fail_reply(ps, "SCAN", r);
+            control_reply_free(&rep);
+            break;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        rc = fix_page(ps, r->element[1]->element, r->element[1]->elements);
+        control_reply_free(&rep);
+        if (strcmp(cursor, "0") == 0)
+            break;
+    }
+    return rc;
+}
+
+int expiry_margin_remove(struct control_link *cl, int64_t margin_ms, uint64_t *fixed,
+                         struct rs_error *err)
+{
+    struct pass ps = {.cl = cl, .err = err, .margin_ms = margin_ms, .has_expiretime = true};
+    uint64_t dbs, expires;
+    *fixed = 0;
+    int rc = expiry_margin_dbs(cl, &dbs, &expires, err);
+    if (rc < 0 || dbs == 0)
+        return rc;
+    /* PEXPIRETIME of a key that does not exist: -2 on 7.0+, an error before */
+    struct control_reply rep = {0};
+    rc = control_link_commandv(cl, &rep, err, "PEXPIRETIME", "ringsync:probe", NULL);
+    if (rc < 0)
+        return rc;
+    ps.has_expiretime = rep.r->type == REDIS_REPLY_INTEGER;
+    control_reply_free(&rep);
+    unsigned last = dbs >> 63 ? 1024 : 63; /* bit 63: db 63 or beyond */
+    for (unsigned db = 0; rc == 0 && db <= last; db++) {
+        if (db < 63 && !(dbs >> db & 1))
+            continue;
+        ps.db = db;
+        rc = fix_db(&ps);
+        if (rc < 0 && db >= 63 && strstr(err->msg, "DB index is out of range"))
+            rc = 0, last = db; /* past the destination's last db */
+    }
+    if (rc == 0 && (dbs & ~1ull) != 0) {
+        rc = control_link_commandv(cl, &rep, err, "SELECT", "0", NULL);
+        if (rc == 0)
+            control_reply_free(&rep);
+    }
+    *fixed = ps.fixed;
+    free(ps.done.h);
+    return rc;
+}

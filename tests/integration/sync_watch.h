@@ -1,0 +1,77 @@
+/* sync_watch.h - running `ringsync sync` in the background of an
+ * integration test and watching it: started against two fixtures, its
+ * standard error read for milestones, the source's INFO replication read for
+ * its applied offset (ringsync is the replica with port 0), stopped with
+ * SIGINT. Shared by the stream tests. Helpers fail the test (cr_assert). */
+#ifndef RS_TEST_SYNC_WATCH_H
+#define RS_TEST_SYNC_WATCH_H
+
+#include <stdbool.h>
+
+#include <criterion/criterion.h>
+
+#include "redis_fixture.h"
+
+#define CATCH_UP_TIMEOUT_MS 30000
+#define SNAPSHOT_TIMEOUT_MS 60000
+#define STOP_TIMEOUT_MS     10000
+
+void sleep_ms(int ms);
+
+/* Starts `ringsync sync --source src --target dst --workers W --quiet`
+ * followed by extra (NULL-terminated, may be NULL). */
+struct program *ringsync_start_with(const struct redis_fixture *src,
+                                    const struct redis_fixture *dst, const char *workers,
+                                    const char *const *extra);
+
+/* The same with one more option (or NULL). */
+struct program *ringsync_start(const struct redis_fixture *src, const struct redis_fixture *dst,
+                               const char *workers, const char *extra);
+
+/* What a failure should add when ringsync stopped on a signal the test did
+ * not send. */
+const char *foreign_signal_hint(const char *err);
+
+/* Fails the test with ringsync's state and standard error. */
+#define ringsync_fail(p, ...)                                                                      \
+    do {                                                                                           \
+        char *err_ = program_stderr(p, NULL);                                                      \
+        char *what_ = NULL;                                                                        \
+        cr_assert(asprintf(&what_, __VA_ARGS__) >= 0);                                             \
+        cr_assert_fail("%s\nringsync %s; its stderr:\n%s%s", what_,                                \
+                       program_has_exited(p) ? "has exited" : "is running", err_,                  \
+                       foreign_signal_hint(err_));                                                 \
+    } while (0)
+
+struct repl_view {
+    long long master_offset;
+    bool has_ringsync, has_replica;
+    long long ringsync_offset, replica_offset;
+    char ringsync_state[32];
+    char text[2048]; /* the lines read, for failure messages */
+};
+
+/* Waits for "snapshot applied" on its standard error. */
+void wait_snapshot_applied(struct program *p);
+
+bool stderr_has(const struct program *p, const char *needle);
+
+/* SIGINT: exit 0, "stopped by SIGINT", and everything received applied. */
+void ringsync_stop(struct program *p, const char *what);
+
+/* Reads the source's master_repl_offset and the slave lines: ringsync is the
+ * one with port=0, the native replica the one with replica_port. */
+void repl_view_take(redisContext *src, int replica_port, struct repl_view *v);
+
+/* Waits until the source shows ringsync as a replica (its PSYNC is in). */
+void wait_ringsync_listed(struct redis_fixture *src, struct program *p);
+
+/* Waits until ringsync's applied offset (and the native replica's, when
+ * replica_port > 0) equals the source's master_repl_offset. */
+void wait_caught_up(struct redis_fixture *src, int replica_port, struct program *p,
+                    const char *what);
+
+/* An INFO field as a number (fails the test when absent). */
+long long info_number(redisContext *c, const char *section, const char *field);
+
+#endif
