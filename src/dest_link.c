@@ -1,5 +1,5 @@
 /* dest_link.c - a destination connection: ordered sends, replies matched to
- * commands (see dest_link.h). */
+ * commands, retries of what a busy destination refused (see dest_link.h). */
 #include "dest_link.h"
 
 #include <errno.h>
@@ -10,11 +10,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "batch.h"
+#include "command_table.h"
+#include "dest_reply.h"
 #include "job.h"
 #include "rs_error.h"
+#include "slot.h"
+
+static int retry_begin(struct dest_link *dl, const char *line, size_t len);
+static int retry_reply(struct dest_link *dl, bool is_error, const char *line, size_t len);
+static bool retry_prep_send(struct dest_link *dl, struct iovec *iov);
+static void retry_on_send(struct dest_link *dl, size_t n);
+static void retry_free(struct dest_link *dl);
 
 int dest_link_init(struct dest_link *dl, int fd, const char *name, struct job *job,
                    void (*done)(void *ctx, struct batch *b), void *done_ctx)
@@ -33,6 +43,7 @@ int dest_link_init(struct dest_link *dl, int fd, const char *name, struct job *j
 
 void dest_link_deinit(struct dest_link *dl)
 {
+    retry_free(dl);
     free(dl->rbuf);
     dl->rbuf = NULL;
     if (dl->fd >= 0)
@@ -56,21 +67,30 @@ void dest_link_enqueue(struct dest_link *dl, struct batch *b)
 
 bool dest_link_is_idle(const struct dest_link *dl)
 {
-    return dl->head == NULL;
+    return dl->head == NULL && dl->rstate == DEST_LINK_NORMAL;
 }
 
 bool dest_link_prep_send(struct dest_link *dl, struct io_uring *ring, uint64_t ud)
 {
-    if (dl->send_inflight || dl->send_cur == NULL)
+    if (dl->send_inflight)
         return false;
+    int n = 0;
+    if (dl->rstate != DEST_LINK_NORMAL) { /* retrying: the link's own bytes, or a batch's rest */
+        if (!retry_prep_send(dl, &dl->iov[0]))
+            return false;
+        n = 1;
+    } else if (dl->send_cur == NULL) {
+        return false;
+    }
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
     if (sqe == NULL)
         return false;
-    int n = 0;
-    for (struct batch *b = dl->send_cur; b != NULL && n < DEST_LINK_IOV; b = b->next) {
-        dl->iov[n].iov_base = b->buf + b->sent;
-        dl->iov[n].iov_len = b->len - b->sent;
-        n++;
+    if (n == 0) {
+        for (struct batch *b = dl->send_cur; b != NULL && n < DEST_LINK_IOV; b = b->next) {
+            dl->iov[n].iov_base = b->buf + b->sent;
+            dl->iov[n].iov_len = b->len - b->sent;
+            n++;
+        }
     }
     memset(&dl->msg, 0, sizeof(dl->msg));
     dl->msg.msg_iov = dl->iov;
@@ -82,7 +102,8 @@ bool dest_link_prep_send(struct dest_link *dl, struct io_uring *ring, uint64_t u
 }
 
 /* Says which command of a batch (0-based) an error answers, with its key. */
-static void describe_cmd(const struct batch *b, uint32_t index, char *out, size_t cap, int64_t *db)
+static void describe_cmd(const struct batch *b, uint32_t index, char *out, size_t cap, int64_t *db,
+                         char *name_out, size_t name_cap)
 {
     const char *p = b->buf, *end = b->buf + b->len;
     *db = b->db_at_start;
@@ -102,28 +123,60 @@ static void describe_cmd(const struct batch *b, uint32_t index, char *out, size_
             rs_escape_bytes(name, sizeof(name), argv[0].p, argv[0].len, 20);
             rs_escape_bytes(key, sizeof(key), argv[1].p, argv[1].len, 60);
             snprintf(out, cap, "%s '%s'", name, key);
+            snprintf(name_out, name_cap, "%.*s", (int)argv[0].len, argv[0].p);
             return;
         }
         if (argv[0].len == 6 && strncasecmp(argv[0].p, "SELECT", 6) == 0)
             *db = strtoll(argv[1].p, NULL, 10);
     }
     snprintf(out, cap, "command #%u", index);
+    snprintf(name_out, name_cap, "?");
+}
+
+/* A command the destination refused for good: a configuration reply stops
+ * the job naming the setting (even with --on-error skip); another stops it
+ * or, with --on-error skip, is logged, counted and skipped. what is "CMD
+ * 'key' in db D (source offset A..B)". Returns 1 when the job failed. */
+static int refused(struct dest_link *dl, const char *what, const char *name, const char *line,
+                   size_t len)
+{
+    char reply[200];
+    struct dest_reply_advice adv;
+    enum dest_reply_kind kind = dest_reply_classify(line, len, name, &adv);
+    rs_escape_bytes(reply, sizeof(reply), line, len, 160);
+    if (kind == DEST_REPLY_ADVICE) {
+        job_fail(dl->job, "destination %s refused %s: -%s; %s", dl->name, what, reply, adv.text);
+        return 1;
+    }
+    if (!dl->job->skip_errors) {
+        job_fail(dl->job, "destination %s refused %s: -%s", dl->name, what, reply);
+        return 1;
+    }
+    /* --on-error skip: say it (the first hundred), count it, go on */
+    uint64_t n = atomic_fetch_add(&dl->job->errors_skipped, 1) + 1;
+    if (n <= 100)
+        fprintf(stderr, "ringsync: skipped: destination %s refused %s: -%s%s\n", dl->name, what,
+                reply, n == 100 ? " (no more of these are shown)" : "");
+    return 0;
 }
 
 static int on_reply(void *ctx, bool is_error, const char *line, size_t len)
 {
     struct dest_link *dl = ctx;
+    if (dl->rstate != DEST_LINK_NORMAL)
+        return retry_reply(dl, is_error, line, len);
     struct batch *b = dl->head;
     RS_ASSERT(b != NULL && b->replies < b->ncmds);
     if (is_error) {
-        char cmd[200], reply[200];
+        if (dest_reply_classify(line, len, NULL, NULL) == DEST_REPLY_RETRY)
+            return retry_begin(dl, line, len);
+        char cmd[200], name[40], what[400];
         int64_t db;
         uint32_t index = b->replies;
         if (dl->rr.error_element >= 0 && dl->rr.top_count <= (int64_t)index)
             /* an error inside EXEC's reply: the n queued commands precede EXEC */
             index = index - (uint32_t)dl->rr.top_count + (uint32_t)dl->rr.error_element;
-        describe_cmd(b, index, cmd, sizeof(cmd), &db);
-        rs_escape_bytes(reply, sizeof(reply), line, len, 160);
+        describe_cmd(b, index, cmd, sizeof(cmd), &db, name, sizeof(name));
         char where[128] = "";
         if (b->has_spans) { /* a stream command: where it was in the source */
             const struct batch_span *sp = &b->spans[b->replies];
@@ -134,17 +187,9 @@ static int on_reply(void *ctx, bool is_error, const char *line, size_t len)
             snprintf(where, sizeof(where), " (source offset %" PRIu64 "..%" PRIu64 ")",
                      b->off_before, b->off_last);
         }
-        if (!dl->job->skip_errors) {
-            job_fail(dl->job, "destination %s refused %s in db %" PRId64 "%s: -%s", dl->name, cmd,
-                     db, where, reply);
+        snprintf(what, sizeof(what), "%s in db %" PRId64 "%s", cmd, db, where);
+        if (refused(dl, what, name, line, len))
             return 1;
-        }
-        /* --on-error skip: say it (the first hundred), count it, go on */
-        uint64_t n = atomic_fetch_add(&dl->job->errors_skipped, 1) + 1;
-        if (n <= 100)
-            fprintf(
-                stderr, "ringsync: skipped: destination %s refused %s in db %" PRId64 "%s: -%s%s\n",
-                dl->name, cmd, db, where, reply, n == 100 ? " (no more of these are shown)" : "");
     }
     b->replies++;
     dl->replies++;
@@ -165,6 +210,10 @@ void dest_link_on_send(struct dest_link *dl, int res)
                  strerror(-res));
         return;
     }
+    if (dl->rstate == DEST_LINK_ROUND) {
+        retry_on_send(dl, (size_t)res);
+        return;
+    }
     size_t left = (size_t)res;
     while (left > 0) {
         struct batch *b = dl->send_cur;
@@ -176,6 +225,10 @@ void dest_link_on_send(struct dest_link *dl, int res)
         left -= n;
         if (b->sent == b->len)
             dl->send_cur = b->next;
+    }
+    if (dl->rstate != DEST_LINK_NORMAL) { /* DRAINING: the partly sent batch went on */
+        retry_on_send(dl, 0);
+        return;
     }
     /* A batch whose replies all came before its last byte went out. */
     while (dl->head && dl->head->sent == dl->head->len && dl->head->replies == dl->head->ncmds) {
@@ -232,7 +285,7 @@ void dest_link_on_recv(struct dest_link *dl, int res)
                  res == 0 ? "closed by the server" : strerror(-res));
         return;
     }
-    if (dl->head == NULL) {
+    if (dl->head == NULL && dl->rstate == DEST_LINK_NORMAL) {
         char q[64];
         job_fail(dl->job, "destination %s sent a reply to nothing: \"%s\"", dl->name,
                  rs_escape_bytes(q, sizeof(q), dl->rbuf, (size_t)res, 40));
@@ -244,4 +297,683 @@ void dest_link_on_recv(struct dest_link *dl, int res)
         job_fail(dl->job, "destination %s sent something that is not RESP: \"%s\"", dl->name,
                  rs_escape_bytes(q, sizeof(q), dl->rbuf, (size_t)res, 40));
     }
+}
+
+/* ================================================================ retrying
+ *
+ * Everything below runs only after a retryable error (dest_link.h, the
+ * diagram): it parses the batches' bytes again, copies and allocates; the
+ * NORMAL path never comes here. */
+
+/* One command the destination refused with a retryable error, copied. */
+struct retry_entry {
+    char *bytes;
+    size_t len;
+    int64_t db;        /* the db it must run in (-1: any) */
+    int64_t select_db; /* >= 0: it is a SELECT of this db */
+    struct batch *b;   /* its batch: done only once this one succeeded */
+    bool done;
+    char what[240]; /* "SET 'k' in db 0 (source offset A..B)" */
+};
+
+enum round_kind { ITEM_ENTRY, ITEM_SELECT };
+
+struct round_item {
+    enum round_kind kind;
+    size_t entry;
+    int64_t db; /* ITEM_SELECT */
+};
+
+struct dest_retry {
+    /* parsing a command: argv into its bytes, key indices, their slots */
+    struct rs_slice *argv;
+    int *idx;
+    int argv_cap;
+    /* DRAINING: the next command to get a reply, and the db and transaction
+     * state the batch writer had before it */
+    struct batch *cb;
+    size_t coff;
+    uint32_t cindex;
+    int64_t cdb;
+    bool cmulti;
+    int64_t real_db;   /* invariant 1: what the last SELECT that succeeded set */
+    int64_t resume_db; /* the db the batch writer assumes after the last sent batch */
+    /* the queue, in source order */
+    struct retry_entry *q;
+    size_t qlen, qcap;
+    /* what was refused before the reply being read (invariant 4) */
+    bool pending_any, pending_keyless, pending_select;
+    uint8_t slots[SLOT_COUNT / 8];
+    /* the round in flight */
+    struct round_item *items;
+    size_t nitems, items_cap, replied;
+    char *rbuf;
+    size_t rlen, rcap, rsent;
+    bool round_refused, round_progress;
+    /* time */
+    double started, wake_at;
+    int backoff_ms;
+    char reply[200]; /* the last retryable reply, escaped */
+    uint64_t episode_retried;
+};
+
+struct rcmd {
+    const char *p; /* its bytes */
+    size_t len;
+    int argc;
+    struct rs_slice *argv;
+};
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Reads a "<c><number>\r\n" line at *p (below end); -1 when it is not one. */
+static int64_t read_line_num(const char **p, const char *end, char c)
+{
+    if (*p >= end || **p != c)
+        return -1;
+    const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+    if (nl == NULL)
+        return -1;
+    int64_t v = strtoll(*p + 1, NULL, 10);
+    *p = nl + 1;
+    return v;
+}
+
+/* Parses the RESP command at p[0..n) (bytes ringsync wrote: complete). */
+static int parse_cmd(struct dest_retry *rs, const char *p, size_t n, struct rcmd *c)
+{
+    const char *s = p, *end = p + n;
+    int64_t argc = read_line_num(&s, end, '*');
+    if (argc < 1 || argc > (1 << 24))
+        return -1;
+    if (argc > rs->argv_cap) {
+        int cap = (int)argc;
+        struct rs_slice *a = realloc(rs->argv, (size_t)cap * sizeof(*a));
+        if (a != NULL)
+            rs->argv = a;
+        int *ix = realloc(rs->idx, (size_t)cap * sizeof(*ix));
+        if (ix != NULL)
+            rs->idx = ix;
+        if (a == NULL || ix == NULL)
+            return -1;
+        rs->argv_cap = cap;
+    }
+    for (int64_t i = 0; i < argc; i++) {
+        int64_t len = read_line_num(&s, end, '$');
+        if (len < 0 || (size_t)(end - s) < (size_t)len + 2)
+            return -1;
+        rs->argv[i] = (struct rs_slice){s, (size_t)len};
+        s += len + 2;
+    }
+    c->p = p;
+    c->len = (size_t)(s - p);
+    c->argc = (int)argc;
+    c->argv = rs->argv;
+    return 0;
+}
+
+static bool cmd_is(const struct rcmd *c, const char *name)
+{
+    size_t n = strlen(name);
+    return c->argv[0].len == n && strncasecmp(c->argv[0].p, name, n) == 0;
+}
+
+/* The db a SELECT selects, else -1. */
+static int64_t cmd_select_db(const struct rcmd *c)
+{
+    if (!cmd_is(c, "SELECT") || c->argc != 2)
+        return -1;
+    char tmp[24];
+    snprintf(tmp, sizeof(tmp), "%.*s", (int)(c->argv[1].len < 20 ? c->argv[1].len : 20),
+             c->argv[1].p);
+    return strtoll(tmp, NULL, 10);
+}
+
+/* The hash slots of its keys into rs->idx (reused); -1 when it has none. */
+static int cmd_slots(struct dest_retry *rs, const struct rcmd *c)
+{
+    const struct command_spec *spec = command_lookup(c->argv[0].p, c->argv[0].len);
+    if (spec == NULL || spec->first == 0 || command_reads_unnamed_keys(spec, c->argc, c->argv))
+        return -1;
+    int n = command_keys(spec, c->argc, c->argv, rs->idx, c->argc);
+    if (n <= 0)
+        return -1;
+    for (int i = 0; i < n; i++)
+        rs->idx[i] = (int)slot_of_key(c->argv[rs->idx[i]].p, c->argv[rs->idx[i]].len);
+    return n;
+}
+
+/* "SET 'k' in db 0 (source offset A..B)" */
+static void cmd_what(const struct rcmd *c, int64_t db, const struct batch *b, uint32_t reply,
+                     char *out, size_t cap)
+{
+    char name[40], key[120] = "", where[96] = "";
+    rs_escape_bytes(name, sizeof(name), c->argv[0].p, c->argv[0].len, 20);
+    if (c->argc > 1)
+        rs_escape_bytes(key, sizeof(key), c->argv[1].p, c->argv[1].len, 60);
+    uint64_t from = 0, to = 0;
+    if (b->has_spans) {
+        from = b->spans[reply].from;
+        to = b->spans[reply].to;
+    } else if (b->off_last > 0) {
+        from = b->off_before;
+        to = b->off_last;
+    }
+    if (to > 0)
+        snprintf(where, sizeof(where), " (source offset %" PRIu64 "..%" PRIu64 ")", from, to);
+    snprintf(out, cap, "%s '%s' in db %" PRId64 "%s", name, key, db, where);
+}
+
+static void cursor_step(struct dest_retry *rs, const struct rcmd *c)
+{
+    int64_t sel = cmd_select_db(c);
+    if (sel >= 0)
+        rs->cdb = sel;
+    if (cmd_is(c, "MULTI"))
+        rs->cmulti = true;
+    else if (cmd_is(c, "EXEC") || cmd_is(c, "DISCARD"))
+        rs->cmulti = false;
+    rs->coff += c->len;
+    rs->cindex++;
+}
+
+/* The cursor at command `index` of b: the db and transaction state before it. */
+static int cursor_init(struct dest_retry *rs, struct batch *b, uint32_t index)
+{
+    rs->cb = b;
+    rs->coff = 0;
+    rs->cindex = 0;
+    rs->cdb = b->db_at_start;
+    rs->cmulti = false;
+    while (rs->cindex < index) {
+        struct rcmd c;
+        if (parse_cmd(rs, b->buf + rs->coff, b->len - rs->coff, &c) < 0)
+            return -1;
+        cursor_step(rs, &c);
+    }
+    return 0;
+}
+
+static void pending_clear(struct dest_retry *rs)
+{
+    rs->pending_any = rs->pending_keyless = rs->pending_select = false;
+    memset(rs->slots, 0, sizeof(rs->slots));
+}
+
+static void pending_add(struct dest_retry *rs, const struct rcmd *c)
+{
+    rs->pending_any = true;
+    if (cmd_select_db(c) >= 0) {
+        rs->pending_select = true;
+        return;
+    }
+    int n = cmd_slots(rs, c);
+    if (n < 0)
+        rs->pending_keyless = true;
+    for (int i = 0; i < n; i++)
+        rs->slots[rs->idx[i] / 8] |= (uint8_t)(1u << (rs->idx[i] % 8));
+}
+
+/* The first queued command, not yet done, with a key in slot. */
+static const struct retry_entry *entry_with_slot(struct dest_retry *rs, unsigned slot)
+{
+    for (size_t i = 0; i < rs->qlen; i++) {
+        struct rcmd c;
+        if (rs->q[i].done || parse_cmd(rs, rs->q[i].bytes, rs->q[i].len, &c) < 0)
+            continue;
+        int n = cmd_slots(rs, &c);
+        for (int k = 0; k < n; k++)
+            if ((unsigned)rs->idx[k] == slot)
+                return &rs->q[i];
+    }
+    return NULL;
+}
+
+/* Invariant 4: c succeeded while a command before it was refused. Returns 1
+ * (the job failed) when that reorders what the source ordered. */
+static int check_order(struct dest_link *dl, const struct rcmd *c, const char *what)
+{
+    struct dest_retry *rs = dl->retry;
+    if (!rs->pending_any || cmd_select_db(c) >= 0)
+        return 0;
+    const char *first = rs->qlen > 0 ? rs->q[0].what : "?";
+    if (rs->pending_select) {
+        job_fail(dl->job,
+                 "destination %s took %s while a SELECT before it was refused (-%s): it ran in "
+                 "the wrong db, so the order of the source cannot be restored",
+                 dl->name, what, rs->reply);
+        return 1;
+    }
+    if (rs->pending_keyless) {
+        job_fail(dl->job,
+                 "destination %s took %s while a keyless command before it was refused (-%s): "
+                 "the order of the source cannot be restored",
+                 dl->name, what, rs->reply);
+        return 1;
+    }
+    int n = cmd_slots(rs, c);
+    if (n < 0) {
+        job_fail(dl->job,
+                 "destination %s took %s, which has no keys, while %s before it was refused "
+                 "(-%s): the order of the source cannot be restored",
+                 dl->name, what, first, rs->reply);
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        unsigned slot = (unsigned)rs->idx[i];
+        if (rs->slots[slot / 8] & (1u << (slot % 8))) {
+            char mine[sizeof(rs->q[0].what)];
+            snprintf(mine, sizeof(mine), "%s", what);
+            const struct retry_entry *e = entry_with_slot(rs, slot);
+            job_fail(dl->job,
+                     "destination %s took %s while %s before it, in the same hash slot %u, was "
+                     "refused (-%s): they ran out of order, and the order of the source cannot "
+                     "be restored",
+                     dl->name, mine, e ? e->what : first, slot, rs->reply);
+            return 1;
+        }
+    }
+    return 0; /* other slots: the reorder changes nothing */
+}
+
+static int queue_add(struct dest_link *dl, const struct rcmd *c, int64_t db, struct batch *b,
+                     const char *what)
+{
+    struct dest_retry *rs = dl->retry;
+    if (rs->qlen == rs->qcap) {
+        size_t cap = rs->qcap ? rs->qcap * 2 : 16;
+        struct retry_entry *q = realloc(rs->q, cap * sizeof(*q));
+        if (q == NULL)
+            goto oom;
+        rs->q = q;
+        rs->qcap = cap;
+    }
+    struct retry_entry *e = &rs->q[rs->qlen];
+    memset(e, 0, sizeof(*e));
+    if ((e->bytes = malloc(c->len)) == NULL)
+        goto oom;
+    memcpy(e->bytes, c->p, c->len);
+    e->len = c->len;
+    e->db = db;
+    e->select_db = cmd_select_db(c);
+    e->b = b;
+    snprintf(e->what, sizeof(e->what), "%s", what);
+    rs->qlen++;
+    rs->episode_retried++;
+    dl->retried++;
+    return 0;
+oom:
+    job_fail(dl->job, "out of memory while keeping commands to retry on destination %s", dl->name);
+    return 1;
+}
+
+/* Invariant 2: batches every command of which succeeded, in order. */
+static void release_held(struct dest_link *dl)
+{
+    struct dest_retry *rs = dl->retry;
+    while (dl->head != NULL && dl->head->sent == dl->head->len &&
+           dl->head->replies == dl->head->ncmds && !(rs->qlen > 0 && rs->q[0].b == dl->head)) {
+        struct batch *b = dl->head;
+        dl->head = b->next;
+        if (dl->head == NULL)
+            dl->tail = NULL;
+        dl->done(dl->done_ctx, b);
+    }
+}
+
+static void wait_backoff(struct dest_link *dl)
+{
+    struct dest_retry *rs = dl->retry;
+    dl->rstate = DEST_LINK_WAITING;
+    rs->wake_at = mono_s() + rs->backoff_ms / 1000.0;
+    rs->backoff_ms *= 2;
+    if (rs->backoff_ms > DEST_LINK_BACKOFF_MAX_MS)
+        rs->backoff_ms = DEST_LINK_BACKOFF_MAX_MS;
+}
+
+static int round_add(struct dest_retry *rs, enum round_kind kind, size_t entry, int64_t db)
+{
+    if (rs->nitems == rs->items_cap) {
+        size_t cap = rs->items_cap ? rs->items_cap * 2 : 16;
+        struct round_item *it = realloc(rs->items, cap * sizeof(*it));
+        if (it == NULL)
+            return -1;
+        rs->items = it;
+        rs->items_cap = cap;
+    }
+    char sel[64];
+    const char *p;
+    size_t n;
+    if (kind == ITEM_SELECT) {
+        char num[24];
+        int k = snprintf(num, sizeof(num), "%" PRId64, db);
+        n = (size_t)snprintf(sel, sizeof(sel), "*2\r\n$6\r\nSELECT\r\n$%d\r\n%s\r\n", k, num);
+        p = sel;
+    } else {
+        p = rs->q[entry].bytes;
+        n = rs->q[entry].len;
+    }
+    if (rs->rlen + n > rs->rcap) {
+        size_t cap = (rs->rlen + n) * 2;
+        char *buf = realloc(rs->rbuf, cap);
+        if (buf == NULL)
+            return -1;
+        rs->rbuf = buf;
+        rs->rcap = cap;
+    }
+    memcpy(rs->rbuf + rs->rlen, p, n);
+    rs->rlen += n;
+    rs->items[rs->nitems++] = (struct round_item){kind, entry, db};
+    return 0;
+}
+
+static void retry_finish(struct dest_link *dl)
+{
+    struct dest_retry *rs = dl->retry;
+    dl->rstate = DEST_LINK_NORMAL;
+    release_held(dl);
+    fprintf(stderr,
+            "ringsync: destination %s takes writes again after %.2f s: %" PRIu64
+            " refused commands retried, in order\n",
+            dl->name, mono_s() - rs->started, rs->episode_retried);
+}
+
+/* A round of the queue: at most max items, ending at the first SELECT (so
+ * nothing runs before we know its db); after the queue, the SELECT back to
+ * the batch writer's db. None left: back to NORMAL. */
+static void round_start(struct dest_link *dl, size_t max)
+{
+    struct dest_retry *rs = dl->retry;
+    rs->nitems = rs->rlen = rs->rsent = rs->replied = 0;
+    rs->round_refused = rs->round_progress = false;
+    pending_clear(rs);
+    int rc = 0;
+    for (size_t i = 0; i < rs->qlen && rs->nitems < max && rc == 0; i++) {
+        const struct retry_entry *e = &rs->q[i];
+        if (e->select_db < 0 && e->db >= 0 && e->db != rs->real_db) {
+            rc = round_add(rs, ITEM_SELECT, 0, e->db);
+            break;
+        }
+        rc = round_add(rs, ITEM_ENTRY, i, 0);
+        if (e->select_db >= 0)
+            break;
+    }
+    if (rc == 0 && rs->qlen == 0 && rs->resume_db >= 0 && rs->real_db != rs->resume_db)
+        rc = round_add(rs, ITEM_SELECT, 0, rs->resume_db);
+    if (rc < 0) {
+        job_fail(dl->job, "out of memory while retrying commands on destination %s", dl->name);
+        return;
+    }
+    if (rs->nitems == 0) {
+        retry_finish(dl);
+        return;
+    }
+    dl->rstate = DEST_LINK_ROUND;
+}
+
+static void round_end(struct dest_link *dl)
+{
+    struct dest_retry *rs = dl->retry;
+    size_t w = 0;
+    for (size_t i = 0; i < rs->qlen; i++) {
+        if (rs->q[i].done)
+            free(rs->q[i].bytes);
+        else
+            rs->q[w++] = rs->q[i];
+    }
+    rs->qlen = w;
+    release_held(dl);
+    if (rs->round_refused) {
+        if (rs->round_progress)
+            rs->backoff_ms = DEST_LINK_BACKOFF_MIN_MS;
+        wait_backoff(dl);
+        return;
+    }
+    round_start(dl, SIZE_MAX); /* REPLAY: the rest, pipelined */
+}
+
+/* WAITING starts once everything sent has its reply (and the batch partly
+ * sent went out whole). */
+static void drain_maybe_end(struct dest_link *dl)
+{
+    struct dest_retry *rs = dl->retry;
+    if (dl->rstate != DEST_LINK_DRAINING || dl->send_inflight)
+        return;
+    if (rs->cb != NULL && !(rs->cb == dl->send_cur && rs->cb->sent == 0))
+        return;
+    rs->resume_db = rs->cdb;
+    if (rs->qlen == 0) {
+        retry_finish(dl);
+        return;
+    }
+    wait_backoff(dl);
+}
+
+/* A reply while DRAINING: to the command at the cursor. */
+static int drain_reply(struct dest_link *dl, bool is_error, const char *line, size_t len)
+{
+    struct dest_retry *rs = dl->retry;
+    struct batch *b = rs->cb;
+    RS_ASSERT(b != NULL && b->replies < b->ncmds && rs->cindex == b->replies);
+    struct rcmd c;
+    if (parse_cmd(rs, b->buf + rs->coff, b->len - rs->coff, &c) < 0) {
+        job_fail(dl->job, "destination %s: cannot find the command a reply answers", dl->name);
+        return 1;
+    }
+    char what[sizeof(rs->q[0].what)];
+    cmd_what(&c, rs->cdb, b, b->replies, what, sizeof(what));
+    bool in_txn = rs->cmulti || cmd_is(&c, "MULTI") || cmd_is(&c, "EXEC");
+    if (is_error && dest_reply_classify(line, len, NULL, NULL) == DEST_REPLY_RETRY) {
+        rs_escape_bytes(rs->reply, sizeof(rs->reply), line, len, 160);
+        if (in_txn) {
+            job_fail(dl->job,
+                     "destination %s refused %s, inside a transaction, with -%s: ringsync does "
+                     "not retry a transaction (the destination was busy or loading)",
+                     dl->name, what, rs->reply);
+            return 1;
+        }
+        if (queue_add(dl, &c, rs->cdb, b, what))
+            return 1;
+        pending_add(rs, &c);
+        if (rs->qlen == 1 && rs->episode_retried == 1)
+            fprintf(stderr, "ringsync: destination %s answers -%s: retrying %s, waiting\n",
+                    dl->name, rs->reply, what);
+    } else if (is_error) {
+        char name[40];
+        snprintf(name, sizeof(name), "%.*s", (int)(c.argv[0].len < 39 ? c.argv[0].len : 39),
+                 c.argv[0].p);
+        if (refused(dl, what, name, line, len))
+            return 1;
+        dl->replies++;
+    } else {
+        int64_t sel = cmd_select_db(&c);
+        if (sel >= 0)
+            rs->real_db = sel;
+        else if (check_order(dl, &c, what))
+            return 1;
+        dl->replies++;
+    }
+    b->replies++;
+    cursor_step(rs, &c);
+    if (rs->cindex == b->ncmds) {
+        rs->cb = b->next;
+        rs->coff = 0;
+        rs->cindex = 0;
+        rs->cmulti = false;
+    }
+    drain_maybe_end(dl);
+    return 0;
+}
+
+/* A reply to an item of the round in flight. */
+static int round_reply(struct dest_link *dl, bool is_error, const char *line, size_t len)
+{
+    struct dest_retry *rs = dl->retry;
+    if (rs->replied == rs->nitems) { /* one before our last byte went out may come; not this */
+        job_fail(dl->job, "destination %s sent a reply to nothing while retrying", dl->name);
+        return 1;
+    }
+    const struct round_item *it = &rs->items[rs->replied++];
+    bool retry = is_error && dest_reply_classify(line, len, NULL, NULL) == DEST_REPLY_RETRY;
+    if (retry)
+        rs_escape_bytes(rs->reply, sizeof(rs->reply), line, len, 160);
+    if (it->kind == ITEM_SELECT) {
+        if (!is_error) {
+            rs->real_db = it->db;
+        } else if (retry) {
+            rs->round_refused = true;
+            rs->pending_any = rs->pending_select = true;
+        } else {
+            char reply[200];
+            job_fail(dl->job, "destination %s refused SELECT %" PRId64 " while retrying: -%s",
+                     dl->name, it->db, rs_escape_bytes(reply, sizeof(reply), line, len, 160));
+            return 1;
+        }
+    } else {
+        struct retry_entry *e = &rs->q[it->entry];
+        struct rcmd c;
+        if (parse_cmd(rs, e->bytes, e->len, &c) < 0) {
+            job_fail(dl->job, "destination %s: a retried command cannot be read", dl->name);
+            return 1;
+        }
+        if (!is_error) {
+            if (e->select_db >= 0)
+                rs->real_db = e->select_db;
+            else if (check_order(dl, &c, e->what))
+                return 1;
+            e->done = true;
+            rs->round_progress = true;
+            dl->replies++;
+        } else if (retry) {
+            rs->round_refused = true;
+            pending_add(rs, &c);
+        } else {
+            char name[40];
+            snprintf(name, sizeof(name), "%.*s", (int)(c.argv[0].len < 39 ? c.argv[0].len : 39),
+                     c.argv[0].p);
+            if (refused(dl, e->what, name, line, len))
+                return 1;
+            e->done = true; /* skipped (--on-error skip) */
+            dl->replies++;
+        }
+    }
+    if (rs->replied == rs->nitems && rs->rsent == rs->rlen)
+        round_end(dl);
+    return 0;
+}
+
+static int retry_begin(struct dest_link *dl, const char *line, size_t len)
+{
+    struct dest_retry *rs = dl->retry;
+    if (rs == NULL && (rs = dl->retry = calloc(1, sizeof(*rs))) == NULL) {
+        job_fail(dl->job, "out of memory while keeping commands to retry on destination %s",
+                 dl->name);
+        return 1;
+    }
+    rs->qlen = 0;
+    rs->episode_retried = 0;
+    rs->backoff_ms = DEST_LINK_BACKOFF_MIN_MS;
+    rs->started = mono_s();
+    rs->resume_db = -1;
+    pending_clear(rs);
+    if (cursor_init(rs, dl->head, dl->head->replies) < 0) {
+        job_fail(dl->job, "destination %s: cannot find the command a reply answers", dl->name);
+        return 1;
+    }
+    rs->real_db = rs->cdb;
+    dl->rstate = DEST_LINK_DRAINING;
+    return drain_reply(dl, true, line, len);
+}
+
+static int retry_reply(struct dest_link *dl, bool is_error, const char *line, size_t len)
+{
+    switch (dl->rstate) {
+    case DEST_LINK_DRAINING:
+        return drain_reply(dl, is_error, line, len);
+    case DEST_LINK_ROUND:
+        return round_reply(dl, is_error, line, len);
+    default:
+        break;
+    }
+    char q[64];
+    job_fail(dl->job, "destination %s sent a reply while ringsync waited to retry: \"-%s\"",
+             dl->name, rs_escape_bytes(q, sizeof(q), line, len, 40));
+    return 1;
+}
+
+/* What to send while retrying: the rest of the batch partly sent (DRAINING)
+ * or of the round's bytes (ROUND); nothing while WAITING. */
+static bool retry_prep_send(struct dest_link *dl, struct iovec *iov)
+{
+    struct dest_retry *rs = dl->retry;
+    if (dl->rstate == DEST_LINK_DRAINING) {
+        struct batch *b = dl->send_cur;
+        if (b == NULL || b->sent == 0 || b->sent == b->len)
+            return false;
+        iov->iov_base = b->buf + b->sent;
+        iov->iov_len = b->len - b->sent;
+        return true;
+    }
+    if (dl->rstate != DEST_LINK_ROUND || rs->rsent == rs->rlen)
+        return false;
+    iov->iov_base = rs->rbuf + rs->rsent;
+    iov->iov_len = rs->rlen - rs->rsent;
+    return true;
+}
+
+/* n bytes of the round went out (ROUND), or a send of DRAINING ended (0). */
+static void retry_on_send(struct dest_link *dl, size_t n)
+{
+    struct dest_retry *rs = dl->retry;
+    if (dl->rstate == DEST_LINK_ROUND) {
+        rs->rsent += n;
+        if (rs->replied == rs->nitems && rs->rsent == rs->rlen)
+            round_end(dl);
+        return;
+    }
+    drain_maybe_end(dl);
+}
+
+void dest_link_tick(struct dest_link *dl)
+{
+    if (dl->rstate == DEST_LINK_NORMAL)
+        return;
+    struct dest_retry *rs = dl->retry;
+    double now = mono_s();
+    double limit = dl->job->retry_timeout_s;
+    if (limit > 0 && now - rs->started > limit) {
+        char applied[64] = "";
+        uint64_t w = atomic_load_explicit(&dl->job->stream_applied, memory_order_relaxed);
+        if (w > 0)
+            snprintf(applied, sizeof(applied), "; applied offset %" PRIu64, w);
+        job_fail(dl->job,
+                 "destination %s still answers -%s after %.0f s of retrying "
+                 "(--target-retry-timeout %.0f): gave up on %s%s",
+                 dl->name, rs->reply, now - rs->started, limit,
+                 rs->qlen > 0 ? rs->q[0].what : "its commands", applied);
+        return;
+    }
+    if (dl->rstate == DEST_LINK_WAITING && now >= rs->wake_at)
+        round_start(dl, 1); /* PROBE: the first alone */
+}
+
+static void retry_free(struct dest_link *dl)
+{
+    struct dest_retry *rs = dl->retry;
+    if (rs == NULL)
+        return;
+    for (size_t i = 0; i < rs->qlen; i++)
+        free(rs->q[i].bytes);
+    free(rs->q);
+    free(rs->items);
+    free(rs->rbuf);
+    free(rs->argv);
+    free(rs->idx);
+    free(rs);
+    dl->retry = NULL;
 }

@@ -47,6 +47,7 @@ struct job {
     _Atomic uint64_t stream_applied;  /* the applied offset (what REPLCONF ACK says) */
     _Atomic uint64_t stream_cmds;     /* stream commands routed */
     bool skip_errors;                 /* --on-error skip: count refused commands, go on */
+    double retry_timeout_s;           /* --target-retry-timeout: stop waiting after (0: never) */
     _Atomic uint64_t errors_skipped;
 };
 

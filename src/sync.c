@@ -28,6 +28,7 @@
 #include "capture_file.h"
 #include "control_link.h"
 #include "crc64.h"
+#include "dest_reply.h"
 #include "endpoint.h"
 #include "expiry_margin.h"
 #include "job.h"
@@ -66,6 +67,7 @@ struct sync_opts {
     bool snapshot_only;
     bool forward_publish;
     bool skip_errors;
+    double retry_timeout_s; /* --target-retry-timeout: 0 waits forever */
     uint64_t max_memory;
     const char *spill_dir;
     double speed;             /* replay: 1 the recorded pace, N times faster, 0 max */
@@ -319,11 +321,46 @@ static bool snap_is_blocked(void *ctx)
 
 /* ----------------------------------------------------------------- checks */
 
+/* Waits while the destination answers -LOADING, -BUSY ... (dest_reply.h)
+ * to a PING, as the link does for writes, up to --target-retry-timeout. */
+static int wait_target_ready(struct control_link *cl, const struct sync_opts *o,
+                             const struct endpoint *ep)
+{
+    double t0 = now_s();
+    for (bool said = false;; said = true) {
+        struct control_reply rep = {0};
+        struct rs_error err = {0};
+        if (control_link_commandv(cl, &rep, &err, "PING", NULL) < 0) {
+            logf_("%s", err.msg);
+            return 1;
+        }
+        bool busy = rep.r->type == REDIS_REPLY_ERROR &&
+                    dest_reply_classify(rep.r->str, rep.r->len, NULL, NULL) == DEST_REPLY_RETRY;
+        if (busy && o->retry_timeout_s > 0 && now_s() - t0 > o->retry_timeout_s) {
+            logf_("destination %s still answers -%s after %.0f s (--target-retry-timeout)",
+                  ep->name, rep.r->str, now_s() - t0);
+            control_reply_free(&rep);
+            return 1;
+        }
+        if (busy && !said)
+            logf_("destination %s answers -%s: waiting", ep->name, rep.r->str);
+        else if (!busy && said)
+            logf_("destination %s is ready after %.2f s", ep->name, now_s() - t0);
+        control_reply_free(&rep);
+        if (!busy)
+            return 0;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Refuses, keeps or flushes a destination that already holds keys. */
 static int check_target(struct control_link *cl, const struct sync_opts *o,
                         const struct endpoint *ep)
 {
     struct rs_error err = {0};
+    if (wait_target_ready(cl, o, ep) != 0)
+        return 1;
     uint64_t keys = 0;
     if (control_link_dbsize_all(cl, &keys, &err) < 0) {
         logf_("cannot count the keys of destination %s: %s", ep->name, err.msg);
@@ -402,7 +439,12 @@ static int probe_restore(struct control_link *cl, int rdb_version, const struct 
                   ep->name, rdb_version, e);
             ok = 0;
         } else {
-            logf_("destination %s refused a test write (RESTORE of one key): %s", ep->name, e);
+            struct dest_reply_advice adv;
+            if (dest_reply_classify(e, strlen(e), "RESTORE", &adv) == DEST_REPLY_ADVICE)
+                logf_("destination %s refused a test write (RESTORE of one key): %s; %s", ep->name,
+                      e, adv.text);
+            else
+                logf_("destination %s refused a test write (RESTORE of one key): %s", ep->name, e);
             ok = -1;
         }
     }
@@ -442,6 +484,8 @@ static void usage(FILE *f, enum sync_mode mode)
                "  --timeout-ms N              connect and handshake timeout (default 5000)\n"
                "  --on-error stop|skip        a command the destination refuses stops the job\n"
                "                              (default), or is logged, counted and skipped\n"
+               "  --target-retry-timeout S    how long to retry what a busy or loading\n"
+               "                              destination refuses (default 300; 0 forever)\n"
                "  --quiet                     no progress line\n");
     if (mode != MODE_RESTORE)
         fprintf(f,
@@ -493,6 +537,7 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
         {"snapshot-only", no_argument, NULL, 'S'},
         {"forward-publish", no_argument, NULL, 'P'},
         {"on-error", required_argument, NULL, 'E'},
+        {"target-retry-timeout", required_argument, NULL, 'W'},
         {"max-memory", required_argument, NULL, 'M'},
         {"spill-dir", required_argument, NULL, 'D'},
         {"speed", required_argument, NULL, 'V'},
@@ -512,6 +557,7 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
     o->timeout_ms = SYNC_CONNECT_TIMEOUT_MS;
     o->max_memory = SYNC_MAX_MEMORY;
     o->speed = 1;
+    o->retry_timeout_s = 300;
     o->expiry_margin_ms = (int64_t)SYNC_EXPIRY_MARGIN_S * 1000;
     optind = 1;
     int c, pick;
@@ -581,6 +627,13 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
         }
         case 'D':
             o->spill_dir = optarg;
+            break;
+        case 'W':
+            o->retry_timeout_s = strtod(optarg, &end);
+            if (*end || !(o->retry_timeout_s >= 0)) {
+                logf_("--target-retry-timeout takes seconds (0: forever), not '%s'", optarg);
+                return 2;
+            }
             break;
         case 'E':
             if ((pick = choice(optarg, "--on-error", on_error_names)) < 0)
@@ -755,6 +808,7 @@ static int run_job(struct run_ctx *rc)
         return 1;
     }
     job.skip_errors = o->skip_errors;
+    job.retry_timeout_s = o->retry_timeout_s;
     /* one destination connection per worker */
     for (unsigned i = 0; i < o->workers; i++) {
         struct control_link cl = {0};

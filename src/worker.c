@@ -306,6 +306,7 @@ static void loop(struct worker *w)
             if (w->cfg.input->tick)
                 w->cfg.input->tick(w->cfg.input->ctx); /* it keeps its own pace */
         }
+        dest_link_tick(&w->dl); /* retries of what a busy destination refused */
         dest_link_prep_send(&w->dl, &w->ring, UD(OP_DEST_SEND));
         dest_link_prep_recv(&w->dl, &w->ring, UD(OP_DEST_RECV));
 
