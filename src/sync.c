@@ -28,6 +28,7 @@
 #include "capture_file.h"
 #include "control_link.h"
 #include "crc64.h"
+#include "dest_check.h"
 #include "dest_reply.h"
 #include "endpoint.h"
 #include "expiry_margin.h"
@@ -360,6 +361,13 @@ static int check_target(struct control_link *cl, const struct sync_opts *o,
 {
     struct rs_error err = {0};
     if (wait_target_ready(cl, o, ep) != 0)
+        return 1;
+    struct endpoint source;
+    struct dest_check_opts dco = {.timeout_ms = o->timeout_ms};
+    if (o->source_uri != NULL &&
+        endpoint_parse(o->source_uri, "RINGSYNC_SOURCE_PASSWORD", &source, &err) == 0)
+        dco.source = &source;
+    if (dest_check_run(cl, ep, &dco) != 0) /* settings that would refuse the source's writes */
         return 1;
     uint64_t keys = 0;
     if (control_link_dbsize_all(cl, &keys, &err) < 0) {

@@ -1,0 +1,53 @@
+/* dest_check.h - start-time checks of the destination's settings against
+ * the source's: what would make the destination refuse, later, what the
+ * source can send (src/STREAM_FIDELITY.md has the audit behind each).
+ *
+ * ringsync writes as an ordinary client of a destination that is a master,
+ * so limits a replica waives for its master apply. Checked, in this order:
+ *
+ *   0. (before: the caller waits while the destination answers -LOADING or
+ *      -BUSY, sync.c wait_target_ready, up to --target-retry-timeout)
+ *   1. role:slave in INFO replication             -> error (READONLY, or its
+ *                                                    master overwrites it)
+ *   2. proto-max-bulk-len below the source's      -> error (a longer string
+ *                                                    or argument stops the job)
+ *   3. client-query-buffer-limit below the source's
+ *      proto-max-bulk-len                         -> warning (a command that
+ *                                                    large closes the link)
+ *   4. min-replicas-to-write N > 0 with min-replicas-max-lag > 0 (Redis
+ *      enforces it only with both): fewer than N good replicas now -> error
+ *      (every write is refused with NOREPLICAS); N or more -> warning (the
+ *      job stops with NOREPLICAS whenever they lag)
+ *   5. timeout > 0                                -> warning (an idle link
+ *                                                    is closed; a master's
+ *                                                    link never is)
+ *   6. databases fewer than the source's          -> warning (SELECT of a
+ *                                                    higher db is refused)
+ *
+ * Every message names the endpoint, the setting, both values and what to
+ * change. A CONFIG GET the destination (or the source) refuses, renamed or
+ * denied by ACL, is a warning that says which checks were skipped, never a
+ * failure. Without a source (restore, replay), checks 2, 3 and 6 are skipped.
+ *
+ * Threads: the caller's; it blocks on the control links.
+ */
+#ifndef RS_DEST_CHECK_H
+#define RS_DEST_CHECK_H
+
+#include "control_link.h"
+#include "endpoint.h"
+
+struct dest_check_opts {
+    const struct endpoint *source; /* NULL: no source (restore, replay) */
+    int timeout_ms;                /* for the link to the source */
+};
+
+/* Runs the checks on dest (an open link to dest_ep), opening and closing a
+ * link of its own to o->source. Warnings and errors go to standard error,
+ * one line each ("ringsync: ..."). Returns 0 when the job may go on (there
+ * may have been warnings), 1 when it cannot: an error was logged, or the
+ * destination's link failed. */
+int dest_check_run(struct control_link *dest, const struct endpoint *dest_ep,
+                   const struct dest_check_opts *o);
+
+#endif
