@@ -194,6 +194,30 @@ Test(dest_check, min_replicas_to_write_without_the_replicas_stops_the_job)
     program_result_deinit(&r);
 }
 
+Test(dest_check, restore_into_a_replica_stops_too_without_a_source_to_compare)
+{
+    struct redis_fixture *src = start_source(NULL);
+    redis_fixture_exec(src->ctx, "SAVE");
+    char rdb[128];
+    redis_fixture_path(src, "dump.rdb", rdb, sizeof(rdb));
+    struct redis_fixture *upstream = redis_fixture_start(NULL);
+    struct redis_fixture *dst = redis_fixture_start(NULL);
+    redis_fixture_replicate(dst, upstream, 10000);
+    char target[64];
+    uri_of(dst, target, sizeof(target));
+    const char *const argv[] = {
+        fixture_env("RS_RINGSYNC"), "restore", rdb, "--target", target, NULL};
+    struct program_result r;
+    int rc = program_run(argv, NULL, NULL, RUN_TIMEOUT_MS, &r);
+    cr_assert(rc == 0, "cannot run %s: %s", argv[0], strerror(-rc));
+    assert_exit(&r, 1, "restore into a replica");
+    static const char *const says[] = {"role:slave", "REPLICAOF NO ONE", NULL};
+    assert_error(&r, says, "restore into a replica");
+    cr_assert(strstr(r.err, "not compared") == NULL, "restore has no source to compare:\n%s",
+              r.err);
+    program_result_deinit(&r);
+}
+
 /* ---------------------------------------------------------------- warnings */
 
 Test(dest_check, min_replicas_to_write_with_enough_replicas_is_a_warning)
