@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 
 #include "dataset_compare.h"
 #include "redis_fixture.h"
@@ -118,9 +119,18 @@ static void expect_in_stderr(struct program *p, const char *needle)
         ringsync_fail(p, "ringsync's stderr lacks \"%s\"", needle);
 }
 
+/* Shows what ringsync said (with --verbose): how long it waited, how many
+ * commands it retried. */
+static void log_stderr(struct program *p)
+{
+    char *err = program_stderr(p, NULL);
+    cr_log_info("ringsync said:\n%s", err);
+    free(err);
+}
+
 /* ------------------------------------------------------------------ waiting */
 
-Test(dest_replies, a_target_busy_in_a_long_script_is_waited_for_and_ends_equal)
+static void busy_script(const char *workers)
 {
     const char *const dst_args[] = {"--enable-debug-command", "yes", "--busy-reply-threshold",
                                     "100", NULL};
@@ -130,7 +140,7 @@ Test(dest_replies, a_target_busy_in_a_long_script_is_waited_for_and_ends_equal)
     struct redis_fixture *dst = redis_fixture_start(&o);
     redis_fixture_exec(src->ctx, "DEBUG POPULATE 2000 k 16");
     const char *const extra[] = {"--on-error", "stop", NULL};
-    struct program *p = ringsync_start_with(src, dst, "1", extra);
+    struct program *p = ringsync_start_with(src, dst, workers, extra);
     wait_snapshot_applied(p);
     write_burst(src->ctx, 0);
     wait_caught_up(src, 0, p, "before the script");
@@ -148,8 +158,20 @@ Test(dest_replies, a_target_busy_in_a_long_script_is_waited_for_and_ends_equal)
     expect_in_stderr(p, "answers -BUSY");
     expect_in_stderr(p, "waiting");
     expect_in_stderr(p, "takes writes again after");
+    log_stderr(p);
     assert_dataset_equals(dst, src, "the source", "after -BUSY");
     ringsync_stop(p, "after -BUSY");
+}
+
+Test(dest_replies, a_target_busy_in_a_long_script_is_waited_for_and_ends_equal)
+{
+    busy_script("1");
+}
+
+/* Each worker's link meets -BUSY and retries by itself. */
+Test(dest_replies, a_busy_target_is_waited_for_by_each_of_two_workers)
+{
+    busy_script("2");
 }
 
 /* Makes the target's next load take about a second: keys in db 9 (which
@@ -198,6 +220,7 @@ Test(dest_replies, a_target_that_reloads_is_waited_for_and_ends_equal)
     wait_caught_up(src, 0, p, "after the reload");
     expect_in_stderr(p, "answers -LOADING");
     expect_in_stderr(p, "takes writes again after");
+    log_stderr(p);
     compare_without_filler(dst, src, "after -LOADING");
     ringsync_stop(p, "after -LOADING");
 }
@@ -227,6 +250,7 @@ Test(dest_replies, ringsync_started_while_the_target_loads_waits_and_ends_equal)
     expect_reply_ok(reload, "DEBUG RELOAD");
     redisFree(reload);
     expect_in_stderr(p, "answers -LOADING");
+    log_stderr(p);
     write_burst(src->ctx, 1);
     wait_caught_up(src, 0, p, "after the load");
     compare_without_filler(dst, src, "after a start during -LOADING");
