@@ -160,6 +160,36 @@ static int refused(struct dest_link *dl, const char *what, const char *name, con
     return 0;
 }
 
+/* An error reply to the head batch's next command, in NORMAL: retried,
+ * stopping, or skipped. Returns -1 when the reply counts as handled (skipped)
+ * and on_reply goes on, else what on_reply returns. Out of line, so the
+ * frame of on_reply stays that of the common "+OK". */
+__attribute__((noinline, cold)) static int on_error_reply(struct dest_link *dl, struct batch *b,
+                                                          const char *line, size_t len)
+{
+    if (dest_reply_classify(line, len, NULL, NULL) == DEST_REPLY_RETRY)
+        return retry_begin(dl, line, len);
+    char cmd[200], name[40], what[400];
+    int64_t db;
+    uint32_t index = b->replies;
+    if (dl->rr.error_element >= 0 && dl->rr.top_count <= (int64_t)index)
+        /* an error inside EXEC's reply: the n queued commands precede EXEC */
+        index = index - (uint32_t)dl->rr.top_count + (uint32_t)dl->rr.error_element;
+    describe_cmd(b, index, cmd, sizeof(cmd), &db, name, sizeof(name));
+    char where[128] = "";
+    if (b->has_spans) { /* a stream command: where it was in the source */
+        const struct batch_span *sp = &b->spans[b->replies];
+        if (sp->to > 0)
+            snprintf(where, sizeof(where), " (source offset %" PRIu64 "..%" PRIu64 ")", sp->from,
+                     sp->to);
+    } else if (b->off_last > 0) {
+        snprintf(where, sizeof(where), " (source offset %" PRIu64 "..%" PRIu64 ")", b->off_before,
+                 b->off_last);
+    }
+    snprintf(what, sizeof(what), "%s in db %" PRId64 "%s", cmd, db, where);
+    return refused(dl, what, name, line, len) ? 1 : -1;
+}
+
 static int on_reply(void *ctx, bool is_error, const char *line, size_t len)
 {
     struct dest_link *dl = ctx;
@@ -168,28 +198,9 @@ static int on_reply(void *ctx, bool is_error, const char *line, size_t len)
     struct batch *b = dl->head;
     RS_ASSERT(b != NULL && b->replies < b->ncmds);
     if (is_error) {
-        if (dest_reply_classify(line, len, NULL, NULL) == DEST_REPLY_RETRY)
-            return retry_begin(dl, line, len);
-        char cmd[200], name[40], what[400];
-        int64_t db;
-        uint32_t index = b->replies;
-        if (dl->rr.error_element >= 0 && dl->rr.top_count <= (int64_t)index)
-            /* an error inside EXEC's reply: the n queued commands precede EXEC */
-            index = index - (uint32_t)dl->rr.top_count + (uint32_t)dl->rr.error_element;
-        describe_cmd(b, index, cmd, sizeof(cmd), &db, name, sizeof(name));
-        char where[128] = "";
-        if (b->has_spans) { /* a stream command: where it was in the source */
-            const struct batch_span *sp = &b->spans[b->replies];
-            if (sp->to > 0)
-                snprintf(where, sizeof(where), " (source offset %" PRIu64 "..%" PRIu64 ")",
-                         sp->from, sp->to);
-        } else if (b->off_last > 0) {
-            snprintf(where, sizeof(where), " (source offset %" PRIu64 "..%" PRIu64 ")",
-                     b->off_before, b->off_last);
-        }
-        snprintf(what, sizeof(what), "%s in db %" PRId64 "%s", cmd, db, where);
-        if (refused(dl, what, name, line, len))
-            return 1;
+        int rc = on_error_reply(dl, b, line, len);
+        if (rc >= 0)
+            return rc;
     }
     b->replies++;
     dl->replies++;
@@ -890,7 +901,9 @@ static int retry_begin(struct dest_link *dl, const char *line, size_t len)
     return drain_reply(dl, true, line, len);
 }
 
-static int retry_reply(struct dest_link *dl, bool is_error, const char *line, size_t len)
+/* Out of line (and so every retry function), for the frame of on_reply. */
+__attribute__((noinline, cold)) static int retry_reply(struct dest_link *dl, bool is_error,
+                                                       const char *line, size_t len)
 {
     switch (dl->rstate) {
     case DEST_LINK_DRAINING:
