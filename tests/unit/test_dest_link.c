@@ -41,6 +41,12 @@ struct peer {
     rule_fn rule;
     double busy_until; /* for window rules */
     int busy_from;
+    int busy_count; /* refuse_first_n: how many */
+    long seq_next;  /* SETs of "seq" values: the next value expected */
+    bool seq_broken;
+    long seq_applied;
+    size_t in_total;       /* bytes received */
+    size_t first_reply_at; /* in_total when the first reply went out */
 };
 
 struct harness {
@@ -148,6 +154,7 @@ static void peer_step(struct peer *p)
         if (n <= 0)
             break;
         p->in_len += (size_t)n;
+        p->in_total += (size_t)n;
     }
     size_t off = 0;
     for (;;) {
@@ -180,11 +187,18 @@ static void peer_step(struct peer *p)
         if (!whole)
             break;
         off = (size_t)(q - p->in);
+        if (p->received == 0)
+            p->first_reply_at = p->in_total;
         const char *reply = p->rule(p, p->received++, argc, argv);
         if (reply == NULL) {
             reply = "+OK\r\n";
             if (strcasecmp(argv[0], "SELECT") == 0) {
                 p->db = atoi(argv[1]);
+            } else if (strcmp(argv[0], "SET") == 0 && strncmp(argv[1], "seq:", 4) == 0) {
+                if (atol(argv[2]) != p->seq_next)
+                    p->seq_broken = true;
+                p->seq_next = atol(argv[2]) + 1;
+                p->seq_applied++;
             } else {
                 cr_assert_lt(p->napplied, 64);
                 snprintf(p->applied[p->napplied++], 160, "%lld:%s %s", (long long)p->db, argv[0],
@@ -433,5 +447,47 @@ Test(dest_link, a_refused_command_inside_a_transaction_stops)
     run(&h, idle, 2000);
     cr_assert(atomic_load(&h.job.failed));
     cr_expect(strstr(h.job.fail_msg, "inside a transaction") != NULL, "%s", h.job.fail_msg);
+    teardown(&h);
+}
+
+/* Refuses the first busy_count commands it receives. */
+static const char *refuse_first_n(struct peer *p, int n, int argc, char argv[][64])
+{
+    (void)argc;
+    (void)argv;
+    return n < p->busy_count ? "-LOADING Redis is loading the dataset in memory\r\n" : NULL;
+}
+
+Test(dest_link, a_batch_partly_sent_when_the_first_refusal_comes_is_sent_whole_then_retried)
+{
+    struct harness h;
+    setup(&h, refuse_first_n);
+    /* 8 MB in one batch: far past what one send of a loopback socket takes,
+     * so the first -LOADING comes back while most of it is still unsent */
+    enum { N = 120000 };
+    struct batch *b = calloc(1, sizeof(*b));
+    b->cap = (size_t)N * 128;
+    b->buf = malloc(b->cap);
+    for (int i = 0; i < N; i++) {
+        char key[32], val[64];
+        int kl = snprintf(key, sizeof(key), "seq:%d", i);
+        int vl = snprintf(val, sizeof(val), "%d", i);
+        memset(val + vl, ' ', 40); /* padding, atol ignores it */
+        struct rs_slice argv[3] = {{"SET", 3}, {key, (size_t)kl}, {val, (size_t)vl + 40}};
+        batch_put_argv(b, 3, argv);
+    }
+    h.peer.busy_count = N; /* all of the first pass */
+    size_t len = b->len;
+    dest_link_enqueue(&h.dl, b);
+    run(&h, idle, 20000);
+    cr_assert(!atomic_load(&h.job.failed), "%s", h.job.fail_msg);
+    cr_expect_eq(h.peer.received, 2 * N, "each sent once whole, then once again (%d)",
+                 h.peer.received);
+    cr_expect_lt(h.peer.first_reply_at, len / 2, "the first reply came after %zu of %zu bytes",
+                 h.peer.first_reply_at, len);
+    cr_expect_eq(h.peer.seq_applied, N);
+    cr_expect(!h.peer.seq_broken, "applied out of order");
+    cr_expect_eq(h.ndone, 1);
+    cr_expect_eq(h.dl.replies, (uint64_t)N);
     teardown(&h);
 }
