@@ -960,13 +960,12 @@ void dest_link_tick(struct dest_link *dl)
     double now = mono_s();
     double limit = dl->job->retry_timeout_s;
     if (limit > 0 && now - rs->started > limit) {
-        char applied[64] = "";
+        char applied[64];
         uint64_t w = atomic_load_explicit(&dl->job->stream_applied, memory_order_relaxed);
-        if (w > 0)
-            snprintf(applied, sizeof(applied), "; applied offset %" PRIu64, w);
+        snprintf(applied, sizeof(applied), "; applied offset %" PRIu64, w);
         job_fail(dl->job,
-                 "destination %s still answers -%s after %.0f s of retrying "
-                 "(--target-retry-timeout %.0f): gave up on %s%s",
+                 "destination %s still answers -%s after %.1f s of retrying "
+                 "(--target-retry-timeout %g): gave up on %s%s",
                  dl->name, rs->reply, now - rs->started, limit,
                  rs->qlen > 0 ? rs->q[0].what : "its commands", applied);
         return;

@@ -174,6 +174,36 @@ Test(dest_replies, a_busy_target_is_waited_for_by_each_of_two_workers)
     busy_script("2");
 }
 
+Test(dest_replies, a_target_busy_past_the_retry_timeout_stops_naming_it)
+{
+    const char *const dst_args[] = {"--enable-debug-command", "yes", "--busy-reply-threshold",
+                                    "100", NULL};
+    struct redis_fixture_opts so = {.extra_args = source_args};
+    struct redis_fixture_opts o = {.extra_args = dst_args};
+    struct redis_fixture *src = redis_fixture_start(&so);
+    struct redis_fixture *dst = redis_fixture_start(&o);
+    const char *const extra[] = {"--target-retry-timeout", "0.5", NULL};
+    struct program *p = ringsync_start_with(src, dst, "1", extra);
+    wait_snapshot_applied(p);
+    redisContext *script = redis_fixture_connect(dst);
+    send_only(script, "EVAL %s 0", BUSY_SCRIPT);
+    sleep_ms(200);
+    redis_fixture_exec(src->ctx, "INCR after");
+    struct program_result r;
+    program_finish(p, 0, 20000, &r);
+    char how[64];
+    cr_assert(r.exited && r.exit_code == 1, "ringsync ended with %s, not exit 1:\n%s",
+              program_result_describe(&r, how, sizeof(how)), r.err);
+    cr_expect(strstr(r.err, "still answers -BUSY") != NULL, "%s", r.err);
+    cr_expect(strstr(r.err, "--target-retry-timeout") != NULL, "%s", r.err);
+    cr_expect(strstr(r.err, "INCR 'after' in db 0 (source offset") != NULL, "%s", r.err);
+    cr_expect(strstr(r.err, "applied offset") != NULL, "%s", r.err);
+    cr_log_info("ringsync said:\n%s", r.err);
+    program_result_deinit(&r);
+    expect_reply_ok(script, "the script");
+    redisFree(script);
+}
+
 /* Makes the target's next load take about a second: keys in db 9 (which
  * the source does not use) loaded 50 us apart, answering -LOADING between. */
 static void slow_loading(struct redis_fixture *dst)
