@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <hiredis/hiredis.h>
 
@@ -101,6 +102,127 @@ static int read_settings(struct control_link *cl, bool want_dest_only, struct se
         *want[i].has = rc == 0;
     }
     return 0;
+}
+
+/* ------------------------------------------------------------ identity */
+
+/* What a server is: its version and its modules. */
+struct identity {
+    char version[32];  /* INFO server redis_version ("" when unknown) */
+    char modules[512]; /* MODULE LIST names, comma-separated */
+    bool has_modules;  /* MODULE LIST answered */
+};
+
+int dest_check_version_cmp(const char *a, const char *b)
+{
+    for (int i = 0; i < 3; i++) {
+        char *ea, *eb;
+        long x = strtol(a, &ea, 10), y = strtol(b, &eb, 10);
+        if (x != y)
+            return x < y ? -1 : 1;
+        if (*ea != '.' || *eb != '.')
+            return 0;
+        a = ea + 1;
+        b = eb + 1;
+    }
+    return 0;
+}
+
+/* True when name (n bytes) is one of the comma-separated names of list. */
+static bool in_list(const char *list, const char *name, size_t n)
+{
+    for (const char *p = list; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l == n && strncasecmp(p, name, n) == 0)
+            return true;
+        p += l;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+size_t dest_check_missing_names(const char *want, const char *have, char *out, size_t cap)
+{
+    size_t missing = 0, len = 0;
+    if (cap > 0)
+        out[0] = '\0';
+    for (const char *p = want; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l > 0 && !in_list(have, p, l)) {
+            int w = snprintf(out + len, cap > len ? cap - len : 0, "%s%.*s", missing ? ", " : "",
+                             (int)l, p);
+            if (w > 0 && len + (size_t)w < cap)
+                len += (size_t)w;
+            missing++;
+        }
+        p += l;
+        if (*p == ',')
+            p++;
+    }
+    return missing;
+}
+
+/* INFO server's redis_version and MODULE LIST's names; what a server
+ * refuses to say stays unknown. A negative errno when the link failed. */
+static int read_identity(struct control_link *cl, struct identity *id, struct rs_error *err)
+{
+    memset(id, 0, sizeof(*id));
+    int rc = control_link_info_field(cl, "server", "redis_version", id->version,
+                                     sizeof(id->version), err);
+    if (rc < 0 && rc != -ENOENT && rc != -EPERM)
+        return rc;
+    if (rc < 0)
+        id->version[0] = '\0';
+    struct control_reply rep = {0};
+    rc = control_link_commandv(cl, &rep, err, "MODULE", "LIST", NULL);
+    if (rc < 0)
+        return rc;
+    const redisReply *r = rep.r;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        id->has_modules = true;
+        size_t len = 0;
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *m = r->element[i];
+            for (size_t j = 0; m->type == REDIS_REPLY_ARRAY && j + 1 < m->elements; j += 2) {
+                if (m->element[j]->type != REDIS_REPLY_STRING ||
+                    strcmp(m->element[j]->str, "name") != 0 ||
+                    m->element[j + 1]->type != REDIS_REPLY_STRING)
+                    continue;
+                int w = snprintf(id->modules + len, sizeof(id->modules) - len, "%s%s",
+                                 len ? "," : "", m->element[j + 1]->str);
+                if (w > 0 && len + (size_t)w < sizeof(id->modules))
+                    len += (size_t)w;
+            }
+        }
+    }
+    control_reply_free(&rep);
+    return 0;
+}
+
+/* Steps 7 and 8: an older destination, modules it lacks. 1 when an error
+ * was logged. */
+static int compare_identities(const struct endpoint *dest_ep, const struct identity *d,
+                              const struct endpoint *src_ep, const struct identity *s)
+{
+    if (d->version[0] && s->version[0] && dest_check_version_cmp(d->version, s->version) < 0)
+        dc_log("warning: destination %s runs Redis %s, older than the source %s's %s: commands "
+               "in forms the source's version propagates and the destination's does not know "
+               "(for example SET ... PXAT before 6.2, EXPIRE ... GT and XGROUP SETID ... "
+               "ENTRIESREAD before 7.0, HPEXPIREAT before 7.4) would stop the job; a destination "
+               "of the source's version or newer takes every one",
+               dest_ep->name, d->version, src_ep->name, s->version);
+    if (!s->has_modules || !d->has_modules || s->modules[0] == '\0')
+        return 0;
+    char missing[512];
+    size_t n = dest_check_missing_names(s->modules, d->modules, missing, sizeof(missing));
+    if (n == 0)
+        return 0;
+    dc_log("destination %s lacks module%s %s that the source %s has loaded: the source's keys of "
+           "its types and its commands would be refused; load %s on the destination "
+           "(loadmodule in its configuration file, or MODULE LOAD)",
+           dest_ep->name, n > 1 ? "s" : "", missing, src_ep->name, n > 1 ? "them" : "it");
+    return 1;
 }
 
 /* ------------------------------------------------------------ the checks */
@@ -246,8 +368,17 @@ int dest_check_run(struct control_link *dest, const struct endpoint *dest_ep,
         return bad;
     }
     struct settings s = {0};
+    struct identity sid, did;
     rc = read_settings(&scl, false, &s, &err);
+    if (rc == 0)
+        rc = read_identity(&scl, &sid, &err);
     control_link_close(&scl);
+    if (rc == 0 && read_identity(dest, &did, &err) < 0) {
+        dc_log("%s", err.msg);
+        return 1;
+    }
+    if (rc == 0)
+        bad |= compare_identities(dest_ep, &did, o->source, &sid);
     if (rc < 0) {
         dc_log("warning: the destination's settings were not compared with the source's: %s",
                err.msg);

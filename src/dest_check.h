@@ -23,16 +23,24 @@
  *                                                    link never is)
  *   6. databases fewer than the source's          -> warning (SELECT of a
  *                                                    higher db is refused)
+ *   7. redis_version older than the source's      -> warning (newer command
+ *                                                    forms are refused)
+ *   8. modules the source has loaded and the destination lacks (MODULE
+ *      LIST)                                      -> error (their keys and
+ *                                                    commands are refused)
  *
  * Every message names the endpoint, the setting, both values and what to
  * change. A CONFIG GET the destination (or the source) refuses, renamed or
  * denied by ACL, is a warning that says which checks were skipped, never a
- * failure. Without a source (restore, replay), checks 2, 3 and 6 are skipped.
+ * failure. Without a source (restore, replay), checks 2, 3, 6, 7 and 8 are
+ * skipped.
  *
  * Threads: the caller's; it blocks on the control links.
  */
 #ifndef RS_DEST_CHECK_H
 #define RS_DEST_CHECK_H
+
+#include <stddef.h>
 
 #include "control_link.h"
 #include "endpoint.h"
@@ -49,5 +57,13 @@ struct dest_check_opts {
  * destination's link failed. */
 int dest_check_run(struct control_link *dest, const struct endpoint *dest_ep,
                    const struct dest_check_opts *o);
+
+/* -1, 0 or 1 as version a ("7.0.15") is older than, the same as or newer
+ * than b, by major, minor and patch. */
+int dest_check_version_cmp(const char *a, const char *b);
+
+/* The names of the comma-separated list want that are not in have (any
+ * case), written ", "-separated into out (cut to cap); returns how many. */
+size_t dest_check_missing_names(const char *want, const char *have, char *out, size_t cap);
 
 #endif
