@@ -277,6 +277,12 @@ static int control_link_write(struct control_link *cl, const char *s, size_t len
     return 0;
 }
 
+int control_link_send_raw(struct control_link *cl, const void *p, size_t len, struct rs_error *err)
+{
+    RS_ASSERT(cl->buf != NULL && !cl->is_detached);
+    return control_link_write(cl, p, len, err);
+}
+
 /* ------------------------------------------------------------ commands */
 
 /* Reads one reply with a fresh redisReader, as described at the top. */
@@ -348,6 +354,41 @@ int control_link_read_reply(struct control_link *cl, const char *cmd, struct con
 done:
     redisReaderFree(rd);
     return rc;
+}
+
+int control_link_read_integers(struct control_link *cl, const char *cmd, size_t n, long long *vals,
+                               struct rs_error *err)
+{
+    for (size_t i = 0; i < n;) {
+        const char *p = cl->buf + cl->start;
+        const char *nl = memchr(p, '\n', cl->end - cl->start);
+        if (nl == NULL) {
+            char waiting[64];
+            snprintf(waiting, sizeof(waiting), "the replies to %.40s", cmd);
+            int rc = control_link_fill(cl, cl->timeout_ms, waiting, err);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        size_t len = (size_t)(nl - p) + 1;
+        if (*p != ':') {
+            char quoted[CONTROL_LINK_QUOTE_BYTES * 4 + 4];
+            rs_escape_bytes(quoted, sizeof(quoted), p, len > 2 ? len - 2 : len, 120);
+            rs_error_set(err, RS_E_FORMAT, 0, "%s answered %.40s with \"%s\" (not an integer)",
+                         cl->name, cmd, quoted);
+            cl->start += len;
+            return -EPROTO;
+        }
+        char *end;
+        vals[i++] = strtoll(p + 1, &end, 10);
+        if (end == p + 1 || (*end != '\r' && *end != '\n')) {
+            rs_error_set(err, RS_E_FORMAT, 0, "%s answered %.40s with a bad integer", cl->name,
+                         cmd);
+            return -EPROTO;
+        }
+        cl->start += len;
+    }
+    return 0;
 }
 
 /* The length of the decimal text of n. */

@@ -99,11 +99,22 @@ int control_link_commandv(struct control_link *cl, struct control_reply *out, st
 int control_link_send(struct control_link *cl, int argc, const char **argv, const size_t *argvlen,
                       struct rs_error *err);
 
+/* Sends bytes that are already RESP commands (a pipeline), in one write
+ * where the socket takes it. Fails as control_link_send. */
+int control_link_send_raw(struct control_link *cl, const void *p, size_t len, struct rs_error *err);
+
 /* Reads one reply (to commands sent with control_link_send: pipelining)
  * into *out, as control_link_command does; cmd names the command awaited in
  * messages. */
 int control_link_read_reply(struct control_link *cl, const char *cmd, struct control_reply *out,
                             struct rs_error *err);
+
+/* Reads n integer replies (":123\r\n") into vals, straight from the
+ * link's buffer: for long pipelines of commands that answer integers. An
+ * error or any other reply is -EPROTO, its text quoted in err (the replies
+ * after it are left unread). Else fails as control_link_command. */
+int control_link_read_integers(struct control_link *cl, const char *cmd, size_t n, long long *vals,
+                               struct rs_error *err);
 
 /* Reads the next line (its "\r\n" or "\n" cut off) into *line, skipping
  * empty lines: the bare "\n" keepalives a source sends while it prepares a

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "crc64.h"
 #include "decimal.h"
 
@@ -108,6 +109,8 @@ struct pass {
     struct key_set done;
     uint64_t fixed;
     unsigned db;
+    char *out; /* the pipeline being sent */
+    size_t out_cap;
 };
 
 static int fail_reply(struct pass *ps, const char *what, const redisReply *r)
@@ -117,35 +120,45 @@ static int fail_reply(struct pass *ps, const char *what, const redisReply *r)
     return -EPROTO;
 }
 
-/* Sends cmd key [arg] for each of the n keys, reads the n replies into out. */
+/* Sends cmd key [arg] for each of the n keys as one pipeline (one write),
+ * then reads the n integer replies into vals. */
 static int pipeline(struct pass *ps, const char *cmd, redisReply **keys, size_t n,
-                    const int64_t *args, struct control_reply *out)
+                    const int64_t *args, long long *vals)
 {
+    if (n == 0)
+        return 0;
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++)
+        need += 64 + strlen(cmd) + keys[i]->len;
+    if (need > ps->out_cap) {
+        char *b = realloc(ps->out, need);
+        if (b == NULL)
+            return -ENOMEM;
+        ps->out = b;
+        ps->out_cap = need;
+    }
+    char *p = ps->out;
     for (size_t i = 0; i < n; i++) {
         char num[DECIMAL_MAX];
-        const char *argv[3] = {cmd, keys[i]->str, num};
-        size_t len[3] = {strlen(cmd), keys[i]->len, 0};
+        struct rs_slice argv[3] = {{cmd, strlen(cmd)}, {keys[i]->str, keys[i]->len}, {num, 0}};
         if (args != NULL)
-            len[2] = decimal_i64(num, args[i]);
-        int rc = control_link_send(ps->cl, args != NULL ? 3 : 2, argv, len, ps->err);
-        if (rc < 0)
-            return rc;
+            argv[2].len = decimal_i64(num, args[i]);
+        p = resp_put_argv(p, args != NULL ? 3 : 2, argv);
     }
-    for (size_t i = 0; i < n; i++) {
-        int rc = control_link_read_reply(ps->cl, cmd, &out[i], ps->err);
-        if (rc < 0) {
-            for (size_t j = 0; j < i; j++)
-                control_reply_free(&out[j]);
-            return rc;
-        }
-    }
-    return 0;
+    int rc = control_link_send_raw(ps->cl, ps->out, (size_t)(p - ps->out), ps->err);
+    if (rc < 0)
+        return rc;
+    rc = control_link_read_integers(ps->cl, cmd, n, vals, ps->err);
+    if (rc == -EPROTO) /* say which db */
+        snprintf(ps->err->msg + strlen(ps->err->msg), sizeof(ps->err->msg) - strlen(ps->err->msg),
+                 " (in db %u)", ps->db);
+    return rc;
 }
 
 /* One SCAN page: the keys with an expiry get theirs less the margin. */
 static int fix_page(struct pass *ps, redisReply **keys, size_t n)
 {
-    struct control_reply *t = calloc(n ? n : 1, sizeof(*t));
+    long long *t = calloc(n ? n : 1, sizeof(*t));
     int64_t *when = calloc(n ? n : 1, sizeof(*when));
     redisReply **todo = calloc(n ? n : 1, sizeof(*todo));
     int rc = -ENOMEM;
@@ -156,43 +169,23 @@ static int fix_page(struct pass *ps, redisReply **keys, size_t n)
     if ((rc = pipeline(ps, get, keys, n, NULL, t)) < 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        const redisReply *r = t[i].r;
-        if (r->type != REDIS_REPLY_INTEGER) {
-            rc = fail_reply(ps, get, r);
-            goto out_replies;
-        }
-        if (r->integer < 0) /* -1 no expiry, -2 gone meanwhile */
+        if (t[i] < 0) /* -1 no expiry, -2 gone meanwhile */
             continue;
         int added = key_set_add(&ps->done, keys[i]->str, keys[i]->len);
         if (added < 0) {
             rc = -ENOMEM;
-            goto out_replies;
+            goto out;
         }
         if (added == 0)
             continue; /* SCAN returned it again: done already */
-        int64_t v = r->integer - ps->margin_ms;
+        int64_t v = t[i] - ps->margin_ms;
         when[m] = ps->has_expiretime || v > 0 ? v : 0;
         todo[m++] = keys[i];
     }
     const char *set = ps->has_expiretime ? "PEXPIREAT" : "PEXPIRE";
-    struct control_reply *sr = calloc(m ? m : 1, sizeof(*sr));
-    if (sr == NULL) {
-        rc = -ENOMEM;
-        goto out_replies;
-    }
-    rc = pipeline(ps, set, todo, m, when, sr);
-    for (size_t i = 0; rc == 0 && i < m; i++) {
-        if (sr[i].r->type != REDIS_REPLY_INTEGER)
-            rc = fail_reply(ps, set, sr[i].r);
-        else
-            ps->fixed += sr[i].r->integer == 1;
-    }
-    for (size_t i = 0; i < m; i++)
-        control_reply_free(&sr[i]);
-    free(sr);
-out_replies:
-    for (size_t i = 0; i < n; i++)
-        control_reply_free(&t[i]);
+    rc = pipeline(ps, set, todo, m, when, t);
+    for (size_t i = 0; rc == 0 && i < m; i++)
+        ps->fixed += t[i] == 1;
 out:
     if (rc == -ENOMEM)
         rs_error_set(ps->err, RS_E_LIMIT, 0, "out of memory while correcting expiries of %s",
@@ -272,5 +265,6 @@ int expiry_margin_remove(struct control_link *cl, int64_t margin_ms, uint64_t *f
     }
     *fixed = ps.fixed;
     free(ps.done.h);
+    free(ps.out);
     return rc;
 }
