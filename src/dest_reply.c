@@ -124,5 +124,16 @@ enum dest_reply_kind dest_reply_classify(const char *line, size_t len, const cha
                  "(CONFIG SET proto-max-bulk-len 512mb): the source holds a longer string");
         return DEST_REPLY_ADVICE;
     }
+    /* SETBIT / BITFIELD past 8 * proto-max-bulk-len bits (bitops.c
+     * getBitOffsetFromArgument, waived for a master): the source took it,
+     * so the destination's limit is the lower one */
+    if (contains(line, len, "bit offset is not an integer or out of range")) {
+        adv->setting = "proto-max-bulk-len";
+        snprintf(adv->text, sizeof(adv->text),
+                 "set proto-max-bulk-len on the destination at least as high as on the source "
+                 "(CONFIG SET proto-max-bulk-len 512mb): the source took a bit offset past the "
+                 "destination's limit");
+        return DEST_REPLY_ADVICE;
+    }
     return DEST_REPLY_OTHER;
 }

@@ -56,6 +56,7 @@ Test(dest_reply, configuration_replies_stop_and_name_their_setting)
         {"ERR string exceeds maximum allowed size (proto-max-bulk-len)", "proto-max-bulk-len",
          "set proto-max-bulk-len"},
         {"ERR Protocol error: invalid bulk length", "proto-max-bulk-len", "proto-max-bulk-len"},
+        {"ERR bit offset is not an integer or out of range", "proto-max-bulk-len", "bit offset"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct dest_reply_advice adv;
