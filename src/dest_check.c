@@ -14,19 +14,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include "log.h"
+
 #define DEST_CHECK_WHY_MAX 120 /* how much of a refusal a message quotes */
-
-static void dc_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void dc_log(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ringsync: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 /* ------------------------------------------------------------ settings */
 
@@ -206,7 +196,7 @@ static int compare_identities(const struct endpoint *dest_ep, const struct ident
                               const struct endpoint *src_ep, const struct identity *s)
 {
     if (d->version[0] && s->version[0] && dest_check_version_cmp(d->version, s->version) < 0)
-        dc_log("warning: destination %s runs Redis %s, older than the source %s's %s: commands "
+        rs_log("warning: destination %s runs Redis %s, older than the source %s's %s: commands "
                "in forms the source's version propagates and the destination's does not know "
                "(for example SET ... PXAT before 6.2, EXPIRE ... GT and XGROUP SETID ... "
                "ENTRIESREAD before 7.0, HPEXPIREAT before 7.4) would stop the job; a destination "
@@ -218,7 +208,7 @@ static int compare_identities(const struct endpoint *dest_ep, const struct ident
     size_t n = dest_check_missing_names(s->modules, d->modules, missing, sizeof(missing));
     if (n == 0)
         return 0;
-    dc_log("destination %s lacks module%s %s that the source %s has loaded: the source's keys of "
+    rs_log("destination %s lacks module%s %s that the source %s has loaded: the source's keys of "
            "its types and its commands would be refused; load %s on the destination "
            "(loadmodule in its configuration file, or MODULE LOAD)",
            dest_ep->name, n > 1 ? "s" : "", missing, src_ep->name, n > 1 ? "them" : "it");
@@ -234,20 +224,20 @@ static int check_role(struct control_link *cl, const struct endpoint *ep)
     struct rs_error err = {0};
     int rc = control_link_info_field(cl, "replication", "role", role, sizeof(role), &err);
     if (rc == -EPERM || rc == -ENOENT) {
-        dc_log("warning: cannot tell whether destination %s is a replica (INFO replication: "
+        rs_log("warning: cannot tell whether destination %s is a replica (INFO replication: "
                "%s); not checked",
                ep->name, rc == -ENOENT ? "no role field" : err.msg);
         return 0;
     }
     if (rc < 0) {
-        dc_log("%s", err.msg);
+        rs_log("%s", err.msg);
         return -1;
     }
     if (strcmp(role, "slave") != 0 && strcmp(role, "replica") != 0)
         return 0;
     control_link_info_field(cl, "replication", "master_host", host, sizeof(host), &err);
     control_link_info_field(cl, "replication", "master_port", port, sizeof(port), &err);
-    dc_log("destination %s is a replica of %s:%s (INFO replication role:%s): it refuses "
+    rs_log("destination %s is a replica of %s:%s (INFO replication role:%s): it refuses "
            "ringsync's writes with READONLY, or its master overwrites them; point --target at "
            "its master, or run REPLICAOF NO ONE on it if it should stand alone",
            ep->name, host, port, role);
@@ -268,20 +258,20 @@ static int check_min_replicas(struct control_link *cl, const struct endpoint *ep
     int rc =
         control_link_info_field(cl, "replication", "min_slaves_good_slaves", v, sizeof(v), &err);
     if (rc < 0 && rc != -ENOENT && rc != -EPERM) {
-        dc_log("%s", err.msg);
+        rs_log("%s", err.msg);
         return -1;
     }
     if (rc == 0)
         good = strtoull(v, NULL, 10);
     if (good < d->min_replicas) {
-        dc_log("destination %s has min-replicas-to-write %" PRIu64 " (min-replicas-max-lag %" PRIu64
+        rs_log("destination %s has min-replicas-to-write %" PRIu64 " (min-replicas-max-lag %" PRIu64
                " s) and %" PRIu64
                " good replicas now: it refuses every write with NOREPLICAS; attach the replicas "
                "it waits for, or run CONFIG SET min-replicas-to-write 0 on the destination",
                ep->name, d->min_replicas, d->min_replicas_lag, good);
         return 1;
     }
-    dc_log("warning: destination %s has min-replicas-to-write %" PRIu64
+    rs_log("warning: destination %s has min-replicas-to-write %" PRIu64
            " (min-replicas-max-lag %" PRIu64 " s), %" PRIu64
            " good replicas now: whenever fewer of them are within %" PRIu64
            " s it refuses writes with NOREPLICAS and the job stops; CONFIG SET "
@@ -298,7 +288,7 @@ static int compare_with_source(const struct endpoint *dest_ep, const struct sett
     int bad = 0;
     if (s->has_proto_max_bulk_len && d->has_proto_max_bulk_len &&
         d->proto_max_bulk_len < s->proto_max_bulk_len) {
-        dc_log("destination %s has proto-max-bulk-len %" PRIu64
+        rs_log("destination %s has proto-max-bulk-len %" PRIu64
                ", smaller than the source %s's %" PRIu64
                ": a string or argument longer than %" PRIu64
                " bytes from the source would stop the job; run CONFIG SET proto-max-bulk-len "
@@ -310,7 +300,7 @@ static int compare_with_source(const struct endpoint *dest_ep, const struct sett
     if (s->has_proto_max_bulk_len && d->has_query_buffer_limit &&
         d->query_buffer_limit < s->proto_max_bulk_len) {
         uint64_t want = s->proto_max_bulk_len + (1u << 20); /* room for the other arguments */
-        dc_log("warning: destination %s has client-query-buffer-limit %" PRIu64
+        rs_log("warning: destination %s has client-query-buffer-limit %" PRIu64
                ", smaller than the source %s's proto-max-bulk-len %" PRIu64
                ": a command that large would get ringsync's connection closed (a master's link "
                "is exempt, ringsync's is not); CONFIG SET client-query-buffer-limit %" PRIu64
@@ -318,7 +308,7 @@ static int compare_with_source(const struct endpoint *dest_ep, const struct sett
                dest_ep->name, d->query_buffer_limit, src_ep->name, s->proto_max_bulk_len, want);
     }
     if (s->has_databases && d->has_databases && d->databases < s->databases)
-        dc_log("warning: destination %s has databases %" PRIu64
+        rs_log("warning: destination %s has databases %" PRIu64
                ", fewer than the source %s's %" PRIu64 ": a write to db %" PRIu64
                " or above would be refused; set databases %" PRIu64
                " in the destination's configuration file (it takes a restart)",
@@ -338,11 +328,11 @@ int dest_check_run(struct control_link *dest, const struct endpoint *dest_ep,
     struct settings d = {0};
     struct rs_error err = {0};
     if (read_settings(dest, true, &d, &err) < 0) {
-        dc_log("%s", err.msg);
+        rs_log("%s", err.msg);
         return 1;
     }
     if (d.is_refused) {
-        dc_log("warning: destination %s refused CONFIG GET (%s): its proto-max-bulk-len, "
+        rs_log("warning: destination %s refused CONFIG GET (%s): its proto-max-bulk-len, "
                "client-query-buffer-limit, min-replicas-to-write, timeout and databases were not "
                "checked",
                dest_ep->name, d.why);
@@ -353,7 +343,7 @@ int dest_check_run(struct control_link *dest, const struct endpoint *dest_ep,
         return 1;
     bad |= rc;
     if (d.has_timeout_s && d.timeout_s > 0)
-        dc_log("warning: destination %s has timeout %" PRIu64
+        rs_log("warning: destination %s has timeout %" PRIu64
                ": it closes a connection idle that long (a master's link is exempt, ringsync's "
                "is not), and ringsync's is idle whenever the source writes nothing for %" PRIu64
                " s, which ends the job; CONFIG SET timeout 0 on the destination",
@@ -363,7 +353,7 @@ int dest_check_run(struct control_link *dest, const struct endpoint *dest_ep,
         return bad;
     struct control_link scl = {0};
     if (control_link_open(&scl, o->source, o->timeout_ms, &err) < 0) {
-        dc_log("warning: the destination's settings were not compared with the source's: %s",
+        rs_log("warning: the destination's settings were not compared with the source's: %s",
                err.msg);
         return bad;
     }
@@ -374,18 +364,18 @@ int dest_check_run(struct control_link *dest, const struct endpoint *dest_ep,
         rc = read_identity(&scl, &sid, &err);
     control_link_close(&scl);
     if (rc == 0 && read_identity(dest, &did, &err) < 0) {
-        dc_log("%s", err.msg);
+        rs_log("%s", err.msg);
         return 1;
     }
     if (rc == 0)
         bad |= compare_identities(dest_ep, &did, o->source, &sid);
     if (rc < 0) {
-        dc_log("warning: the destination's settings were not compared with the source's: %s",
+        rs_log("warning: the destination's settings were not compared with the source's: %s",
                err.msg);
         return bad;
     }
     if (s.is_refused) {
-        dc_log("warning: source %s refused CONFIG GET (%s): the destination's proto-max-bulk-len, "
+        rs_log("warning: source %s refused CONFIG GET (%s): the destination's proto-max-bulk-len, "
                "client-query-buffer-limit and databases were not compared with the source's",
                o->source->name, s.why);
         return bad;

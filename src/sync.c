@@ -33,6 +33,7 @@
 #include "endpoint.h"
 #include "expiry_margin.h"
 #include "job.h"
+#include "log.h"
 #include "rs_error.h"
 #include "rdb_decoder.h"
 #include "replay.h"
@@ -85,18 +86,6 @@ static void on_signal(int sig)
 }
 
 /* ---------------------------------------------------------------- logging */
-
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void logf_(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ringsync: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 static double now_s(void)
 {
@@ -152,11 +141,11 @@ static uint64_t applied_offset(struct snap_feed *f)
         atomic_store(&f->job->snapshot_applied, 1);
         struct snapshot_writer_stats st;
         snapshot_writer_stats(f->sw, &st);
-        logf_("snapshot applied after %.2f s: %" PRIu64 " keys written (%" PRIu64
-              " with RESTORE, %" PRIu64 " with native commands), %" PRIu64 " expired and %" PRIu64
-              " empty skipped; following the source's writes from offset %" PRIu64,
-              now_s() - f->t0, st.keys, st.restored, st.native, st.expired, st.empty,
-              f->stream_start);
+        rs_log("snapshot applied after %.2f s: %" PRIu64 " keys written (%" PRIu64
+               " with RESTORE, %" PRIu64 " with native commands), %" PRIu64 " expired and %" PRIu64
+               " empty skipped; following the source's writes from offset %" PRIu64,
+               now_s() - f->t0, st.keys, st.restored, st.native, st.expired, st.empty,
+               f->stream_start);
     }
     uint64_t w = batch_writer_applied(f->bw, router_routed(f->router));
     atomic_store_explicit(&f->job->stream_applied, w, memory_order_relaxed);
@@ -332,21 +321,21 @@ static int wait_target_ready(struct control_link *cl, const struct sync_opts *o,
         struct control_reply rep = {0};
         struct rs_error err = {0};
         if (control_link_commandv(cl, &rep, &err, "PING", NULL) < 0) {
-            logf_("%s", err.msg);
+            rs_log("%s", err.msg);
             return 1;
         }
         bool busy = rep.r->type == REDIS_REPLY_ERROR &&
                     dest_reply_classify(rep.r->str, rep.r->len, NULL, NULL) == DEST_REPLY_RETRY;
         if (busy && o->retry_timeout_s > 0 && now_s() - t0 > o->retry_timeout_s) {
-            logf_("destination %s still answers -%s after %.0f s (--target-retry-timeout)",
-                  ep->name, rep.r->str, now_s() - t0);
+            rs_log("destination %s still answers -%s after %.0f s (--target-retry-timeout)",
+                   ep->name, rep.r->str, now_s() - t0);
             control_reply_free(&rep);
             return 1;
         }
         if (busy && !said)
-            logf_("destination %s answers -%s: waiting", ep->name, rep.r->str);
+            rs_log("destination %s answers -%s: waiting", ep->name, rep.r->str);
         else if (!busy && said)
-            logf_("destination %s is ready after %.2f s", ep->name, now_s() - t0);
+            rs_log("destination %s is ready after %.2f s", ep->name, now_s() - t0);
         control_reply_free(&rep);
         if (!busy)
             return 0;
@@ -371,34 +360,34 @@ static int check_target(struct control_link *cl, const struct sync_opts *o,
         return 1;
     uint64_t keys = 0;
     if (control_link_dbsize_all(cl, &keys, &err) < 0) {
-        logf_("cannot count the keys of destination %s: %s", ep->name, err.msg);
+        rs_log("cannot count the keys of destination %s: %s", ep->name, err.msg);
         return 1;
     }
     if (keys > 0) {
         if (o->nonempty == NONEMPTY_REFUSE) {
-            logf_("destination %s already holds %" PRIu64
-                  " keys; refusing to write into it (use --target-nonempty keep to overwrite "
-                  "the source's keys and keep the others, or --target-nonempty flush to empty "
-                  "it first)",
-                  ep->name, keys);
+            rs_log("destination %s already holds %" PRIu64
+                   " keys; refusing to write into it (use --target-nonempty keep to overwrite "
+                   "the source's keys and keep the others, or --target-nonempty flush to empty "
+                   "it first)",
+                   ep->name, keys);
             return 1;
         }
         if (o->nonempty == NONEMPTY_FLUSH) {
             struct control_reply rep = {0};
             if (control_link_commandv(cl, &rep, &err, "FLUSHALL", NULL) < 0 ||
                 rep.r->type == REDIS_REPLY_ERROR) {
-                logf_("cannot flush destination %s: %s", ep->name, rep.r ? rep.r->str : err.msg);
+                rs_log("cannot flush destination %s: %s", ep->name, rep.r ? rep.r->str : err.msg);
                 control_reply_free(&rep);
                 return 1;
             }
             control_reply_free(&rep);
-            logf_("destination %s held %" PRIu64 " keys: flushed (--target-nonempty flush)",
-                  ep->name, keys);
+            rs_log("destination %s held %" PRIu64 " keys: flushed (--target-nonempty flush)",
+                   ep->name, keys);
         } else {
-            logf_("destination %s holds %" PRIu64
-                  " keys: keeping them, the source's keys overwrite theirs "
-                  "(--target-nonempty keep)",
-                  ep->name, keys);
+            rs_log("destination %s holds %" PRIu64
+                   " keys: keeping them, the source's keys overwrite theirs "
+                   "(--target-nonempty keep)",
+                   ep->name, keys);
         }
     }
     struct control_reply rep = {0};
@@ -406,9 +395,9 @@ static int check_target(struct control_link *cl, const struct sync_opts *o,
         rep.r->type == REDIS_REPLY_ARRAY && rep.r->elements == 2 &&
         rep.r->element[1]->type == REDIS_REPLY_STRING &&
         strcmp(rep.r->element[1]->str, "noeviction") != 0)
-        logf_("warning: destination %s has maxmemory-policy %s: it may evict keys silently; "
-              "noeviction is safe",
-              ep->name, rep.r->element[1]->str);
+        rs_log("warning: destination %s has maxmemory-policy %s: it may evict keys silently; "
+               "noeviction is safe",
+               ep->name, rep.r->element[1]->str);
     control_reply_free(&rep);
     return 0;
 }
@@ -431,7 +420,7 @@ static int probe_restore(struct control_link *cl, int rdb_version, const struct 
     struct control_reply rep = {0};
     struct rs_error err = {0};
     if (control_link_command(cl, &rep, &err, 5, argv, lens) < 0) {
-        logf_("%s", err.msg);
+        rs_log("%s", err.msg);
         return -1;
     }
     int ok = 1;
@@ -442,17 +431,17 @@ static int probe_restore(struct control_link *cl, int rdb_version, const struct 
         const char *e = rep.r->str;
         if (strstr(e, "payload version") || strstr(e, "Bad data format") ||
             strncmp(e, "NOPERM", 6) == 0 || strstr(e, "unknown command")) {
-            logf_("destination %s does not take RESTORE of RDB version %d (%s): writing every "
-                  "value with native commands",
-                  ep->name, rdb_version, e);
+            rs_log("destination %s does not take RESTORE of RDB version %d (%s): writing every "
+                   "value with native commands",
+                   ep->name, rdb_version, e);
             ok = 0;
         } else {
             struct dest_reply_advice adv;
             if (dest_reply_classify(e, strlen(e), "RESTORE", &adv) == DEST_REPLY_ADVICE)
-                logf_("destination %s refused a test write (RESTORE of one key): %s; %s", ep->name,
-                      e, adv.text);
+                rs_log("destination %s refused a test write (RESTORE of one key): %s; %s", ep->name,
+                       e, adv.text);
             else
-                logf_("destination %s refused a test write (RESTORE of one key): %s", ep->name, e);
+                rs_log("destination %s refused a test write (RESTORE of one key): %s", ep->name, e);
             ok = -1;
         }
     }
@@ -523,7 +512,7 @@ static int choice(const char *arg, const char *option, const char *const *names)
     char list[128] = "";
     for (int i = 0; names[i]; i++)
         snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", names[i]);
-    logf_("%s takes one of %s, not '%s'", option, list, arg);
+    rs_log("%s takes one of %s, not '%s'", option, list, arg);
     return -1;
 }
 
@@ -581,7 +570,8 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
         case 'w': {
             long v = strtol(optarg, &end, 10);
             if (*end || v < 1 || v > JOB_MAX_WORKERS) {
-                logf_("--workers must be a number from 1 to %d, not '%s'", JOB_MAX_WORKERS, optarg);
+                rs_log("--workers must be a number from 1 to %d, not '%s'", JOB_MAX_WORKERS,
+                       optarg);
                 return 2;
             }
             o->workers = (unsigned)v;
@@ -602,7 +592,7 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
         case 'T':
             o->timeout_ms = atoi(optarg);
             if (o->timeout_ms <= 0) {
-                logf_("--timeout-ms must be a positive number");
+                rs_log("--timeout-ms must be a positive number");
                 return 2;
             }
             break;
@@ -627,7 +617,7 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
             if (*end == 'b' || *end == 'B')
                 end++;
             if (*end || v <= 0) {
-                logf_("--max-memory takes a size such as 64mb or 1g, not '%s'", optarg);
+                rs_log("--max-memory takes a size such as 64mb or 1g, not '%s'", optarg);
                 return 2;
             }
             o->max_memory = (uint64_t)(v * mul);
@@ -639,7 +629,7 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
         case 'W':
             o->retry_timeout_s = strtod(optarg, &end);
             if (*end || !(o->retry_timeout_s >= 0)) {
-                logf_("--target-retry-timeout takes seconds (0: forever), not '%s'", optarg);
+                rs_log("--target-retry-timeout takes seconds (0: forever), not '%s'", optarg);
                 return 2;
             }
             break;
@@ -655,8 +645,8 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
             }
             o->speed = strtod(optarg, &end);
             if (*end || !(o->speed > 0) || o->speed > 1e6) {
-                logf_("--speed takes 1 (the recorded pace), a factor N > 0 or max, not '%s'",
-                      optarg);
+                rs_log("--speed takes 1 (the recorded pace), a factor N > 0 or max, not '%s'",
+                       optarg);
                 return 2;
             }
             break;
@@ -666,7 +656,7 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
         case 'X': {
             long long v = strtoll(optarg, &end, 10);
             if (*end || end == optarg || v < 0 || v > 10LL * 365 * 86400) {
-                logf_("--expiry-margin takes seconds (0 to 315360000), not '%s'", optarg);
+                rs_log("--expiry-margin takes seconds (0 to 315360000), not '%s'", optarg);
                 return 2;
             }
             o->expiry_margin_ms = v * 1000;
@@ -685,11 +675,11 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
                      o->spill_dir;
     bool replay_only = o->speed != 1 || o->json_path;
     if (mode == MODE_RESTORE && o->expiry_margin_given) {
-        logf_("--expiry-margin is for sync and replay: restore writes expiries as they are");
+        rs_log("--expiry-margin is for sync and replay: restore writes expiries as they are");
         return 2;
     }
     if ((mode != MODE_SYNC && sync_only) || (mode != MODE_REPLAY && replay_only)) {
-        logf_("an option given is not one of this command's (see --help)");
+        rs_log("an option given is not one of this command's (see --help)");
         return 2;
     }
     if (mode != MODE_SYNC) {
@@ -703,7 +693,7 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
         return 2;
     }
     if (o->target_uri == NULL) {
-        logf_("--target is required");
+        rs_log("--target is required");
         usage(stderr, mode);
         return 2;
     }
@@ -785,15 +775,15 @@ static int remove_margin(struct run_ctx *rc, int64_t margin_ms)
         r = expiry_margin_remove(&cl, margin_ms, &fixed, &err);
     control_link_close(&cl);
     if (r < 0) {
-        logf_("could not make the expiries of destination %s exact again: %s; the %" PRIu64
-              " keys done so far are, the others with an expiry expire %" PRId64
-              " s late (ringsync writes them --expiry-margin late while it follows)",
-              rc->target.name, err.msg, fixed, margin_ms / 1000);
+        rs_log("could not make the expiries of destination %s exact again: %s; the %" PRIu64
+               " keys done so far are, the others with an expiry expire %" PRId64
+               " s late (ringsync writes them --expiry-margin late while it follows)",
+               rc->target.name, err.msg, fixed, margin_ms / 1000);
         return 1;
     }
     if (fixed > 0 && !rc->o->quiet)
-        logf_("expiries exact again: %" PRIu64 " keys of destination %s in %.2f s", fixed,
-              rc->target.name, now_s() - t0);
+        rs_log("expiries exact again: %" PRIu64 " keys of destination %s in %.2f s", fixed,
+               rc->target.name, now_s() - t0);
     return 0;
 }
 
@@ -812,7 +802,7 @@ static int run_job(struct run_ctx *rc)
     struct spill *spill = NULL;
 
     if (job_init(&job, o->workers) < 0) {
-        logf_("out of memory");
+        rs_log("out of memory");
         return 1;
     }
     job.skip_errors = o->skip_errors;
@@ -823,7 +813,7 @@ static int run_job(struct run_ctx *rc)
         struct rs_error err = {0};
         struct rs_slice pending;
         if (control_link_open(&cl, &rc->target, o->timeout_ms, &err) < 0) {
-            logf_("%s", err.msg);
+            rs_log("%s", err.msg);
             goto out;
         }
         fds[nfds++] = control_link_detach(&cl, &pending);
@@ -841,7 +831,7 @@ static int run_job(struct run_ctx *rc)
     struct counting_sink cs = {&job, sw};
     dec = sw ? rdb_decoder_new(&dc, counting_on_event, &cs) : NULL;
     if (dec == NULL) {
-        logf_("out of memory");
+        rs_log("out of memory");
         goto out;
     }
     if (follow) {
@@ -850,7 +840,7 @@ static int run_job(struct run_ctx *rc)
                                      .expiry_margin_ms = margin_ms};
         router = router_new(&rcfg, bw, &job, rc->stream_start);
         if (router == NULL) {
-            logf_("out of memory");
+            rs_log("out of memory");
             goto out;
         }
     }
@@ -872,7 +862,7 @@ static int run_job(struct run_ctx *rc)
     if (rc->eof_mark_len)
         memcpy(feed.mark, rc->eof_mark, rc->eof_mark_len);
     if (rc->input_is_socket && (spill = spill_new(o->spill_dir, o->max_memory)) == NULL) {
-        logf_("out of memory");
+        rs_log("out of memory");
         goto out;
     }
     struct worker_input input = {
@@ -943,52 +933,52 @@ static int run_job(struct run_ctx *rc)
                  (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     uint64_t bytes = atomic_load(&job.input_bytes);
     if (atomic_load(&job.failed) && atomic_load(&job.snapshot_applied)) {
-        logf_("failed after %.2f s while following the source (applied offset %" PRIu64 "): %s", el,
-              atomic_load(&job.stream_applied), job.fail_msg);
+        rs_log("failed after %.2f s while following the source (applied offset %" PRIu64 "): %s",
+               el, atomic_load(&job.stream_applied), job.fail_msg);
         status = 1;
     } else if (atomic_load(&job.failed)) {
-        logf_("failed after %.2f s, %" PRIu64 " keys read: %s", el, atomic_load(&job.keys_read),
-              job.fail_msg);
+        rs_log("failed after %.2f s, %" PRIu64 " keys read: %s", el, atomic_load(&job.keys_read),
+               job.fail_msg);
         status = 1;
     } else if (atomic_load(&job.stop) && atomic_load(&job.snapshot_applied)) {
-        logf_("stopped by %s after %.2f s, %s: %" PRIu64 " stream commands routed (%" PRIu64
-              " fences), applied offset %" PRIu64 " of %" PRIu64
-              " received; cpu %.2f s, peak rss %ld MB",
-              sync_signal == SIGTERM ? "SIGTERM" : "SIGINT", el,
-              rc->is_replay ? "replaying the capture" : "following the source",
-              router_commands(router), router_fences(router), atomic_load(&job.stream_applied),
-              atomic_load(&job.stream_received), cpu, ru.ru_maxrss / 1024);
+        rs_log("stopped by %s after %.2f s, %s: %" PRIu64 " stream commands routed (%" PRIu64
+               " fences), applied offset %" PRIu64 " of %" PRIu64
+               " received; cpu %.2f s, peak rss %ld MB",
+               sync_signal == SIGTERM ? "SIGTERM" : "SIGINT", el,
+               rc->is_replay ? "replaying the capture" : "following the source",
+               router_commands(router), router_fences(router), atomic_load(&job.stream_applied),
+               atomic_load(&job.stream_received), cpu, ru.ru_maxrss / 1024);
         status = 0;
     } else if (atomic_load(&job.stop)) {
-        logf_("stopped by %s after %.2f s: %" PRIu64 " keys read, %" PRIu64
-              " bytes of the snapshot; the destination holds a partial copy",
-              sync_signal == SIGTERM ? "SIGTERM" : "SIGINT", el, atomic_load(&job.keys_read),
-              bytes);
+        rs_log("stopped by %s after %.2f s: %" PRIu64 " keys read, %" PRIu64
+               " bytes of the snapshot; the destination holds a partial copy",
+               sync_signal == SIGTERM ? "SIGTERM" : "SIGINT", el, atomic_load(&job.keys_read),
+               bytes);
         status = 0;
     } else if (rc->is_replay) {
-        logf_("replay applied: %" PRIu64 " keys of the snapshot, %" PRIu64
-              " stream commands routed (%" PRIu64 " fences) up to offset %" PRIu64
-              "; %.2f s, cpu %.2f s, peak rss %ld MB",
-              st.keys, router_commands(router), router_fences(router),
-              atomic_load(&job.stream_applied), el, cpu, ru.ru_maxrss / 1024);
+        rs_log("replay applied: %" PRIu64 " keys of the snapshot, %" PRIu64
+               " stream commands routed (%" PRIu64 " fences) up to offset %" PRIu64
+               "; %.2f s, cpu %.2f s, peak rss %ld MB",
+               st.keys, router_commands(router), router_fences(router),
+               atomic_load(&job.stream_applied), el, cpu, ru.ru_maxrss / 1024);
         status = 0;
     } else {
-        logf_("snapshot applied: %" PRIu64 " keys written (%" PRIu64 " with RESTORE, %" PRIu64
-              " with native commands), %" PRIu64 " expired and %" PRIu64 " empty skipped, %" PRIu64
-              " function libraries; %.1f MB of RDB version %d in "
-              "%.2f s (%.1f MB/s, %.0f keys/s); cpu %.2f s, peak rss %ld MB",
-              st.keys, st.restored, st.native, st.expired, st.empty, st.functions,
-              (double)bytes / 1e6, st.rdb_version, el, el > 0 ? (double)bytes / 1e6 / el : 0,
-              el > 0 ? (double)st.keys / el : 0, cpu, ru.ru_maxrss / 1024);
+        rs_log("snapshot applied: %" PRIu64 " keys written (%" PRIu64 " with RESTORE, %" PRIu64
+               " with native commands), %" PRIu64 " expired and %" PRIu64 " empty skipped, %" PRIu64
+               " function libraries; %.1f MB of RDB version %d in "
+               "%.2f s (%.1f MB/s, %.0f keys/s); cpu %.2f s, peak rss %ld MB",
+               st.keys, st.restored, st.native, st.expired, st.empty, st.functions,
+               (double)bytes / 1e6, st.rdb_version, el, el > 0 ? (double)bytes / 1e6 / el : 0,
+               el > 0 ? (double)st.keys / el : 0, cpu, ru.ru_maxrss / 1024);
         status = 0;
     }
     if (spill != NULL && spill_file_peak(spill) > 0)
-        logf_("the destination fell behind: up to %.1f MB of the source's stream waited in the "
-              "spill file",
-              (double)spill_file_peak(spill) / 1e6);
+        rs_log("the destination fell behind: up to %.1f MB of the source's stream waited in the "
+               "spill file",
+               (double)spill_file_peak(spill) / 1e6);
     if (atomic_load(&job.errors_skipped) > 0)
-        logf_("%" PRIu64 " commands were refused by the destination and skipped (--on-error skip)",
-              atomic_load(&job.errors_skipped));
+        rs_log("%" PRIu64 " commands were refused by the destination and skipped (--on-error skip)",
+               atomic_load(&job.errors_skipped));
     bool wrote = atomic_load(&job.keys_read) > 0 || atomic_load(&job.snapshot_applied);
     if (margin_ms > 0 && wrote && remove_margin(rc, margin_ms) != 0 && status == 0)
         status = 1;
@@ -1017,20 +1007,20 @@ static int check_margin(struct control_link *tcl, const struct sync_opts *o,
     if (o->expiry_margin_ms == 0 || o->expiry_margin_given || o->nonempty != NONEMPTY_KEEP)
         return 0;
     if (expiry_margin_dbs(tcl, &dbs, &expires, &err) < 0) {
-        logf_("%s", err.msg);
+        rs_log("%s", err.msg);
         return 1;
     }
     if (expires == 0)
         return 0;
-    logf_("destination %s holds %" PRIu64
-          " keys with an expiry, and --target-nonempty keep keeps them: ringsync writes the "
-          "source's expiries %" PRId64
-          " s late while it follows and takes that off every expiry of the destination when it "
-          "stops, which would shorten those keys' own; pass --expiry-margin 0 (exact expiries: "
-          "a key with a short TTL may then expire on the destination before the source's "
-          "commands that read it are applied while ringsync is behind) or --expiry-margin %" PRId64
-          " to accept",
-          ep->name, expires, o->expiry_margin_ms / 1000, o->expiry_margin_ms / 1000);
+    rs_log("destination %s holds %" PRIu64
+           " keys with an expiry, and --target-nonempty keep keeps them: ringsync writes the "
+           "source's expiries %" PRId64
+           " s late while it follows and takes that off every expiry of the destination when it "
+           "stops, which would shorten those keys' own; pass --expiry-margin 0 (exact expiries: "
+           "a key with a short TTL may then expire on the destination before the source's "
+           "commands that read it are applied while ringsync is behind) or --expiry-margin %" PRId64
+           " to accept",
+           ep->name, expires, o->expiry_margin_ms / 1000, o->expiry_margin_ms / 1000);
     return 1;
 }
 
@@ -1040,7 +1030,7 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
 {
     struct rs_error err = {0};
     if (control_link_open(tcl, &rc->target, rc->o->timeout_ms, &err) < 0) {
-        logf_("%s", err.msg);
+        rs_log("%s", err.msg);
         return 1;
     }
     int r = check_target(tcl, rc->o, &rc->target);
@@ -1085,14 +1075,14 @@ int restore_main(int argc, char **argv)
     struct run_ctx r = {.o = &o, .rdb_len = UINT64_MAX};
     struct rs_error err = {0};
     if (endpoint_parse(o.target_uri, "RINGSYNC_TARGET_PASSWORD", &r.target, &err) < 0) {
-        logf_("--target: %s", err.msg);
+        rs_log("--target: %s", err.msg);
         return 2;
     }
     install_signals();
     r.source_name = strcmp(o.file, "-") == 0 ? "standard input" : o.file;
     r.input_fd = strcmp(o.file, "-") == 0 ? STDIN_FILENO : open(o.file, O_RDONLY | O_CLOEXEC);
     if (r.input_fd < 0) {
-        logf_("cannot open %s: %s", o.file, strerror(errno));
+        rs_log("cannot open %s: %s", o.file, strerror(errno));
         return 1;
     }
     struct stat sb;
@@ -1120,8 +1110,8 @@ int restore_main(int argc, char **argv)
             return 1;
         }
         if (!o.quiet)
-            logf_("restore: %s -> %s, %u workers, %s", r.source_name, r.target.name, o.workers,
-                  r.use_restore ? "RESTORE for small values" : "native commands only");
+            rs_log("restore: %s -> %s, %u workers, %s", r.source_name, r.target.name, o.workers,
+                   r.use_restore ? "RESTORE for small values" : "native commands only");
         status = run_job(&r);
     } else {
         control_link_close(&tcl);
@@ -1166,14 +1156,14 @@ int replay_main(int argc, char **argv)
     struct run_ctx r = {.o = &o, .is_replay = true};
     struct rs_error err = {0};
     if (endpoint_parse(o.target_uri, "RINGSYNC_TARGET_PASSWORD", &r.target, &err) < 0) {
-        logf_("--target: %s", err.msg);
+        rs_log("--target: %s", err.msg);
         return 2;
     }
     install_signals();
     struct capture_reader cr;
     if (capture_reader_open(&cr, o.file, &err) < 0) {
-        logf_("replay: the capture in %s cannot be replayed (nothing was applied): %s (%s)", o.file,
-              err.msg, rs_error_code_name(err.code));
+        rs_log("replay: the capture in %s cannot be replayed (nothing was applied): %s (%s)",
+               o.file, err.msg, rs_error_code_name(err.code));
         capture_reader_close(&cr);
         return 1;
     }
@@ -1185,7 +1175,7 @@ int replay_main(int argc, char **argv)
         close(hfd);
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0) {
-        logf_("replay: pipe: %s", strerror(errno));
+        rs_log("replay: pipe: %s", strerror(errno));
         capture_reader_close(&cr);
         return 1;
     }
@@ -1216,20 +1206,20 @@ int replay_main(int argc, char **argv)
         if (o.speed > 0)
             snprintf(pace, sizeof(pace), "%gx", o.speed);
         if (!o.quiet)
-            logf_("replay: %s (source %s, %" PRIu64 " snapshot bytes, %" PRIu64
-                  " stream bytes over %.2f s) -> %s at %s, %u workers",
-                  o.file, cr.meta.source, cr.meta.snapshot_bytes, cr.meta.stream_bytes,
-                  cr.meta.duration_s - cr.meta.snapshot_s, r.target.name, pace, o.workers);
+            rs_log("replay: %s (source %s, %" PRIu64 " snapshot bytes, %" PRIu64
+                   " stream bytes over %.2f s) -> %s at %s, %u workers",
+                   o.file, cr.meta.source, cr.meta.snapshot_bytes, cr.meta.stream_bytes,
+                   cr.meta.duration_s - cr.meta.snapshot_s, r.target.name, pace, o.workers);
         status = run_job(&r);
         if (hooks.feeder != NULL) {
             const char *ferr = replay_error(hooks.feeder);
             if (ferr != NULL) {
-                logf_("replay: %s", ferr);
+                rs_log("replay: %s", ferr);
                 status = 1;
             } else if (status == 0 && !replay_complete(hooks.feeder) && !sync_signal) {
-                logf_("replay: the stream was not applied to its end (offset %" PRIu64
-                      " of %" PRIu64 ")",
-                      r.applied_at_end, cr.meta.end_offset);
+                rs_log("replay: the stream was not applied to its end (offset %" PRIu64
+                       " of %" PRIu64 ")",
+                       r.applied_at_end, cr.meta.end_offset);
                 status = 1;
             }
             if (replay_report(hooks.feeder, stdout, o.json_path, o.file, r.target.name) < 0 &&
@@ -1255,11 +1245,11 @@ int sync_main(int argc, char **argv)
     struct endpoint source;
     struct rs_error err = {0};
     if (endpoint_parse(o.source_uri, "RINGSYNC_SOURCE_PASSWORD", &source, &err) < 0) {
-        logf_("--source: %s", err.msg);
+        rs_log("--source: %s", err.msg);
         return 2;
     }
     if (endpoint_parse(o.target_uri, "RINGSYNC_TARGET_PASSWORD", &r.target, &err) < 0) {
-        logf_("--target: %s", err.msg);
+        rs_log("--target: %s", err.msg);
         return 2;
     }
     install_signals();
@@ -1271,21 +1261,21 @@ int sync_main(int argc, char **argv)
         return status;
     }
     if (control_link_open(&scl, &source, o.timeout_ms, &err) < 0) {
-        logf_("%s", err.msg);
+        rs_log("%s", err.msg);
         control_link_close(&tcl);
         return 1;
     }
     struct source_handshake_opts ho = {.listening_port = o.listening_port};
     struct source_handshake_result hr;
     if (source_link_handshake(&scl, &ho, &hr, &err) < 0) {
-        logf_("%s", err.msg);
+        rs_log("%s", err.msg);
         control_link_close(&scl);
         control_link_close(&tcl);
         return 1;
     }
     if (!hr.full) {
-        logf_("source %s answered PSYNC ? -1 with +CONTINUE: it should have sent a snapshot",
-              source.name);
+        rs_log("source %s answered PSYNC ? -1 with +CONTINUE: it should have sent a snapshot",
+               source.name);
         control_link_close(&scl);
         control_link_close(&tcl);
         return 1;
@@ -1300,7 +1290,7 @@ int sync_main(int argc, char **argv)
     while (r.initial_len < SYNC_HEADER_BYTES) { /* the RDB header decides RESTORE */
         ssize_t n = recv(r.input_fd, initial + r.initial_len, SYNC_HEADER_BYTES - r.initial_len, 0);
         if (n <= 0) {
-            logf_("source %s closed the connection before the snapshot began", source.name);
+            rs_log("source %s closed the connection before the snapshot began", source.name);
             close(r.input_fd);
             control_link_close(&tcl);
             return 1;
@@ -1322,10 +1312,10 @@ int sync_main(int argc, char **argv)
         return 1;
     }
     if (!o.quiet)
-        logf_("sync: %s -> %s, %u workers, snapshot %s (replid %s offset %" PRId64 "), %s",
-              source.name, r.target.name, o.workers, hr.eof_mark_len ? "diskless" : "from disk",
-              hr.replid, hr.offset,
-              r.use_restore ? "RESTORE for small values" : "native commands only");
+        rs_log("sync: %s -> %s, %u workers, snapshot %s (replid %s offset %" PRId64 "), %s",
+               source.name, r.target.name, o.workers, hr.eof_mark_len ? "diskless" : "from disk",
+               hr.replid, hr.offset,
+               r.use_restore ? "RESTORE for small values" : "native commands only");
     status = run_job(&r);
     close(r.input_fd);
     return status;
