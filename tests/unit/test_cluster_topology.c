@@ -329,6 +329,41 @@ Test(cluster_topology, unknown_endpoints_fall_back_to_ip_then_to_the_seed_host)
     cluster_topology_deinit(&t);
 }
 
+/* A Redis 7.0.15 node that met nobody yet does not know its own address:
+ * with cluster-preferred-endpoint-type unknown-endpoint it says endpoint ""
+ * (SHARDS) or nil (SLOTS), with hostname and no hostname "?"; ip is "". */
+static const char *const real_unknown[4] = {
+    "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$40"
+    "\r\nf84fb4866f5dc531644a61c0e2125e8665bb4fbf\r\n$4\r\nport\r\n:23111\r\n$2\r\nip\r\n$0\r\n\r"
+    "\n$8\r\nendpoint\r\n$0\r\n\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:0"
+    "\r\n$6\r\nhealth\r\n$6\r\nonline\r\n",
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$-1\r\n:23111\r\n$40\r\nf84fb4866f5dc531644a61c0e2125e866"
+    "5bb4fbf\r\n*2\r\n$2\r\nip\r\n$0\r\n\r\n",
+    "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\nid\r\n$40"
+    "\r\nf84fb4866f5dc531644a61c0e2125e8665bb4fbf\r\n$4\r\nport\r\n:23111\r\n$2\r\nip\r\n$0\r\n\r"
+    "\n$8\r\nendpoint\r\n$1\r\n?\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$18\r\nreplication-offset\r\n:0"
+    "\r\n$6\r\nhealth\r\n$6\r\nonline\r\n",
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$1\r\n?\r\n:23111\r\n$40\r\nf84fb4866f5dc531644a61c0e2125e"
+    "8665bb4fbf\r\n*2\r\n$2\r\nip\r\n$0\r\n\r\n",
+};
+
+Test(cluster_topology, a_node_that_does_not_know_its_address_is_reached_at_the_seed_host)
+{
+    for (int k = 0; k < 4; k++) {
+        struct resp b = {0};
+        b.len = strlen(real_unknown[k]);
+        memcpy(b.buf, real_unknown[k], b.len);
+        struct cluster_topology t = {0};
+        struct rs_error err = {0};
+        int rc = k % 2 == 0 ? parse_shards(&t, &b, 0, &err) : parse_slots(&t, &b, 0, &err);
+        cr_assert_eq(rc, 0, "reply %d: %s", k, err.msg);
+        cr_assert_eq(t.nmasters, 1);
+        cr_assert_str_eq(t.masters[0].node.name, "10.0.0.9:23111", "reply %d", k);
+        cr_assert_eq(t.masters[0].nslots, SLOT_COUNT);
+        cluster_topology_deinit(&t);
+    }
+}
+
 Test(cluster_topology, unserved_ranges_are_listed_compactly)
 {
     struct cluster_topology t = {0};
