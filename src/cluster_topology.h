@@ -60,9 +60,10 @@ struct cluster_master {
     uint32_t nslots; /* how many slots slot_owner gives it (0: a master with no slots) */
 };
 
-/* Caller-owned storage; an all-zero struct is an empty topology (every slot
+/* Caller-owned storage (32 KiB of table: keep it in a job or worker, not on
+ * a small stack); an all-zero struct is an empty topology (every slot
  * unserved). Callers read the fields, and change them only through the
- * functions below. */
+ * functions below. A copy by value shares the masters: copy none. */
 struct cluster_topology {
     struct cluster_master *masters; /* nmasters of them, in the order the reply listed them */
     size_t nmasters, masters_cap;
