@@ -477,7 +477,8 @@ static void cmd_what(const struct rcmd *c, int64_t db, const struct batch *b, ui
     }
     if (to > 0)
         snprintf(where, sizeof(where), " (source offset %" PRIu64 "..%" PRIu64 ")", from, to);
-    snprintf(out, cap, "%s '%s' in db %" PRId64 "%s", name, key, db, where);
+    if (snprintf(out, cap, "%s '%s' in db %" PRId64 "%s", name, key, db, where) >= (int)cap)
+        out[cap - 1] = '\0'; /* cut: the message stays readable */
 }
 
 static void cursor_step(struct dest_retry *rs, const struct rcmd *c)
