@@ -7,6 +7,8 @@
  *
  *   0. (before: the caller waits while the destination answers -LOADING or
  *      -BUSY, sync.c wait_target_ready, up to --target-retry-timeout)
+ *   0. a node of a Redis Cluster (INFO cluster)   -> error (not written yet:
+ *                                                    MOVED for other slots)
  *   1. role:slave in INFO replication             -> error (READONLY, or its
  *                                                    master overwrites it)
  *   2. proto-max-bulk-len below the source's      -> error (a longer string

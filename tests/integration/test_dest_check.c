@@ -15,6 +15,7 @@
 
 #include <criterion/criterion.h>
 
+#include "cluster_fixture.h"
 #include "redis_fixture.h"
 
 #define RUN_TIMEOUT_MS 60000
@@ -178,6 +179,23 @@ Test(dest_check, a_replica_destination_stops_the_job)
     const char *const says[] = {of, "role:slave", "READONLY", "REPLICAOF NO ONE", NULL};
     assert_error(&r, says, "a replica destination");
     program_result_deinit(&r);
+}
+
+Test(dest_check, a_cluster_destination_stops_the_job_before_any_write)
+{
+    struct redis_fixture *src = start_source(NULL);
+    struct cluster_fixture_opts co = {.masters = 3};
+    struct cluster_fixture *c = cluster_fixture_start(&co);
+    struct program_result r;
+    run_sync_to(src, c->nodes[1], NULL, &r);
+    assert_exit(&r, 1, "a cluster destination");
+    const char *const says[] = {"Redis Cluster of 3 masters", "cluster_enabled:1", "MOVED",
+                                "standalone", NULL};
+    assert_error(&r, says, "a cluster destination");
+    for (int i = 0; i < c->nnodes; i++)
+        cr_assert(dbsize(c->nodes[i]->ctx) == 0, "node %d was written", i);
+    program_result_deinit(&r);
+    cluster_fixture_stop(c);
 }
 
 Test(dest_check, min_replicas_to_write_without_the_replicas_stops_the_job)
