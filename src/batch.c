@@ -15,6 +15,7 @@ struct mset_stage {
     size_t len, cap;
     unsigned nkeys;
     int64_t db;
+    unsigned slot;       /* single-slot mode: the slot of every key */
     uint64_t off_before; /* the offset before its first key */
     uint64_t off_last;   /* the offset at the end of its last key */
     /* the slots of its keys (stream SETs), so that a later command of one of
@@ -24,24 +25,33 @@ struct mset_stage {
     uint64_t slot_bits[SLOT_COUNT / 64];
 };
 
+/* What the writer keeps per lane (one destination connection). */
+struct lane {
+    struct batch *open;
+    int64_t db; /* the connection's db after what was written so far */
+    struct mset_stage stage;
+    struct batch *track_head; /* outstanding batches of the lane, oldest first */
+    struct batch *track_tail;
+};
+
 struct batch_writer {
     struct job *job;
     unsigned self;
+    unsigned nworkers;
+    unsigned nlanes;
     unsigned max_outstanding;
     unsigned outstanding;
+    bool single_slot; /* a gathered MSET holds keys of one slot (a cluster destination) */
     struct batch *free_list;
-    struct batch *open[JOB_MAX_WORKERS];
-    int64_t db[JOB_MAX_WORKERS]; /* each connection's db after what was written so far */
+    struct lane *lanes;
+    /* per consumer worker: its ring to[self][w] */
     bool pushed[JOB_MAX_WORKERS];
     struct batch *overflow_head[JOB_MAX_WORKERS]; /* ring full: waiting to be pushed */
     struct batch *overflow_tail[JOB_MAX_WORKERS];
-    struct mset_stage stage[JOB_MAX_WORKERS];
     bool stream_mode; /* see batch_writer_stream_mode */
     uint64_t cur_off; /* the offset before the next command written */
     uint64_t cur_end; /* the offset at the end of the next command written */
     uint64_t next_seq;
-    struct batch *track_head[JOB_MAX_WORKERS]; /* outstanding batches per worker, oldest first */
-    struct batch *track_tail[JOB_MAX_WORKERS];
     void (*self_sink)(void *ctx, struct batch *b);
     void *self_ctx;
     void (*wake)(void *ctx, unsigned to);
@@ -177,26 +187,26 @@ static struct batch *batch_get(struct batch_writer *bw, size_t need)
 
 static void untrack(struct batch_writer *bw, struct batch *b)
 {
-    unsigned to = b->dest;
-    /* a worker replies in order, so what comes back is its oldest batch */
-    RS_ASSERT(bw->track_head[to] == b);
-    bw->track_head[to] = b->track_next;
-    if (bw->track_head[to] == NULL)
-        bw->track_tail[to] = NULL;
+    struct lane *l = &bw->lanes[b->lane];
+    /* a connection replies in order, so what comes back is its oldest batch */
+    RS_ASSERT(l->track_head == b);
+    l->track_head = b->track_next;
+    if (l->track_head == NULL)
+        l->track_tail = NULL;
 }
 
 /* Drops an empty open batch (the newest) from the track list. */
-static void untrack_open(struct batch_writer *bw, unsigned to, struct batch *b)
+static void untrack_open(struct lane *l, struct batch *b)
 {
-    struct batch **pp = &bw->track_head[to];
+    struct batch **pp = &l->track_head;
     struct batch *prev = NULL;
     while (*pp != b) {
         prev = *pp;
         pp = &(*pp)->track_next;
     }
     *pp = b->track_next;
-    if (bw->track_tail[to] == b)
-        bw->track_tail[to] = prev;
+    if (l->track_tail == b)
+        l->track_tail = prev;
 }
 
 static void batch_put_back(struct batch_writer *bw, struct batch *b)
@@ -212,9 +222,9 @@ static void batch_put_back(struct batch_writer *bw, struct batch *b)
 }
 
 /* Pushes a finished batch towards its consumer (published later). */
-static void hand_over(struct batch_writer *bw, unsigned to, struct batch *b)
+static void hand_over(struct batch_writer *bw, struct batch *b)
 {
-    b->dest = (uint16_t)to;
+    unsigned to = b->dest;
     if (to == bw->self) {
         bw->self_sink(bw->self_ctx, b);
         return;
@@ -234,33 +244,36 @@ static void hand_over(struct batch_writer *bw, unsigned to, struct batch *b)
 
 /* Room for `need` bytes in the open batch for `to`; a new batch's first
  * command comes after source offset off_before. */
-static struct batch *room_at(struct batch_writer *bw, unsigned to, size_t need, uint64_t off_before)
+static struct batch *room_at(struct batch_writer *bw, unsigned lane, size_t need,
+                             uint64_t off_before)
 {
-    struct batch *b = bw->open[to];
+    struct lane *l = &bw->lanes[lane];
+    struct batch *b = l->open;
     if (b != NULL && b->cap - b->len >= need)
         return b;
     if (b != NULL && b->len > 0) {
-        hand_over(bw, to, b);
+        hand_over(bw, b);
     } else if (b != NULL) {
-        bw->open[to] = NULL;
-        b->dest = (uint16_t)to;
-        untrack_open(bw, to, b);
+        l->open = NULL;
+        untrack_open(l, b);
         batch_put_back(bw, b);
     }
     b = batch_get(bw, need);
-    bw->open[to] = b;
+    l->open = b;
     if (b != NULL) {
-        b->db_at_start = bw->db[to];
+        b->db_at_start = l->db;
         b->off_before = off_before;
         b->off_last = 0;
         b->seq = bw->next_seq++;
-        b->dest = (uint16_t)to;
+        b->lane = lane;
+        b->dest = (uint16_t)(lane % bw->nworkers);
+        b->node = (uint16_t)(lane / bw->nworkers);
         b->track_next = NULL;
-        if (bw->track_tail[to])
-            bw->track_tail[to]->track_next = b;
+        if (l->track_tail)
+            l->track_tail->track_next = b;
         else
-            bw->track_head[to] = b;
-        bw->track_tail[to] = b;
+            l->track_head = b;
+        l->track_tail = b;
     }
     return b;
 }
@@ -303,7 +316,7 @@ static int put_cmd(struct batch_writer *bw, unsigned to, int argc, const struct 
 
 static int select_db(struct batch_writer *bw, unsigned to, int64_t db)
 {
-    if (db < 0 || db == bw->db[to])
+    if (db < 0 || db == bw->lanes[to].db)
         return 0;
     char num[24];
     int n = snprintf(num, sizeof(num), "%lld", (long long)db);
@@ -314,13 +327,13 @@ static int select_db(struct batch_writer *bw, unsigned to, int64_t db)
     batch_put_argv(b, 2, argv);
     int rc = note_spans(b, 1, 0, 0);
     if (rc == 0)
-        bw->db[to] = db;
+        bw->lanes[to].db = db;
     return rc;
 }
 
 static int mset_flush(struct batch_writer *bw, unsigned to)
 {
-    struct mset_stage *s = &bw->stage[to];
+    struct mset_stage *s = &bw->lanes[to].stage;
     if (s->nkeys == 0)
         return 0;
     int rc = select_db(bw, to, s->db);
@@ -352,16 +365,23 @@ static int mset_flush(struct batch_writer *bw, unsigned to)
 
 /* ----------------------------------------------------------------- public */
 
-struct batch_writer *batch_writer_new(struct job *job, unsigned self, unsigned max_outstanding)
+struct batch_writer *batch_writer_new(struct job *job, unsigned self, unsigned max_outstanding,
+                                      unsigned nodes, bool single_slot)
 {
     struct batch_writer *bw = calloc(1, sizeof(*bw));
     if (bw == NULL)
         return NULL;
     bw->job = job;
     bw->self = self;
+    bw->nworkers = job->nworkers;
+    bw->nlanes = job->nworkers * (nodes ? nodes : 1);
+    bw->single_slot = single_slot;
     bw->max_outstanding = max_outstanding;
-    for (unsigned i = 0; i < JOB_MAX_WORKERS; i++)
-        bw->db[i] = 0; /* a new connection starts in db 0 */
+    bw->lanes = calloc(bw->nlanes, sizeof(*bw->lanes)); /* db 0: where a new connection starts */
+    if (bw->lanes == NULL) {
+        free(bw);
+        return NULL;
+    }
     return bw;
 }
 
@@ -369,21 +389,24 @@ void batch_writer_free(struct batch_writer *bw)
 {
     if (bw == NULL)
         return;
+    for (unsigned i = 0; i < bw->nlanes; i++) {
+        if (bw->lanes[i].open)
+            batch_free(bw->lanes[i].open);
+        free(bw->lanes[i].stage.buf);
+    }
     for (unsigned i = 0; i < JOB_MAX_WORKERS; i++) {
-        if (bw->open[i])
-            batch_free(bw->open[i]);
         while (bw->overflow_head[i]) {
             struct batch *b = bw->overflow_head[i];
             bw->overflow_head[i] = b->next;
             batch_free(b);
         }
-        free(bw->stage[i].buf);
     }
     while (bw->free_list) {
         struct batch *b = bw->free_list;
         bw->free_list = b->next;
         batch_free(b);
     }
+    free(bw->lanes);
     free(bw);
 }
 
@@ -399,12 +422,16 @@ int batch_writer_cmd(struct batch_writer *bw, unsigned to, int64_t db, int argc,
 }
 
 /* Room for n more bytes of arguments in the MSET gathered for `to` in db (a
- * gathered MSET of another db goes out first). NULL when out of memory. */
-static char *stage_reserve(struct batch_writer *bw, unsigned to, int64_t db, size_t n)
+ * gathered MSET of another db, or in single-slot mode of another slot, goes
+ * out first). NULL when out of memory. */
+static char *stage_reserve(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,
+                           size_t n)
 {
-    struct mset_stage *s = &bw->stage[to];
-    if (s->nkeys > 0 && s->db != db && mset_flush(bw, to) != 0)
+    struct mset_stage *s = &bw->lanes[to].stage;
+    if (s->nkeys > 0 && (s->db != db || (bw->single_slot && s->slot != slot)) &&
+        mset_flush(bw, to) != 0)
         return NULL;
+    s->slot = slot;
     if (s->len + n > s->cap) {
         size_t cap = s->cap ? s->cap : 16 * 1024;
         while (cap < s->len + n)
@@ -423,7 +450,7 @@ static char *stage_reserve(struct batch_writer *bw, unsigned to, int64_t db, siz
 /* One key's n argument bytes were written at stage_reserve's pointer. */
 static int stage_commit(struct batch_writer *bw, unsigned to, int64_t db, size_t n)
 {
-    struct mset_stage *s = &bw->stage[to];
+    struct mset_stage *s = &bw->lanes[to].stage;
     s->len += n;
     s->db = db;
     s->off_last = bw->cur_end;
@@ -433,9 +460,9 @@ static int stage_commit(struct batch_writer *bw, unsigned to, int64_t db, size_t
 }
 
 int batch_writer_mset(struct batch_writer *bw, unsigned to, int64_t db, struct rs_slice key,
-                      struct rs_slice value)
+                      struct rs_slice value, unsigned slot)
 {
-    char *p = stage_reserve(bw, to, db, resp_arg_size(key.len) + resp_arg_size(value.len));
+    char *p = stage_reserve(bw, to, db, slot, resp_arg_size(key.len) + resp_arg_size(value.len));
     if (p == NULL)
         return -ENOMEM;
     char *end = put_bulk(put_bulk(p, key.p, key.len), value.p, value.len);
@@ -445,11 +472,11 @@ int batch_writer_mset(struct batch_writer *bw, unsigned to, int64_t db, struct r
 int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *args,
                           size_t n, unsigned slot)
 {
-    char *p = stage_reserve(bw, to, db, n);
+    char *p = stage_reserve(bw, to, db, slot, n);
     if (p == NULL)
         return -ENOMEM;
     memcpy(p, args, n);
-    struct mset_stage *s = &bw->stage[to];
+    struct mset_stage *s = &bw->lanes[to].stage;
     uint64_t bit = 1ULL << (slot % 64);
     if (!(s->slot_bits[slot / 64] & bit)) {
         s->slot_bits[slot / 64] |= bit;
@@ -460,7 +487,7 @@ int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, cons
 
 bool batch_writer_staged(const struct batch_writer *bw, unsigned to, unsigned slot)
 {
-    return bw->stage[to].slot_bits[slot / 64] >> (slot % 64) & 1;
+    return bw->lanes[to].stage.slot_bits[slot / 64] >> (slot % 64) & 1;
 }
 
 int batch_writer_flush_stage(struct batch_writer *bw, unsigned to)
@@ -476,15 +503,17 @@ void batch_writer_stream_mode(struct batch_writer *bw)
 unsigned batch_writer_publish(struct batch_writer *bw)
 {
     unsigned n = 0;
-    for (unsigned to = 0; to < bw->job->nworkers; to++) {
-        if (mset_flush(bw, to) != 0)
+    for (unsigned lane = 0; lane < bw->nlanes; lane++) {
+        if (mset_flush(bw, lane) != 0)
             job_fail(bw->job, "out of memory while writing commands");
-        struct batch *b = bw->open[to];
+        struct batch *b = bw->lanes[lane].open;
         if (b != NULL && b->len > 0) {
-            bw->open[to] = NULL;
-            hand_over(bw, to, b);
+            bw->lanes[lane].open = NULL;
+            hand_over(bw, b);
             n++;
         }
+    }
+    for (unsigned to = 0; to < bw->nworkers; to++) {
         struct spsc_ring *r = job_ring_to(bw->job, bw->self, to);
         while (bw->overflow_head[to] != NULL && spsc_ring_push(r, bw->overflow_head[to])) {
             bw->overflow_head[to] = bw->overflow_head[to]->next;
@@ -547,7 +576,7 @@ int batch_writer_raw(struct batch_writer *bw, unsigned to, int64_t db, const voi
     if (note_spans(b, ncmds, bw->cur_off, bw->cur_end) != 0)
         return -ENOMEM;
     if (db_after >= 0)
-        bw->db[to] = db_after;
+        bw->lanes[to].db = db_after;
     return 0;
 }
 
@@ -559,14 +588,14 @@ uint64_t batch_writer_next_seq(const struct batch_writer *bw)
 uint64_t batch_writer_oldest_seq(const struct batch_writer *bw)
 {
     uint64_t s = UINT64_MAX;
-    for (unsigned to = 0; to < bw->job->nworkers; to++) {
-        for (const struct batch *b = bw->track_head[to]; b != NULL; b = b->track_next)
+    for (unsigned lane = 0; lane < bw->nlanes; lane++) {
+        for (const struct batch *b = bw->lanes[lane].track_head; b != NULL; b = b->track_next)
             if (b->len > 0) {
                 if (b->seq < s)
                     s = b->seq;
                 break;
             }
-        if (bw->stage[to].nkeys > 0 && bw->next_seq < s)
+        if (bw->lanes[lane].stage.nkeys > 0 && bw->next_seq < s)
             s = bw->next_seq; /* gathered keys go into a batch not made yet */
     }
     return s;
@@ -585,14 +614,15 @@ void batch_writer_set_offset(struct batch_writer *bw, uint64_t off)
 uint64_t batch_writer_applied(const struct batch_writer *bw, uint64_t routed)
 {
     uint64_t w = routed;
-    for (unsigned to = 0; to < bw->job->nworkers; to++) {
+    for (unsigned lane = 0; lane < bw->nlanes; lane++) {
+        const struct lane *l = &bw->lanes[lane];
         /* Every batch with commands, not just the oldest: a gathered MSET
          * may take keys older than the batch it went into. */
-        for (const struct batch *b = bw->track_head[to]; b != NULL; b = b->track_next)
+        for (const struct batch *b = l->track_head; b != NULL; b = b->track_next)
             if (b->len > 0 && b->off_before < w)
                 w = b->off_before;
-        if (bw->stage[to].nkeys > 0 && bw->stage[to].off_before < w)
-            w = bw->stage[to].off_before;
+        if (l->stage.nkeys > 0 && l->stage.off_before < w)
+            w = l->stage.off_before;
     }
     return w;
 }
@@ -605,8 +635,8 @@ bool batch_writer_is_full(const struct batch_writer *bw)
 unsigned batch_writer_outstanding(const struct batch_writer *bw)
 {
     unsigned open = 0;
-    for (unsigned i = 0; i < bw->job->nworkers; i++)
-        if (bw->open[i] != NULL && bw->open[i]->len == 0)
+    for (unsigned i = 0; i < bw->nlanes; i++)
+        if (bw->lanes[i].open != NULL && bw->lanes[i].open->len == 0)
             open++; /* an empty open batch is not waiting for anyone */
     return bw->outstanding - open;
 }

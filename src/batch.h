@@ -8,6 +8,12 @@
  * handed back through back[consumer][producer] to be reused by its owner.
  *
  *   owner: batch_writer_* fill --> to[][] --> dest_link send/reply --> back[][] --> owner reuses
+ *
+ * Lanes: a batch is for one destination connection, a *lane*: consumer
+ * worker w's link to destination node n is lane n * nworkers + w. A
+ * standalone destination has one node, so its lanes are the workers. Every
+ * function below that takes a lane `to` keeps its state (the open batch, the
+ * connection's db, the gathered MSET, the outstanding batches) per lane.
  */
 #ifndef RS_BATCH_H
 #define RS_BATCH_H
@@ -37,6 +43,8 @@ struct batch {
     uint32_t ncmds;           /* replies this batch will get */
     uint16_t owner;           /* the producer worker that frees it */
     uint16_t dest;            /* the consumer worker that sends it */
+    uint16_t node;            /* on the destination node of this index (lane / nworkers) */
+    uint32_t lane;            /* node * nworkers + dest */
     int64_t db_at_start;      /* the connection's db before the first command (for error reports) */
     uint64_t off_before;      /* the source offset just before its first command (for ACKs) */
     uint64_t off_last;        /* the source offset at the end of its last command (errors) */
@@ -69,7 +77,11 @@ void batch_free_in_rings(struct job *job);
 /* The producer side of one worker. Not thread-safe: its owner only. */
 struct batch_writer;
 
-struct batch_writer *batch_writer_new(struct job *job, unsigned self, unsigned max_outstanding);
+/* A writer for the job's workers and `nodes` destination nodes (lanes:
+ * nodes * job->nworkers). single_slot: a gathered MSET holds keys of one
+ * hash slot only (a cluster refuses MSET across slots). NULL: no memory. */
+struct batch_writer *batch_writer_new(struct job *job, unsigned self, unsigned max_outstanding,
+                                      unsigned nodes, bool single_slot);
 void batch_writer_free(struct batch_writer *bw);
 
 /* Appends one command (argv) for consumer worker `to`, to run in database db
@@ -78,12 +90,13 @@ void batch_writer_free(struct batch_writer *bw);
 int batch_writer_cmd(struct batch_writer *bw, unsigned to, int64_t db, int argc,
                      const struct rs_slice *argv);
 
-/* Adds key=value to the MSET being gathered for worker `to` in db; the MSET
- * goes out when it has BATCH_MSET_KEYS keys, when any other command is
- * written for that worker (unless batch_writer_keep_stage), or on
+/* Adds key=value (of hash slot `slot`) to the MSET being gathered for lane
+ * `to` in db; the MSET goes out when it has BATCH_MSET_KEYS keys, when any
+ * other command is written for that lane (outside stream mode), when a key
+ * of another db (or, single_slot, another slot) comes, or on
  * batch_writer_publish. */
 int batch_writer_mset(struct batch_writer *bw, unsigned to, int64_t db, struct rs_slice key,
-                      struct rs_slice value);
+                      struct rs_slice value, unsigned slot);
 
 /* Appends n bytes of complete RESP commands (ncmds of them) exactly as
  * given, for worker `to`, run in db (SELECT first when needed); db_after is

@@ -24,7 +24,10 @@ enum command_flags {
     CMD_MULTI = 1 << 6,
     CMD_EXEC = 1 << 7,
     CMD_REPLCONF = 1 << 8,
-    CMD_DEST_FIRST = 1 << 9, /* with CMD_NUMKEYS: argv[1] is also a key (ZUNIONSTORE dest) */
+    CMD_DEST_FIRST = 1 << 9,     /* with CMD_NUMKEYS: argv[1] is also a key (ZUNIONSTORE dest) */
+    CMD_EVERY_NODE = 1 << 10,    /* a cluster destination runs it on every master (FLUSHALL ...) */
+    CMD_SPLIT_AS_MSET = 1 << 11, /* MSETNX: in the stream only when it succeeded, so on a
+                                    cluster it may go out per slot as MSET */
 };
 
 /* The form of a command stream_rewrite.h may have to change (0: none). */

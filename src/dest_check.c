@@ -14,7 +14,6 @@
 
 #include <hiredis/hiredis.h>
 
-#include "cluster_topology.h"
 #include "log.h"
 
 #define DEST_CHECK_WHY_MAX 120 /* how much of a refusal a message quotes */
@@ -317,41 +316,11 @@ static int compare_with_source(const struct endpoint *dest_ep, const struct sett
     return bad;
 }
 
-/* Step 0: a node of a Redis Cluster. 0 standalone, 1 an error (logged),
- * -1 the link failed. */
-static int check_cluster(struct control_link *cl, const struct endpoint *ep)
-{
-    enum cluster_mode mode = CLUSTER_MODE_STANDALONE;
-    struct rs_error err = {0};
-    if (cluster_mode_of(cl, &mode, &err) < 0) {
-        rs_log("%s", err.msg);
-        return -1;
-    }
-    if (mode != CLUSTER_MODE_CLUSTER)
-        return 0;
-    struct cluster_topology t;
-    cluster_topology_init(&t);
-    char what[160] = "";
-    if (cluster_topology_discover(&t, cl, ep->host, &err) == 0)
-        snprintf(what, sizeof(what), " of %zu masters", t.nmasters);
-    else
-        snprintf(what, sizeof(what), " (%.120s)", err.msg);
-    cluster_topology_deinit(&t);
-    rs_log("destination %s is a node of a Redis Cluster%s (INFO cluster: cluster_enabled:1): "
-           "ringsync cannot write into a cluster yet; it would be refused with MOVED for every "
-           "slot another node serves. Point --target at a standalone server",
-           ep->name, what);
-    return 1;
-}
-
 int dest_check_run(struct control_link *dest, const struct endpoint *dest_ep,
                    const struct dest_check_opts *o)
 {
     int bad = 0;
-    int rc = check_cluster(dest, dest_ep);
-    if (rc != 0)
-        return 1;
-    rc = check_role(dest, dest_ep);
+    int rc = check_role(dest, dest_ep);
     if (rc < 0)
         return 1;
     bad |= rc;
@@ -411,6 +380,8 @@ int dest_check_run(struct control_link *dest, const struct endpoint *dest_ep,
                o->source->name, s.why);
         return bad;
     }
+    if (o->cluster_node)
+        d.has_databases = false; /* one db: the db map decides what goes there */
     bad |= compare_with_source(dest_ep, &d, o->source, &s);
     return bad;
 }

@@ -7,8 +7,8 @@
  *
  *   0. (before: the caller waits while the destination answers -LOADING or
  *      -BUSY, sync.c wait_target_ready, up to --target-retry-timeout)
- *   0. a node of a Redis Cluster (INFO cluster)   -> error (not written yet:
- *                                                    MOVED for other slots)
+ *      (and before: dest_nodes.h decides standalone or cluster; each master
+ *      of a cluster is checked as a destination of its own, cluster_node)
  *   1. role:slave in INFO replication             -> error (READONLY, or its
  *                                                    master overwrites it)
  *   2. proto-max-bulk-len below the source's      -> error (a longer string
@@ -42,6 +42,7 @@
 #ifndef RS_DEST_CHECK_H
 #define RS_DEST_CHECK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "control_link.h"
@@ -50,6 +51,7 @@
 struct dest_check_opts {
     const struct endpoint *source; /* NULL: no source (restore, replay) */
     int timeout_ms;                /* for the link to the source */
+    bool cluster_node;             /* a master of a cluster destination: step 6 does not apply */
 };
 
 /* Runs the checks on dest (an open link to dest_ep), opening and closing a

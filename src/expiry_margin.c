@@ -251,8 +251,8 @@ int expiry_margin_remove(struct control_link *cl, int64_t margin_ms, uint64_t *f
     control_reply_free(&rep);
     unsigned last = dbs >> 63 ? 1024 : 63; /* bit 63: db 63 or beyond */
     for (unsigned db = 0; rc == 0 && db <= last; db++) {
-        if (db < 63 && !(dbs >> db & 1))
-            continue;
+        if (!(dbs >> (db < 63 ? db : 63) & 1))
+            continue; /* db 63 and beyond only when INFO showed one of them */
         ps.db = db;
         rc = fix_db(&ps);
         if (rc < 0 && db >= 63 && strstr(err->msg, "DB index is out of range"))

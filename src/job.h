@@ -49,6 +49,9 @@ struct job {
     bool skip_errors;                 /* --on-error skip: count refused commands, go on */
     double retry_timeout_s;           /* --target-retry-timeout: stop waiting after (0: never) */
     _Atomic uint64_t errors_skipped;
+    _Atomic uint64_t unmapped_skipped; /* keys and commands of unmapped dbs (--db-unmapped skip) */
+    _Atomic uint64_t cross_slot_skipped; /* commands a cluster cannot run (--cross-slot skip) */
+    _Atomic uint64_t tx_split;           /* transactions split per slot (a cluster destination) */
 };
 
 /* Creates the ring matrix for n workers. Returns 0 or -ENOMEM. */

@@ -1,6 +1,7 @@
 /* router.c - the replication stream to workers (see router.h). */
 #include "router.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "batch.h"
 #include "command_table.h"
+#include "dest_route.h"
 #include "job.h"
 #include "resp_scanner.h"
 #include "slot.h"
@@ -21,8 +23,18 @@ enum fence_state {
     FENCE_AFTER, /* the fence command was written: waiting for its reply */
 };
 
+/* One command of a transaction being gathered (cluster: rebuilt per slot). */
+struct tx_cmd {
+    size_t off, len; /* its bytes in r->tx */
+    int64_t db;      /* the source db it runs in */
+    const struct command_spec *spec;
+};
+
 struct router {
     struct router_config cfg;
+    const struct dest_route *route;
+    unsigned nlanes;
+    bool cluster;
     struct batch_writer *bw;
     struct job *job;
     struct resp_scanner *sc;
@@ -40,12 +52,19 @@ struct router {
     int64_t tx_db;       /* the db at MULTI */
     uint64_t tx_workers; /* bit per worker its keys map to */
     bool tx_fence;
+    struct tx_cmd *txc; /* cluster: its commands */
+    size_t ntxc, txc_cap;
+    bool tx_split_said;
+    uint64_t cross_said;
     /* key positions and split commands */
     int *keys;
     unsigned *slots; /* the hash slot of each of keys[] */
     size_t keys_cap;
-    char *split;
-    size_t split_cap;
+    struct rs_slice *argv; /* a split command's arguments */
+    size_t argv_cap;
+    int *order;    /* key indices sorted by slot (cluster splits) */
+    char *scratch; /* a transaction rebuilt for one slot */
+    size_t scratch_len, scratch_cap;
 };
 
 struct router *router_new(const struct router_config *cfg, struct batch_writer *bw, struct job *job,
@@ -55,8 +74,9 @@ struct router *router_new(const struct router_config *cfg, struct batch_writer *
     if (r == NULL)
         return NULL;
     r->cfg = *cfg;
-    if (r->cfg.nworkers == 0)
-        r->cfg.nworkers = 1;
+    r->route = cfg->route;
+    r->cluster = dest_route_is_cluster(r->route);
+    r->nlanes = r->route->nworkers * dest_route_nodes(r->route);
     r->bw = bw;
     r->job = job;
     r->routed = start_offset;
@@ -78,7 +98,10 @@ void router_free(struct router *r)
     free(r->tx);
     free(r->keys);
     free(r->slots);
-    free(r->split);
+    free(r->argv);
+    free(r->order);
+    free(r->txc);
+    free(r->scratch);
     free(r);
 }
 
@@ -88,9 +111,16 @@ static int oom(struct router *r)
     return RS_ERR;
 }
 
-static unsigned worker_of(const struct router *r, struct rs_slice key)
+static unsigned lane_of(const struct router *r, unsigned slot)
 {
-    return r->cfg.nworkers > 1 ? slot_of_key(key.p, key.len) % r->cfg.nworkers : 0;
+    return dest_route_lane(r->route, slot);
+}
+
+/* Keys that one destination command may hold together: of one lane on a
+ * standalone destination, of one slot on a cluster (else CROSSSLOT). */
+static unsigned group_of(const struct router *r, unsigned slot)
+{
+    return r->cluster ? slot : lane_of(r, slot);
 }
 
 /* The keys of a command (r->keys) and their slots (r->slots); -1 when
@@ -107,7 +137,13 @@ static int find_keys(struct router *r, const struct command_spec *spec, const st
         unsigned *sl = realloc(r->slots, cap * sizeof(*sl));
         if (sl != NULL)
             r->slots = sl;
-        if (k == NULL || sl == NULL)
+        int *o = realloc(r->order, cap * sizeof(*o));
+        if (o != NULL)
+            r->order = o;
+        struct rs_slice *a = realloc(r->argv, cap * sizeof(*a));
+        if (a != NULL)
+            r->argv = a;
+        if (k == NULL || sl == NULL || o == NULL || a == NULL)
             return -1;
         r->keys_cap = cap;
     }
@@ -136,60 +172,148 @@ static int64_t parse_db(const struct rs_slice *s)
 static int settle(struct router *r, int nkeys)
 {
     for (int i = 0; i < nkeys; i++) {
-        unsigned to = r->slots[i] % r->cfg.nworkers;
+        unsigned to = lane_of(r, r->slots[i]);
         if (batch_writer_staged(r->bw, to, r->slots[i]) && batch_writer_flush_stage(r->bw, to) != 0)
             return oom(r);
     }
     return RS_OK;
 }
 
-static int write_raw(struct router *r, unsigned to, const struct resp_cmd *c)
+/* The destination db of the current command: r->db mapped (dest_route.h).
+ * -1: unmapped, and the command was dropped (counted) or the job failed
+ * (*failed). */
+static int64_t dest_db(struct router *r, const struct resp_cmd *c, bool *failed)
 {
-    if (batch_writer_raw(r->bw, to, r->db, c->raw.p, c->raw.len, 1, r->db) != 0)
-        return oom(r);
-    return RS_OK;
-}
-
-/* Re-encodes the keys (and values, with step 2) of a splittable command that
- * go to worker `to`, as a command of its own. */
-static int write_split(struct router *r, const struct resp_cmd *c, int nkeys, int step, unsigned to)
-{
-    struct rs_slice argv[1 + 2 * 256];
-    int argc = 1;
-    argv[0] = c->argv[0];
-    for (int i = 0; i < nkeys; i++) {
-        int k = r->keys[i];
-        if (r->slots[i] % r->cfg.nworkers != to)
-            continue;
-        argv[argc++] = c->argv[k];
-        if (step == 2)
-            argv[argc++] = c->argv[k + 1];
-        if (argc + 2 > (int)(sizeof(argv) / sizeof(argv[0]))) {
-            if (batch_writer_cmd(r->bw, to, r->db, argc, argv) != 0)
-                return oom(r);
-            argc = 1;
-        }
+    int64_t db = dest_route_db(r->route, r->db);
+    *failed = false;
+    if (db >= 0)
+        return db;
+    if (r->route->unmapped == DEST_ROUTE_UNMAPPED_SKIP) {
+        atomic_fetch_add_explicit(&r->job->unmapped_skipped, 1, memory_order_relaxed);
+        return -1;
     }
-    if (argc > 1 && batch_writer_cmd(r->bw, to, r->db, argc, argv) != 0)
+    char name[40], map[200];
+    rs_escape_bytes(name, sizeof(name), c->argv[0].p, c->argv[0].len, 20);
+    dest_route_describe(r->route, map, sizeof(map));
+    job_fail(r->job,
+             "the source wrote to database %" PRId64 " (%s at offset %" PRIu64 "..%" PRIu64
+             "), which the database map (%s) does not map: add it to --db-map, or pass "
+             "--db-unmapped skip to leave that database out",
+             r->db, name, r->routed, c->end_offset, map);
+    *failed = true;
+    return -1;
+}
+
+static int write_raw(struct router *r, unsigned to, int64_t db, const struct resp_cmd *c)
+{
+    if (batch_writer_raw(r->bw, to, db, c->raw.p, c->raw.len, 1, db) != 0)
         return oom(r);
     return RS_OK;
 }
 
-/* A command (or transaction) that must run alone (invariant 3). Returns 1
- * when routing must pause: either everything before it must be acknowledged
- * first (the command is put back, to come again), or it was written and its
- * own reply must come before anything after it. */
-static int fence(struct router *r, const void *raw, size_t len, uint32_t ncmds, int64_t db,
-                 int64_t db_after)
+/* Orders key indices by group (then by position), for splits (qsort_r). */
+static int by_group(const void *a, const void *b, void *ctx)
 {
-    if (r->cfg.nworkers == 1) { /* one connection: order is already total */
+    const struct router *r = ctx;
+    int x = *(const int *)a, y = *(const int *)b;
+    unsigned gx = group_of(r, r->slots[x]), gy = group_of(r, r->slots[y]);
+    if (gx != gy)
+        return gx < gy ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* A splittable command (DEL, UNLINK, TOUCH, MSET; MSETNX as MSET) as one
+ * command per group of its keys (a lane, or on a cluster a slot), keys in
+ * their order within each: each part obeys invariant 1. */
+static int write_split(struct router *r, const struct command_spec *spec, const struct resp_cmd *c,
+                       int nkeys, int64_t db)
+{
+    int step = spec->step;
+    for (int i = 0; i < nkeys; i++)
+        r->order[i] = i;
+    qsort_r(r->order, (size_t)nkeys, sizeof(*r->order), by_group, r);
+    struct rs_slice *argv = r->argv;
+    argv[0] = c->argv[0];
+    if (spec->flags & CMD_SPLIT_AS_MSET)
+        argv[0] = (struct rs_slice){"MSET", 4};
+    for (int i = 0; i < nkeys;) {
+        unsigned g = group_of(r, r->slots[r->order[i]]);
+        unsigned to = lane_of(r, r->slots[r->order[i]]);
+        int argc = 1;
+        for (; i < nkeys && group_of(r, r->slots[r->order[i]]) == g; i++) {
+            int k = r->keys[r->order[i]];
+            argv[argc++] = c->argv[k];
+            if (step == 2)
+                argv[argc++] = c->argv[k + 1];
+        }
+        if (batch_writer_cmd(r->bw, to, db, argc, argv) != 0)
+            return oom(r);
+    }
+    return RS_OK;
+}
+
+/* "slots 1, 5 and 866" of the keys found, for messages. */
+static void describe_slots(const struct router *r, int n, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && len + 16 < cap; i++) {
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++)
+            seen = r->slots[j] == r->slots[i];
+        if (!seen)
+            len += (size_t)snprintf(out + len, cap - len, "%s%u", len ? ", " : "", r->slots[i]);
+    }
+}
+
+/* A command a cluster cannot run as it came (DESIGN.md §2 invariant 3):
+ * --cross-slot stop fails the job naming it, its keys' slots and its
+ * offsets; skip drops it and counts it. why says what is wrong. */
+static int cross_slot(struct router *r, const struct resp_cmd *c, int nkeys, const char *why)
+{
+    char name[40], slots[160] = "";
+    rs_escape_bytes(name, sizeof(name), c->argv[0].p, c->argv[0].len, 20);
+    for (char *q = name; *q; q++)
+        *q = (char)toupper((unsigned char)*q);
+    if (nkeys > 0)
+        describe_slots(r, nkeys, slots, sizeof(slots));
+    char what[400];
+    snprintf(what, sizeof(what),
+             "%s at source offset %" PRIu64 "..%" PRIu64 " in db %" PRId64 "%s%s%s: %s", name,
+             r->routed, c->end_offset, r->db, nkeys > 0 ? " (keys in hash slots " : "", slots,
+             nkeys > 0 ? ")" : "", why);
+    if (!r->cfg.cross_slot_skip) {
+        job_fail(r->job,
+                 "the cluster destination cannot run %s; pass --cross-slot skip to drop such "
+                 "commands (each is logged and counted)",
+                 what);
+        return RS_ERR;
+    }
+    uint64_t k = atomic_fetch_add_explicit(&r->job->cross_slot_skipped, 1, memory_order_relaxed);
+    if (k < 100)
+        fprintf(stderr, "ringsync: skipped (--cross-slot skip): %s%s\n", what,
+                k == 99 ? " (no more of these are shown)" : "");
+    return 0;
+}
+
+/* A command (or transaction) that must run alone (invariant 3): on lane 0,
+ * or with every_node on worker 0's lane of every destination node. Returns
+ * 1 when routing must pause: its own replies must come before anything
+ * after it. */
+static int fence(struct router *r, const void *raw, size_t len, uint32_t ncmds, int64_t db,
+                 int64_t db_after, bool every_node)
+{
+    if (r->nlanes == 1) { /* one connection: order is already total */
         if (batch_writer_flush_stage(r->bw, 0) != 0 ||
             batch_writer_raw(r->bw, 0, db, raw, len, ncmds, db_after) != 0)
             return oom(r);
         return 0;
     }
-    if (batch_writer_raw(r->bw, 0, db, raw, len, ncmds, db_after) != 0)
-        return oom(r);
+    unsigned nodes = every_node ? dest_route_nodes(r->route) : 1;
+    for (unsigned n = 0; n < nodes; n++)
+        if (batch_writer_raw(r->bw, dest_route_node_lane(r->route, n), db, raw, len, ncmds,
+                             db_after) != 0)
+            return oom(r);
     r->fence = FENCE_AFTER;
     r->fences++;
     return 1;
@@ -198,7 +322,7 @@ static int fence(struct router *r, const void *raw, size_t len, uint32_t ncmds, 
 /* True when a fence may run now; else puts the command back and waits. */
 static bool fence_ready(struct router *r)
 {
-    if (r->cfg.nworkers == 1)
+    if (r->nlanes == 1)
         return true;
     batch_writer_publish(r->bw); /* gathered MSETs too: all of it precedes the fence */
     if (batch_writer_outstanding(r->bw) == 0)
@@ -208,7 +332,7 @@ static bool fence_ready(struct router *r)
     return false;
 }
 
-static int append_tx(struct router *r, const struct resp_cmd *c)
+static int append_tx(struct router *r, const struct resp_cmd *c, const struct command_spec *spec)
 {
     if (r->tx_len + c->raw.len > r->tx_cap) {
         size_t cap = r->tx_cap ? r->tx_cap : 16 * 1024;
@@ -219,6 +343,17 @@ static int append_tx(struct router *r, const struct resp_cmd *c)
             return oom(r);
         r->tx = t;
         r->tx_cap = cap;
+    }
+    if (r->cluster) {
+        if (r->ntxc == r->txc_cap) {
+            size_t cap = r->txc_cap ? r->txc_cap * 2 : 64;
+            struct tx_cmd *t = realloc(r->txc, cap * sizeof(*t));
+            if (t == NULL)
+                return oom(r);
+            r->txc = t;
+            r->txc_cap = cap;
+        }
+        r->txc[r->ntxc++] = (struct tx_cmd){r->tx_len, c->raw.len, r->db, spec};
     }
     memcpy(r->tx + r->tx_len, c->raw.p, c->raw.len);
     r->tx_len += c->raw.len;
@@ -231,7 +366,7 @@ static int tx_command(struct router *r, const struct command_spec *spec, const s
 {
     if (spec != NULL && (spec->flags & CMD_PUBLISH) && !r->cfg.forward_publish)
         return RS_OK; /* dropped, as outside a transaction */
-    if (append_tx(r, c) != RS_OK)
+    if (append_tx(r, c, spec) != RS_OK)
         return RS_ERR;
     if (spec != NULL && (spec->flags & CMD_SELECT)) {
         int64_t db = c->argc == 2 ? parse_db(&c->argv[1]) : -1;
@@ -253,9 +388,202 @@ static int tx_command(struct router *r, const struct command_spec *spec, const s
         return RS_OK;
     }
     for (int i = 0; i < n; i++)
-        r->tx_workers |= 1ULL << worker_of(r, c->argv[r->keys[i]]);
+        r->tx_workers |= 1ULL << (lane_of(r, r->slots[i]) % 64);
     return RS_OK;
 }
+
+/* ------------------------------------------------ transactions on a cluster */
+
+/* Room for n more bytes in the scratch transaction; NULL: no memory. */
+static char *scratch_room(struct router *r, size_t n)
+{
+    if (r->scratch_len + n > r->scratch_cap) {
+        size_t cap = r->scratch_cap ? r->scratch_cap : 16 * 1024;
+        while (cap < r->scratch_len + n)
+            cap *= 2;
+        char *s = realloc(r->scratch, cap);
+        if (s == NULL)
+            return NULL;
+        r->scratch = s;
+        r->scratch_cap = cap;
+    }
+    return r->scratch + r->scratch_len;
+}
+
+static int scratch_put(struct router *r, const void *p, size_t n)
+{
+    char *at = scratch_room(r, n);
+    if (at == NULL)
+        return -1;
+    memcpy(at, p, n);
+    r->scratch_len += n;
+    return 0;
+}
+
+/* The parts of transaction command i for hash slot `slot` into the scratch
+ * transaction: the command as received when its keys are all of that slot,
+ * its keys of that slot alone when it splits; *ncmds counts what it added.
+ * Returns 0, or -1 when out of memory. */
+static int tx_part(struct router *r, const struct resp_cmd *c, const struct command_spec *spec,
+                   int n, unsigned slot, uint32_t *ncmds)
+{
+    bool all = true, any = false;
+    for (int k = 0; k < n; k++) {
+        all &= r->slots[k] == slot;
+        any |= r->slots[k] == slot;
+    }
+    if (!any)
+        return 0;
+    if (all) {
+        (*ncmds)++;
+        return scratch_put(r, c->raw.p, c->raw.len);
+    }
+    int argc = 1;
+    r->argv[0] = spec->flags & CMD_SPLIT_AS_MSET ? (struct rs_slice){"MSET", 4} : c->argv[0];
+    for (int k = 0; k < n; k++) {
+        if (r->slots[k] != slot)
+            continue;
+        r->argv[argc++] = c->argv[r->keys[k]];
+        if (spec->step == 2)
+            r->argv[argc++] = c->argv[r->keys[k] + 1];
+    }
+    size_t need = resp_argv_size(argc, r->argv);
+    char *at = scratch_room(r, need);
+    if (at == NULL)
+        return -1;
+    resp_put_argv(at, argc, r->argv);
+    r->scratch_len += need;
+    (*ncmds)++;
+    return 0;
+}
+
+/* Reads transaction command i again (its bytes are complete RESP). */
+static int tx_parse(struct router *r, size_t i, struct resp_scanner *sc, struct resp_cmd *c)
+{
+    struct rs_error err;
+    if (resp_scanner_feed(sc, r->tx + r->txc[i].off, r->txc[i].len) != 0)
+        return -1;
+    return resp_scanner_next(sc, c, &err) == 1 ? 0 : -1;
+}
+
+/* EXEC on a cluster destination: a transaction whose keys all share one
+ * slot goes out whole to that slot's lane; otherwise one transaction per
+ * slot, in the order the slots first appear, each holding that slot's
+ * commands (a split command's keys of that slot) in source order. Per-slot
+ * order holds (invariant 1); atomicity across slots is lost, which is said
+ * once and counted. A command with no keys, or one that spans slots and
+ * does not split, follows --cross-slot. */
+static int cluster_exec(struct router *r, const struct resp_cmd *exec)
+{
+    struct resp_scanner *sc = resp_scanner_new(0);
+    if (sc == NULL)
+        return oom(r);
+    int rc = RS_OK;
+    /* the slots, in order of first appearance; and the checks */
+    unsigned *order = NULL;
+    size_t nslots = 0;
+    uint64_t seen[SLOT_COUNT / 64] = {0};
+    for (size_t i = 0; i < r->ntxc && rc == RS_OK; i++) {
+        const struct command_spec *spec = r->txc[i].spec;
+        if (spec != NULL && (spec->flags & (CMD_MULTI | CMD_EXEC | CMD_SELECT)))
+            continue;
+        struct resp_cmd c;
+        if (tx_parse(r, i, sc, &c) != 0) {
+            rc = oom(r);
+            break;
+        }
+        int64_t db_save = r->db;
+        r->db = r->txc[i].db;
+        bool failed;
+        if (dest_db(r, &c, &failed) < 0) {
+            r->db = db_save;
+            if (failed) {
+                rc = RS_ERR;
+                break;
+            }
+            r->txc[i].spec = NULL; /* dropped (counted): mark it for the writing pass */
+            r->txc[i].len = 0;
+            continue;
+        }
+        int n = spec && !(spec->flags & CMD_FENCE) ? find_keys(r, spec, &c) : -1;
+        bool splits = spec && (spec->flags & (CMD_SPLIT | CMD_SPLIT_AS_MSET));
+        bool one = n > 0;
+        for (int k = 1; k < n && one; k++)
+            one = r->slots[k] == r->slots[0];
+        if (n <= 0 || (!one && !splits)) {
+            rc = cross_slot(r, &c, n > 0 ? n : 0,
+                            n <= 0 ? "inside a transaction, a command whose node ringsync "
+                                     "cannot tell"
+                                   : "inside a transaction, a command whose keys span hash "
+                                     "slots and that has no per-slot form");
+            r->db = db_save;
+            r->txc[i].len = 0; /* skipped, when it returned 0 */
+            continue;
+        }
+        r->db = db_save;
+        for (int k = 0; k < n; k++) {
+            unsigned s = r->slots[k];
+            if (seen[s / 64] >> (s % 64) & 1)
+                continue;
+            seen[s / 64] |= 1ULL << (s % 64);
+            unsigned *o = realloc(order, (nslots + 1) * sizeof(*o));
+            if (o == NULL) {
+                rc = oom(r);
+                break;
+            }
+            order = o;
+            order[nslots++] = s;
+        }
+    }
+    if (rc == RS_OK && nslots > 1) {
+        atomic_fetch_add_explicit(&r->job->tx_split, 1, memory_order_relaxed);
+        if (!r->tx_split_said) {
+            r->tx_split_said = true;
+            fprintf(stderr,
+                    "ringsync: a transaction at source offset %" PRIu64 " touches %zu hash "
+                    "slots: a cluster runs a transaction within one slot only, so it goes out as "
+                    "one transaction per slot, each atomic on its own (said once; the report "
+                    "counts them)\n",
+                    exec->end_offset, nslots);
+        }
+    }
+    for (size_t si = 0; si < nslots && rc == RS_OK; si++) {
+        unsigned slot = order[si];
+        uint32_t ncmds = 0;
+        r->scratch_len = 0;
+        static const char multi[] = "*1\r\n$5\r\nMULTI\r\n", execb[] = "*1\r\n$4\r\nEXEC\r\n";
+        if (scratch_put(r, multi, sizeof(multi) - 1) != 0) {
+            rc = oom(r);
+            break;
+        }
+        ncmds++;
+        for (size_t i = 0; i < r->ntxc && rc == RS_OK; i++) {
+            const struct command_spec *spec = r->txc[i].spec;
+            if (r->txc[i].len == 0 || spec == NULL ||
+                (spec->flags & (CMD_MULTI | CMD_EXEC | CMD_SELECT)))
+                continue;
+            struct resp_cmd c;
+            if (tx_parse(r, i, sc, &c) != 0)
+                rc = oom(r);
+            int n = rc == RS_OK ? find_keys(r, spec, &c) : 0;
+            if (rc == RS_OK && tx_part(r, &c, spec, n, slot, &ncmds) != 0)
+                rc = oom(r);
+        }
+        if (rc == RS_OK && scratch_put(r, execb, sizeof(execb) - 1) != 0)
+            rc = oom(r);
+        ncmds++;
+        unsigned to = lane_of(r, slot);
+        r->slots[0] = slot;
+        if (rc == RS_OK && (settle(r, 1) != RS_OK ||
+                            batch_writer_raw(r->bw, to, 0, r->scratch, r->scratch_len, ncmds, 0)))
+            rc = oom(r);
+    }
+    free(order);
+    resp_scanner_free(sc);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ route */
 
 /* Routes one command; 1 when routing must pause (a fence). */
 static int route(struct router *r, const struct resp_cmd *c)
@@ -271,16 +599,20 @@ static int route(struct router *r, const struct resp_cmd *c)
             c = &rewritten; /* the same effect in a form a client may send */
     }
     if (r->in_tx) {
+        if (flags & CMD_EXEC && r->cluster) {
+            r->in_tx = false;
+            return cluster_exec(r, c) == RS_OK ? 0 : RS_ERR;
+        }
         if (flags & CMD_EXEC) {
             int nw = __builtin_popcountll(r->tx_workers);
             bool alone = r->tx_fence || nw > 1;
             if (alone && !fence_ready(r))
                 return 1; /* EXEC comes again once the workers drained */
-            if (append_tx(r, c) != RS_OK)
+            if (append_tx(r, c, spec) != RS_OK)
                 return RS_ERR;
             r->in_tx = false;
             if (alone)
-                return fence(r, r->tx, r->tx_len, r->tx_cmds, r->tx_db, r->db);
+                return fence(r, r->tx, r->tx_len, r->tx_cmds, r->tx_db, r->db, false);
             unsigned to = nw == 1 ? (unsigned)__builtin_ctzll(r->tx_workers) : 0;
             if (batch_writer_flush_stage(r->bw, to) != 0 ||
                 batch_writer_raw(r->bw, to, r->tx_db, r->tx, r->tx_len, r->tx_cmds, r->db) != 0)
@@ -305,34 +637,49 @@ static int route(struct router *r, const struct resp_cmd *c)
         r->db = db;
         return 0;
     }
+    if (flags & CMD_MULTI) {
+        r->in_tx = true;
+        r->tx_len = 0;
+        r->tx_cmds = 0;
+        r->ntxc = 0;
+        r->tx_db = r->db;
+        r->tx_workers = 0;
+        r->tx_fence = false;
+        return append_tx(r, c, spec) == RS_OK ? 0 : RS_ERR;
+    }
+    bool failed;
+    int64_t db = dest_db(r, c, &failed);
+    if (db < 0)
+        return failed ? RS_ERR : 0;
     if (flags & CMD_PUBLISH) {
         if (!r->cfg.forward_publish)
             return 0;
         if (batch_writer_flush_stage(r->bw, 0) != 0) /* after the writes before it */
             return oom(r);
-        return write_raw(r, 0, c) == RS_OK ? 0 : RS_ERR;
-    }
-    if (flags & CMD_MULTI) {
-        r->in_tx = true;
-        r->tx_len = 0;
-        r->tx_cmds = 0;
-        r->tx_db = r->db;
-        r->tx_workers = 0;
-        r->tx_fence = false;
-        return append_tx(r, c) == RS_OK ? 0 : RS_ERR;
+        return write_raw(r, 0, db, c) == RS_OK ? 0 : RS_ERR;
     }
     int n = flags & CMD_FENCE ? 0 : find_keys(r, spec, c);
-    if (n > 0 && command_reads_unnamed_keys(spec, c->argc, c->argv))
-        n = 0;    /* SORT BY/GET patterns read keys it does not name: alone */
+    if (n > 0 && !r->cluster && command_reads_unnamed_keys(spec, c->argc, c->argv))
+        n = 0;    /* SORT BY/GET patterns read keys it does not name: alone (a cluster
+                     refuses a pattern outside the key's slot itself) */
     if (n <= 0) { /* global, keyless, or malformed for its spec: alone */
+        if (r->cluster && !(flags & CMD_EVERY_NODE))
+            return cross_slot(r, c, 0,
+                              spec == NULL ? "an unknown command, whose keys (and so node) "
+                                             "ringsync cannot tell"
+                              : (flags & CMD_FENCE) ? "it moves keys between databases, and a "
+                                                      "cluster has one"
+                                                    : "a command without keys, whose node "
+                                                      "ringsync cannot tell");
         if (!fence_ready(r))
             return 1;
-        return fence(r, c->raw.p, c->raw.len, 1, r->db, r->db);
+        return fence(r, c->raw.p, c->raw.len, 1, db, db, r->cluster);
     }
-    unsigned to = r->slots[0] % r->cfg.nworkers;
+    unsigned g = group_of(r, r->slots[0]);
     bool one = true;
     for (int i = 1; i < n && one; i++)
-        one = r->slots[i] % r->cfg.nworkers == to;
+        one = group_of(r, r->slots[i]) == g;
+    unsigned to = lane_of(r, r->slots[0]);
     if (one) {
         /* A plain SET k v joins the MSET being gathered: its argument bytes
          * as received. It keeps gathering across commands of other slots. */
@@ -341,26 +688,23 @@ static int route(struct router *r, const struct resp_cmd *c)
             (c->argv[0].p[2] | 0x20) == 't') {
             const char *args = c->argv[0].p + c->argv[0].len + 2;
             size_t len = (size_t)(c->raw.p + c->raw.len - args);
-            if (batch_writer_mset_raw(r->bw, to, r->db, args, len, r->slots[0]) != 0)
+            if (batch_writer_mset_raw(r->bw, to, db, args, len, r->slots[0]) != 0)
                 return oom(r);
             return 0;
         }
         if (settle(r, n) != RS_OK)
             return RS_ERR;
-        return write_raw(r, to, c) == RS_OK ? 0 : RS_ERR;
+        return write_raw(r, to, db, c) == RS_OK ? 0 : RS_ERR;
     }
     if (settle(r, n) != RS_OK)
         return RS_ERR;
-    if (flags & CMD_SPLIT) {
-        int step = spec->step;
-        for (unsigned w = 0; w < r->cfg.nworkers; w++)
-            if (write_split(r, c, n, step, w) != RS_OK)
-                return RS_ERR;
-        return 0;
-    }
+    if ((flags & CMD_SPLIT) || (r->cluster && (flags & CMD_SPLIT_AS_MSET)))
+        return write_split(r, spec, c, n, db) == RS_OK ? 0 : RS_ERR;
+    if (r->cluster)
+        return cross_slot(r, c, n, "its keys span hash slots and it has no per-slot form");
     if (!fence_ready(r))
         return 1;
-    return fence(r, c->raw.p, c->raw.len, 1, r->db, r->db);
+    return fence(r, c->raw.p, c->raw.len, 1, db, db, false);
 }
 
 int router_resume(struct router *r)

@@ -12,6 +12,19 @@
  *   SCRIPT, unknown commands: a fence (invariant 3): every worker drains and
  *   is acknowledged, the command runs on worker 0 and is acknowledged, then
  *   routing resumes. With one worker nothing needs a fence.
+ *
+ * On a cluster destination (dest_route.h), what a destination command may
+ * hold together is one hash slot, not one worker:
+ *   SET k v           gathered per lane into MSETs of one slot
+ *   DEL/UNLINK/TOUCH/MSET/MSETNX (as MSET) across slots: one command per slot
+ *   MULTI ... EXEC    whole when its keys share a slot; else one transaction
+ *                     per slot, in order (said once, counted in job->tx_split)
+ *   FLUSHALL, FLUSHDB, FUNCTION, SCRIPT: a fence run on every master
+ *   anything else across slots, keyless or unknown, SWAPDB, MOVE:
+ *                     --cross-slot stop (the job fails naming the command,
+ *                     its slots and offsets) or skip (dropped, counted)
+ *   every command's db goes through the db map; an unmapped db stops the
+ *   job or, with --db-unmapped skip, drops the command (counted).
  */
 #ifndef RS_ROUTER_H
 #define RS_ROUTER_H
@@ -25,9 +38,12 @@
 struct batch_writer;
 struct job;
 
+struct dest_route;
+
 struct router_config {
-    unsigned nworkers;
+    const struct dest_route *route; /* lanes and the db map (dest_route.h) */
     bool forward_publish;
+    bool cross_slot_skip;     /* --cross-slot skip: drop what a cluster cannot run, counted */
     int64_t expiry_margin_ms; /* stream_rewrite.h: expiries written this much later */
 };
 

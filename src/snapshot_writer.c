@@ -14,6 +14,7 @@
 #include "crc64.h"
 #include "job.h"
 #include "rs_error.h"
+#include "dest_route.h"
 #include "slot.h"
 #include "stream_rewrite.h"
 
@@ -38,7 +39,9 @@ struct snapshot_writer {
     /* the current key */
     bool skip;      /* expired: ignore its events */
     bool native;    /* DEL was sent: writing with native commands */
-    unsigned to;    /* its worker */
+    unsigned to;    /* its lane (dest_route.h) */
+    unsigned slot;  /* its hash slot */
+    int64_t db;     /* its destination db */
     uint64_t parts; /* string pieces written */
     bool stream_has_entries;
     struct rs_slice group; /* the current stream group (copied) */
@@ -102,9 +105,9 @@ static struct rs_slice num_score(struct snapshot_writer *sw, int slot, double d)
     return (struct rs_slice){sw->nums[slot], (size_t)n};
 }
 
-static int cmd(struct snapshot_writer *sw, const struct rdb_key_info *k, int argc)
+static int cmd(struct snapshot_writer *sw, int argc)
 {
-    int rc = batch_writer_cmd(sw->bw, sw->to, (int64_t)k->db, argc, sw->argv);
+    int rc = batch_writer_cmd(sw->bw, sw->to, sw->db, argc, sw->argv);
     if (rc != 0) {
         job_fail(sw->job, "out of memory while writing commands");
         return -1;
@@ -149,7 +152,7 @@ static int string_part(struct snapshot_writer *sw, const struct rdb_key_info *k,
     bool whole = sw->parts == 0 && part.len == k->string_len;
     sw->parts++;
     if (whole && k->expire_ms < 0) {
-        if (batch_writer_mset(sw->bw, sw->to, (int64_t)k->db, k->key, part) != 0) {
+        if (batch_writer_mset(sw->bw, sw->to, sw->db, k->key, part, sw->slot) != 0) {
             job_fail(sw->job, "out of memory while writing commands");
             return -1;
         }
@@ -161,10 +164,10 @@ static int string_part(struct snapshot_writer *sw, const struct rdb_key_info *k,
         sw->argv[0] = lit("SET");
         sw->argv[3] = lit("PXAT");
         sw->argv[4] = num_i64(sw, 0, expiry(sw, k));
-        return cmd(sw, k, 5);
+        return cmd(sw, 5);
     }
     sw->argv[0] = sw->parts == 1 ? lit("SET") : lit("APPEND");
-    return cmd(sw, k, 3);
+    return cmd(sw, 3);
 }
 
 /* ---------------------------------------------------------------- native */
@@ -176,7 +179,7 @@ static int begin_native(struct snapshot_writer *sw, const struct rdb_key_info *k
     sw->native = true;
     sw->argv[0] = lit("DEL");
     sw->argv[1] = k->key;
-    return cmd(sw, k, 2);
+    return cmd(sw, 2);
 }
 
 /* XSETID with the stream's last ID, entries added and max deleted ID. */
@@ -193,7 +196,7 @@ static int xsetid(struct snapshot_writer *sw, const struct rdb_key_info *k)
         sw->argv[argc++] = lit("MAXDELETEDID");
         sw->argv[argc++] = num_id(sw, 2, it->meta.max_deleted_id);
     }
-    return cmd(sw, k, argc);
+    return cmd(sw, argc);
 }
 
 /* Writes a run of items of one kind, starting at items[i]; returns how many. */
@@ -227,7 +230,7 @@ static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *
             bytes += e->a.len + e->b.len;
             n++;
         }
-        *err = cmd(sw, k, argc);
+        *err = cmd(sw, argc);
         if (*err == 0 && kind == RDB_ITEM_HASH) {
             for (size_t j = 0; j < n && *err == 0; j++) { /* field TTLs (Redis 7.4+) */
                 const struct rdb_item *e = &items[i + j];
@@ -238,7 +241,7 @@ static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *
                 sw->argv[3] = lit("FIELDS");
                 sw->argv[4] = lit("1");
                 sw->argv[5] = e->a;
-                *err = cmd(sw, k, 6);
+                *err = cmd(sw, 6);
             }
         }
         return n;
@@ -273,7 +276,7 @@ static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *
             }
             sw->tomb[sw->ntomb++] = it->entry.id;
         }
-        *err = cmd(sw, k, argc);
+        *err = cmd(sw, argc);
         return 1;
     case RDB_ITEM_STREAM_META:
         if (!sw->stream_has_entries) { /* create the empty stream */
@@ -283,7 +286,7 @@ static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *
             sw->argv[4] = lit("0-1");
             sw->argv[5] = lit("x");
             sw->argv[6] = lit("x");
-            if ((*err = cmd(sw, k, 7)) != 0)
+            if ((*err = cmd(sw, 7)) != 0)
                 return 1;
         }
         sw->meta = *it;
@@ -305,7 +308,7 @@ static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *
             sw->argv[argc++] = lit("ENTRIESREAD");
             sw->argv[argc++] = num_i64(sw, 1, it->group.entries_read);
         }
-        *err = cmd(sw, k, argc);
+        *err = cmd(sw, argc);
         return 1;
     case RDB_ITEM_STREAM_PEL:
         if (sw->npel == sw->pel_cap) {
@@ -332,7 +335,7 @@ static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *
         sw->argv[2] = k->key;
         sw->argv[3] = sw->group;
         sw->argv[4] = sw->consumer;
-        *err = cmd(sw, k, 5);
+        *err = cmd(sw, 5);
         return 1;
     case RDB_ITEM_STREAM_CONSUMER_PEL: {
         const struct pel_entry *pe = NULL;
@@ -356,7 +359,7 @@ static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *
         sw->argv[9] = num_u64(sw, 2, pe->count);
         sw->argv[10] = lit("FORCE");
         sw->argv[11] = lit("JUSTID");
-        *err = cmd(sw, k, 12);
+        *err = cmd(sw, 12);
         return 1;
     }
     case RDB_ITEM_MODULE:
@@ -398,7 +401,7 @@ static int restore(struct snapshot_writer *sw, const struct rdb_key_info *k, str
     if (k->expire_ms >= 0)
         sw->argv[argc++] = lit("ABSTTL");
     sw->st.restored++;
-    return cmd(sw, k, argc);
+    return cmd(sw, argc);
 }
 
 /* ------------------------------------------------------------------ events */
@@ -412,9 +415,30 @@ static int on_key_begin(struct snapshot_writer *sw, const struct rdb_key_info *k
     sw->ntomb = 0;
     sw->has_live = false;
     sw->skip = k->expire_ms >= 0 && k->expire_ms <= now_ms();
-    if (sw->skip)
+    if (sw->skip) {
         sw->st.expired++;
-    sw->to = sw->cfg.nworkers > 1 ? slot_of_key(k->key.p, k->key.len) % sw->cfg.nworkers : 0;
+        return 0;
+    }
+    const struct dest_route *r = sw->cfg.route;
+    sw->db = dest_route_db(r, (int64_t)k->db);
+    if (sw->db < 0) {
+        sw->skip = true;
+        if (r->unmapped == DEST_ROUTE_UNMAPPED_SKIP) {
+            atomic_fetch_add_explicit(&sw->job->unmapped_skipped, 1, memory_order_relaxed);
+            return 0;
+        }
+        char q[100], map[200];
+        dest_route_describe(r, map, sizeof(map));
+        job_fail(sw->job,
+                 "the snapshot has key '%s' in database %" PRIu64
+                 ", which the database map (%s) does "
+                 "not map: add it to --db-map, or pass --db-unmapped skip to leave that "
+                 "database out",
+                 rs_escape_bytes(q, sizeof(q), k->key.p, k->key.len, 60), k->db, map);
+        return -1;
+    }
+    sw->slot = slot_of_key(k->key.p, k->key.len);
+    sw->to = dest_route_lane(r, sw->slot);
     return 0;
 }
 
@@ -455,7 +479,7 @@ static int on_key_end(struct snapshot_writer *sw, const struct rdb_event *ev)
             sw->argv[0] = lit("PEXPIREAT");
             sw->argv[1] = k->key;
             sw->argv[2] = num_i64(sw, 0, expiry(sw, k));
-            return cmd(sw, k, 3);
+            return cmd(sw, 3);
         }
         return 0;
     }
@@ -478,7 +502,7 @@ static int on_key_end(struct snapshot_writer *sw, const struct rdb_event *ev)
         sw->argv[1] = k->key;
         sw->argv[2] = lit(sw->has_live ? "MINID" : "MAXLEN");
         sw->argv[3] = sw->has_live ? num_id(sw, 0, sw->first_live) : lit("0");
-        if (cmd(sw, k, 4) != 0)
+        if (cmd(sw, 4) != 0)
             return -1;
         if (i == sw->ntomb && xsetid(sw, k) != 0)
             return -1;
@@ -489,7 +513,7 @@ static int on_key_end(struct snapshot_writer *sw, const struct rdb_event *ev)
         sw->argv[1] = k->key;
         for (int n = 0; i < sw->ntomb && n < SW_CHUNK_ELEMENTS; n++, i++)
             sw->argv[argc++] = num_id(sw, n, sw->tomb[i]);
-        if (cmd(sw, k, argc) != 0)
+        if (cmd(sw, argc) != 0)
             return -1;
         if (i == sw->ntomb && xsetid(sw, k) != 0) /* XDEL moved the max deleted ID */
             return -1;
@@ -498,7 +522,20 @@ static int on_key_end(struct snapshot_writer *sw, const struct rdb_event *ev)
         sw->argv[0] = lit("PEXPIREAT");
         sw->argv[1] = k->key;
         sw->argv[2] = num_i64(sw, 0, expiry(sw, k));
-        return cmd(sw, k, 3);
+        return cmd(sw, 3);
+    }
+    return 0;
+}
+
+/* sw->argv[0..argc) to every destination node (functions, scripts). */
+static int every_node(struct snapshot_writer *sw, int argc)
+{
+    for (unsigned n = 0; n < dest_route_nodes(sw->cfg.route); n++) {
+        if (batch_writer_cmd(sw->bw, dest_route_node_lane(sw->cfg.route, n), -1, argc, sw->argv) !=
+            0) {
+            job_fail(sw->job, "out of memory while writing commands");
+            return -1;
+        }
     }
     return 0;
 }
@@ -523,20 +560,13 @@ int snapshot_writer_on_event(void *ctx, const struct rdb_event *ev)
         sw->argv[2] = lit("REPLACE");
         sw->argv[3] = ev->function.code;
         sw->st.functions++;
-        if (batch_writer_cmd(sw->bw, 0, -1, 4, sw->argv) != 0) {
-            job_fail(sw->job, "out of memory while writing commands");
-            return -1;
-        }
-        return 0;
+        return every_node(sw, 4);
     case RDB_EV_AUX:
         if (ev->aux.name.len == 3 && memcmp(ev->aux.name.p, "lua", 3) == 0) {
             sw->argv[0] = lit("SCRIPT");
             sw->argv[1] = lit("LOAD");
             sw->argv[2] = ev->aux.value;
-            if (batch_writer_cmd(sw->bw, 0, -1, 3, sw->argv) != 0) {
-                job_fail(sw->job, "out of memory while writing commands");
-                return -1;
-            }
+            return every_node(sw, 3);
         }
         return 0;
     case RDB_EV_MODULE_AUX: {
@@ -562,8 +592,6 @@ struct snapshot_writer *snapshot_writer_new(const struct snapshot_writer_config 
     if (sw == NULL)
         return NULL;
     sw->cfg = *cfg;
-    if (sw->cfg.nworkers == 0)
-        sw->cfg.nworkers = 1;
     sw->bw = bw;
     sw->job = job;
     return sw;

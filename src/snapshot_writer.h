@@ -12,7 +12,9 @@
  *   expired or empty keys      nothing
  *   functions, AUX lua         FUNCTION LOAD REPLACE, SCRIPT LOAD
  *
- * Commands of one key go to one worker (by hash slot), in order.
+ * Commands of one key go to one lane (its hash slot's worker and node), in
+ * order, in the database the db map gives (dest_route.h). Functions and Lua
+ * scripts go to every node.
  */
 #ifndef RS_SNAPSHOT_WRITER_H
 #define RS_SNAPSHOT_WRITER_H
@@ -25,10 +27,12 @@
 struct batch_writer;
 struct job;
 
+struct dest_route;
+
 struct snapshot_writer_config {
     bool use_restore; /* RESTORE small non-string values; false: native commands for all */
-    unsigned nworkers;
-    int64_t expiry_margin_ms; /* expiries written this much later (stream_rewrite.h) */
+    const struct dest_route *route; /* each key's lane and destination db */
+    int64_t expiry_margin_ms;       /* expiries written this much later (stream_rewrite.h) */
 };
 
 struct snapshot_writer;

@@ -29,7 +29,9 @@
 #include "control_link.h"
 #include "crc64.h"
 #include "dest_check.h"
+#include "dest_nodes.h"
 #include "dest_reply.h"
+#include "dest_route.h"
 #include "endpoint.h"
 #include "expiry_margin.h"
 #include "job.h"
@@ -76,6 +78,10 @@ struct sync_opts {
     const char *json_path;    /* replay: the report as JSON */
     int64_t expiry_margin_ms; /* expiries written this much later while following */
     bool expiry_margin_given;
+    enum dest_nodes_mode target_mode; /* --target-mode */
+    const char *db_map;               /* --db-map, NULL: the default map */
+    bool db_unmapped_skip;            /* --db-unmapped skip */
+    bool cross_slot_skip;             /* --cross-slot skip */
 };
 
 static volatile sig_atomic_t sync_signal;
@@ -344,15 +350,15 @@ static int wait_target_ready(struct control_link *cl, const struct sync_opts *o,
     }
 }
 
-/* Refuses, keeps or flushes a destination that already holds keys. */
+/* Refuses, keeps or flushes a destination (node) that already holds keys. */
 static int check_target(struct control_link *cl, const struct sync_opts *o,
-                        const struct endpoint *ep)
+                        const struct endpoint *ep, bool cluster_node)
 {
     struct rs_error err = {0};
     if (wait_target_ready(cl, o, ep) != 0)
         return 1;
     struct endpoint source;
-    struct dest_check_opts dco = {.timeout_ms = o->timeout_ms};
+    struct dest_check_opts dco = {.timeout_ms = o->timeout_ms, .cluster_node = cluster_node};
     if (o->source_uri != NULL &&
         endpoint_parse(o->source_uri, "RINGSYNC_SOURCE_PASSWORD", &source, &err) == 0)
         dco.source = &source;
@@ -405,10 +411,15 @@ static int check_target(struct control_link *cl, const struct sync_opts *o,
 /* Whether the destination takes a RESTORE payload of this RDB version: tries
  * one on a probe key, then deletes it. 1 yes, 0 no, -1 the destination cannot
  * be written at all (said on stderr). */
+static void probe_key(char *key, size_t cap)
+{
+    snprintf(key, cap, "ringsync:restore-probe:%ld", (long)getpid());
+}
+
 static int probe_restore(struct control_link *cl, int rdb_version, const struct endpoint *ep)
 {
     char key[64];
-    snprintf(key, sizeof(key), "ringsync:restore-probe:%ld", (long)getpid());
+    probe_key(key, sizeof(key));
     char payload[13] = {0, 1, 'x', 0, 0};
     payload[3] = (char)(rdb_version & 0xff);
     payload[4] = (char)((rdb_version >> 8) & 0xff);
@@ -483,7 +494,16 @@ static void usage(FILE *f, enum sync_mode mode)
                "                              (default), or is logged, counted and skipped\n"
                "  --target-retry-timeout S    how long to retry what a busy or loading\n"
                "                              destination refuses (default 300; 0 forever)\n"
-               "  --quiet                     no progress line\n");
+               "  --quiet                     no progress line\n"
+               "  --target-mode M             auto (default: ask the target) | standalone |\n"
+               "                              cluster (the target is any node of it)\n"
+               "  --db-map SRC:DST[,...]      source db to destination db (default: each to\n"
+               "                              itself; on a cluster 0:0, its only db)\n"
+               "  --db-unmapped stop|skip     a source db the map leaves out stops the job\n"
+               "                              (default), or its keys and writes are dropped\n"
+               "  --cross-slot stop|skip      a command a cluster cannot run (keys of several\n"
+               "                              slots, no per-slot form) stops the job (default)\n"
+               "                              or is logged, counted and dropped\n");
     if (mode != MODE_RESTORE)
         fprintf(f,
                 "  --expiry-margin S           while following, write every expiry S seconds\n"
@@ -519,6 +539,7 @@ static int choice(const char *arg, const char *option, const char *const *names)
 static const char *const nonempty_names[] = {"refuse", "keep", "flush", NULL};
 static const char *const restore_names[] = {"auto", "never", NULL};
 static const char *const on_error_names[] = {"stop", "skip", NULL};
+static const char *const target_mode_names[] = {"auto", "standalone", "cluster", NULL};
 
 static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_opts *o)
 {
@@ -540,6 +561,10 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
         {"speed", required_argument, NULL, 'V'},
         {"json", required_argument, NULL, 'J'},
         {"expiry-margin", required_argument, NULL, 'X'},
+        {"target-mode", required_argument, NULL, 'G'},
+        {"db-map", required_argument, NULL, 'B'},
+        {"db-unmapped", required_argument, NULL, 'U'},
+        {"cross-slot", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -663,6 +688,24 @@ static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_op
             o->expiry_margin_given = true;
             break;
         }
+        case 'G':
+            if ((pick = choice(optarg, "--target-mode", target_mode_names)) < 0)
+                return 2;
+            o->target_mode = (enum dest_nodes_mode)pick;
+            break;
+        case 'B':
+            o->db_map = optarg;
+            break;
+        case 'U':
+            if ((pick = choice(optarg, "--db-unmapped", on_error_names)) < 0)
+                return 2;
+            o->db_unmapped_skip = pick == 1;
+            break;
+        case 'C':
+            if ((pick = choice(optarg, "--cross-slot", on_error_names)) < 0)
+                return 2;
+            o->cross_slot_skip = pick == 1;
+            break;
         case 'h':
             usage(stdout, mode);
             return -1;
@@ -729,6 +772,9 @@ static void progress(const struct job *job, double t0, uint64_t total, bool tty)
 struct run_ctx {
     const struct sync_opts *o;
     struct endpoint target;
+    struct dest_nodes *nodes; /* the target's nodes: itself, or a cluster's masters */
+    struct dest_route route;  /* each key's lane and destination db */
+    unsigned probe_node;      /* the node the RESTORE probe (tcl) talks to */
     const char *source_name;
     int input_fd;
     bool input_is_socket;
@@ -766,25 +812,30 @@ static int counting_on_event(void *ctx, const struct rdb_event *ev)
  * (expiry_margin.h). 0, or 1 after saying which are still late. */
 static int remove_margin(struct run_ctx *rc, int64_t margin_ms)
 {
-    struct control_link cl = {0};
-    struct rs_error err = {0};
-    uint64_t fixed = 0;
-    double t0 = now_s();
-    int r = control_link_open(&cl, &rc->target, rc->o->timeout_ms, &err);
-    if (r == 0)
-        r = expiry_margin_remove(&cl, margin_ms, &fixed, &err);
-    control_link_close(&cl);
-    if (r < 0) {
-        rs_log("could not make the expiries of destination %s exact again: %s; the %" PRIu64
-               " keys done so far are, the others with an expiry expire %" PRId64
-               " s late (ringsync writes them --expiry-margin late while it follows)",
-               rc->target.name, err.msg, fixed, margin_ms / 1000);
-        return 1;
+    int status = 0;
+    for (unsigned i = 0; i < rc->nodes->nnodes; i++) {
+        const struct endpoint *ep = &rc->nodes->eps[i];
+        struct control_link cl = {0};
+        struct rs_error err = {0};
+        uint64_t fixed = 0;
+        double t0 = now_s();
+        int r = control_link_open(&cl, ep, rc->o->timeout_ms, &err);
+        if (r == 0)
+            r = expiry_margin_remove(&cl, margin_ms, &fixed, &err);
+        control_link_close(&cl);
+        if (r < 0) {
+            rs_log("could not make the expiries of destination %s exact again: %s; the %" PRIu64
+                   " keys done so far are, the others with an expiry expire %" PRId64
+                   " s late (ringsync writes them --expiry-margin late while it follows)",
+                   ep->name, err.msg, fixed, margin_ms / 1000);
+            status = 1;
+            continue;
+        }
+        if (fixed > 0 && !rc->o->quiet)
+            rs_log("expiries exact again: %" PRIu64 " keys of destination %s in %.2f s", fixed,
+                   ep->name, now_s() - t0);
     }
-    if (fixed > 0 && !rc->o->quiet)
-        rs_log("expiries exact again: %" PRIu64 " keys of destination %s in %.2f s", fixed,
-               rc->target.name, now_s() - t0);
-    return 0;
+    return status;
 }
 
 static int run_job(struct run_ctx *rc)
@@ -792,8 +843,9 @@ static int run_job(struct run_ctx *rc)
     const struct sync_opts *o = rc->o;
     struct job job;
     int status = 1;
-    int fds[JOB_MAX_WORKERS];
-    unsigned nfds = 0;
+    unsigned nnodes = rc->nodes->nnodes, nfds = 0;
+    int *fds = NULL;
+    const char **names = NULL;
     struct worker *workers[JOB_MAX_WORKERS] = {0};
     struct batch_writer *bw = NULL;
     struct snapshot_writer *sw = NULL;
@@ -807,23 +859,28 @@ static int run_job(struct run_ctx *rc)
     }
     job.skip_errors = o->skip_errors;
     job.retry_timeout_s = o->retry_timeout_s;
-    /* one destination connection per worker */
-    for (unsigned i = 0; i < o->workers; i++) {
-        struct control_link cl = {0};
-        struct rs_error err = {0};
-        struct rs_slice pending;
-        if (control_link_open(&cl, &rc->target, o->timeout_ms, &err) < 0) {
-            rs_log("%s", err.msg);
-            goto out;
-        }
-        fds[nfds++] = control_link_detach(&cl, &pending);
-        control_link_close(&cl);
+    /* one destination connection per worker and node: the lanes */
+    fds = malloc(sizeof(*fds) * nnodes * o->workers);
+    names = malloc(sizeof(*names) * nnodes);
+    if (fds == NULL || names == NULL) {
+        rs_log("out of memory");
+        goto out;
     }
-    bw = batch_writer_new(&job, 0, SYNC_BATCHES_PER_WORKER * o->workers);
+    struct rs_error cerr = {0};
+    if (dest_nodes_connect(rc->nodes, o->workers, o->timeout_ms, fds, &cerr) < 0) {
+        rs_log("%s", cerr.msg);
+        goto out;
+    }
+    nfds = nnodes * o->workers;
+    for (unsigned n = 0; n < nnodes; n++)
+        names[n] = rc->nodes->eps[n].name;
+    rc->route.nworkers = o->workers;
+    bw = batch_writer_new(&job, 0, SYNC_BATCHES_PER_WORKER * o->workers * nnodes, nnodes,
+                          rc->nodes->is_cluster);
     bool follow = (rc->input_is_socket && !o->snapshot_only) || rc->is_replay;
     int64_t margin_ms = follow ? o->expiry_margin_ms : 0; /* nothing follows a lone snapshot */
     struct snapshot_writer_config swc = {
-        .use_restore = rc->use_restore, .nworkers = o->workers, .expiry_margin_ms = margin_ms};
+        .use_restore = rc->use_restore, .route = &rc->route, .expiry_margin_ms = margin_ms};
     sw = bw ? snapshot_writer_new(&swc, bw, &job) : NULL;
     struct rdb_decoder_config dc = {0};
     if (sw)
@@ -835,8 +892,9 @@ static int run_job(struct run_ctx *rc)
         goto out;
     }
     if (follow) {
-        struct router_config rcfg = {.nworkers = o->workers,
+        struct router_config rcfg = {.route = &rc->route,
                                      .forward_publish = o->forward_publish,
+                                     .cross_slot_skip = o->cross_slot_skip,
                                      .expiry_margin_ms = margin_ms};
         router = router_new(&rcfg, bw, &job, rc->stream_start);
         if (router == NULL) {
@@ -880,13 +938,17 @@ static int run_job(struct run_ctx *rc)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     double t0 = now_s();
     /* the worker with the input starts last, so its consumers are listening */
+    int wfds[WORKER_MAX_DEST];
     for (int i = (int)o->workers - 1; i >= 0; i--) {
+        for (unsigned n = 0; n < nnodes; n++)
+            wfds[n] = fds[n * o->workers + (unsigned)i];
         struct worker_config wc = {
             .job = &job,
             .id = (unsigned)i,
             .cpu = ncpu > 0 ? (int)(i % ncpu) : -1,
-            .dest_fd = fds[i],
-            .dest_name = rc->target.name,
+            .ndest = nnodes,
+            .dest_fds = wfds,
+            .dest_names = names,
             .bw = i == 0 ? bw : NULL,
             .input = i == 0 ? &input : NULL,
         };
@@ -895,7 +957,8 @@ static int run_job(struct run_ctx *rc)
             job_fail(&job, "cannot start worker %d", i);
             break;
         }
-        fds[i] = -1; /* the worker owns it now */
+        for (unsigned n = 0; n < nnodes; n++)
+            fds[n * o->workers + (unsigned)i] = -1; /* the worker owns them now */
     }
     if (rc->on_start)
         rc->on_start(&job, rc->hook_ctx);
@@ -979,6 +1042,17 @@ static int run_job(struct run_ctx *rc)
     if (atomic_load(&job.errors_skipped) > 0)
         rs_log("%" PRIu64 " commands were refused by the destination and skipped (--on-error skip)",
                atomic_load(&job.errors_skipped));
+    if (atomic_load(&job.unmapped_skipped) > 0)
+        rs_log("%" PRIu64 " keys and commands of databases the --db-map leaves out were dropped "
+               "(--db-unmapped skip)",
+               atomic_load(&job.unmapped_skipped));
+    if (atomic_load(&job.cross_slot_skipped) > 0)
+        rs_log("%" PRIu64 " commands the cluster cannot run were dropped (--cross-slot skip)",
+               atomic_load(&job.cross_slot_skipped));
+    if (atomic_load(&job.tx_split) > 0)
+        rs_log("%" PRIu64 " transactions across hash slots went out as one transaction per slot "
+               "(atomic per slot, not as a whole)",
+               atomic_load(&job.tx_split));
     bool wrote = atomic_load(&job.keys_read) > 0 || atomic_load(&job.snapshot_applied);
     if (margin_ms > 0 && wrote && remove_margin(rc, margin_ms) != 0 && status == 0)
         status = 1;
@@ -986,6 +1060,8 @@ out:
     for (unsigned i = 0; i < nfds; i++)
         if (fds[i] >= 0)
             close(fds[i]);
+    free(fds);
+    free(names);
     rdb_decoder_free(dec);
     spill_free(spill);
     router_free(router);
@@ -1024,19 +1100,59 @@ static int check_margin(struct control_link *tcl, const struct sync_opts *o,
     return 1;
 }
 
-/* Opens the destination, checks it, and decides on RESTORE once the RDB
- * version is known (rc->rdb_version). */
+/* Finds the destination's nodes (dest_nodes.h) and its db map, checks
+ * every node, and leaves tcl open on the node the RESTORE probe's key
+ * belongs to (rc->probe_node), for that probe once the RDB version is known
+ * (rc->rdb_version). Free rc->nodes with dest_nodes_deinit either way. */
 static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
 {
+    const struct sync_opts *o = rc->o;
     struct rs_error err = {0};
-    if (control_link_open(tcl, &rc->target, rc->o->timeout_ms, &err) < 0) {
+    if (dest_nodes_open(rc->nodes, &rc->target, o->target_mode, o->timeout_ms, &err) < 0) {
         rs_log("%s", err.msg);
         return 1;
     }
-    int r = check_target(tcl, rc->o, &rc->target);
-    if (r == 0 && rc->o->source_uri != NULL)
-        r = check_margin(tcl, rc->o, &rc->target);
-    return r;
+    if (!rc->nodes->is_cluster && o->db_map != NULL) {
+        rs_log("--db-map is for a cluster destination (database 0 only); destination %s is a "
+               "standalone server, whose databases take the source's as they are",
+               rc->target.name);
+        return 2;
+    }
+    if (dest_route_init(
+            &rc->route, o->workers, rc->nodes->is_cluster ? &rc->nodes->topo : NULL, o->db_map,
+            o->db_unmapped_skip ? DEST_ROUTE_UNMAPPED_SKIP : DEST_ROUTE_UNMAPPED_STOP, &err) < 0) {
+        rs_log("%s", err.msg);
+        return 2;
+    }
+    if (rc->nodes->is_cluster && !o->quiet)
+        rs_log("destination %s is a cluster of %u masters: writing to each", rc->target.name,
+               rc->nodes->nnodes);
+    char key[64];
+    probe_key(key, sizeof(key));
+    rc->probe_node =
+        rc->nodes->is_cluster
+            ? (unsigned)cluster_topology_owner(&rc->nodes->topo, slot_of_key(key, strlen(key)))
+            : 0;
+    for (unsigned i = 0; i < rc->nodes->nnodes; i++) {
+        const struct endpoint *ep = &rc->nodes->eps[i];
+        struct control_link cl = {0};
+        if (control_link_open(&cl, ep, o->timeout_ms, &err) < 0) {
+            rs_log("%s", err.msg);
+            return 1;
+        }
+        int r = check_target(&cl, o, ep, rc->nodes->is_cluster);
+        if (r == 0 && o->source_uri != NULL)
+            r = check_margin(&cl, o, ep);
+        if (r != 0) {
+            control_link_close(&cl);
+            return r;
+        }
+        if (i == rc->probe_node)
+            *tcl = cl;
+        else
+            control_link_close(&cl);
+    }
+    return 0;
 }
 
 static int parse_header_version(const uint8_t *p, size_t n, int *version)
@@ -1066,13 +1182,23 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+static int restore_run(int argc, char **argv, struct dest_nodes *nodes);
+
 int restore_main(int argc, char **argv)
+{
+    struct dest_nodes nodes = {0};
+    int status = restore_run(argc, argv, &nodes);
+    dest_nodes_deinit(&nodes);
+    return status;
+}
+
+static int restore_run(int argc, char **argv, struct dest_nodes *nodes)
 {
     struct sync_opts o;
     int rc = parse_opts(argc, argv, MODE_RESTORE, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    struct run_ctx r = {.o = &o, .rdb_len = UINT64_MAX};
+    struct run_ctx r = {.o = &o, .rdb_len = UINT64_MAX, .nodes = nodes};
     struct rs_error err = {0};
     if (endpoint_parse(o.target_uri, "RINGSYNC_TARGET_PASSWORD", &r.target, &err) < 0) {
         rs_log("--target: %s", err.msg);
@@ -1101,7 +1227,7 @@ int restore_main(int argc, char **argv)
     if (status == 0) {
         int probe = 0;
         if (!o.restore_never && parse_header_version(initial, r.initial_len, &r.rdb_version) == 0)
-            probe = probe_restore(&tcl, r.rdb_version, &r.target);
+            probe = probe_restore(&tcl, r.rdb_version, &r.nodes->eps[r.probe_node]);
         r.use_restore = probe == 1;
         control_link_close(&tcl);
         if (probe < 0) {
@@ -1147,13 +1273,23 @@ static void replay_on_end(void *ctx)
         replay_feeder_join(h->feeder);
 }
 
+static int replay_run(int argc, char **argv, struct dest_nodes *nodes);
+
 int replay_main(int argc, char **argv)
+{
+    struct dest_nodes nodes = {0};
+    int status = replay_run(argc, argv, &nodes);
+    dest_nodes_deinit(&nodes);
+    return status;
+}
+
+static int replay_run(int argc, char **argv, struct dest_nodes *nodes)
 {
     struct sync_opts o;
     int rc = parse_opts(argc, argv, MODE_REPLAY, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    struct run_ctx r = {.o = &o, .is_replay = true};
+    struct run_ctx r = {.o = &o, .is_replay = true, .nodes = nodes};
     struct rs_error err = {0};
     if (endpoint_parse(o.target_uri, "RINGSYNC_TARGET_PASSWORD", &r.target, &err) < 0) {
         rs_log("--target: %s", err.msg);
@@ -1193,7 +1329,7 @@ int replay_main(int argc, char **argv)
         int probe = 0;
         if (!o.restore_never && hn == SYNC_HEADER_BYTES &&
             parse_header_version(initial, (size_t)hn, &r.rdb_version) == 0)
-            probe = probe_restore(&tcl, r.rdb_version, &r.target);
+            probe = probe_restore(&tcl, r.rdb_version, &r.nodes->eps[r.probe_node]);
         r.use_restore = probe == 1;
         control_link_close(&tcl);
         if (probe < 0)
@@ -1235,13 +1371,23 @@ int replay_main(int argc, char **argv)
     return status;
 }
 
+static int sync_run(int argc, char **argv, struct dest_nodes *nodes);
+
 int sync_main(int argc, char **argv)
+{
+    struct dest_nodes nodes = {0};
+    int status = sync_run(argc, argv, &nodes);
+    dest_nodes_deinit(&nodes);
+    return status;
+}
+
+static int sync_run(int argc, char **argv, struct dest_nodes *nodes)
 {
     struct sync_opts o;
     int rc = parse_opts(argc, argv, MODE_SYNC, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    struct run_ctx r = {.o = &o, .rdb_len = UINT64_MAX, .input_is_socket = true};
+    struct run_ctx r = {.o = &o, .rdb_len = UINT64_MAX, .input_is_socket = true, .nodes = nodes};
     struct endpoint source;
     struct rs_error err = {0};
     if (endpoint_parse(o.source_uri, "RINGSYNC_SOURCE_PASSWORD", &source, &err) < 0) {
@@ -1304,7 +1450,7 @@ int sync_main(int argc, char **argv)
     r.eof_mark_len = hr.eof_mark_len;
     int probe = 0;
     if (!o.restore_never && parse_header_version(initial, r.initial_len, &r.rdb_version) == 0)
-        probe = probe_restore(&tcl, r.rdb_version, &r.target);
+        probe = probe_restore(&tcl, r.rdb_version, &r.nodes->eps[r.probe_node]);
     r.use_restore = probe == 1;
     control_link_close(&tcl);
     if (probe < 0) {

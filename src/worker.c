@@ -32,8 +32,11 @@ enum worker_op {
     OP_DEST_RECV,
 };
 
-#define UD(op)    ((uint64_t)(op) << 56)
-#define UD_OP(ud) ((int)((ud) >> 56))
+/* user_data: the operation in the top byte, a destination link's index below. */
+#define UD(op)         ((uint64_t)(op) << 56)
+#define UD_LINK(op, i) (UD(op) | (uint64_t)(i))
+#define UD_OP(ud)      ((int)((ud) >> 56))
+#define UD_INDEX(ud)   ((unsigned)((ud)&0xffffffffu))
 
 struct worker {
     struct worker_config cfg;
@@ -43,7 +46,8 @@ struct worker {
     _Atomic int sleeping; /* the thread is (about to be) waiting in io_uring */
     _Atomic int ready;    /* 1 once the thread made its ring, -1 if it could not */
     int ring_fd;
-    struct dest_link dl;
+    struct dest_link *links; /* one per destination node */
+    unsigned nlinks;
     bool back_pushed[64];
     /* input (the worker with a source) */
     uint8_t *inbuf;
@@ -82,10 +86,23 @@ static void wake(void *ctx, unsigned to)
 
 /* ------------------------------------------------------------ batch flow */
 
+static void enqueue(struct worker *w, struct batch *b)
+{
+    RS_ASSERT(b->node < w->nlinks);
+    dest_link_enqueue(&w->links[b->node], b);
+}
+
 static void sink_self(void *ctx, struct batch *b)
 {
-    struct worker *w = ctx;
-    dest_link_enqueue(&w->dl, b);
+    enqueue(ctx, b);
+}
+
+static bool links_idle(const struct worker *w)
+{
+    for (unsigned i = 0; i < w->nlinks; i++)
+        if (!dest_link_is_idle(&w->links[i]))
+            return false;
+    return true;
 }
 
 /* All replies of b are in: give it back to the worker that made it. */
@@ -125,7 +142,7 @@ static bool take_inbound(struct worker *w)
         struct batch *b;
         bool got = false;
         while ((b = spsc_ring_pop(r)) != NULL) {
-            dest_link_enqueue(&w->dl, b);
+            enqueue(w, b);
             got = true;
         }
         if (got) {
@@ -278,10 +295,10 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
         on_input_read(w, cqe->res);
         break;
     case OP_DEST_SEND:
-        dest_link_on_send(&w->dl, cqe->res);
+        dest_link_on_send(&w->links[UD_INDEX(ud)], cqe->res);
         break;
     case OP_DEST_RECV:
-        dest_link_on_recv(&w->dl, cqe->res);
+        dest_link_on_recv(&w->links[UD_INDEX(ud)], cqe->res);
         break;
     default: /* 0: the cancel at shutdown, or a MSG_RING whose target had gone */
         break;
@@ -299,16 +316,19 @@ static void loop(struct worker *w)
             busy |= pump_input(w);
             batch_writer_publish(bw);
             prep_input_read(w);
-            if (w->in_done && batch_writer_outstanding(bw) == 0 && dest_link_is_idle(&w->dl)) {
+            if (w->in_done && batch_writer_outstanding(bw) == 0 && links_idle(w)) {
                 atomic_store(&w->job->finished, 1);
                 break;
             }
             if (w->cfg.input->tick)
                 w->cfg.input->tick(w->cfg.input->ctx); /* it keeps its own pace */
         }
-        dest_link_tick(&w->dl); /* retries of what a busy destination refused */
-        dest_link_prep_send(&w->dl, &w->ring, UD(OP_DEST_SEND));
-        dest_link_prep_recv(&w->dl, &w->ring, UD(OP_DEST_RECV));
+        for (unsigned i = 0; i < w->nlinks; i++) {
+            struct dest_link *dl = &w->links[i];
+            dest_link_tick(dl); /* retries of what a busy destination refused */
+            dest_link_prep_send(dl, &w->ring, UD_LINK(OP_DEST_SEND, i));
+            dest_link_prep_recv(dl, &w->ring, UD_LINK(OP_DEST_RECV, i));
+        }
 
         bool can_pump = w->cfg.input != NULL && can_take(w) &&
                         (w->in_off < w->in_len ||
@@ -369,6 +389,14 @@ static int ring_init(struct worker *w)
     return 0;
 }
 
+static bool any_inflight(const struct worker *w)
+{
+    for (unsigned i = 0; i < w->nlinks; i++)
+        if (w->links[i].send_inflight || w->links[i].recv_inflight)
+            return true;
+    return w->in_read_inflight;
+}
+
 static void drain_inflight(struct worker *w)
 {
     /* Cancel what is in flight and reap it, so no buffer is in the kernel's
@@ -379,16 +407,15 @@ static void drain_inflight(struct worker *w)
         io_uring_sqe_set_data64(sqe, 0);
     }
     io_uring_submit(&w->ring);
-    for (int i = 0; i < 100 && (w->dl.send_inflight || w->dl.recv_inflight || w->in_read_inflight);
-         i++) {
+    for (int i = 0; i < 100 && any_inflight(w); i++) {
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = WORKER_WAIT_NS};
         if (io_uring_wait_cqe_timeout(&w->ring, &cqe, &ts) == 0) {
             uint64_t ud = io_uring_cqe_get_data64(cqe);
             if (UD_OP(ud) == OP_DEST_SEND)
-                w->dl.send_inflight = false;
+                w->links[UD_INDEX(ud)].send_inflight = false;
             else if (UD_OP(ud) == OP_DEST_RECV)
-                w->dl.recv_inflight = false;
+                w->links[UD_INDEX(ud)].recv_inflight = false;
             else if (UD_OP(ud) == OP_INPUT_READ)
                 w->in_read_inflight = false;
             io_uring_cqe_seen(&w->ring, cqe);
@@ -434,8 +461,16 @@ struct worker *worker_start(const struct worker_config *cfg)
             memcpy(w->inbuf, cfg->input->initial, cfg->input->initial_len);
         w->in_len = cfg->input->initial_len;
     }
-    if (dest_link_init(&w->dl, cfg->dest_fd, cfg->dest_name, cfg->job, batch_done, w) < 0)
+    RS_ASSERT(cfg->ndest >= 1 && cfg->ndest <= WORKER_MAX_DEST);
+    if ((w->links = calloc(cfg->ndest, sizeof(*w->links))) == NULL)
         goto fail;
+    for (unsigned i = 0; i < cfg->ndest; i++) {
+        w->links[i].fd = -1;
+        if (dest_link_init(&w->links[i], cfg->dest_fds[i], cfg->dest_names[i], cfg->job, batch_done,
+                           w) < 0)
+            goto fail;
+        w->nlinks = i + 1;
+    }
     if (cfg->bw != NULL) {
         batch_writer_set_self_sink(cfg->bw, sink_self, w);
         batch_writer_set_waker(cfg->bw, wake, w);
@@ -451,7 +486,11 @@ struct worker *worker_start(const struct worker_config *cfg)
 fail:
     cfg->job->workers[cfg->id] = NULL;
     free(w->inbuf);
-    free(w->dl.rbuf);
+    for (unsigned i = 0; i < w->nlinks; i++) {
+        w->links[i].fd = -1; /* the caller keeps its sockets on failure */
+        dest_link_deinit(&w->links[i]);
+    }
+    free(w->links);
     free(w);
     return NULL;
 }
@@ -461,17 +500,24 @@ void worker_join(struct worker *w)
     pthread_join(w->thread, NULL);
     if (atomic_load(&w->ready) == 1)
         io_uring_queue_exit(&w->ring);
-    while (w->dl.head != NULL) { /* a stopped job left these unanswered */
-        struct batch *b = w->dl.head;
-        w->dl.head = b->next;
-        batch_free(b);
+    for (unsigned i = 0; i < w->nlinks; i++) {
+        struct dest_link *dl = &w->links[i];
+        while (dl->head != NULL) { /* a stopped job left these unanswered */
+            struct batch *b = dl->head;
+            dl->head = b->next;
+            batch_free(b);
+        }
+        dest_link_deinit(dl);
     }
-    dest_link_deinit(&w->dl);
+    free(w->links);
     free(w->inbuf);
     free(w);
 }
 
 uint64_t worker_replies(const struct worker *w)
 {
-    return w->dl.replies;
+    uint64_t n = 0;
+    for (unsigned i = 0; i < w->nlinks; i++)
+        n += w->links[i].replies;
+    return n;
 }

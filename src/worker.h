@@ -1,5 +1,7 @@
 /* worker.h - a shard worker: one thread pinned to a CPU, its own io_uring,
- * its destination connection, and (for the worker that owns it) the source.
+ * its destination connections (one per destination node: a batch goes to
+ * the link of its node, batch.h's lanes), and (for the worker that owns it)
+ * the source.
  *
  * The loop's rules, in order, every iteration:
  *  1. take batches from the inbound rings (to[*][me]) into the destination link;
@@ -47,14 +49,17 @@ struct worker_input {
     size_t initial_len;
 };
 
+#define WORKER_MAX_DEST 1024
+
 struct worker_config {
     struct job *job;
     unsigned id;
-    int cpu;                    /* pin to this CPU, or -1 */
-    int dest_fd;                /* a connected, authenticated destination socket */
-    const char *dest_name;      /* "host:port" */
-    struct batch_writer *bw;    /* the producer side, for the worker with input; else NULL */
-    struct worker_input *input; /* NULL for workers without a source */
+    int cpu;                       /* pin to this CPU, or -1 */
+    unsigned ndest;                /* destination nodes: at most WORKER_MAX_DEST */
+    const int *dest_fds;           /* per node: a connected, authenticated socket */
+    const char *const *dest_names; /* per node: "host:port" */
+    struct batch_writer *bw;       /* the producer side, for the worker with input; else NULL */
+    struct worker_input *input;    /* NULL for workers without a source */
 };
 
 struct worker;
@@ -62,7 +67,7 @@ struct worker;
 /* Starts the worker's thread. Returns NULL (and closes nothing) on failure. */
 struct worker *worker_start(const struct worker_config *cfg);
 
-/* Waits for the thread to end and frees the worker (closing its socket). */
+/* Waits for the thread to end and frees the worker (closing its sockets). */
 void worker_join(struct worker *w);
 
 /* Commands the worker's destination link has had replies to. */

@@ -181,17 +181,18 @@ Test(dest_check, a_replica_destination_stops_the_job)
     program_result_deinit(&r);
 }
 
-Test(dest_check, a_cluster_destination_stops_the_job_before_any_write)
+Test(dest_check, a_cluster_node_given_as_standalone_stops_the_job_before_any_write)
 {
     struct redis_fixture *src = start_source(NULL);
     struct cluster_fixture_opts co = {.masters = 3};
     struct cluster_fixture *c = cluster_fixture_start(&co);
     struct program_result r;
-    run_sync_to(src, c->nodes[1], NULL, &r);
-    assert_exit(&r, 1, "a cluster destination");
-    const char *const says[] = {"Redis Cluster of 3 masters", "cluster_enabled:1", "MOVED",
-                                "standalone", NULL};
-    assert_error(&r, says, "a cluster destination");
+    static const char *const standalone[] = {"--target-mode", "standalone", NULL};
+    run_sync_to(src, c->nodes[1], standalone, &r);
+    assert_exit(&r, 1, "a cluster node with --target-mode standalone");
+    const char *const says[] = {"Redis Cluster", "cluster_enabled:1", "MOVED",
+                                "--target-mode standalone", NULL};
+    assert_error(&r, says, "a cluster node with --target-mode standalone");
     for (int i = 0; i < c->nnodes; i++)
         cr_assert(dbsize(c->nodes[i]->ctx) == 0, "node %d was written", i);
     program_result_deinit(&r);

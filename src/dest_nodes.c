@@ -1,0 +1,103 @@
+/* dest_nodes.c - the destination's nodes and their connections (see
+ * dest_nodes.h). */
+#include "dest_nodes.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control_link.h"
+
+static int one_node(struct dest_nodes *d, const struct endpoint *target)
+{
+    if ((d->eps = calloc(1, sizeof(*d->eps))) == NULL)
+        return -ENOMEM;
+    d->eps[0] = *target;
+    d->nnodes = 1;
+    return 0;
+}
+
+int dest_nodes_open(struct dest_nodes *d, const struct endpoint *target, enum dest_nodes_mode mode,
+                    int timeout_ms, struct rs_error *err)
+{
+    memset(d, 0, sizeof(*d));
+    struct control_link cl = {0};
+    if (control_link_open(&cl, target, timeout_ms, err) < 0)
+        return -1;
+    enum cluster_mode found = CLUSTER_MODE_STANDALONE;
+    int rc = cluster_mode_of(&cl, &found, err);
+    if (rc == 0 && found == CLUSTER_MODE_CLUSTER && mode == DEST_NODES_STANDALONE) {
+        rs_error_set(err, RS_E_UNSUPPORTED, 0,
+                     "destination %s is a node of a Redis Cluster (INFO cluster: "
+                     "cluster_enabled:1), but --target-mode standalone was given: it would "
+                     "refuse every slot another node serves with MOVED; drop the option (or "
+                     "use --target-mode cluster)",
+                     target->name);
+        rc = -1;
+    } else if (rc == 0 && found == CLUSTER_MODE_STANDALONE && mode == DEST_NODES_CLUSTER) {
+        rs_error_set(err, RS_E_UNSUPPORTED, 0,
+                     "destination %s is not a cluster node (INFO cluster: cluster_enabled is not "
+                     "1), but --target-mode cluster was given",
+                     target->name);
+        rc = -1;
+    }
+    if (rc == 0 && found == CLUSTER_MODE_STANDALONE) {
+        control_link_close(&cl);
+        return one_node(d, target) == 0 ? 0 : -1;
+    }
+    if (rc == 0)
+        rc = cluster_topology_discover(&d->topo, &cl, target->host, err);
+    control_link_close(&cl);
+    if (rc != 0) {
+        dest_nodes_deinit(d);
+        return -1;
+    }
+    d->is_cluster = true;
+    d->nnodes = (unsigned)d->topo.nmasters;
+    if ((d->eps = calloc(d->nnodes, sizeof(*d->eps))) == NULL) {
+        rs_error_set(err, RS_E_LIMIT, 0, "out of memory");
+        dest_nodes_deinit(d);
+        return -1;
+    }
+    for (unsigned i = 0; i < d->nnodes; i++) {
+        const struct cluster_node *n = &d->topo.masters[i].node;
+        struct endpoint *ep = &d->eps[i];
+        *ep = *target; /* the same user and password on every node */
+        snprintf(ep->host, sizeof(ep->host), "%s", n->host);
+        ep->port = n->port;
+        snprintf(ep->name, sizeof(ep->name), "%s", n->name);
+    }
+    return 0;
+}
+
+int dest_nodes_connect(const struct dest_nodes *d, unsigned nworkers, int timeout_ms, int *fds,
+                       struct rs_error *err)
+{
+    unsigned n = d->nnodes * nworkers;
+    for (unsigned i = 0; i < n; i++)
+        fds[i] = -1;
+    for (unsigned i = 0; i < n; i++) {
+        struct control_link cl = {0};
+        struct rs_slice pending;
+        const struct endpoint *ep = &d->eps[i / nworkers];
+        if (control_link_open(&cl, ep, timeout_ms, err) < 0) {
+            for (unsigned j = 0; j < i; j++) {
+                close(fds[j]);
+                fds[j] = -1;
+            }
+            return -1;
+        }
+        fds[i] = control_link_detach(&cl, &pending);
+        control_link_close(&cl);
+    }
+    return 0;
+}
+
+void dest_nodes_deinit(struct dest_nodes *d)
+{
+    cluster_topology_deinit(&d->topo);
+    free(d->eps);
+    memset(d, 0, sizeof(*d));
+}

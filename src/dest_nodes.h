@@ -1,0 +1,54 @@
+/* dest_nodes.h - the destination as the nodes ringsync writes to: one
+ * standalone server, or every master of a Redis Cluster.
+ *
+ *   dest_nodes_open(target URI, --target-mode)
+ *       standalone: one node, the target itself
+ *       cluster:    INFO cluster on the target, then the topology
+ *                   (cluster_topology_discover): every slot served, or an
+ *                   error naming the unserved ranges; one node per master,
+ *                   reached with the target's user and password
+ *   dest_nodes_connect(nworkers)  -> a socket per worker per node, each
+ *                   AUTHed: the lanes of batch.h (node * nworkers + worker)
+ *
+ * Threads: the caller's; blocking, before the workers start.
+ */
+#ifndef RS_DEST_NODES_H
+#define RS_DEST_NODES_H
+
+#include <stdbool.h>
+
+#include "cluster_topology.h"
+#include "endpoint.h"
+#include "rs_error.h"
+
+enum dest_nodes_mode {
+    DEST_NODES_AUTO = 0, /* ask the target (INFO cluster) */
+    DEST_NODES_STANDALONE,
+    DEST_NODES_CLUSTER,
+};
+
+struct dest_nodes {
+    bool is_cluster;
+    struct cluster_topology topo; /* a cluster's slot table; empty when standalone */
+    unsigned nnodes;
+    struct endpoint *eps; /* per node: host and port, with the target's credentials */
+};
+
+/* Decides the mode and finds the nodes. Returns 0, or -1 with err naming
+ * what was wrong (the target unreachable, a cluster node given with
+ * --target-mode standalone, a standalone server with cluster, a cluster not
+ * serving every slot with the ranges, a refused CLUSTER command). d is
+ * empty after a failure; free it with dest_nodes_deinit either way. */
+int dest_nodes_open(struct dest_nodes *d, const struct endpoint *target, enum dest_nodes_mode mode,
+                    int timeout_ms, struct rs_error *err);
+
+/* Opens nworkers connections to every node into fds[node * nworkers +
+ * worker] (the caller closes them). Returns 0, or -1 with err naming the
+ * node that refused or could not be reached; fds opened so far are closed
+ * and set to -1. */
+int dest_nodes_connect(const struct dest_nodes *d, unsigned nworkers, int timeout_ms, int *fds,
+                       struct rs_error *err);
+
+void dest_nodes_deinit(struct dest_nodes *d);
+
+#endif
