@@ -1,0 +1,211 @@
+/* source_feed.c - the snapshot, then the stream, into the write path; the
+ * applied offset and the ACKs (see source_feed.h). */
+#include "source_feed.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "batch.h"
+#include "job.h"
+#include "log.h"
+#include "rdb_decoder.h"
+#include "router.h"
+#include "rs_error.h"
+#include "snapshot_writer.h"
+
+#define SOURCE_FEED_ACK_MIN_S 0.00025 /* the least time between two ACKs of a moving offset */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void send_ack(struct source_feed *f, uint64_t offset)
+{
+    f->last_ack = offset;
+    f->last_ack_at = now_s();
+    if (f->source_fd < 0)
+        return; /* a replay: nobody to tell */
+    source_link_send_ack(f->source_fd, offset);
+}
+
+/* The applied offset: 0 until the snapshot is applied (DESIGN.md §3). */
+uint64_t source_feed_applied(struct source_feed *f)
+{
+    if (!atomic_load_explicit(&f->job->snapshot_applied, memory_order_relaxed)) {
+        if (batch_writer_oldest_seq(f->bw) < f->barrier_seq)
+            return 0;
+        atomic_store(&f->job->snapshot_applied, 1);
+        struct snapshot_writer_stats st;
+        snapshot_writer_stats(f->sw, &st);
+        rs_log("snapshot applied after %.2f s: %" PRIu64 " keys written (%" PRIu64
+               " with RESTORE, %" PRIu64 " with native commands), %" PRIu64 " expired and %" PRIu64
+               " empty skipped; following the source's writes from offset %" PRIu64,
+               now_s() - f->t0, st.keys, st.restored, st.native, st.expired, st.empty,
+               f->stream_start);
+    }
+    uint64_t w = batch_writer_applied(f->bw, router_routed(f->router));
+    atomic_store_explicit(&f->job->stream_applied, w, memory_order_relaxed);
+    return w;
+}
+
+static int feed_fail(struct source_feed *f, const struct rs_error *err)
+{
+    job_fail(f->job, "the snapshot from %s is not valid: %s error at offset %" PRIu64 ": %s",
+             f->source_name, rs_error_code_name(err->code), err->offset, err->msg);
+    return RS_ERR;
+}
+
+int source_feed_feed(void *ctx, const uint8_t *p, size_t n, size_t *used)
+{
+    struct source_feed *f = ctx;
+    size_t off = 0;
+    *used = 0;
+    if (f->in_stream) {
+        int rc = n == 0 ? router_resume(f->router) : router_feed(f->router, p, n);
+        *used = n;
+        f->stream_bytes += n;
+        atomic_store_explicit(&f->job->stream_received, f->stream_start + f->stream_bytes,
+                              memory_order_relaxed);
+        atomic_store_explicit(&f->job->stream_cmds, router_commands(f->router),
+                              memory_order_relaxed);
+        if (router_take_getack(f->router)) {
+            f->getack_pending = true;
+            f->getack_at = router_routed(f->router);
+        }
+        return rc == RS_OK ? RS_OK : RS_ERR;
+    }
+    if (n == 0)
+        return RS_OK;
+    if (!f->rdb_done) {
+        size_t take = f->has_len && n > f->left ? (size_t)f->left : n;
+        size_t u = 0;
+        struct rs_error err = {0};
+        int rc = rdb_decoder_feed(f->dec, p, take, &u, &err);
+        if (rc == RS_ERR) {
+            if (err.code == RS_E_CONSUMER)
+                return RS_ERR; /* the writer said why */
+            return feed_fail(f, &err);
+        }
+        atomic_fetch_add_explicit(&f->job->input_bytes, u, memory_order_relaxed);
+        off = u;
+        if (f->has_len)
+            f->left -= u;
+        if (rc == RS_DONE) {
+            f->rdb_done = true;
+            if (f->has_len && f->left != 0) {
+                job_fail(f->job,
+                         "the snapshot from %s ended %" PRIu64 " bytes before the length it "
+                         "announced",
+                         f->source_name, f->left);
+                return RS_ERR;
+            }
+        } else if (f->has_len && f->left == 0) {
+            rdb_decoder_finish(f->dec, &err);
+            return feed_fail(f, &err);
+        }
+    }
+    if (f->rdb_done) {
+        while (off < n && f->mark_seen < f->mark_len) {
+            if (p[off] != (uint8_t)f->mark[f->mark_seen]) {
+                job_fail(f->job, "the diskless snapshot from %s is not followed by its EOF mark",
+                         f->source_name);
+                return RS_ERR;
+            }
+            off++;
+            f->mark_seen++;
+        }
+        if (f->mark_seen == f->mark_len) {
+            if (!f->follow) {
+                *used = off;
+                return RS_DONE;
+            }
+            /* The snapshot is in: the command stream follows. Its batches
+             * come after every snapshot batch; the first ACK starts the
+             * stream on a source that sent the snapshot diskless. */
+            f->in_stream = true;
+            batch_writer_publish(f->bw);
+            batch_writer_set_offset(f->bw, f->stream_start); /* snapshot batches had 0 */
+            batch_writer_stream_mode(f->bw); /* per-slot order by the router; offsets per reply */
+            f->barrier_seq = batch_writer_next_seq(f->bw);
+            send_ack(f, 0);
+            size_t u = 0;
+            int rc = source_feed_feed(f, p + off, n - off, &u);
+            *used = off + u;
+            return rc;
+        }
+    }
+    *used = off;
+    return RS_OK;
+}
+
+int source_feed_at_eof(void *ctx)
+{
+    struct source_feed *f = ctx;
+    struct rs_error err = {0};
+    if (f->source_fd < 0 && f->in_stream)
+        return RS_DONE;     /* a replay's stream ends with its last whole command */
+    if (f->source_fd < 0) { /* a file: the decoder says whether it was complete */
+        if (rdb_decoder_finish(f->dec, &err) == RS_DONE && f->mark_seen == f->mark_len)
+            return RS_DONE;
+        return feed_fail(f, &err);
+    }
+    if (f->in_stream)
+        job_fail(f->job,
+                 "source %s closed the connection (the stream was applied up to offset %" PRIu64
+                 ")",
+                 f->source_name, source_feed_applied(f));
+    else
+        job_fail(f->job, "source %s closed the connection after %" PRIu64 " bytes of the snapshot",
+                 f->source_name, rdb_decoder_offset(f->dec));
+    return RS_ERR;
+}
+
+/* While the snapshot is applied, a newline now and then keeps the source from
+ * timing us out (a replica loading a snapshot does the same). */
+void source_feed_tick(void *ctx)
+{
+    struct source_feed *f = ctx;
+    if (f->source_fd < 0) {
+        if (f->in_stream)
+            source_feed_applied(f); /* a replay measures latency with it */
+        return;
+    }
+    if (!f->in_stream) {
+        if (now_s() - f->last_ack_at >= 1.0) {
+            (void)!send(f->source_fd, "\n", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+            f->last_ack_at = now_s();
+        }
+        return;
+    }
+    /* REPLCONF ACK: at once when a GETACK is answered (everything before it
+     * applied: WAIT counts us) and when everything received is applied (the
+     * source's INFO then shows our true lag under a steady load); within a
+     * quarter of a millisecond of the applied offset moving while we are
+     * behind (at most 4,000 small sends a second); every second anyway. Called every loop
+     * iteration; cheap when idle. */
+    uint64_t w = source_feed_applied(f);
+    if (f->getack_pending && w >= f->getack_at) {
+        f->getack_pending = false;
+        send_ack(f, w);
+        return;
+    }
+    double since = now_s() - f->last_ack_at;
+    /* Until the first stream byte, ACK every 100 ms: a source that sent the
+     * snapshot diskless starts the stream on an ACK, and may miss one that
+     * came before it finished its own bookkeeping. */
+    bool drained = w == f->stream_start + f->stream_bytes;
+    if ((w != f->last_ack && (drained || since >= SOURCE_FEED_ACK_MIN_S)) || since >= 1.0 ||
+        (f->stream_bytes == 0 && since >= 0.1))
+        send_ack(f, w);
+}
+
+bool source_feed_is_blocked(void *ctx)
+{
+    struct source_feed *f = ctx;
+    return f->in_stream && router_is_blocked(f->router);
+}

@@ -1,0 +1,68 @@
+/* source_feed.h - the input side of a job, run by the worker that owns the
+ * source (worker.h's struct worker_input): the snapshot's framing ($<len>
+ * or the diskless EOF mark) into the RDB decoder, then the command stream
+ * into the router; the applied offset (DESIGN.md §3) and what the source
+ * is told of it (REPLCONF ACK, keepalives while the snapshot is applied).
+ *
+ *   bytes --> snapshot framing --> rdb_decoder --> snapshot_writer --+
+ *         \-> (after the snapshot) router (the stream) -------------+--> batches
+ *   tick: ACK <applied offset>, answers to GETACK, keepalive newlines
+ *
+ * Threads: the worker with the input calls every function but
+ * source_feed_applied, which the main thread may call once the workers
+ * are joined.
+ */
+#ifndef RS_SOURCE_FEED_H
+#define RS_SOURCE_FEED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "source_link.h"
+
+struct job;
+struct rdb_decoder;
+struct router;
+struct batch_writer;
+struct snapshot_writer;
+
+/* Caller-owned; the caller sets the fields up to `sw` (the rest start 0). */
+struct source_feed {
+    struct job *job;
+    struct rdb_decoder *dec;
+    const char *source_name;
+    bool has_len;
+    uint64_t left; /* with has_len: RDB bytes still to come */
+    char mark[SOURCE_EOF_MARK_LEN];
+    size_t mark_len, mark_seen;
+    bool rdb_done;
+    int source_fd; /* for keepalives; -1 for a file */
+    /* the command stream after the snapshot */
+    bool follow; /* go on with the stream (sync without --snapshot-only) */
+    bool in_stream;
+    struct router *router;
+    struct batch_writer *bw;
+    uint64_t stream_start; /* the FULLRESYNC offset */
+    uint64_t barrier_seq;  /* batches from here on are the stream's */
+    uint64_t last_ack;
+    bool getack_pending; /* REPLCONF GETACK came: ACK as soon as all before it is applied */
+    uint64_t getack_at;
+    uint64_t stream_bytes;
+    double last_ack_at;
+    double t0;
+    const struct snapshot_writer *sw;
+};
+
+/* struct worker_input's callbacks, with ctx = the source_feed. */
+int source_feed_feed(void *ctx, const uint8_t *p, size_t n, size_t *used);
+int source_feed_at_eof(void *ctx);
+void source_feed_tick(void *ctx);
+bool source_feed_is_blocked(void *ctx);
+
+/* The applied offset: 0 until every snapshot command has its reply, then
+ * the highest offset all of whose commands the destination acknowledged.
+ * Says "snapshot applied" once, when it first is. */
+uint64_t source_feed_applied(struct source_feed *f);
+
+#endif
