@@ -247,7 +247,12 @@ int expiry_margin_remove(struct control_link *cl, int64_t margin_ms, uint64_t *f
     rc = control_link_commandv(cl, &rep, err, "PEXPIRETIME", "ringsync:probe", NULL);
     if (rc < 0)
         return rc;
-    ps.has_expiretime = rep.r->type == REDIS_REPLY_INTEGER;
+    /* A cluster node answers MOVED for a key of another node's slot, which
+     * it says only after finding the command: it has PEXPIRETIME too. */
+    ps.has_expiretime =
+        rep.r->type == REDIS_REPLY_INTEGER ||
+        (rep.r->type == REDIS_REPLY_ERROR &&
+         (strncmp(rep.r->str, "MOVED ", 6) == 0 || strncmp(rep.r->str, "ASK ", 4) == 0));
     control_reply_free(&rep);
     unsigned last = dbs >> 63 ? 1024 : 63; /* bit 63: db 63 or beyond */
     for (unsigned db = 0; rc == 0 && db <= last; db++) {

@@ -51,6 +51,8 @@ static void cf_start_node(struct cluster_fixture *c, int i)
                                "2000",
                                "--cluster-port",
                                cport,
+                               "--enable-debug-command",
+                               "yes",
                                NULL};
         struct redis_fixture_opts o = {.extra_args = extra};
         c->nodes[i] = redis_fixture_try_start(&o, why, sizeof(why));
@@ -268,4 +270,96 @@ redisContext *cluster_fixture_connect_owner(const struct cluster_fixture *c, con
     int m = c->slot_master[slot];
     cr_assert(m >= 0, "slot %u is not served", slot);
     return redis_fixture_connect(c->nodes[m]);
+}
+
+/* Node i's CLUSTER NODES text (a copy the caller frees), or NULL when it
+ * does not answer (a node that was killed). */
+static char *cf_cluster_nodes_of(const struct cluster_fixture *c, int i)
+{
+    redisContext *ctx = c->nodes[i]->ctx;
+    if (ctx == NULL || ctx->err != 0)
+        return NULL;
+    redisReply *r = redisCommand(ctx, "CLUSTER NODES");
+    char *text = NULL;
+    if (r != NULL && r->type == REDIS_REPLY_STRING)
+        text = strdup(r->str);
+    freeReplyObject(r);
+    return text;
+}
+
+/* The fixture's node listening on port, or -1. */
+static int cf_node_of_port(const struct cluster_fixture *c, int port)
+{
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i]->port == port)
+            return i;
+    return -1;
+}
+
+/* One CLUSTER NODES line: "<id> <ip:port@cport[,hostname]> <flags> <master>
+ * <ping-sent> <pong-recv> <config-epoch> <link-state> <slot>...", a slot
+ * being "N", "A-B", or "[N->-id]" / "[N-<-id]" while it migrates. */
+static void cf_view_line(const struct cluster_fixture *c, char *line, int asked,
+                         struct cluster_fixture_view *v)
+{
+    char *save = NULL, *f[8 + 16384];
+    int n = 0;
+    for (char *w = strtok_r(line, " \r", &save); w != NULL && n < (int)(sizeof(f) / sizeof(*f));
+         w = strtok_r(NULL, " \r", &save))
+        f[n++] = w;
+    if (n == 0)
+        return;
+    cr_assert(n >= 8, "node %d's CLUSTER NODES has a line of %d fields", asked, n);
+    char flags[128];
+    snprintf(flags, sizeof(flags), ",%s,", f[2]);
+    if (strstr(flags, ",master,") == NULL || strstr(flags, ",fail,") != NULL ||
+        strstr(flags, ",handshake,") != NULL || strstr(flags, ",noaddr,") != NULL)
+        return;
+    const char *colon = strrchr(strtok_r(f[1], "@,", &save), ':');
+    cr_assert(colon != NULL, "node %d's CLUSTER NODES: address '%s'", asked, f[1]);
+    int node = cf_node_of_port(c, atoi(colon + 1));
+    cr_assert(node >= 0, "node %d's CLUSTER NODES lists a master at %s, not a node of the fixture",
+              asked, f[1]);
+    bool has_slots = false;
+    for (int k = 8; k < n; k++) {
+        if (f[k][0] == '[')
+            continue;
+        int a, b;
+        if (sscanf(f[k], "%d-%d", &a, &b) != 2) {
+            cr_assert(sscanf(f[k], "%d", &a) == 1, "node %d's CLUSTER NODES: slot field '%s'",
+                      asked, f[k]);
+            b = a;
+        }
+        cr_assert(a >= 0 && a <= b && b < 16384, "node %d's CLUSTER NODES: slots %d-%d", asked, a,
+                  b);
+        for (int s = a; s <= b; s++)
+            v->slot_node[s] = (signed char)node;
+        has_slots = true;
+    }
+    if (has_slots)
+        v->masters[v->nmasters++] = node;
+}
+
+static int cf_int_qcmp(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+void cluster_fixture_view_take(const struct cluster_fixture *c, struct cluster_fixture_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    memset(v->slot_node, -1, sizeof(v->slot_node));
+    v->asked = -1;
+    char *text = NULL;
+    for (int i = 0; i < c->nnodes && text == NULL; i++)
+        if ((text = cf_cluster_nodes_of(c, i)) != NULL)
+            v->asked = i;
+    cr_assert(text != NULL, "no node of the cluster answers CLUSTER NODES");
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+        cf_view_line(c, line, v->asked, v);
+    free(text);
+    qsort(v->masters, (size_t)v->nmasters, sizeof(*v->masters), cf_int_qcmp);
+    for (int s = 0; s < 16384; s++)
+        v->served += v->slot_node[s] >= 0;
 }

@@ -3,7 +3,8 @@
  * `--cluster-enabled yes`, its bus on a free port of its own.
  *
  * Building it, in order (cluster_fixture_start):
- *   1. start every node (masters first, then replicas), each with a distinct
+ *   1. start every node (masters first, then replicas; DEBUG enabled, for
+ *      DEBUG DIGEST-VALUE), each with a distinct
  *      config epoch (CLUSTER SET-CONFIG-EPOCH, as redis-cli --cluster create);
  *   2. give the masters their slots (CLUSTER ADDSLOTSRANGE): 0..16383 split
  *      evenly, or the ranges the caller lists (slots may be left out);
@@ -72,6 +73,22 @@ unsigned cluster_fixture_keyslot(const struct cluster_fixture *c, const char *ke
  * slot of key; the test fails when nobody serves it. */
 redisContext *cluster_fixture_connect_owner(const struct cluster_fixture *c, const char *key,
                                             size_t len);
+
+/* Who serves the slots now, as one node tells it (CLUSTER NODES): after a
+ * failover or a resharding, no longer what the fixture gave at the start. */
+struct cluster_fixture_view {
+    int asked;                              /* the node that answered: the first alive */
+    int nmasters;                           /* masters (not flagged fail) serving slots */
+    int masters[CLUSTER_FIXTURE_MAX_NODES]; /* their node numbers, ascending */
+    signed char slot_node[16384];           /* the node serving each slot; -1: none */
+    int served;                             /* slots with a master */
+};
+
+/* Asks node 0 (or, when it does not answer, the next node that does) and
+ * fills v. Fails the test when no node answers or the reply names a master
+ * that is not one of the fixture's nodes. Migrating slots count as their
+ * source's until the migration ends. */
+void cluster_fixture_view_take(const struct cluster_fixture *c, struct cluster_fixture_view *v);
 
 /* "127.0.0.1:port" of node i in buf. */
 const char *cluster_fixture_node_name(const struct cluster_fixture *c, int i, char *buf,

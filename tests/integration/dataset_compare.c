@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "slot.h"
+
 void dataset_forget_consumer_times(struct redis_model *m)
 {
     for (unsigned db = 0; db < MODEL_DBS; db++)
@@ -127,5 +129,205 @@ void assert_comparison_catches_a_change(struct redis_fixture *dst, struct redis_
               "the model comparison saw %zu differences, not the one made (db 7, dbk:7):\n%s",
               cmp.differences, cmp.diff->report);
     cr_assert(!cmp.same_digest, "DEBUG DIGEST did not change: %s", cmp.digests);
+    dataset_comparison_deinit(&cmp);
+}
+
+/* ---------------------------------------------------------- a cluster target */
+
+#define KEY_DIGEST_PIPELINE 1000
+
+/* Connections to the masters of v (in its order), into ctxs. */
+static void connect_masters(const struct cluster_fixture *dst, const struct cluster_fixture_view *v,
+                            redisContext **ctxs, char *names, size_t cap)
+{
+    size_t used = 0;
+    names[0] = '\0';
+    for (int i = 0; i < v->nmasters; i++) {
+        int node = v->masters[i];
+        ctxs[i] = redis_fixture_connect(dst->nodes[node]);
+        int n = snprintf(names + used, cap - used, "%snode %d 127.0.0.1:%d", i ? ", " : "", node,
+                         dst->nodes[node]->port);
+        if (n > 0 && used + (size_t)n < cap)
+            used += (size_t)n;
+    }
+}
+
+/* Keys of the oracle outside db 0, counted and named into c. */
+static void count_outside_db0(const struct redis_model *oracle, struct dataset_comparison *c)
+{
+    size_t used = 0;
+    for (unsigned db = 1; db < MODEL_DBS; db++) {
+        size_t n = redis_model_count(oracle, db);
+        if (n == 0)
+            continue;
+        c->oracle_keys_outside_db0 += n;
+        int w = snprintf(c->oracle_dbs_outside + used, sizeof(c->oracle_dbs_outside) - used,
+                         "%sdb %u: %zu key%s", used ? ", " : "", db, n, n == 1 ? "" : "s");
+        if (w > 0 && used + (size_t)w < sizeof(c->oracle_dbs_outside))
+            used += (size_t)w;
+    }
+}
+
+static redisReply *next_reply(redisContext *ctx)
+{
+    void *r = NULL;
+    cr_assert(redisGetReply(ctx, &r) == REDIS_OK && r != NULL, "I/O error: %s", ctx->errstr);
+    return r;
+}
+
+/* DEBUG DIGEST-VALUE of every key of the oracle's db 0 (want), on the master
+ * serving its slot and on the oracle, pipelined; the verdict into c. */
+static void compare_key_digests(const struct cluster_fixture_view *v, redisContext *const *ctxs,
+                                redisContext *oracle, const struct redis_model *want,
+                                struct dataset_comparison *c)
+{
+    int ctx_of_node[CLUSTER_FIXTURE_MAX_NODES];
+    for (int i = 0; i < CLUSTER_FIXTURE_MAX_NODES; i++)
+        ctx_of_node[i] = -1;
+    for (int i = 0; i < v->nmasters; i++)
+        ctx_of_node[v->masters[i]] = i;
+    const struct model_db *d = &want->dbs[0];
+    size_t differ = 0;
+    char first[64] = "";
+    c->same_digest = true;
+    for (size_t from = 0; from < d->nkeys; from += KEY_DIGEST_PIPELINE) {
+        size_t to = d->nkeys - from < KEY_DIGEST_PIPELINE ? d->nkeys : from + KEY_DIGEST_PIPELINE;
+        redisContext *owner[KEY_DIGEST_PIPELINE];
+        for (size_t k = from; k < to; k++) {
+            const struct model_bytes *key = &d->keys[k].key;
+            int node = v->slot_node[slot_of_key(key->p, key->len)];
+            owner[k - from] = node >= 0 ? ctxs[ctx_of_node[node]] : NULL;
+            if (owner[k - from] != NULL)
+                cr_assert(redisAppendCommand(owner[k - from], "DEBUG DIGEST-VALUE %b", key->p,
+                                             key->len) == REDIS_OK);
+            cr_assert(redisAppendCommand(oracle, "DEBUG DIGEST-VALUE %b", key->p, key->len) ==
+                      REDIS_OK);
+        }
+        for (size_t k = from; k < to; k++) {
+            redisReply *b = next_reply(oracle);
+            redisReply *a = owner[k - from] != NULL ? next_reply(owner[k - from]) : NULL;
+            const redisReply *refused = b->type == REDIS_REPLY_ERROR                ? b
+                                        : a != NULL && a->type == REDIS_REPLY_ERROR ? a
+                                                                                    : NULL;
+            if (refused != NULL) { /* DEBUG disabled: drain and say so */
+                snprintf(c->digests, sizeof(c->digests),
+                         "per-key DEBUG DIGEST-VALUE not compared: %.100s", refused->str);
+                freeReplyObject(a);
+                freeReplyObject(b);
+                for (size_t q = k + 1; q < to; q++) {
+                    freeReplyObject(next_reply(oracle));
+                    if (owner[q - from] != NULL)
+                        freeReplyObject(next_reply(owner[q - from]));
+                }
+                c->has_key_digests = false;
+                return;
+            }
+            cr_assert(b->type == REDIS_REPLY_ARRAY && b->elements == 1 &&
+                          (a == NULL || (a->type == REDIS_REPLY_ARRAY && a->elements == 1)),
+                      "DEBUG DIGEST-VALUE: unexpected reply");
+            bool same = a != NULL && a->element[0]->len == b->element[0]->len &&
+                        memcmp(a->element[0]->str, b->element[0]->str, b->element[0]->len) == 0;
+            if (!same && differ++ == 0)
+                model_escape(first, sizeof(first), d->keys[k].key.p, d->keys[k].key.len, 40);
+            freeReplyObject(a);
+            freeReplyObject(b);
+        }
+    }
+    c->has_key_digests = true;
+    c->same_digest = differ == 0;
+    snprintf(c->digests, sizeof(c->digests),
+             "per-key DEBUG DIGEST-VALUE: %zu of %zu keys differ%s%s%s", differ, d->nkeys,
+             differ ? ", first '" : "", first, differ ? "'" : "");
+}
+
+void dataset_compare_cluster(const struct cluster_fixture *dst, struct redis_fixture *oracle,
+                             struct dataset_comparison *c)
+{
+    memset(c, 0, sizeof(*c));
+    struct cluster_fixture_view v;
+    cluster_fixture_view_take(dst, &v);
+    cr_assert(v.nmasters > 0, "node %d of the cluster lists no master serving slots", v.asked);
+    redisContext *ctxs[CLUSTER_FIXTURE_MAX_NODES];
+    connect_masters(dst, &v, ctxs, c->masters, sizeof(c->masters));
+
+    struct redis_model got, want;
+    redis_model_from_cluster(&got, ctxs, (size_t)v.nmasters);
+    redis_model_from_server(&want, oracle->ctx);
+    count_outside_db0(&want, c);
+    dataset_forget_consumer_times(&got);
+    dataset_forget_consumer_times(&want);
+    unshift_expiries(&got);
+    c->diff = malloc(sizeof(*c->diff));
+    cr_assert(c->diff != NULL);
+    redis_model_compare(&got, &want, 0, c->diff); /* now_ms 0: nothing may be missing as expired */
+    c->differences = c->diff->differences + c->diff->expired_absent;
+    c->keys_compared = c->diff->keys_compared;
+    c->target_keys = redis_model_count(&got, MODEL_DBS);
+    c->oracle_keys = redis_model_count(&want, MODEL_DBS);
+    compare_key_digests(&v, ctxs, oracle->ctx, &want, c);
+    redis_model_free(&got);
+    redis_model_free(&want);
+
+    /* redis_model_from_cluster checked the masters agree on the code; the
+     * whole FUNCTION LIST (names, flags) of the first against the oracle's. */
+    char *fa = function_list(ctxs[0]);
+    char *fb = function_list(oracle->ctx);
+    c->same_functions = strcmp(fa, fb) == 0;
+    if (!c->same_functions)
+        cr_log_error("FUNCTION LIST differs:\ntarget %s\noracle %s", fa, fb);
+    free(fa);
+    free(fb);
+    for (int i = 0; i < v.nmasters; i++)
+        redisFree(ctxs[i]);
+}
+
+void assert_cluster_equals(const struct cluster_fixture *dst, struct redis_fixture *oracle,
+                           const char *oracle_name, const char *what)
+{
+    struct dataset_comparison c;
+    dataset_compare_cluster(dst, oracle, &c);
+    cr_assert(c.oracle_keys_outside_db0 == 0,
+              "%s: the %s holds %zu keys outside db 0 (%s), which a cluster (db 0 only) cannot "
+              "hold: the comparison is meaningless",
+              what, oracle_name, c.oracle_keys_outside_db0, c.oracle_dbs_outside);
+    cr_assert(c.differences == 0 && c.target_keys == c.oracle_keys,
+              "%s: the cluster (masters %s) differs from the %s's db 0 in %zu keys (%zu "
+              "compared; cluster %zu keys, %s %zu):\n%s",
+              what, c.masters, oracle_name, c.differences, c.keys_compared, c.target_keys,
+              oracle_name, c.oracle_keys, c.diff->report);
+    cr_assert(c.same_digest, "%s: %s (masters %s)", what, c.digests, c.masters);
+    cr_assert(c.same_functions, "%s: FUNCTION LIST differs (see the log)", what);
+    cr_assert(c.keys_compared > 0, "%s: nothing compared", what);
+    cr_log_info("%s: the cluster (masters %s) equals the %s: %zu keys; %s", what, c.masters,
+                oracle_name, c.keys_compared, c.digests);
+    dataset_comparison_deinit(&c);
+}
+
+void assert_cluster_comparison_catches_a_change(const struct cluster_fixture *dst,
+                                                struct redis_fixture *oracle, const char *key)
+{
+    struct cluster_fixture_view v;
+    cluster_fixture_view_take(dst, &v);
+    size_t len = strlen(key);
+    unsigned slot = slot_of_key(key, len);
+    int node = v.slot_node[slot];
+    cr_assert(node >= 0, "nobody serves slot %u of key '%s'", slot, key);
+    redisContext *ctx = redis_fixture_connect(dst->nodes[node]);
+    redisReply *r = redis_fixture_command(ctx, "GET %b", key, len);
+    cr_assert(r->type == REDIS_REPLY_STRING, "the cluster has no string '%s' (slot %u, node %d)",
+              key, slot, node);
+    const char *changed = strcmp(r->str, "changed") == 0 ? "changed again" : "changed";
+    freeReplyObject(r);
+    redis_fixture_exec(ctx, "SET %b %s KEEPTTL", key, len, changed);
+    redisFree(ctx);
+
+    struct dataset_comparison cmp;
+    dataset_compare_cluster(dst, oracle, &cmp);
+    cr_assert(cmp.differences == 1 && strstr(cmp.diff->report, key) != NULL,
+              "the cluster comparison saw %zu differences, not the one made (%s on node %d):\n%s",
+              cmp.differences, key, node, cmp.diff->report);
+    cr_assert(!cmp.has_key_digests || (!cmp.same_digest && strstr(cmp.digests, " 1 of ") != NULL),
+              "the per-key digests did not see the change of %s: %s", key, cmp.digests);
+    cr_log_info("the cluster comparison caught the change of %s: %s", key, cmp.digests);
     dataset_comparison_deinit(&cmp);
 }

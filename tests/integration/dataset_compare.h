@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster_fixture.h"
 #include "redis_fixture.h"
 #include "redis_model.h"
 
@@ -17,6 +18,11 @@ struct dataset_comparison {
     size_t keys_compared, target_keys, oracle_keys;
     char digests[160];
     struct model_diff *diff; /* its report names the keys */
+    /* dataset_compare_cluster only (zero otherwise): */
+    size_t oracle_keys_outside_db0; /* a cluster has db 0 only: must be 0 */
+    char oracle_dbs_outside[160];   /* "db 1: 5 keys, db 3: 1 key" */
+    char masters[256];              /* the masters read: "node 0 127.0.0.1:p, ..." */
+    bool has_key_digests;           /* per-key DEBUG DIGEST-VALUE compared (both allow DEBUG) */
 };
 
 /* Compares dst with oracle. Consumers' seen/active times are left out
@@ -43,6 +49,36 @@ void dataset_comparison_deinit(struct dataset_comparison *c);
  * message; what says when). */
 void assert_dataset_equals(struct redis_fixture *dst, struct redis_fixture *oracle,
                            const char *oracle_name, const char *what);
+
+/* ---------------------------------------------------------- a cluster target
+ *
+ * The target is a Redis Cluster (cluster_fixture.h): its data set is db 0 of
+ * the masters that serve slots *now* (cluster_fixture_view_take asks node 0,
+ * or the first node that answers, so a failover or a resharding is
+ * followed), read into one model (redis_model_from_cluster). The oracle is a
+ * standalone server (a native replica of the source, or the source): its db 0
+ * only; keys in its other dbs make the comparison fail saying so, since no
+ * cluster could hold them. Compared: the model key by key (values, TTLs less
+ * dataset_set_target_expiry_shift, consumers' times left out), every key's
+ * DEBUG DIGEST-VALUE on the master serving its slot against the oracle's (a
+ * second opinion that does not go through the model; skipped, and said so
+ * in `digests`, when either side refuses DEBUG), and the function libraries
+ * (every master must hold the oracle's). */
+void dataset_compare_cluster(const struct cluster_fixture *dst, struct redis_fixture *oracle,
+                             struct dataset_comparison *c);
+
+/* Fails the test unless the cluster dst holds exactly db 0 of oracle (and
+ * the oracle nothing elsewhere); the message names the masters read, the
+ * keys that differ and how. oracle_name and what as for assert_dataset_equals. */
+void assert_cluster_equals(const struct cluster_fixture *dst, struct redis_fixture *oracle,
+                           const char *oracle_name, const char *what);
+
+/* Changes key (a string the cluster holds) on the master serving its slot
+ * now (SET ... KEEPTTL) and fails unless dataset_compare_cluster then sees
+ * exactly that one key differ, in the model and in the per-key digests when
+ * they are compared: proof that the cluster comparison can fail. */
+void assert_cluster_comparison_catches_a_change(const struct cluster_fixture *dst,
+                                                struct redis_fixture *oracle, const char *key);
 
 /* Changes one key on dst (db 7's dbk:7, which fill_sample and the write
  * script leave there) and fails unless both comparisons see exactly it:

@@ -547,7 +547,11 @@ static void server_read_keys(redisContext *c, struct model_key *keys, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         redisReply *t = get_reply(c), *e = get_reply(c), *enc = get_reply(c);
-        cr_assert(reply_is(t, REDIS_REPLY_STATUS), "TYPE: unexpected reply");
+        char ek[200];
+        cr_assert(reply_is(t, REDIS_REPLY_STATUS), "TYPE '%s': unexpected reply%s%s",
+                  model_escape(ek, sizeof(ek), keys[i].key.p, keys[i].key.len, 64),
+                  reply_is(t, REDIS_REPLY_ERROR) ? " " : "",
+                  reply_is(t, REDIS_REPLY_ERROR) ? t->str : ""); /* a cluster node: MOVED */
         keys[i].type = type_from_name(t->str, t->len);
         cr_assert(keys[i].type >= 0 || strcmp(t->str, "none") == 0, "TYPE: unknown type '%s'",
                   t->str);
@@ -617,6 +621,17 @@ static void server_scan_db(struct model_db *d, redisContext *c)
     d->nkeys = out;
 }
 
+/* Adds the code of every function library of the server behind c to m. */
+static void server_read_functions(struct redis_model *m, redisContext *c)
+{
+    redisReply *r = redis_fixture_command(c, "FUNCTION LIST WITHCODE");
+    cr_assert(reply_is(r, REDIS_REPLY_ARRAY), "FUNCTION LIST: bad reply");
+    for (size_t i = 0; i < r->elements; i++)
+        model_add_function(m, reply_bytes(map_need(r->element[i], "library_code",
+                                                   REDIS_REPLY_STRING, "FUNCTION LIST")));
+    freeReplyObject(r);
+}
+
 void redis_model_from_server(struct redis_model *m, redisContext *c)
 {
     memset(m, 0, sizeof(*m));
@@ -625,13 +640,92 @@ void redis_model_from_server(struct redis_model *m, redisContext *c)
         server_scan_db(&m->dbs[db], c);
     }
     redis_fixture_exec(c, "SELECT 0");
+    server_read_functions(m, c);
+    model_canonicalize(m);
+}
 
-    redisReply *r = redis_fixture_command(c, "FUNCTION LIST WITHCODE");
-    cr_assert(reply_is(r, REDIS_REPLY_ARRAY), "FUNCTION LIST: bad reply");
-    for (size_t i = 0; i < r->elements; i++)
-        model_add_function(m, reply_bytes(map_need(r->element[i], "library_code",
-                                                   REDIS_REPLY_STRING, "FUNCTION LIST")));
-    freeReplyObject(r);
+/* "host:port" of a TCP connection, for messages. */
+static const char *context_name(const redisContext *c, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s:%d", c->tcp.host != NULL ? c->tcp.host : "?", c->tcp.port);
+    return buf;
+}
+
+/* Merges one master's keys (sorted, as server_scan_db leaves them) into
+ * all (sorted), moving them; from[k] is the master index of all's key k.
+ * The same key on two masters fails the test: a cluster in the middle of a
+ * migration, or a write that reached a node that does not serve its slot. */
+static void merge_master_keys(struct model_db *all, size_t **from, struct model_db *one,
+                              size_t master, redisContext *const *masters)
+{
+    size_t n = all->nkeys + one->nkeys;
+    struct model_key *keys = xcalloc(n, sizeof(*keys));
+    size_t *owner = xcalloc(n, sizeof(*owner));
+    size_t i = 0, j = 0, o = 0;
+    while (i < all->nkeys || j < one->nkeys) {
+        int c = i == all->nkeys   ? 1
+                : j == one->nkeys ? -1
+                                  : bytes_cmp(&all->keys[i].key, &one->keys[j].key);
+        if (c == 0) {
+            char e[200], a[64], b[64];
+            cr_assert_fail("key '%s' is held by two masters of the cluster, %s and %s",
+                           model_escape(e, sizeof(e), one->keys[j].key.p, one->keys[j].key.len, 64),
+                           context_name(masters[(*from)[i]], a, sizeof(a)),
+                           context_name(masters[master], b, sizeof(b)));
+        }
+        if (c < 0) {
+            owner[o] = (*from)[i];
+            keys[o++] = all->keys[i++];
+        } else {
+            owner[o] = master;
+            keys[o++] = one->keys[j++];
+        }
+    }
+    free(all->keys);
+    free(*from);
+    free(one->keys);
+    memset(one, 0, sizeof(*one));
+    all->keys = keys;
+    all->nkeys = all->cap = n;
+    *from = owner;
+}
+
+void redis_model_from_cluster(struct redis_model *m, redisContext *const *masters, size_t n)
+{
+    cr_assert(n > 0, "a cluster model needs at least one master");
+    memset(m, 0, sizeof(*m));
+    size_t *from = NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct model_db one = {0};
+        server_scan_db(&one, masters[i]); /* a cluster node has db 0 only: no SELECT */
+        merge_master_keys(&m->dbs[0], &from, &one, i, masters);
+
+        /* Functions: every master must hold the same libraries; kept once. */
+        struct redis_model fns = {0};
+        server_read_functions(&fns, masters[i]);
+        sort_array(fns.functions, fns.nfunctions, sizeof(*fns.functions), bytes_qcmp);
+        if (i == 0) {
+            m->functions = fns.functions;
+            m->nfunctions = fns.nfunctions;
+            continue;
+        }
+        for (size_t f = 0; f < fns.nfunctions || f < m->nfunctions; f++) {
+            if (f < fns.nfunctions && f < m->nfunctions &&
+                bytes_eq(&fns.functions[f], &m->functions[f]))
+                continue;
+            char a[64], b[64], e[200];
+            const struct model_bytes *lib =
+                f < m->nfunctions ? &m->functions[f] : &fns.functions[f];
+            cr_assert_fail("the cluster's masters hold different function libraries: %s has %zu, "
+                           "%s has %zu; they first differ at library %zu (sorted by code): "
+                           "\"%s\"",
+                           context_name(masters[0], a, sizeof(a)), m->nfunctions,
+                           context_name(masters[i], b, sizeof(b)), fns.nfunctions, f,
+                           model_escape(e, sizeof(e), lib->p, lib->len, 120));
+        }
+        redis_model_free(&fns);
+    }
+    free(from);
     model_canonicalize(m);
 }
 

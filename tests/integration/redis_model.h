@@ -127,6 +127,18 @@ struct redis_model {
  * on db 0). Fails the test on a command error. m must be zeroed or freed. */
 void redis_model_from_server(struct redis_model *m, redisContext *c);
 
+/* Builds ONE model of a Redis Cluster's data set from every one of its
+ * masters (masters[0..n), n >= 1, each a connection to a master node): db 0
+ * of each (a cluster node has no other db; none is SELECTed), its keys merged
+ * into m->dbs[0], then put in canonical order. Fails the test when a key is
+ * held by two masters (a migration in progress), when a master holds a key
+ * of a slot it does not serve (its TYPE gets MOVED, quoted), and unless every
+ * master holds the same
+ * function libraries (FUNCTION LIST WITHCODE, compared by code), which m
+ * keeps once. The caller picks the masters: the nodes that serve slots now,
+ * after a failover too. m must be zeroed or freed; the contexts stay in db 0. */
+void redis_model_from_cluster(struct redis_model *m, redisContext *const *masters, size_t n);
+
 /* Builds the model from inspect's default output in path. Returns 0, or -1
  * with why filled (line number, what was wrong). Checks on the way that every
  * byte is printable ASCII (the contract) and every line is a key or function

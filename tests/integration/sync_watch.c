@@ -83,6 +83,13 @@ bool stderr_has(const struct program *p, const char *needle)
 void ringsync_stop(struct program *p, const char *what)
 {
     struct program_result r;
+    ringsync_stop_result(p, what, &r);
+    program_result_deinit(&r);
+}
+
+void ringsync_stop_result(struct program *p, const char *what, struct program_result *out)
+{
+    struct program_result r;
     program_finish(p, SIGINT, STOP_TIMEOUT_MS, &r);
     char st[64];
     cr_assert(r.exited && r.exit_code == 0, "%s: ringsync ended with %s after SIGINT; stderr:\n%s",
@@ -98,7 +105,7 @@ void ringsync_stop(struct program *p, const char *what)
               "%s: stopped with offset %" PRIu64 " applied of %" PRIu64
               " received, after the load was acknowledged:\n%s",
               what, applied, received, r.err);
-    program_result_deinit(&r);
+    *out = r;
 }
 
 /* ------------------------------------------------------- INFO replication */

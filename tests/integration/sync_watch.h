@@ -59,6 +59,10 @@ bool stderr_has(const struct program *p, const char *needle);
 /* SIGINT: exit 0, "stopped by SIGINT", and everything received applied. */
 void ringsync_stop(struct program *p, const char *what);
 
+/* The same, handing the result (its standard error: the summary) to the
+ * caller, who frees it with program_result_deinit. */
+void ringsync_stop_result(struct program *p, const char *what, struct program_result *r);
+
 /* Reads the source's master_repl_offset and the slave lines: ringsync is the
  * one with port=0, the native replica the one with replica_port. */
 void repl_view_take(redisContext *src, int replica_port, struct repl_view *v);
