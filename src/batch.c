@@ -46,6 +46,7 @@ struct batch_writer {
     struct lane *lanes;
     /* per consumer worker: its ring to[self][w] */
     bool pushed[JOB_MAX_WORKERS];
+    uint64_t handed[JOB_MAX_WORKERS];             /* batches handed to each worker so far */
     struct batch *overflow_head[JOB_MAX_WORKERS]; /* ring full: waiting to be pushed */
     struct batch *overflow_tail[JOB_MAX_WORKERS];
     bool stream_mode; /* see batch_writer_stream_mode */
@@ -225,6 +226,7 @@ static void batch_put_back(struct batch_writer *bw, struct batch *b)
 static void hand_over(struct batch_writer *bw, struct batch *b)
 {
     unsigned to = b->dest;
+    bw->handed[to]++;
     if (to == bw->self) {
         bw->self_sink(bw->self_ctx, b);
         return;
@@ -578,6 +580,11 @@ int batch_writer_raw(struct batch_writer *bw, unsigned to, int64_t db, const voi
     if (db_after >= 0)
         bw->lanes[to].db = db_after;
     return 0;
+}
+
+uint64_t batch_writer_handed(const struct batch_writer *bw, unsigned worker)
+{
+    return bw->handed[worker];
 }
 
 uint64_t batch_writer_next_seq(const struct batch_writer *bw)

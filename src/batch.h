@@ -128,6 +128,10 @@ int batch_writer_flush_stage(struct batch_writer *bw, unsigned to);
  * waiting for replies, UINT64_MAX when none. So "everything written before
  * now is applied" is oldest_seq >= the next_seq taken now (after a publish). */
 uint64_t batch_writer_next_seq(const struct batch_writer *bw);
+
+/* Batches handed to consumer `worker` so far (into its ring, waiting for
+ * room in it, or to itself). */
+uint64_t batch_writer_handed(const struct batch_writer *bw, unsigned worker);
 uint64_t batch_writer_oldest_seq(const struct batch_writer *bw);
 
 /* The source offset just before the commands written next (for ACKs). */

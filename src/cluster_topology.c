@@ -66,6 +66,8 @@ static int topo_add_master(struct cluster_topology *t, const struct cluster_node
 {
     if (t->nmasters >= CLUSTER_TOPOLOGY_MAX_MASTERS)
         return -E2BIG;
+    if (t->nmasters == t->masters_cap && t->is_reserved)
+        return -E2BIG; /* readers rely on the array never moving */
     if (t->nmasters == t->masters_cap) {
         size_t cap = t->masters_cap ? t->masters_cap * 2 : 8;
         struct cluster_master *m = realloc(t->masters, cap * sizeof(*m));
@@ -77,7 +79,9 @@ static int topo_add_master(struct cluster_topology *t, const struct cluster_node
     struct cluster_master *m = &t->masters[t->nmasters];
     memset(m, 0, sizeof(*m));
     m->node = *n;
-    return (int)t->nmasters++;
+    /* release: a thread that loads the count (acquire) sees the entry whole */
+    __atomic_store_n(&t->nmasters, t->nmasters + 1, __ATOMIC_RELEASE);
+    return (int)t->nmasters - 1;
 }
 
 /* Adds replica r to master m unless it is there already (same id, or same
@@ -510,8 +514,44 @@ int cluster_topology_parse_slots(struct cluster_topology *t, const redisReply *r
 
 /* ---------------------------------------------------------------- MOVED */
 
+int cluster_topology_reserve(struct cluster_topology *t, size_t cap)
+{
+    if (cap < t->nmasters)
+        cap = t->nmasters;
+    if (cap > CLUSTER_TOPOLOGY_MAX_MASTERS)
+        cap = CLUSTER_TOPOLOGY_MAX_MASTERS;
+    if (cap > t->masters_cap) {
+        struct cluster_master *m = realloc(t->masters, cap * sizeof(*m));
+        if (m == NULL)
+            return -ENOMEM;
+        t->masters = m;
+        t->masters_cap = cap;
+    }
+    t->is_reserved = true;
+    return 0;
+}
+
+void cluster_topology_set_owner(struct cluster_topology *t, unsigned slot, int mi)
+{
+    RS_ASSERT(slot < SLOT_COUNT && mi >= 0 && (size_t)mi < t->nmasters);
+    uint16_t old = t->slot_owner[slot];
+    if (old != 0)
+        t->masters[old - 1].nslots--;
+    __atomic_store_n(&t->slot_owner[slot], (uint16_t)(mi + 1), __ATOMIC_RELAXED);
+    t->masters[mi].nslots++;
+}
+
 int cluster_topology_apply_moved(struct cluster_topology *t, unsigned slot, const char *addr,
                                  size_t addr_len, struct rs_error *err)
+{
+    int mi = cluster_topology_master_at(t, slot, addr, addr_len, err);
+    if (mi >= 0)
+        cluster_topology_set_owner(t, slot, mi);
+    return mi;
+}
+
+int cluster_topology_master_at(struct cluster_topology *t, unsigned slot, const char *addr,
+                               size_t addr_len, struct rs_error *err)
 {
     char quoted[TOPO_QUOTE_BYTES * 4 + 4];
     rs_escape_bytes(quoted, sizeof(quoted), addr, addr_len, TOPO_QUOTE_BYTES);
@@ -558,15 +598,11 @@ int cluster_topology_apply_moved(struct cluster_topology *t, unsigned slot, cons
         mi = topo_add_master(t, &n);
         if (mi < 0) {
             rs_error_set(err, RS_E_LIMIT, 0, "MOVED %u %s: %s", slot, quoted,
-                         mi == -E2BIG ? "too many masters" : "out of memory");
+                         mi == -E2BIG ? "more masters than ringsync has room for"
+                                      : "out of memory");
             return mi;
         }
     }
-    uint16_t old = t->slot_owner[slot];
-    if (old != 0)
-        t->masters[old - 1].nslots--;
-    t->slot_owner[slot] = (uint16_t)(mi + 1);
-    t->masters[mi].nslots++;
     return mi;
 }
 

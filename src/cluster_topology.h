@@ -67,6 +67,7 @@ struct cluster_master {
 struct cluster_topology {
     struct cluster_master *masters; /* nmasters of them, in the order the reply listed them */
     size_t nmasters, masters_cap;
+    bool is_reserved; /* cluster_topology_reserve: the array never moves, appends may fail */
     uint16_t slot_owner[SLOT_COUNT]; /* master index + 1; 0: the slot is unserved */
 };
 
@@ -153,6 +154,26 @@ int cluster_topology_discover(struct cluster_topology *t, struct control_link *c
  * CLUSTER_TOPOLOGY_MAX_MASTERS, -ENOMEM; t is unchanged then. */
 int cluster_topology_apply_moved(struct cluster_topology *t, unsigned slot, const char *addr,
                                  size_t addr_len, struct rs_error *err);
+
+/* The same in two steps, for a table other threads read: the index of the
+ * master at addr (parsed and added as apply_moved does, slot only for
+ * messages), and then the slot's new owner (one 16-bit store). */
+int cluster_topology_master_at(struct cluster_topology *t, unsigned slot, const char *addr,
+                               size_t addr_len, struct rs_error *err);
+void cluster_topology_set_owner(struct cluster_topology *t, unsigned slot, int mi);
+
+/* Room for cap masters at least (capped at CLUSTER_TOPOLOGY_MAX_MASTERS),
+ * reserved now: the masters array never moves again, so other threads may
+ * keep reading masters[i] for i < cluster_topology_nmasters() while one
+ * thread (holding whatever lock the caller uses) appends; an append past
+ * the room fails with -E2BIG. 0 or -ENOMEM. */
+int cluster_topology_reserve(struct cluster_topology *t, size_t cap);
+
+/* The number of masters, safe to read while another thread appends. */
+static inline size_t cluster_topology_nmasters(const struct cluster_topology *t)
+{
+    return __atomic_load_n(&t->nmasters, __ATOMIC_ACQUIRE);
+}
 
 /* Standalone or cluster: `INFO cluster` has cluster_enabled:1 on a cluster
  * node; cluster_enabled:0, or no such field (a server or proxy without a

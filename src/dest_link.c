@@ -26,10 +26,13 @@ static bool retry_prep_send(struct dest_link *dl, struct iovec *iov);
 static void retry_on_send(struct dest_link *dl, size_t n);
 static void retry_free(struct dest_link *dl);
 
+static const uint64_t no_hold = UINT64_MAX;
+
 int dest_link_init(struct dest_link *dl, int fd, const char *name, struct job *job,
                    void (*done)(void *ctx, struct batch *b), void *done_ctx)
 {
     memset(dl, 0, sizeof(*dl));
+    dl->hold = &no_hold;
     dl->fd = fd;
     dl->name = name;
     dl->job = job;
@@ -65,6 +68,23 @@ void dest_link_enqueue(struct dest_link *dl, struct batch *b)
         dl->send_cur = b;
 }
 
+void dest_link_insert_before_held(struct dest_link *dl, struct batch *b)
+{
+    b->sent = 0;
+    b->replies = 0;
+    struct batch **pp = &dl->head;
+    while (*pp != NULL && !((*pp)->seq >= *dl->hold && (*pp)->sent == 0))
+        pp = &(*pp)->next;
+    b->next = *pp;
+    *pp = b;
+    if (b->next == NULL)
+        dl->tail = b;
+    /* the send cursor is the first batch not wholly sent: b, if it came
+     * before the old one (or there was none) */
+    if (dl->send_cur == NULL || dl->send_cur == b->next)
+        dl->send_cur = b;
+}
+
 bool dest_link_is_idle(const struct dest_link *dl)
 {
     return dl->head == NULL && dl->rstate == DEST_LINK_NORMAL;
@@ -79,14 +99,15 @@ bool dest_link_prep_send(struct dest_link *dl, struct io_uring *ring, uint64_t u
         if (!retry_prep_send(dl, &dl->iov[0]))
             return false;
         n = 1;
-    } else if (dl->send_cur == NULL) {
-        return false;
+    } else if (dl->send_cur == NULL || dl->send_cur->seq >= *dl->hold) {
+        return false; /* nothing, or held (cluster_redirect.h) */
     }
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
     if (sqe == NULL)
         return false;
     if (n == 0) {
-        for (struct batch *b = dl->send_cur; b != NULL && n < DEST_LINK_IOV; b = b->next) {
+        for (struct batch *b = dl->send_cur; b != NULL && n < DEST_LINK_IOV && b->seq < *dl->hold;
+             b = b->next) {
             dl->iov[n].iov_base = b->buf + b->sent;
             dl->iov[n].iov_len = b->len - b->sent;
             n++;
@@ -99,6 +120,44 @@ bool dest_link_prep_send(struct dest_link *dl, struct io_uring *ring, uint64_t u
     io_uring_sqe_set_data64(sqe, ud);
     dl->send_inflight = true;
     return true;
+}
+
+/* The bytes of command `index` (0-based) of batch b, and whether it is
+ * inside MULTI ... EXEC (MULTI itself not, EXEC yes). Bytes ringsync wrote:
+ * complete RESP. */
+static void cmd_at(const struct batch *b, uint32_t index, const char **cmd, size_t *len,
+                   bool *in_multi)
+{
+    const char *p = b->buf, *end = b->buf + b->len;
+    bool multi = false;
+    for (uint32_t i = 0; p < end; i++) {
+        const char *start = p;
+        long argc = strtol(p + 1, NULL, 10);
+        p = (const char *)memchr(p, '\n', (size_t)(end - p)) + 1;
+        const char *name = NULL;
+        size_t name_len = 0;
+        for (long a = 0; a < argc; a++) {
+            size_t n = (size_t)strtoull(p + 1, NULL, 10);
+            p = (const char *)memchr(p, '\n', (size_t)(end - p)) + 1;
+            if (a == 0) {
+                name = p;
+                name_len = n;
+            }
+            p += n + 2;
+        }
+        bool is_exec = name_len == 4 && strncasecmp(name, "EXEC", 4) == 0;
+        if (i == index) {
+            *cmd = start;
+            *len = (size_t)(p - start);
+            *in_multi = multi || is_exec;
+            return;
+        }
+        if (name_len == 5 && strncasecmp(name, "MULTI", 5) == 0)
+            multi = true;
+        else if (is_exec || (name_len == 7 && strncasecmp(name, "DISCARD", 7) == 0))
+            multi = false;
+    }
+    RS_ASSERT(!"a reply to a command past the batch's end");
 }
 
 /* Says which command of a batch (0-based) an error answers, with its key. */
@@ -144,6 +203,14 @@ static int refused(struct dest_link *dl, const char *what, const char *name, con
     struct dest_reply_advice adv;
     enum dest_reply_kind kind = dest_reply_classify(line, len, name, &adv);
     rs_escape_bytes(reply, sizeof(reply), line, len, 160);
+    if (kind == DEST_REPLY_REDIRECT) { /* in a transaction, or while retrying: not followed */
+        job_fail(dl->job,
+                 "destination %s refused %s: -%s; ringsync follows a cluster's redirections for "
+                 "single commands, not yet inside a transaction or while retrying what a busy "
+                 "node refused",
+                 dl->name, what, reply);
+        return 1;
+    }
     if (kind == DEST_REPLY_ADVICE) {
         job_fail(dl->job, "destination %s refused %s: -%s; %s", dl->name, what, reply, adv.text);
         return 1;
@@ -167,8 +234,23 @@ static int refused(struct dest_link *dl, const char *what, const char *name, con
 __attribute__((noinline, cold)) static int on_error_reply(struct dest_link *dl, struct batch *b,
                                                           const char *line, size_t len)
 {
-    if (dest_reply_classify(line, len, NULL, NULL) == DEST_REPLY_RETRY)
+    enum dest_reply_kind kind = dest_reply_classify(line, len, NULL, NULL);
+    if (kind == DEST_REPLY_RETRY)
         return retry_begin(dl, line, len);
+    if (kind == DEST_REPLY_REDIRECT && dl->redirect != NULL && dl->rr.error_element < 0) {
+        const char *cmd;
+        size_t cmd_len;
+        bool in_multi;
+        cmd_at(b, b->replies, &cmd, &cmd_len, &in_multi);
+        if (!in_multi) {
+            struct batch_span sp = {b->off_before, b->off_last};
+            if (b->has_spans)
+                sp = b->spans[b->replies];
+            if (dl->redirect(dl->redirect_ctx, dl, cmd, cmd_len, &sp, line, len) != 0)
+                return 1;
+            return -2; /* handled: counted as a reply, not as applied here */
+        }
+    }
     char cmd[200], name[40], what[400];
     int64_t db;
     uint32_t index = b->replies;
@@ -201,6 +283,7 @@ static int on_reply(void *ctx, bool is_error, const char *line, size_t len)
         int rc = on_error_reply(dl, b, line, len);
         if (rc >= 0)
             return rc;
+        dl->replies -= rc == -2; /* redirected: applied elsewhere, counted there */
     }
     b->replies++;
     dl->replies++;

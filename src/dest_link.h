@@ -70,6 +70,7 @@
 #define DEST_LINK_BACKOFF_MAX_MS 1000
 
 struct batch;
+struct batch_span;
 struct job;
 struct io_uring;
 struct dest_retry; /* the retry state, dest_link.c's own */
@@ -97,6 +98,12 @@ struct dest_link {
     enum dest_link_rstate rstate;
     struct dest_retry *retry; /* made at the first retryable error */
     uint64_t retried;         /* commands retried, over the link's life */
+    /* a cluster destination (cluster_redirect.h): batches with seq >= *hold
+     * are not started; MOVED and ASK go to redirect (NULL: they stop the job) */
+    const uint64_t *hold;
+    int (*redirect)(void *ctx, struct dest_link *dl, const char *cmd, size_t cmd_len,
+                    const struct batch_span *span, const char *line, size_t len);
+    void *redirect_ctx;
     /* called with each batch once all its replies are in */
     void (*done)(void *ctx, struct batch *b);
     void *done_ctx;
@@ -108,6 +115,10 @@ int dest_link_init(struct dest_link *dl, int fd, const char *name, struct job *j
 void dest_link_deinit(struct dest_link *dl);
 
 void dest_link_enqueue(struct dest_link *dl, struct batch *b);
+
+/* Puts b (a redirect batch) in the queue ahead of the first batch held by
+ * *dl->hold, or last when none is held. */
+void dest_link_insert_before_held(struct dest_link *dl, struct batch *b);
 
 /* Queues a sendmsg (user_data ud) when nothing is in flight and there is
  * something to send. Returns true if it did. */

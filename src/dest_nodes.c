@@ -54,6 +54,14 @@ int dest_nodes_open(struct dest_nodes *d, const struct endpoint *target, enum de
         dest_nodes_deinit(d);
         return -1;
     }
+    size_t known = d->topo.nmasters;
+    for (size_t i = 0; i < d->topo.nmasters; i++)
+        known += d->topo.masters[i].nreplicas;
+    if (rc == 0 && cluster_topology_reserve(&d->topo, known + DEST_NODES_SPARE) < 0) {
+        rs_error_set(err, RS_E_LIMIT, 0, "out of memory");
+        dest_nodes_deinit(d);
+        return -1;
+    }
     d->is_cluster = true;
     d->nnodes = (unsigned)d->topo.nmasters;
     if ((d->eps = calloc(d->nnodes, sizeof(*d->eps))) == NULL) {

@@ -21,6 +21,10 @@
 #include "endpoint.h"
 #include "rs_error.h"
 
+/* Room for masters a cluster may gain while the job runs (a MOVED to a node
+ * not seen at the start), beyond its masters and replicas then. */
+#define DEST_NODES_SPARE 16
+
 enum dest_nodes_mode {
     DEST_NODES_AUTO = 0, /* ask the target (INFO cluster) */
     DEST_NODES_STANDALONE,

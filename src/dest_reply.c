@@ -81,6 +81,8 @@ enum dest_reply_kind dest_reply_classify(const char *line, size_t len, const cha
     for (int i = 0; retry_codes[i]; i++)
         if (starts_word(line, len, retry_codes[i]))
             return DEST_REPLY_RETRY;
+    if (starts_word(line, len, "MOVED") || starts_word(line, len, "ASK"))
+        return DEST_REPLY_REDIRECT;
     if (starts_word(line, len, "OOM")) {
         adv->setting = "maxmemory";
         snprintf(adv->text, sizeof(adv->text),

@@ -14,6 +14,8 @@
  *                      refused the same way, so the job stops, naming the
  *                      setting to change. Never skipped either (--on-error
  *                      skip is for data the destination cannot take).
+ *   DEST_REPLY_REDIRECT  MOVED / ASK <slot> <host:port>: another node of a
+ *                      cluster has the slot (or the key); sent there.
  *   DEST_REPLY_OTHER   anything else: about this command's data (WRONGTYPE,
  *                      syntax): --on-error decides.
  *
@@ -28,6 +30,7 @@ enum dest_reply_kind {
     DEST_REPLY_OTHER = 0,
     DEST_REPLY_RETRY,
     DEST_REPLY_ADVICE,
+    DEST_REPLY_REDIRECT, /* MOVED, ASK: a cluster node sends it elsewhere (cluster_redirect.h) */
 };
 
 struct dest_reply_advice {

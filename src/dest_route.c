@@ -67,6 +67,7 @@ int dest_route_init(struct dest_route *r, unsigned nworkers, const struct cluste
     memset(r, 0, sizeof(*r));
     r->nworkers = nworkers ? nworkers : 1;
     r->topo = topo;
+    r->node_cap = topo ? (unsigned)topo->masters_cap : 1;
     r->unmapped = unmapped;
     for (unsigned i = 0; i < DEST_ROUTE_MAX_DBS; i++)
         r->db_map[i] = -1;

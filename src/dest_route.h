@@ -31,9 +31,10 @@ enum dest_route_unmapped { DEST_ROUTE_UNMAPPED_STOP = 0, DEST_ROUTE_UNMAPPED_SKI
 struct dest_route {
     unsigned nworkers;
     const struct cluster_topology *topo; /* NULL: a standalone destination */
-    int16_t db_map[DEST_ROUTE_MAX_DBS];  /* source db -> destination db; -1: unmapped */
-    bool identity;                       /* no --db-map on a standalone destination */
-    enum dest_route_unmapped unmapped;   /* skipped ones count in job->unmapped_skipped */
+    unsigned node_cap; /* nodes the lanes have room for: 1, or a cluster's reserved masters */
+    int16_t db_map[DEST_ROUTE_MAX_DBS]; /* source db -> destination db; -1: unmapped */
+    bool identity;                      /* no --db-map on a standalone destination */
+    enum dest_route_unmapped unmapped;  /* skipped ones count in job->unmapped_skipped */
 };
 
 /* Sets r up for nworkers and a destination: topo NULL (standalone: every db
@@ -63,10 +64,18 @@ static inline unsigned dest_route_node_lane(const struct dest_route *r, unsigned
     return node * r->nworkers;
 }
 
-/* Destination nodes (1 for a standalone destination). */
+/* Destination nodes known so far (1 for a standalone destination); a
+ * cluster's grow when a MOVED names a new master. */
 static inline unsigned dest_route_nodes(const struct dest_route *r)
 {
-    return r->topo ? (unsigned)r->topo->nmasters : 1;
+    return r->topo ? (unsigned)cluster_topology_nmasters(r->topo) : 1;
+}
+
+/* True when node n serves slots now (every node of a standalone
+ * destination): where a command for every master goes. Producer only. */
+static inline bool dest_route_node_serves(const struct dest_route *r, unsigned n)
+{
+    return r->topo == NULL || r->topo->masters[n].nslots > 0;
 }
 
 static inline bool dest_route_is_cluster(const struct dest_route *r)

@@ -23,6 +23,7 @@
 #define JOB_RING_SLOTS  1024 /* batch descriptors per ring: a power of two */
 
 struct worker;
+struct cluster_redirect;
 
 struct job {
     unsigned nworkers;
@@ -38,16 +39,17 @@ struct job {
     char fail_msg[1024];
 
     /* Progress, written by workers, read by anyone (relaxed). */
-    _Atomic uint64_t input_bytes;     /* snapshot bytes consumed */
-    _Atomic uint64_t keys_read;       /* keys decoded */
-    _Atomic uint64_t keys_skipped;    /* expired or empty keys not written */
-    _Atomic uint64_t cmds_acked;      /* replies received from destinations */
-    _Atomic int snapshot_applied;     /* every snapshot command has its reply */
-    _Atomic uint64_t stream_received; /* source offset received so far */
-    _Atomic uint64_t stream_applied;  /* the applied offset (what REPLCONF ACK says) */
-    _Atomic uint64_t stream_cmds;     /* stream commands routed */
-    bool skip_errors;                 /* --on-error skip: count refused commands, go on */
-    double retry_timeout_s;           /* --target-retry-timeout: stop waiting after (0: never) */
+    _Atomic uint64_t input_bytes;      /* snapshot bytes consumed */
+    _Atomic uint64_t keys_read;        /* keys decoded */
+    _Atomic uint64_t keys_skipped;     /* expired or empty keys not written */
+    _Atomic uint64_t cmds_acked;       /* replies received from destinations */
+    _Atomic int snapshot_applied;      /* every snapshot command has its reply */
+    _Atomic uint64_t stream_received;  /* source offset received so far */
+    _Atomic uint64_t stream_applied;   /* the applied offset (what REPLCONF ACK says) */
+    _Atomic uint64_t stream_cmds;      /* stream commands routed */
+    bool skip_errors;                  /* --on-error skip: count refused commands, go on */
+    struct cluster_redirect *redirect; /* a cluster destination's redirections; NULL standalone */
+    double retry_timeout_s;            /* --target-retry-timeout: stop waiting after (0: never) */
     _Atomic uint64_t errors_skipped;
     _Atomic uint64_t unmapped_skipped; /* keys and commands of unmapped dbs (--db-unmapped skip) */
     _Atomic uint64_t cross_slot_skipped; /* commands a cluster cannot run (--cross-slot skip) */

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "batch.h"
+#include "cluster_redirect.h"
 #include "command_table.h"
 #include "dest_route.h"
 #include "job.h"
@@ -76,7 +77,7 @@ struct router *router_new(const struct router_config *cfg, struct batch_writer *
     r->cfg = *cfg;
     r->route = cfg->route;
     r->cluster = dest_route_is_cluster(r->route);
-    r->nlanes = r->route->nworkers * dest_route_nodes(r->route);
+    r->nlanes = r->route->nworkers * r->route->node_cap;
     r->bw = bw;
     r->job = job;
     r->routed = start_offset;
@@ -311,7 +312,8 @@ static int fence(struct router *r, const void *raw, size_t len, uint32_t ncmds, 
     }
     unsigned nodes = every_node ? dest_route_nodes(r->route) : 1;
     for (unsigned n = 0; n < nodes; n++)
-        if (batch_writer_raw(r->bw, dest_route_node_lane(r->route, n), db, raw, len, ncmds,
+        if ((!every_node || dest_route_node_serves(r->route, n)) &&
+            batch_writer_raw(r->bw, dest_route_node_lane(r->route, n), db, raw, len, ncmds,
                              db_after) != 0)
             return oom(r);
     r->fence = FENCE_AFTER;
@@ -325,7 +327,8 @@ static bool fence_ready(struct router *r)
     if (r->nlanes == 1)
         return true;
     batch_writer_publish(r->bw); /* gathered MSETs too: all of it precedes the fence */
-    if (batch_writer_outstanding(r->bw) == 0)
+    if (batch_writer_outstanding(r->bw) == 0 &&
+        (r->job->redirect == NULL || cluster_redirect_idle(r->job->redirect)))
         return true;
     resp_scanner_unread(r->sc);
     r->fence = FENCE_DRAIN;
@@ -745,8 +748,9 @@ bool router_is_blocked(struct router *r)
 {
     if (r->fence == FENCE_NONE)
         return false;
-    if (batch_writer_outstanding(r->bw) > 0)
-        return true;
+    if (batch_writer_outstanding(r->bw) > 0 ||
+        (r->job->redirect != NULL && !cluster_redirect_idle(r->job->redirect)))
+        return true;       /* a command sent again elsewhere is not applied yet either */
     r->fence = FENCE_NONE; /* everything before (and the fence itself) is acknowledged */
     return false;
 }

@@ -531,8 +531,9 @@ static int on_key_end(struct snapshot_writer *sw, const struct rdb_event *ev)
 static int every_node(struct snapshot_writer *sw, int argc)
 {
     for (unsigned n = 0; n < dest_route_nodes(sw->cfg.route); n++) {
-        if (batch_writer_cmd(sw->bw, dest_route_node_lane(sw->cfg.route, n), -1, argc, sw->argv) !=
-            0) {
+        if (dest_route_node_serves(sw->cfg.route, n) &&
+            batch_writer_cmd(sw->bw, dest_route_node_lane(sw->cfg.route, n), -1, argc, sw->argv) !=
+                0) {
             job_fail(sw->job, "out of memory while writing commands");
             return -1;
         }

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "batch.h"
+#include "cluster_redirect.h"
 #include "job.h"
 #include "log.h"
 #include "rdb_decoder.h"
@@ -36,8 +37,10 @@ static void send_ack(struct source_feed *f, uint64_t offset)
 /* The applied offset: 0 until the snapshot is applied (DESIGN.md §3). */
 uint64_t source_feed_applied(struct source_feed *f)
 {
+    struct cluster_redirect *h = f->job->redirect;
     if (!atomic_load_explicit(&f->job->snapshot_applied, memory_order_relaxed)) {
-        if (batch_writer_oldest_seq(f->bw) < f->barrier_seq)
+        if (batch_writer_oldest_seq(f->bw) < f->barrier_seq ||
+            (h != NULL && !cluster_redirect_idle(h)))
             return 0;
         atomic_store(&f->job->snapshot_applied, 1);
         struct snapshot_writer_stats st;
@@ -49,6 +52,11 @@ uint64_t source_feed_applied(struct source_feed *f)
                f->stream_start);
     }
     uint64_t w = batch_writer_applied(f->bw, router_routed(f->router));
+    if (h != NULL) { /* commands sent again to another node are not applied yet */
+        uint64_t floor = cluster_redirect_floor(h);
+        if (floor < w)
+            w = floor;
+    }
     atomic_store_explicit(&f->job->stream_applied, w, memory_order_relaxed);
     return w;
 }

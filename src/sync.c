@@ -26,6 +26,7 @@
 
 #include "batch.h"
 #include "capture_file.h"
+#include "cluster_redirect.h"
 #include "control_link.h"
 #include "crc64.h"
 #include "dest_check.h"
@@ -660,8 +661,14 @@ static int run_job(struct run_ctx *rc)
     for (unsigned n = 0; n < nnodes; n++)
         names[n] = rc->nodes->eps[n].name;
     rc->route.nworkers = o->workers;
-    bw = batch_writer_new(&job, 0, SYNC_BATCHES_PER_WORKER * o->workers * nnodes, nnodes,
-                          rc->nodes->is_cluster);
+    if (rc->nodes->is_cluster &&
+        (job.redirect = cluster_redirect_new(&job, &rc->nodes->topo, &rc->target, o->workers,
+                                             o->timeout_ms)) == NULL) {
+        rs_log("out of memory");
+        goto out;
+    }
+    bw = batch_writer_new(&job, 0, SYNC_BATCHES_PER_WORKER * o->workers * nnodes,
+                          rc->route.node_cap, rc->nodes->is_cluster);
     bool follow = (rc->input_is_socket && !o->snapshot_only) || rc->is_replay;
     int64_t margin_ms = follow ? o->expiry_margin_ms : 0; /* nothing follows a lone snapshot */
     struct snapshot_writer_config swc = {
@@ -734,6 +741,8 @@ static int run_job(struct run_ctx *rc)
             .ndest = nnodes,
             .dest_fds = wfds,
             .dest_names = names,
+            .redirect = job.redirect,
+            .node_cap = rc->route.node_cap,
             .bw = i == 0 ? bw : NULL,
             .input = i == 0 ? &input : NULL,
         };
@@ -834,6 +843,14 @@ static int run_job(struct run_ctx *rc)
     if (atomic_load(&job.cross_slot_skipped) > 0)
         rs_log("%" PRIu64 " commands the cluster cannot run were dropped (--cross-slot skip)",
                atomic_load(&job.cross_slot_skipped));
+    if (job.redirect != NULL) {
+        uint64_t moved, asked, resent;
+        cluster_redirect_stats(job.redirect, &moved, &asked, &resent);
+        if (moved + asked > 0)
+            rs_log("the cluster moved slots while the job ran: %" PRIu64 " MOVED and %" PRIu64
+                   " ASK replies followed, %" PRIu64 " commands sent again to the new owner",
+                   moved, asked, resent);
+    }
     if (atomic_load(&job.tx_split) > 0)
         rs_log("%" PRIu64 " transactions across hash slots went out as one transaction per slot "
                "(atomic per slot, not as a whole)",
@@ -847,6 +864,7 @@ out:
             close(fds[i]);
     free(fds);
     free(names);
+    cluster_redirect_free(job.redirect);
     rdb_decoder_free(dec);
     spill_free(spill);
     router_free(router);

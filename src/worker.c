@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "cluster_redirect.h"
+#include "control_link.h"
 #include "dest_link.h"
 #include "job.h"
 #include "rs_error.h"
@@ -46,8 +48,10 @@ struct worker {
     _Atomic int sleeping; /* the thread is (about to be) waiting in io_uring */
     _Atomic int ready;    /* 1 once the thread made its ring, -1 if it could not */
     int ring_fd;
-    struct dest_link *links; /* one per destination node */
-    unsigned nlinks;
+    struct dest_link *links; /* one per destination node (node_cap); rbuf NULL: not open */
+    unsigned nlinks;         /* links[0..nlinks) may be open */
+    char (*names)[300];      /* per link: "host:port" */
+    struct cluster_redirect_worker *rw; /* a cluster destination's redirections */
     bool back_pushed[64];
     /* input (the worker with a source) */
     uint8_t *inbuf;
@@ -86,10 +90,74 @@ static void wake(void *ctx, unsigned to)
 
 /* ------------------------------------------------------------ batch flow */
 
+static void batch_done(void *ctx, struct batch *b);
+static struct dest_link *link_of(void *ctx, unsigned node);
+
 static void enqueue(struct worker *w, struct batch *b)
 {
-    RS_ASSERT(b->node < w->nlinks);
-    dest_link_enqueue(&w->links[b->node], b);
+    if (w->rw != NULL && b->owner != CLUSTER_REDIRECT_OWNER)
+        cluster_redirect_worker_received(w->rw);
+    struct dest_link *dl = link_of(w, b->node);
+    if (dl == NULL) { /* the job failed: nothing to send it to */
+        b->replies = b->ncmds;
+        batch_done(w, b);
+        return;
+    }
+    dest_link_enqueue(dl, b);
+}
+
+static int on_redirect(void *ctx, struct dest_link *dl, const char *cmd, size_t cmd_len,
+                       const struct batch_span *span, const char *line, size_t len)
+{
+    return cluster_redirect_worker_on_reply(ctx, dl, cmd, cmd_len, span, line, len);
+}
+
+/* Makes links[node] a link on fd. 0 or -ENOMEM. */
+static int link_init(struct worker *w, unsigned node, int fd, const char *name)
+{
+    struct dest_link *dl = &w->links[node];
+    snprintf(w->names[node], sizeof(w->names[node]), "%s", name);
+    if (dest_link_init(dl, fd, w->names[node], w->job, batch_done, w) < 0)
+        return -ENOMEM;
+    if (w->rw != NULL) {
+        dl->hold = cluster_redirect_worker_hold(w->rw);
+        dl->redirect = on_redirect;
+        dl->redirect_ctx = w->rw;
+    }
+    if (node >= w->nlinks)
+        w->nlinks = node + 1;
+    return 0;
+}
+
+/* The link to node, opened first when it is a node met in a MOVED (a
+ * blocking connect and AUTH: rare, and bounded by --timeout-ms). NULL when
+ * it cannot be had (the job failed). */
+static struct dest_link *link_of(void *ctx, unsigned node)
+{
+    struct worker *w = ctx;
+    if (node < w->nlinks && w->links[node].rbuf != NULL)
+        return &w->links[node];
+    if (w->cfg.redirect == NULL || node >= w->cfg.node_cap) {
+        job_fail(w->job, "worker %u has no link to destination node %u", w->cfg.id, node);
+        return NULL;
+    }
+    struct endpoint ep;
+    struct control_link cl = {0};
+    struct rs_error err = {0};
+    struct rs_slice pending;
+    cluster_redirect_endpoint(w->cfg.redirect, node, &ep);
+    if (control_link_open(&cl, &ep, cluster_redirect_timeout_ms(w->cfg.redirect), &err) < 0) {
+        job_fail(w->job, "cannot reach cluster node %s, which serves slots now: %s", ep.name,
+                 err.msg);
+        return NULL;
+    }
+    int fd = control_link_detach(&cl, &pending);
+    control_link_close(&cl);
+    if (link_init(w, node, fd, ep.name) < 0) {
+        job_fail(w->job, "out of memory while opening a link to %s", ep.name);
+        return NULL;
+    }
+    return &w->links[node];
 }
 
 static void sink_self(void *ctx, struct batch *b)
@@ -100,15 +168,19 @@ static void sink_self(void *ctx, struct batch *b)
 static bool links_idle(const struct worker *w)
 {
     for (unsigned i = 0; i < w->nlinks; i++)
-        if (!dest_link_is_idle(&w->links[i]))
+        if (w->links[i].rbuf != NULL && !dest_link_is_idle(&w->links[i]))
             return false;
-    return true;
+    return w->rw == NULL || cluster_redirect_worker_idle(w->rw);
 }
 
 /* All replies of b are in: give it back to the worker that made it. */
 static void batch_done(void *ctx, struct batch *b)
 {
     struct worker *w = ctx;
+    if (b->owner == CLUSTER_REDIRECT_OWNER) {
+        cluster_redirect_worker_done(w->rw, b);
+        return;
+    }
     if (b->owner == w->cfg.id) {
         batch_writer_recycle(w->cfg.bw, b);
         return;
@@ -316,15 +388,22 @@ static void loop(struct worker *w)
             busy |= pump_input(w);
             batch_writer_publish(bw);
             prep_input_read(w);
-            if (w->in_done && batch_writer_outstanding(bw) == 0 && links_idle(w)) {
+            if (w->cfg.redirect != NULL)
+                cluster_redirect_poll(w->cfg.redirect, bw); /* table changes asked (§3, 3) */
+            if (w->in_done && batch_writer_outstanding(bw) == 0 && links_idle(w) &&
+                (w->cfg.redirect == NULL || cluster_redirect_idle(w->cfg.redirect))) {
                 atomic_store(&w->job->finished, 1);
                 break;
             }
             if (w->cfg.input->tick)
                 w->cfg.input->tick(w->cfg.input->ctx); /* it keeps its own pace */
         }
+        if (w->rw != NULL)
+            cluster_redirect_worker_tick(w->rw, w->links, w->nlinks);
         for (unsigned i = 0; i < w->nlinks; i++) {
             struct dest_link *dl = &w->links[i];
+            if (dl->rbuf == NULL)
+                continue;       /* a node this worker has no link to yet */
             dest_link_tick(dl); /* retries of what a busy destination refused */
             dest_link_prep_send(dl, &w->ring, UD_LINK(OP_DEST_SEND, i));
             dest_link_prep_recv(dl, &w->ring, UD_LINK(OP_DEST_RECV, i));
@@ -461,16 +540,19 @@ struct worker *worker_start(const struct worker_config *cfg)
             memcpy(w->inbuf, cfg->input->initial, cfg->input->initial_len);
         w->in_len = cfg->input->initial_len;
     }
-    RS_ASSERT(cfg->ndest >= 1 && cfg->ndest <= WORKER_MAX_DEST);
-    if ((w->links = calloc(cfg->ndest, sizeof(*w->links))) == NULL)
+    unsigned cap = cfg->node_cap > cfg->ndest ? cfg->node_cap : cfg->ndest;
+    RS_ASSERT(cfg->ndest >= 1 && cap <= WORKER_MAX_DEST);
+    if ((w->links = calloc(cap, sizeof(*w->links))) == NULL ||
+        (w->names = calloc(cap, sizeof(*w->names))) == NULL)
         goto fail;
-    for (unsigned i = 0; i < cfg->ndest; i++) {
+    for (unsigned i = 0; i < cap; i++)
         w->links[i].fd = -1;
-        if (dest_link_init(&w->links[i], cfg->dest_fds[i], cfg->dest_names[i], cfg->job, batch_done,
-                           w) < 0)
+    if (cfg->redirect != NULL &&
+        (w->rw = cluster_redirect_worker_new(cfg->redirect, cfg->id, link_of, w)) == NULL)
+        goto fail;
+    for (unsigned i = 0; i < cfg->ndest; i++)
+        if (link_init(w, i, cfg->dest_fds[i], cfg->dest_names[i]) < 0)
             goto fail;
-        w->nlinks = i + 1;
-    }
     if (cfg->bw != NULL) {
         batch_writer_set_self_sink(cfg->bw, sink_self, w);
         batch_writer_set_waker(cfg->bw, wake, w);
@@ -486,11 +568,13 @@ struct worker *worker_start(const struct worker_config *cfg)
 fail:
     cfg->job->workers[cfg->id] = NULL;
     free(w->inbuf);
-    for (unsigned i = 0; i < w->nlinks; i++) {
+    for (unsigned i = 0; w->links != NULL && i < w->nlinks; i++) {
         w->links[i].fd = -1; /* the caller keeps its sockets on failure */
         dest_link_deinit(&w->links[i]);
     }
     free(w->links);
+    free(w->names);
+    cluster_redirect_worker_free(w->rw);
     free(w);
     return NULL;
 }
@@ -507,9 +591,12 @@ void worker_join(struct worker *w)
             dl->head = b->next;
             batch_free(b);
         }
-        dest_link_deinit(dl);
+        if (dl->rbuf != NULL)
+            dest_link_deinit(dl);
     }
     free(w->links);
+    free(w->names);
+    cluster_redirect_worker_free(w->rw);
     free(w->inbuf);
     free(w);
 }

@@ -22,6 +22,7 @@
 
 struct job;
 struct batch_writer;
+struct cluster_redirect;
 struct io_uring;
 
 /* A byte source pumped by the worker that owns it (a source socket or a file). */
@@ -55,11 +56,16 @@ struct worker_config {
     struct job *job;
     unsigned id;
     int cpu;                       /* pin to this CPU, or -1 */
-    unsigned ndest;                /* destination nodes: at most WORKER_MAX_DEST */
+    unsigned ndest;                /* destination nodes connected at start */
     const int *dest_fds;           /* per node: a connected, authenticated socket */
     const char *const *dest_names; /* per node: "host:port" */
-    struct batch_writer *bw;       /* the producer side, for the worker with input; else NULL */
-    struct worker_input *input;    /* NULL for workers without a source */
+    /* a cluster destination: its redirections (NULL: standalone), and the
+     * nodes the links have room for (>= ndest, at most WORKER_MAX_DEST);
+     * a link to a node met later is opened when first needed */
+    struct cluster_redirect *redirect;
+    unsigned node_cap;
+    struct batch_writer *bw;    /* the producer side, for the worker with input; else NULL */
+    struct worker_input *input; /* NULL for workers without a source */
 };
 
 struct worker;
