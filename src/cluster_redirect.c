@@ -54,6 +54,7 @@ struct cluster_redirect {
 struct entry {
     char *bytes;
     size_t len;
+    uint32_t ncmds; /* 1, or a transaction's MULTI ... EXEC */
     unsigned node;
     bool asking;
     struct batch_span span;
@@ -316,8 +317,8 @@ static int parse_reply(const char *line, size_t len, bool *is_ask, unsigned *slo
 }
 
 int cluster_redirect_worker_on_reply(struct cluster_redirect_worker *rw, struct dest_link *dl,
-                                     const char *cmd, size_t cmd_len, const struct batch_span *span,
-                                     const char *line, size_t len)
+                                     const char *cmd, size_t cmd_len, uint32_t ncmds,
+                                     const struct batch_span *span, const char *line, size_t len)
 {
     struct cluster_redirect *h = rw->h;
     bool is_ask;
@@ -351,6 +352,7 @@ int cluster_redirect_worker_on_reply(struct cluster_redirect_worker *rw, struct 
         goto oom;
     memcpy(e->bytes, cmd, cmd_len);
     e->len = cmd_len;
+    e->ncmds = ncmds;
     e->node = (unsigned)node;
     e->asking = is_ask;
     e->span = *span;
@@ -436,7 +438,7 @@ static int flush(struct cluster_redirect_worker *rw)
         for (size_t i = 0; i < rw->nq; i++)
             if (rw->q[i].node == node) {
                 bytes += rw->q[i].len + (rw->q[i].asking ? 16 : 0);
-                ncmds += rw->q[i].asking ? 2 : 1;
+                ncmds += rw->q[i].ncmds + (rw->q[i].asking ? 1 : 0);
             }
         struct dest_link *dl = rw->link_of(rw->ctx, node);
         if (dl == NULL)
@@ -473,7 +475,8 @@ static int flush(struct cluster_redirect_worker *rw)
             }
             memcpy(b->buf + b->len, e->bytes, e->len);
             b->len += e->len;
-            b->spans[b->ncmds++] = e->span;
+            for (uint32_t k = 0; k < e->ncmds; k++)
+                b->spans[b->ncmds++] = e->span;
             if (e->span.from < b->off_before)
                 b->off_before = e->span.from;
             if (e->span.to > b->off_last)

@@ -94,13 +94,14 @@ const uint64_t *cluster_redirect_worker_hold(const struct cluster_redirect_worke
 void cluster_redirect_worker_received(struct cluster_redirect_worker *rw);
 
 /* dest_link's redirect callback: link dl met reply line[0..len) ("MOVED
- * 866 127.0.0.1:7001", "ASK ...") to command cmd[0..cmd_len) of batch b,
- * whose source offsets are span. Queues it and, for a MOVED to a new
- * owner, asks for the table change. Returns 0, or 1 after job_fail (a
- * reply that is not slot host:port, too many nodes or barriers). */
+ * 866 127.0.0.1:7001", "ASK ...") to cmd[0..cmd_len): one command, or a
+ * whole MULTI ... EXEC block of ncmds commands, whose source offsets are
+ * span. Queues it and, for a MOVED to a new owner, asks for the table
+ * change. Returns 0, or 1 after job_fail (a reply that is not slot
+ * host:port, too many nodes or barriers). */
 int cluster_redirect_worker_on_reply(struct cluster_redirect_worker *rw, struct dest_link *dl,
-                                     const char *cmd, size_t cmd_len, const struct batch_span *span,
-                                     const char *line, size_t len);
+                                     const char *cmd, size_t cmd_len, uint32_t ncmds,
+                                     const struct batch_span *span, const char *line, size_t len);
 
 /* Every loop iteration, before the links prepare their sends: takes
  * acknowledgements, completes barriers, sends the queue out. Cheap when

@@ -122,14 +122,17 @@ bool dest_link_prep_send(struct dest_link *dl, struct io_uring *ring, uint64_t u
     return true;
 }
 
-/* The bytes of command `index` (0-based) of batch b, and whether it is
- * inside MULTI ... EXEC (MULTI itself not, EXEC yes). Bytes ringsync wrote:
- * complete RESP. */
-static void cmd_at(const struct batch *b, uint32_t index, const char **cmd, size_t *len,
-                   bool *in_multi)
+/* What a redirection of command `index` (0-based) of batch b sends again:
+ * the command, or when it is inside MULTI ... EXEC the whole block (a
+ * cluster transaction has one slot; the node flagged it, EXEC will answer
+ * EXECABORT). *last is the index of the block's last command, *ncmds how
+ * many it holds. Bytes ringsync wrote: complete RESP. */
+static void redirect_unit(const struct batch *b, uint32_t index, const char **cmd, size_t *len,
+                          uint32_t *last, uint32_t *ncmds)
 {
     const char *p = b->buf, *end = b->buf + b->len;
-    bool multi = false;
+    const char *multi_at = NULL;
+    uint32_t multi_index = 0;
     for (uint32_t i = 0; p < end; i++) {
         const char *start = p;
         long argc = strtol(p + 1, NULL, 10);
@@ -146,16 +149,27 @@ static void cmd_at(const struct batch *b, uint32_t index, const char **cmd, size
             p += n + 2;
         }
         bool is_exec = name_len == 4 && strncasecmp(name, "EXEC", 4) == 0;
-        if (i == index) {
+        bool ends = is_exec || (name_len == 7 && strncasecmp(name, "DISCARD", 7) == 0);
+        if (i == index && multi_at == NULL) {
             *cmd = start;
             *len = (size_t)(p - start);
-            *in_multi = multi || is_exec;
+            *last = i;
+            *ncmds = 1;
             return;
         }
-        if (name_len == 5 && strncasecmp(name, "MULTI", 5) == 0)
-            multi = true;
-        else if (is_exec || (name_len == 7 && strncasecmp(name, "DISCARD", 7) == 0))
-            multi = false;
+        if (i >= index && ends) { /* the end of the block holding index */
+            *cmd = multi_at;
+            *len = (size_t)(p - multi_at);
+            *last = i;
+            *ncmds = i - multi_index + 1;
+            return;
+        }
+        if (name_len == 5 && strncasecmp(name, "MULTI", 5) == 0) {
+            multi_at = start;
+            multi_index = i;
+        } else if (ends) {
+            multi_at = NULL;
+        }
     }
     RS_ASSERT(!"a reply to a command past the batch's end");
 }
@@ -234,22 +248,27 @@ static int refused(struct dest_link *dl, const char *what, const char *name, con
 __attribute__((noinline, cold)) static int on_error_reply(struct dest_link *dl, struct batch *b,
                                                           const char *line, size_t len)
 {
+    if (dl->redirected_b == b && b->replies <= dl->redirected_last) {
+        if (b->replies == dl->redirected_last)
+            dl->redirected_b = NULL; /* b may be reused once done */
+        return -2; /* the rest of a transaction sent again whole: -MOVED ..., -EXECABORT */
+    }
     enum dest_reply_kind kind = dest_reply_classify(line, len, NULL, NULL);
     if (kind == DEST_REPLY_RETRY)
         return retry_begin(dl, line, len);
     if (kind == DEST_REPLY_REDIRECT && dl->redirect != NULL && dl->rr.error_element < 0) {
         const char *cmd;
         size_t cmd_len;
-        bool in_multi;
-        cmd_at(b, b->replies, &cmd, &cmd_len, &in_multi);
-        if (!in_multi) {
-            struct batch_span sp = {b->off_before, b->off_last};
-            if (b->has_spans)
-                sp = b->spans[b->replies];
-            if (dl->redirect(dl->redirect_ctx, dl, cmd, cmd_len, &sp, line, len) != 0)
-                return 1;
-            return -2; /* handled: counted as a reply, not as applied here */
-        }
+        uint32_t last, ncmds;
+        redirect_unit(b, b->replies, &cmd, &cmd_len, &last, &ncmds);
+        struct batch_span sp = {b->off_before, b->off_last};
+        if (b->has_spans)
+            sp = b->spans[b->replies];
+        if (dl->redirect(dl->redirect_ctx, dl, cmd, cmd_len, ncmds, &sp, line, len) != 0)
+            return 1;
+        dl->redirected_b = last > b->replies ? b : NULL;
+        dl->redirected_last = last;
+        return -2; /* handled: counted as a reply, not as applied here */
     }
     char cmd[200], name[40], what[400];
     int64_t db;

@@ -102,8 +102,10 @@ struct dest_link {
      * are not started; MOVED and ASK go to redirect (NULL: they stop the job) */
     const uint64_t *hold;
     int (*redirect)(void *ctx, struct dest_link *dl, const char *cmd, size_t cmd_len,
-                    const struct batch_span *span, const char *line, size_t len);
+                    uint32_t ncmds, const struct batch_span *span, const char *line, size_t len);
     void *redirect_ctx;
+    const struct batch *redirected_b; /* a transaction sent again whole: its other replies */
+    uint32_t redirected_last;         /* up to this index of redirected_b are not ours */
     /* called with each batch once all its replies are in */
     void (*done)(void *ctx, struct batch *b);
     void *done_ctx;

@@ -107,9 +107,9 @@ static void enqueue(struct worker *w, struct batch *b)
 }
 
 static int on_redirect(void *ctx, struct dest_link *dl, const char *cmd, size_t cmd_len,
-                       const struct batch_span *span, const char *line, size_t len)
+                       uint32_t ncmds, const struct batch_span *span, const char *line, size_t len)
 {
-    return cluster_redirect_worker_on_reply(ctx, dl, cmd, cmd_len, span, line, len);
+    return cluster_redirect_worker_on_reply(ctx, dl, cmd, cmd_len, ncmds, span, line, len);
 }
 
 /* Makes links[node] a link on fd. 0 or -ENOMEM. */
