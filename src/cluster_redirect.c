@@ -190,6 +190,29 @@ int cluster_redirect_timeout_ms(const struct cluster_redirect *h)
     return h->timeout_ms;
 }
 
+int cluster_redirect_owner(const struct cluster_redirect *h, unsigned slot)
+{
+    return cluster_topology_owner(h->topo, slot);
+}
+
+int cluster_redirect_node_at(struct cluster_redirect *h, unsigned slot, const char *addr,
+                             size_t addr_len, struct rs_error *err)
+{
+    pthread_mutex_lock(&h->mu);
+    int mi = cluster_topology_master_at(h->topo, slot, addr, addr_len, err);
+    pthread_mutex_unlock(&h->mu);
+    return mi;
+}
+
+int cluster_redirect_apply_moved(struct cluster_redirect *h, unsigned slot, const char *addr,
+                                 size_t addr_len, struct rs_error *err)
+{
+    pthread_mutex_lock(&h->mu);
+    int mi = cluster_topology_apply_moved(h->topo, slot, addr, addr_len, err);
+    pthread_mutex_unlock(&h->mu);
+    return mi;
+}
+
 void cluster_redirect_endpoint(struct cluster_redirect *h, unsigned node, struct endpoint *ep)
 {
     *ep = h->target;
@@ -332,9 +355,7 @@ int cluster_redirect_worker_on_reply(struct cluster_redirect_worker *rw, struct 
         return 1;
     }
     struct rs_error err = {0};
-    pthread_mutex_lock(&h->mu);
-    int node = cluster_topology_master_at(h->topo, slot, addr, addr_len, &err);
-    pthread_mutex_unlock(&h->mu);
+    int node = cluster_redirect_node_at(h, slot, addr, addr_len, &err);
     if (node < 0) {
         job_fail(h->job, "destination %s: %s", dl->name, err.msg);
         return 1;

@@ -28,6 +28,7 @@
 
 #include "cluster_topology.h"
 #include "endpoint.h"
+#include "rs_error.h"
 
 #define CLUSTER_REDIRECT_OWNER 0xffffu /* struct batch's owner for a redirect batch */
 #define CLUSTER_REDIRECT_MAX_BARRIERS                                                              \
@@ -75,6 +76,18 @@ void cluster_redirect_endpoint(struct cluster_redirect *h, unsigned node, struct
 
 /* The connect timeout for such a link (--timeout-ms). */
 int cluster_redirect_timeout_ms(const struct cluster_redirect *h);
+
+/* The producer's own look at the table: the master serving slot, and a
+ * MOVED it met itself (cross_slot.h's steps, run under a fence, when
+ * nothing is in flight): the slot's new owner, at once. Returns the
+ * master's index, or -1 with err saying why. */
+int cluster_redirect_owner(const struct cluster_redirect *h, unsigned slot);
+int cluster_redirect_apply_moved(struct cluster_redirect *h, unsigned slot, const char *addr,
+                                 size_t addr_len, struct rs_error *err);
+/* The index of the master at addr (added when new), the table unchanged:
+ * where an ASK points. Any thread. */
+int cluster_redirect_node_at(struct cluster_redirect *h, unsigned slot, const char *addr,
+                             size_t addr_len, struct rs_error *err);
 
 /* ------------------------------------------------------------ a worker */
 

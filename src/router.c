@@ -12,6 +12,7 @@
 #include "batch.h"
 #include "cluster_redirect.h"
 #include "command_table.h"
+#include "cross_slot.h"
 #include "dest_route.h"
 #include "job.h"
 #include "resp_scanner.h"
@@ -703,6 +704,16 @@ static int route(struct router *r, const struct resp_cmd *c)
         return RS_ERR;
     if ((flags & CMD_SPLIT) || (r->cluster && (flags & CMD_SPLIT_AS_MSET)))
         return write_split(r, spec, c, n, db) == RS_OK ? 0 : RS_ERR;
+    if (r->cluster && r->cfg.carry != NULL && !command_reads_unnamed_keys(spec, c->argc, c->argv)) {
+        /* the same effects, run by cross_slot.c once everything before is
+         * applied (invariant 3): a fence without a command of its own */
+        if (!fence_ready(r))
+            return 1;
+        int x = cross_slot_carry(r->cfg.carry, c->argc, c->argv, r->keys, r->slots, n, r->routed,
+                                 c->end_offset);
+        if (x != 0)
+            return x > 0 ? 0 : RS_ERR;
+    }
     if (r->cluster)
         return cross_slot(r, c, n, "its keys span hash slots and it has no per-slot form");
     if (!fence_ready(r))

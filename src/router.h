@@ -39,11 +39,13 @@ struct batch_writer;
 struct job;
 
 struct dest_route;
+struct cross_slot;
 
 struct router_config {
     const struct dest_route *route; /* lanes and the db map (dest_route.h) */
     bool forward_publish;
     bool cross_slot_skip;     /* --cross-slot skip: drop what a cluster cannot run, counted */
+    struct cross_slot *carry; /* a cluster: what it can carry out (cross_slot.h); else NULL */
     int64_t expiry_margin_ms; /* stream_rewrite.h: expiries written this much later */
 };
 

@@ -27,6 +27,7 @@
 #include "batch.h"
 #include "capture_file.h"
 #include "cluster_redirect.h"
+#include "cross_slot.h"
 #include "control_link.h"
 #include "crc64.h"
 #include "dest_check.h"
@@ -637,6 +638,7 @@ static int run_job(struct run_ctx *rc)
     struct snapshot_writer *sw = NULL;
     struct rdb_decoder *dec = NULL;
     struct router *router = NULL;
+    struct cross_slot *carry = NULL;
     struct spill *spill = NULL;
 
     if (job_init(&job, o->workers) < 0) {
@@ -684,7 +686,12 @@ static int run_job(struct run_ctx *rc)
         goto out;
     }
     if (follow) {
+        if (job.redirect != NULL && (carry = cross_slot_new(&job, job.redirect)) == NULL) {
+            rs_log("out of memory");
+            goto out;
+        }
         struct router_config rcfg = {.route = &rc->route,
+                                     .carry = carry,
                                      .forward_publish = o->forward_publish,
                                      .cross_slot_skip = o->cross_slot_skip,
                                      .expiry_margin_ms = margin_ms};
@@ -840,6 +847,10 @@ static int run_job(struct run_ctx *rc)
         rs_log("%" PRIu64 " keys and commands of databases the --db-map leaves out were dropped "
                "(--db-unmapped skip)",
                atomic_load(&job.unmapped_skipped));
+    if (carry != NULL && cross_slot_count(carry) > 0)
+        rs_log("%" PRIu64 " commands across hash slots were carried out as the same effects "
+               "(DUMP/RESTORE, per-node steps, temporary keys)",
+               cross_slot_count(carry));
     if (atomic_load(&job.cross_slot_skipped) > 0)
         rs_log("%" PRIu64 " commands the cluster cannot run were dropped (--cross-slot skip)",
                atomic_load(&job.cross_slot_skipped));
@@ -864,6 +875,7 @@ out:
             close(fds[i]);
     free(fds);
     free(names);
+    cross_slot_free(carry);
     cluster_redirect_free(job.redirect);
     rdb_decoder_free(dec);
     spill_free(spill);

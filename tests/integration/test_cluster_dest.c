@@ -717,11 +717,35 @@ Test(cluster_dest, a_replica_node_as_the_target_reaches_every_master)
 
 /* ------------------------------------------------ commands across slots */
 
-/* Two keys whose slots differ, for a RENAME no cluster node can run. */
+/* Two keys whose slots differ. A RENAME of one to the other alone is
+ * carried out (DUMP/RESTORE/DEL, below); inside a transaction it is not:
+ * that is what the --cross-slot policy tests use. */
 static const char rename_from[] = "{a}ren:from";
 static const char rename_to[] = "{b}ren:to";
 
-Test(cluster_dest, a_rename_across_slots_stops_the_job_naming_command_slots_and_offset)
+/* Runs a command given as one line of words split at spaces. */
+static void exec_words(redisContext *c, const char *line)
+{
+    char buf[512];
+    const char *argv[32];
+    int argc = 0;
+    snprintf(buf, sizeof(buf), "%s", line);
+    for (char *w = strtok(buf, " "); w != NULL && argc < 32; w = strtok(NULL, " "))
+        argv[argc++] = w;
+    freeReplyObject(redis_fixture_command_argv(c, argc, argv, NULL));
+}
+
+/* MULTI, cmd, SET {c}tx:n, EXEC on the source: propagated as one block. */
+static void in_transaction(redisContext *c, const char *cmd, int n)
+{
+    redis_fixture_exec(c, "MULTI");
+    exec_words(c, cmd);
+    redis_fixture_exec(c, "SET {c}tx:%d 1", n);
+    redis_fixture_exec(c, "EXEC");
+}
+
+Test(cluster_dest,
+     a_rename_across_slots_in_a_transaction_stops_the_job_naming_command_slots_and_offset)
 {
     struct redis_fixture *src = start_source();
     struct cluster_fixture *c = start_3_3();
@@ -735,7 +759,9 @@ Test(cluster_dest, a_rename_across_slots_stops_the_job_naming_command_slots_and_
     wait_caught_up(src, -1, p, "before the RENAME");
 
     long long offset_before = info_number(src->ctx, "replication", "master_repl_offset");
-    redis_fixture_exec(src->ctx, "RENAME %s %s", rename_from, rename_to);
+    char rename[128];
+    snprintf(rename, sizeof(rename), "RENAME %s %s", rename_from, rename_to);
+    in_transaction(src->ctx, rename, 0);
     long long offset = info_number(src->ctx, "replication", "master_repl_offset");
     redis_fixture_exec(src->ctx, "SET after 1");
     struct ended e;
@@ -769,7 +795,8 @@ Test(cluster_dest, a_rename_across_slots_stops_the_job_naming_command_slots_and_
 
 #define SKIPPED_RENAMES 3
 
-Test(cluster_dest, renames_across_slots_are_skipped_and_counted_with_cross_slot_skip)
+Test(cluster_dest,
+     renames_across_slots_in_transactions_are_skipped_and_counted_with_cross_slot_skip)
 {
     struct redis_fixture *src = start_source();
     struct cluster_fixture *c = start_3_3();
@@ -779,7 +806,9 @@ Test(cluster_dest, renames_across_slots_are_skipped_and_counted_with_cross_slot_
     wait_snapshot_applied(p);
     for (int i = 0; i < SKIPPED_RENAMES; i++) {
         redis_fixture_exec(src->ctx, "SET {a}r%d v%d", i, i);
-        redis_fixture_exec(src->ctx, "RENAME {a}r%d {b}r%d", i, i);
+        char rename[64];
+        snprintf(rename, sizeof(rename), "RENAME {a}r%d {b}r%d", i, i);
+        in_transaction(src->ctx, rename, i);
         redis_fixture_exec(src->ctx, "SET {c}after%d %d", i, i); /* goes on after each */
     }
     wait_caught_up(src, -1, p, "past the skipped RENAMEs");
@@ -798,6 +827,95 @@ Test(cluster_dest, renames_across_slots_are_skipped_and_counted_with_cross_slot_
         redis_fixture_exec(src->ctx, "RENAME {b}r%d {a}r%d", i, i);
     assert_cluster_equals(c, src, "source with the RENAMEs undone", "--cross-slot skip");
     cluster_fixture_stop(c);
+}
+
+/* Every command a cluster cannot run as it came and ringsync carries out
+ * as the same effects (cross_slot.h), each with its keys in two or three
+ * slots, against a native replica of the source, with one and two workers;
+ * the source's TTL travels with a RENAME. */
+static const char *const carried_out[] = {
+    "SET {a}ren v",
+    "PEXPIRE {a}ren 900000000",
+    "RENAME {a}ren {b}ren",
+    "SET {a}nx w",
+    "RENAMENX {a}nx {c}nx",
+    "SET {a}copy hello",
+    "COPY {a}copy {b}copy",
+    "SET {c}copy old",
+    "COPY {a}copy {c}copy REPLACE",
+    "SADD {a}s x y z",
+    "SMOVE {a}s {b}s y",
+    "RPUSH {a}l 1 2 3 4",
+    "LMOVE {a}l {b}l LEFT RIGHT",
+    "LMOVE {a}l {c}l RIGHT LEFT",
+    "RPOPLPUSH {a}l {b}l",
+    "SADD {a}u1 a b",
+    "SADD {b}u2 b c",
+    "SUNIONSTORE {c}u3 {a}u1 {b}u2",
+    "SINTERSTORE {a}u4 {a}u1 {b}u2",
+    "SDIFFSTORE {b}u5 {a}u1 {b}u2 {c}nothing",
+    "ZADD {a}z1 1 a 2 b",
+    "ZADD {b}z2 3 b 4 c",
+    "ZUNIONSTORE {c}z3 2 {a}z1 {b}z2 WEIGHTS 1 2 AGGREGATE MAX",
+    "ZINTERSTORE {c}z4 2 {a}z1 {b}z2",
+    "ZDIFFSTORE {b}z5 2 {a}z1 {b}z2",
+    "ZRANGESTORE {c}z6 {a}z1 0 -1",
+    "SET {a}b1 ab",
+    "SET {b}b2 cd",
+    "BITOP OR {c}b3 {a}b1 {b}b2",
+    "BITOP NOT {b}b4 {a}b1",
+    "PFADD {a}h1 a b c",
+    "PFADD {b}h2 c d",
+    "PFMERGE {c}h3 {a}h1 {b}h2",
+    "PFMERGE {a}h1 {b}h2",
+    "RPUSH {a}sl 3 1 2",
+    "SORT {a}sl STORE {b}sl2",
+    "SORT {a}sl DESC LIMIT 0 2 STORE {c}sl3",
+    "GEOADD {a}g 13.36 38.11 pa 15.08 37.50 ca",
+    "GEOSEARCHSTORE {b}g2 {a}g FROMLONLAT 15 37 BYRADIUS 200 km",
+    "GEORADIUS {a}g 15 37 200 km STORE {c}g3",
+    "GEORADIUSBYMEMBER {a}g pa 300 km STOREDIST {b}g4",
+    NULL};
+
+static void cross_slot_commands_are_carried_out(const char *workers)
+{
+    struct redis_fixture *src = start_source();
+    struct redis_fixture *rep = start_debug_server();
+    struct cluster_fixture *c = start_3_3();
+    redis_fixture_exec(src->ctx, "SET before 1");
+    redis_fixture_replicate(rep, src, 30000);
+    struct program *p = ringsync_into(src, c, 0, workers, NULL);
+    wait_snapshot_applied(p);
+    for (int i = 0; carried_out[i] != NULL; i++)
+        exec_words(src->ctx, carried_out[i]);
+    wait_caught_up(src, rep->port, p, "the carried-out commands");
+    dataset_set_target_expiry_shift(EXPIRY_MARGIN_MS);
+    assert_cluster_equals(c, rep, "native replica", "after the carried-out commands");
+    struct program_result r;
+    ringsync_stop_result(p, "carried out", &r);
+    cr_assert(strstr(r.err, "carried out") != NULL,
+              "standard error does not say commands were carried out:\n%s", r.err);
+    program_result_deinit(&r);
+    dataset_set_target_expiry_shift(0);
+    assert_cluster_equals(c, rep, "native replica", "after the stop, expiries exact");
+    /* no temporary key is left behind */
+    for (int i = 0; i < c->nmasters; i++) {
+        redisReply *k = redis_fixture_command(c->nodes[i]->ctx, "KEYS *ringsync:tmp:*");
+        cr_assert(k->type == REDIS_REPLY_ARRAY && k->elements == 0,
+                  "master %d holds %zu temporary keys", i, k->elements);
+        freeReplyObject(k);
+    }
+    cluster_fixture_stop(c);
+}
+
+Test(cluster_dest, cross_slot_commands_are_carried_out_as_the_same_effects_with_one_worker)
+{
+    cross_slot_commands_are_carried_out("1");
+}
+
+Test(cluster_dest, cross_slot_commands_are_carried_out_as_the_same_effects_with_two_workers)
+{
+    cross_slot_commands_are_carried_out("2");
 }
 
 /* ---------------------------------------------------------------- databases */

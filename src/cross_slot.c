@@ -1,0 +1,415 @@
+/* cross_slot.c - cross-slot commands carried out as the same effects on a
+ * cluster (see cross_slot.h). */
+#include "cross_slot.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "cluster_redirect.h"
+#include "control_link.h"
+#include "dest_reply.h"
+#include "job.h"
+#include "rs_error.h"
+#include "slot.h"
+
+#define CROSS_SLOT_MAX_ARGS 4096 /* a *STORE with more inputs is left to --cross-slot */
+#define CROSS_SLOT_TMP_CAP  64   /* "{tag}ringsync:tmp:N" */
+
+struct cross_slot {
+    struct job *job;
+    struct cluster_redirect *h;
+    struct control_link *links; /* per master index; buf NULL: not open */
+    size_t nlinks;
+    uint32_t *tag_of_slot; /* a counter whose text hashes to each slot (made when first needed) */
+    uint64_t count;
+    const char *what; /* the command being carried out, for messages */
+    /* scratch */
+    const char *argv[CROSS_SLOT_MAX_ARGS];
+    size_t lens[CROSS_SLOT_MAX_ARGS];
+    char tmp[CROSS_SLOT_MAX_ARGS][CROSS_SLOT_TMP_CAP];
+};
+
+struct cross_slot *cross_slot_new(struct job *job, struct cluster_redirect *h)
+{
+    struct cross_slot *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return NULL;
+    x->job = job;
+    x->h = h;
+    return x;
+}
+
+void cross_slot_free(struct cross_slot *x)
+{
+    if (x == NULL)
+        return;
+    for (size_t i = 0; i < x->nlinks; i++)
+        control_link_close(&x->links[i]);
+    free(x->links);
+    free(x->tag_of_slot);
+    free(x);
+}
+
+uint64_t cross_slot_count(const struct cross_slot *x)
+{
+    return x->count;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The producer's link to master `node`, opened when first needed. */
+static struct control_link *link_to(struct cross_slot *x, int node)
+{
+    if ((size_t)node >= x->nlinks) {
+        size_t n = (size_t)node + 1;
+        struct control_link *l = realloc(x->links, n * sizeof(*l));
+        if (l == NULL) {
+            job_fail(x->job, "out of memory while carrying out %s", x->what);
+            return NULL;
+        }
+        memset(l + x->nlinks, 0, (n - x->nlinks) * sizeof(*l));
+        x->links = l;
+        x->nlinks = n;
+    }
+    struct control_link *cl = &x->links[node];
+    if (cl->buf != NULL)
+        return cl;
+    struct endpoint ep;
+    struct rs_error err = {0};
+    cluster_redirect_endpoint(x->h, (unsigned)node, &ep);
+    if (control_link_open(cl, &ep, cluster_redirect_timeout_ms(x->h), &err) < 0) {
+        job_fail(x->job, "cannot carry out %s: %s", x->what, err.msg);
+        return NULL;
+    }
+    return cl;
+}
+
+/* Runs argv[0..argc) on the node serving slot, following MOVED and ASK and
+ * waiting out BUSY/LOADING/TRYAGAIN/CLUSTERDOWN; *rep is its reply (an
+ * error reply included: the caller decides). 0, or -1 after job_fail. */
+static int run(struct cross_slot *x, unsigned slot, int argc, const char **argv, const size_t *lens,
+               struct control_reply *rep)
+{
+    double t0 = mono_s();
+    int node = cluster_redirect_owner(x->h, slot);
+    bool asking = false;
+    for (int backoff_ms = 10;;) {
+        struct control_link *cl = link_to(x, node);
+        if (cl == NULL)
+            return -1;
+        struct rs_error err = {0};
+        if (asking) {
+            struct control_reply a = {0};
+            if (control_link_commandv(cl, &a, &err, "ASKING", NULL) < 0) {
+                job_fail(x->job, "while carrying out %s: %s", x->what, err.msg);
+                return -1;
+            }
+            control_reply_free(&a);
+        }
+        if (control_link_command(cl, rep, &err, argc, argv, lens) < 0) {
+            job_fail(x->job, "while carrying out %s: %s", x->what, err.msg);
+            return -1;
+        }
+        const redisReply *r = rep->r;
+        if (r->type != REDIS_REPLY_ERROR)
+            return 0;
+        enum dest_reply_kind kind = dest_reply_classify(r->str, r->len, NULL, NULL);
+        if (kind == DEST_REPLY_REDIRECT) {
+            bool is_ask = strncmp(r->str, "ASK ", 4) == 0;
+            const char *p = strchr(r->str, ' ');
+            const char *addr = p ? strchr(p + 1, ' ') : NULL;
+            if (addr == NULL) {
+                job_fail(x->job, "while carrying out %s: %s answered -%s", x->what, cl->name,
+                         r->str);
+                return -1;
+            }
+            addr++;
+            /* MOVED: the slot's new owner, now (nothing else is in flight);
+             * ASK: that node for this step only */
+            int to = is_ask ? cluster_redirect_node_at(x->h, slot, addr, strlen(addr), &err)
+                            : cluster_redirect_apply_moved(x->h, slot, addr, strlen(addr), &err);
+            if (to < 0) {
+                job_fail(x->job, "while carrying out %s: %s", x->what, err.msg);
+                return -1;
+            }
+            control_reply_free(rep);
+            node = to;
+            asking = is_ask;
+            continue;
+        }
+        if (kind == DEST_REPLY_RETRY) {
+            double limit = x->job->retry_timeout_s;
+            if (limit > 0 && mono_s() - t0 > limit)
+                return 0; /* the caller names the reply */
+            control_reply_free(rep);
+            struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+            backoff_ms = backoff_ms * 2 > 1000 ? 1000 : backoff_ms * 2;
+            continue;
+        }
+        return 0;
+    }
+}
+
+/* run(), then: an error reply fails the job naming the step. */
+static int step(struct cross_slot *x, unsigned slot, int argc, const char **argv,
+                const size_t *lens, struct control_reply *rep)
+{
+    if (run(x, slot, argc, argv, lens, rep) < 0)
+        return -1;
+    if (rep->r->type == REDIS_REPLY_ERROR) {
+        char name[40];
+        snprintf(name, sizeof(name), "%.*s", (int)(lens[0] < 30 ? lens[0] : 30), argv[0]);
+        job_fail(x->job,
+                 "while carrying out %s on the cluster (as the same effects), its step %s was "
+                 "refused by the node serving slot %u: -%s",
+                 x->what, name, slot, rep->r->str);
+        control_reply_free(rep);
+        return -1;
+    }
+    return 0;
+}
+
+/* Copies key (in slot from) as DUMP's payload and its PEXPIRETIME; *t -1
+ * for no expiry. 1 copied, 0 the key does not exist, -1 failed. */
+static int dump(struct cross_slot *x, struct rs_slice key, unsigned from,
+                struct control_reply *payload, long long *t)
+{
+    const char *a[2] = {"DUMP", key.p};
+    size_t l[2] = {4, key.len};
+    if (step(x, from, 2, a, l, payload) < 0)
+        return -1;
+    if (payload->r->type == REDIS_REPLY_NIL) {
+        control_reply_free(payload);
+        return 0;
+    }
+    struct control_reply rt = {0};
+    a[0] = "PEXPIRETIME";
+    l[0] = 11;
+    if (step(x, from, 2, a, l, &rt) < 0) {
+        control_reply_free(payload);
+        return -1;
+    }
+    *t = rt.r->type == REDIS_REPLY_INTEGER ? rt.r->integer : -1;
+    control_reply_free(&rt);
+    return 1;
+}
+
+/* RESTORE key (slot to) from a DUMP payload, with expiry t (-1: none). */
+static int restore(struct cross_slot *x, const char *key, size_t key_len, unsigned to,
+                   const redisReply *payload, long long t)
+{
+    char ttl[24];
+    int n = snprintf(ttl, sizeof(ttl), "%lld", t > 0 ? t : 0);
+    const char *a[6] = {"RESTORE", key, ttl, payload->str, "REPLACE", "ABSTTL"};
+    size_t l[6] = {7, key_len, (size_t)n, payload->len, 7, 6};
+    struct control_reply rep = {0};
+    int rc = step(x, to, t > 0 ? 6 : 5, a, l, &rep);
+    control_reply_free(&rep);
+    return rc;
+}
+
+static int simple(struct cross_slot *x, unsigned slot, int argc, const char **argv,
+                  const size_t *lens)
+{
+    struct control_reply rep = {0};
+    int rc = step(x, slot, argc, argv, lens, &rep);
+    control_reply_free(&rep);
+    return rc;
+}
+
+static bool is(const struct rs_slice *s, const char *w)
+{
+    size_t n = strlen(w);
+    return s->len == n && strncasecmp(s->p, w, n) == 0;
+}
+
+/* RENAME, RENAMENX, COPY: the value (and expiry) moved or copied; keys at
+ * argv[1] (slots[0]) and argv[2] (slots[1]). */
+static int copy_key(struct cross_slot *x, const struct rs_slice *argv, const unsigned *slots,
+                    bool delete_source)
+{
+    struct control_reply payload = {0};
+    long long t = -1;
+    int rc = dump(x, argv[1], slots[0], &payload, &t);
+    if (rc <= 0) {
+        if (rc == 0) /* the source ran it, so the key was there */
+            job_fail(x->job,
+                     "cannot carry out %s on the cluster: its key is not on the destination "
+                     "(the destination differs from the source)",
+                     x->what);
+        return -1;
+    }
+    rc = restore(x, argv[2].p, argv[2].len, slots[1], payload.r, t);
+    control_reply_free(&payload);
+    if (rc == 0 && delete_source) {
+        const char *a[2] = {"DEL", argv[1].p};
+        size_t l[2] = {3, argv[1].len};
+        rc = simple(x, slots[0], 2, a, l);
+    }
+    return rc;
+}
+
+/* LMOVE a b FROM TO (RPOPLPUSH: RIGHT LEFT). */
+static int move_element(struct cross_slot *x, const struct rs_slice *argv, const unsigned *slots,
+                        bool from_left, bool to_left)
+{
+    const char *a[3] = {from_left ? "LPOP" : "RPOP", argv[1].p};
+    size_t l[3] = {4, argv[1].len};
+    struct control_reply rep = {0};
+    if (step(x, slots[0], 2, a, l, &rep) < 0)
+        return -1;
+    if (rep.r->type != REDIS_REPLY_STRING) {
+        control_reply_free(&rep);
+        job_fail(x->job,
+                 "cannot carry out %s on the cluster: its source list is empty on the "
+                 "destination (the destination differs from the source)",
+                 x->what);
+        return -1;
+    }
+    a[0] = to_left ? "LPUSH" : "RPUSH";
+    l[0] = 5;
+    a[1] = argv[2].p;
+    l[1] = argv[2].len;
+    a[2] = rep.r->str;
+    l[2] = rep.r->len;
+    int rc = simple(x, slots[1], 3, a, l);
+    control_reply_free(&rep);
+    return rc;
+}
+
+/* A name whose hash slot is slot (a "{tag}" prefix), for temporaries. */
+static int tmp_name(struct cross_slot *x, unsigned slot, int i, char *out, size_t cap)
+{
+    if (x->tag_of_slot == NULL) {
+        if ((x->tag_of_slot = calloc(SLOT_COUNT, sizeof(*x->tag_of_slot))) == NULL)
+            return -1;
+        unsigned left = SLOT_COUNT;
+        for (uint32_t c = 1; left > 0; c++) { /* about 160,000 tries, once */
+            char t[16];
+            int n = snprintf(t, sizeof(t), "%" PRIu32, c);
+            unsigned s = slot_of_key(t, (size_t)n);
+            if (x->tag_of_slot[s] == 0) {
+                x->tag_of_slot[s] = c;
+                left--;
+            }
+        }
+    }
+    return snprintf(out, cap, "{%" PRIu32 "}ringsync:tmp:%d", x->tag_of_slot[slot], i);
+}
+
+/* The *STORE family: inputs of other slots copied next to the key written
+ * (at keys[anchor]), the command run there, the copies deleted. */
+static int store_family(struct cross_slot *x, int argc, const struct rs_slice *argv,
+                        const int *keys, const unsigned *slots, int nkeys, int anchor)
+{
+    unsigned at = slots[anchor];
+    int ntmp = 0, rc = 0;
+    for (int i = 0; i < argc; i++) {
+        x->argv[i] = argv[i].p;
+        x->lens[i] = argv[i].len;
+    }
+    for (int k = 0; k < nkeys && rc == 0; k++) {
+        if (k == anchor || slots[k] == at)
+            continue;
+        char *name = x->tmp[ntmp];
+        int n = tmp_name(x, at, ntmp, name, CROSS_SLOT_TMP_CAP);
+        if (n < 0) {
+            job_fail(x->job, "out of memory while carrying out %s", x->what);
+            return -1;
+        }
+        ntmp++;
+        struct control_reply payload = {0};
+        long long t;
+        int got = dump(x, argv[keys[k]], slots[k], &payload, &t);
+        if (got < 0)
+            return -1;
+        if (got == 1) { /* no expiry on the copy: it lives for this command only */
+            rc = restore(x, name, (size_t)n, at, payload.r, -1);
+            control_reply_free(&payload);
+        }
+        x->argv[keys[k]] = name;
+        x->lens[keys[k]] = (size_t)n;
+    }
+    if (rc == 0)
+        rc = simple(x, at, argc, x->argv, x->lens);
+    if (rc == 0 && ntmp > 0) {
+        const char *a[1 + 64];
+        size_t l[1 + 64];
+        for (int i = 0; i < ntmp && rc == 0;) {
+            int n = 0;
+            a[n] = "DEL";
+            l[n++] = 3;
+            for (; i < ntmp && n < 65; i++, n++) {
+                a[n] = x->tmp[i];
+                l[n] = strlen(x->tmp[i]);
+            }
+            rc = simple(x, at, n, a, l);
+        }
+    }
+    return rc;
+}
+
+int cross_slot_carry(struct cross_slot *x, int argc, const struct rs_slice *argv, const int *keys,
+                     const unsigned *slots, int nkeys, uint64_t from, uint64_t to)
+{
+    if (argc > CROSS_SLOT_MAX_ARGS || nkeys < 2)
+        return 0;
+    char what[120], name[32];
+    rs_escape_bytes(name, sizeof(name), argv[0].p, argv[0].len, 20);
+    for (char *p = name; *p; p++)
+        *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    snprintf(what, sizeof(what), "%s at source offset %" PRIu64 "..%" PRIu64, name, from, to);
+    x->what = what;
+    const struct rs_slice *cmd = &argv[0];
+    int rc;
+    if ((is(cmd, "rename") || is(cmd, "renamenx")) && argc == 3)
+        rc = copy_key(x, argv, slots, true);
+    else if (is(cmd, "copy") && argc >= 3) {
+        for (int i = 3; i < argc; i++)
+            if (!is(&argv[i], "replace"))
+                return 0; /* COPY ... DB n: another database */
+        rc = copy_key(x, argv, slots, false);
+    } else if (is(cmd, "smove") && argc == 4) {
+        const char *a[3] = {"SREM", argv[1].p, argv[3].p};
+        size_t l[3] = {4, argv[1].len, argv[3].len};
+        rc = simple(x, slots[0], 3, a, l);
+        if (rc == 0) {
+            a[0] = "SADD";
+            a[1] = argv[2].p;
+            l[1] = argv[2].len;
+            rc = simple(x, slots[1], 3, a, l);
+        }
+    } else if (is(cmd, "rpoplpush") && argc == 3) {
+        rc = move_element(x, argv, slots, false, true);
+    } else if (is(cmd, "lmove") && argc == 5) {
+        rc = move_element(x, argv, slots, is(&argv[3], "left"), is(&argv[4], "left"));
+    } else if (is(cmd, "sunionstore") || is(cmd, "sinterstore") || is(cmd, "sdiffstore") ||
+               is(cmd, "zunionstore") || is(cmd, "zinterstore") || is(cmd, "zdiffstore") ||
+               is(cmd, "zrangestore") || is(cmd, "geosearchstore") || is(cmd, "pfmerge") ||
+               is(cmd, "bitop")) {
+        rc = store_family(x, argc, argv, keys, slots, nkeys, 0);
+    } else if (is(cmd, "sort") || is(cmd, "georadius") || is(cmd, "georadiusbymember")) {
+        rc = store_family(x, argc, argv, keys, slots, nkeys, nkeys - 1); /* the STORE key */
+    } else {
+        return 0;
+    }
+    if (rc < 0)
+        return -1;
+    x->count++;
+    return 1;
+}
