@@ -456,7 +456,9 @@ static int stage_commit(struct batch_writer *bw, unsigned to, int64_t db, size_t
     s->len += n;
     s->db = db;
     s->off_last = bw->cur_end;
-    if (++s->nkeys == BATCH_MSET_KEYS || s->len >= BATCH_BYTES / 2)
+    /* single_slot (a cluster): one key an MSET, which a slot being migrated
+     * never answers TRYAGAIN (its keys on two nodes) */
+    if (++s->nkeys == BATCH_MSET_KEYS || s->len >= BATCH_BYTES / 2 || bw->single_slot)
         return mset_flush(bw, to);
     return 0;
 }

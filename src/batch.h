@@ -78,8 +78,9 @@ void batch_free_in_rings(struct job *job);
 struct batch_writer;
 
 /* A writer for the job's workers and `nodes` destination nodes (lanes:
- * nodes * job->nworkers). single_slot: a gathered MSET holds keys of one
- * hash slot only (a cluster refuses MSET across slots). NULL: no memory. */
+ * nodes * job->nworkers). single_slot (a cluster): an MSET holds one key (a
+ * cluster refuses one across slots, and answers TRYAGAIN to one whose slot
+ * is being migrated with its keys on two nodes). NULL: no memory. */
 struct batch_writer *batch_writer_new(struct job *job, unsigned self, unsigned max_outstanding,
                                       unsigned nodes, bool single_slot);
 void batch_writer_free(struct batch_writer *bw);

@@ -103,6 +103,77 @@ int dest_nodes_connect(const struct dest_nodes *d, unsigned nworkers, int timeou
     return 0;
 }
 
+/* The masters of t with slots, as endpoints with target's credentials. */
+static int masters_of(const struct cluster_topology *t, const struct endpoint *target,
+                      struct endpoint **eps, unsigned *n)
+{
+    *n = 0;
+    if ((*eps = calloc(t->nmasters ? t->nmasters : 1, sizeof(**eps))) == NULL)
+        return -1;
+    for (size_t i = 0; i < t->nmasters; i++) {
+        const struct cluster_node *m = &t->masters[i].node;
+        if (t->masters[i].nslots == 0)
+            continue;
+        struct endpoint *ep = &(*eps)[(*n)++];
+        *ep = *target;
+        snprintf(ep->host, sizeof(ep->host), "%s", m->host);
+        ep->port = m->port;
+        snprintf(ep->name, sizeof(ep->name), "%s", m->name);
+    }
+    return 0;
+}
+
+int dest_nodes_current(const struct dest_nodes *d, const struct endpoint *target, int timeout_ms,
+                       struct endpoint **eps, unsigned *n, struct rs_error *err)
+{
+    *eps = NULL;
+    *n = 0;
+    if (!d->is_cluster) {
+        if ((*eps = calloc(1, sizeof(**eps))) == NULL)
+            return -1;
+        (*eps)[0] = *target;
+        *n = 1;
+        return 0;
+    }
+    /* the target first, then every node known at the start */
+    size_t tries = 1 + d->topo.nmasters;
+    for (size_t i = 0; i < d->topo.nmasters; i++)
+        tries += d->topo.masters[i].nreplicas;
+    for (size_t k = 0; k < tries; k++) {
+        struct endpoint ep = *target;
+        if (k > 0) {
+            size_t j = k - 1;
+            const struct cluster_node *node = NULL;
+            for (size_t i = 0; i < d->topo.nmasters && node == NULL; i++) {
+                if (j == 0)
+                    node = &d->topo.masters[i].node;
+                else if (j - 1 < d->topo.masters[i].nreplicas)
+                    node = &d->topo.masters[i].replicas[j - 1];
+                else
+                    j -= 1 + d->topo.masters[i].nreplicas;
+            }
+            if (node == NULL)
+                break;
+            snprintf(ep.host, sizeof(ep.host), "%s", node->host);
+            ep.port = node->port;
+            snprintf(ep.name, sizeof(ep.name), "%s", node->name);
+        }
+        struct control_link cl = {0};
+        if (control_link_open(&cl, &ep, timeout_ms, err) < 0)
+            continue;
+        struct cluster_topology t;
+        cluster_topology_init(&t);
+        int rc = cluster_topology_discover(&t, &cl, ep.host, err);
+        control_link_close(&cl);
+        if (rc == 0)
+            rc = masters_of(&t, target, eps, n);
+        cluster_topology_deinit(&t);
+        if (rc == 0)
+            return 0;
+    }
+    return -1;
+}
+
 void dest_nodes_deinit(struct dest_nodes *d)
 {
     cluster_topology_deinit(&d->topo);

@@ -53,6 +53,13 @@ int dest_nodes_open(struct dest_nodes *d, const struct endpoint *target, enum de
 int dest_nodes_connect(const struct dest_nodes *d, unsigned nworkers, int timeout_ms, int *fds,
                        struct rs_error *err);
 
+/* The masters serving slots now (a cluster may have resharded or failed
+ * over since dest_nodes_open): asks the target, then each node d knows,
+ * until one answers with a whole topology. *eps (malloc'd, *n of them) for
+ * the caller to free. 0, or -1 with err from the last node tried. */
+int dest_nodes_current(const struct dest_nodes *d, const struct endpoint *target, int timeout_ms,
+                       struct endpoint **eps, unsigned *n, struct rs_error *err);
+
 void dest_nodes_deinit(struct dest_nodes *d);
 
 #endif

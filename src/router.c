@@ -233,7 +233,8 @@ static int write_split(struct router *r, const struct command_spec *spec, const 
     int step = spec->step;
     for (int i = 0; i < nkeys; i++)
         r->order[i] = i;
-    qsort_r(r->order, (size_t)nkeys, sizeof(*r->order), by_group, r);
+    if (!r->cluster)
+        qsort_r(r->order, (size_t)nkeys, sizeof(*r->order), by_group, r);
     struct rs_slice *argv = r->argv;
     argv[0] = c->argv[0];
     if (spec->flags & CMD_SPLIT_AS_MSET)
@@ -242,7 +243,11 @@ static int write_split(struct router *r, const struct command_spec *spec, const 
         unsigned g = group_of(r, r->slots[r->order[i]]);
         unsigned to = lane_of(r, r->slots[r->order[i]]);
         int argc = 1;
-        for (; i < nkeys && group_of(r, r->slots[r->order[i]]) == g; i++) {
+        /* a cluster: one key per command, so none can meet TRYAGAIN (keys of
+         * its slot on two nodes while it migrates) */
+        for (int first = i;
+             i < nkeys && group_of(r, r->slots[r->order[i]]) == g && (!r->cluster || i == first);
+             i++) {
             int k = r->keys[r->order[i]];
             argv[argc++] = c->argv[k];
             if (step == 2)
@@ -684,10 +689,18 @@ static int route(struct router *r, const struct resp_cmd *c)
     for (int i = 1; i < n && one; i++)
         one = group_of(r, r->slots[i]) == g;
     unsigned to = lane_of(r, r->slots[0]);
+    bool splits = (flags & CMD_SPLIT) || (r->cluster && (flags & CMD_SPLIT_AS_MSET));
+    if (one && r->cluster && n > 1 && splits) {
+        if (settle(r, n) != RS_OK) /* one key per command on a cluster: see write_split */
+            return RS_ERR;
+        return write_split(r, spec, c, n, db) == RS_OK ? 0 : RS_ERR;
+    }
     if (one) {
         /* A plain SET k v joins the MSET being gathered: its argument bytes
-         * as received. It keeps gathering across commands of other slots. */
-        if (c->argc == 3 && spec->first == 1 && c->argv[0].len == 3 &&
+         * as received. It keeps gathering across commands of other slots.
+         * Not on a cluster, where an MSET of two keys meets TRYAGAIN while
+         * its slot migrates (write_split). */
+        if (!r->cluster && c->argc == 3 && spec->first == 1 && c->argv[0].len == 3 &&
             (c->argv[0].p[0] | 0x20) == 's' && (c->argv[0].p[1] | 0x20) == 'e' &&
             (c->argv[0].p[2] | 0x20) == 't') {
             const char *args = c->argv[0].p + c->argv[0].len + 2;
@@ -702,7 +715,7 @@ static int route(struct router *r, const struct resp_cmd *c)
     }
     if (settle(r, n) != RS_OK)
         return RS_ERR;
-    if ((flags & CMD_SPLIT) || (r->cluster && (flags & CMD_SPLIT_AS_MSET)))
+    if (splits)
         return write_split(r, spec, c, n, db) == RS_OK ? 0 : RS_ERR;
     if (r->cluster && r->cfg.carry != NULL && !command_reads_unnamed_keys(spec, c->argc, c->argv)) {
         /* the same effects, run by cross_slot.c once everything before is

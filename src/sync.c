@@ -600,8 +600,18 @@ static int counting_on_event(void *ctx, const struct rdb_event *ev)
 static int remove_margin(struct run_ctx *rc, int64_t margin_ms)
 {
     int status = 0;
-    for (unsigned i = 0; i < rc->nodes->nnodes; i++) {
-        const struct endpoint *ep = &rc->nodes->eps[i];
+    struct endpoint *eps;
+    unsigned n;
+    struct rs_error derr = {0};
+    /* the masters now: a cluster may have resharded or failed over */
+    if (dest_nodes_current(rc->nodes, &rc->target, rc->o->timeout_ms, &eps, &n, &derr) < 0) {
+        rs_log("could not make the expiries of destination %s exact again: %s; they expire %" PRId64
+               " s late (ringsync writes them --expiry-margin late while it follows)",
+               rc->target.name, derr.msg[0] ? derr.msg : "out of memory", margin_ms / 1000);
+        return 1;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        const struct endpoint *ep = &eps[i];
         struct control_link cl = {0};
         struct rs_error err = {0};
         uint64_t fixed = 0;
@@ -622,6 +632,7 @@ static int remove_margin(struct run_ctx *rc, int64_t margin_ms)
             rs_log("expiries exact again: %" PRIu64 " keys of destination %s in %.2f s", fixed,
                    ep->name, now_s() - t0);
     }
+    free(eps);
     return status;
 }
 

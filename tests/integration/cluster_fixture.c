@@ -345,16 +345,13 @@ static int cf_int_qcmp(const void *a, const void *b)
     return *(const int *)a - *(const int *)b;
 }
 
-void cluster_fixture_view_take(const struct cluster_fixture *c, struct cluster_fixture_view *v)
+/* Fills v from text, node `asked`'s CLUSTER NODES, and frees text. */
+static void cf_view_fill(const struct cluster_fixture *c, char *text, int asked,
+                         struct cluster_fixture_view *v)
 {
     memset(v, 0, sizeof(*v));
     memset(v->slot_node, -1, sizeof(v->slot_node));
-    v->asked = -1;
-    char *text = NULL;
-    for (int i = 0; i < c->nnodes && text == NULL; i++)
-        if ((text = cf_cluster_nodes_of(c, i)) != NULL)
-            v->asked = i;
-    cr_assert(text != NULL, "no node of the cluster answers CLUSTER NODES");
+    v->asked = asked;
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
         cf_view_line(c, line, v->asked, v);
@@ -362,4 +359,26 @@ void cluster_fixture_view_take(const struct cluster_fixture *c, struct cluster_f
     qsort(v->masters, (size_t)v->nmasters, sizeof(*v->masters), cf_int_qcmp);
     for (int s = 0; s < 16384; s++)
         v->served += v->slot_node[s] >= 0;
+}
+
+void cluster_fixture_view_take(const struct cluster_fixture *c, struct cluster_fixture_view *v)
+{
+    char *text = NULL;
+    int asked = -1;
+    for (int i = 0; i < c->nnodes && text == NULL; i++)
+        if ((text = cf_cluster_nodes_of(c, i)) != NULL)
+            asked = i;
+    cr_assert(text != NULL, "no node of the cluster answers CLUSTER NODES");
+    cf_view_fill(c, text, asked, v);
+}
+
+bool cluster_fixture_view_take_from(const struct cluster_fixture *c, int i,
+                                    struct cluster_fixture_view *v)
+{
+    cr_assert(i >= 0 && i < c->nnodes);
+    char *text = cf_cluster_nodes_of(c, i);
+    if (text == NULL)
+        return false;
+    cf_view_fill(c, text, i, v);
+    return true;
 }

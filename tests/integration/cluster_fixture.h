@@ -23,6 +23,7 @@
 #ifndef RS_TEST_CLUSTER_FIXTURE_H
 #define RS_TEST_CLUSTER_FIXTURE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <hiredis/hiredis.h>
@@ -89,6 +90,12 @@ struct cluster_fixture_view {
  * that is not one of the fixture's nodes. Migrating slots count as their
  * source's until the migration ends. */
 void cluster_fixture_view_take(const struct cluster_fixture *c, struct cluster_fixture_view *v);
+
+/* The same as node i alone tells it (asked = i): false, v untouched, when
+ * node i does not answer (it was killed); fails the test as above otherwise.
+ * For checking that every node agrees after a resharding or a failover. */
+bool cluster_fixture_view_take_from(const struct cluster_fixture *c, int i,
+                                    struct cluster_fixture_view *v);
 
 /* "127.0.0.1:port" of node i in buf. */
 const char *cluster_fixture_node_name(const struct cluster_fixture *c, int i, char *buf,

@@ -67,6 +67,16 @@ void assert_dataset_equals(struct redis_fixture *dst, struct redis_fixture *orac
 void dataset_compare_cluster(const struct cluster_fixture *dst, struct redis_fixture *oracle,
                              struct dataset_comparison *c);
 
+/* Keys of the cluster in the slots of `slots` (16384 flags; NULL: none)
+ * were moved by MIGRATE, which sends a key's TTL relative and has the new
+ * owner add it to its own clock: their expiries come out a few milliseconds
+ * later than the source's. dataset_compare_cluster takes such an expiry
+ * (after dataset_set_target_expiry_shift's is taken off) as the oracle's when
+ * it is at most ms later, never earlier, and logs how many it took so. The
+ * mask is read, not copied: it must outlive the comparisons. NULL or 0 (the
+ * default): compared exactly. */
+void dataset_set_migrated_expiry_tolerance(const bool *slots, int64_t ms);
+
 /* Fails the test unless the cluster dst holds exactly db 0 of oracle (and
  * the oracle nothing elsewhere); the message names the masters read, the
  * keys that differ and how. oracle_name and what as for assert_dataset_equals. */
