@@ -119,6 +119,18 @@ static const struct command_spec table[] = {
     {"hdel", 0, K1, 0},
     {"hincrby", 0, K1, 0},
     {"hincrbyfloat", 0, K1, 0},
+    /* hash field expiry (Redis 7.4+; a source propagates HPEXPIREAT, HPERSIST,
+     * and HDEL for a field that expired) and Redis 8.0's HSETEX / HGETEX /
+     * HGETDEL: one key each, forwarded as they come (field times are not
+     * moved by the expiry margin: src/STREAM_FIDELITY.md) */
+    {"hexpire", 0, K1, 0},
+    {"hpexpire", 0, K1, 0},
+    {"hexpireat", 0, K1, 0},
+    {"hpexpireat", 0, K1, 0},
+    {"hpersist", 0, K1, 0},
+    {"hsetex", 0, K1, 0},
+    {"hgetex", 0, K1, 0},
+    {"hgetdel", 0, K1, 0},
     /* HyperLogLog, geo */
     {"pfadd", 0, K1, 0},
     {"pfmerge", 0, KALL, 0},

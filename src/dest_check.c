@@ -342,12 +342,6 @@ int dest_check_run(struct control_link *dest, const struct endpoint *dest_ep,
     if (rc < 0)
         return 1;
     bad |= rc;
-    if (d.has_timeout_s && d.timeout_s > 0)
-        rs_log("warning: destination %s has timeout %" PRIu64
-               ": it closes a connection idle that long (a master's link is exempt, ringsync's "
-               "is not), and ringsync's is idle whenever the source writes nothing for %" PRIu64
-               " s, which ends the job; CONFIG SET timeout 0 on the destination",
-               dest_ep->name, d.timeout_s, d.timeout_s);
 
     if (o->source == NULL)
         return bad;

@@ -20,9 +20,8 @@
  *      enforces it only with both): fewer than N good replicas now -> error
  *      (every write is refused with NOREPLICAS); N or more -> warning (the
  *      job stops with NOREPLICAS whenever they lag)
- *   5. timeout > 0                                -> warning (an idle link
- *                                                    is closed; a master's
- *                                                    link never is)
+ *   5. timeout > 0: not a check any more: an idle link would be closed
+ *      (a master's never is), so dest_link PINGs one idle for 0.5 s
  *   6. databases fewer than the source's          -> warning (SELECT of a
  *                                                    higher db is refused)
  *   7. redis_version older than the source's      -> warning (newer command

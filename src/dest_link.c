@@ -21,10 +21,18 @@
 #include "slot.h"
 
 static int retry_begin(struct dest_link *dl, const char *line, size_t len);
+static double mono_s(void);
 static int retry_reply(struct dest_link *dl, bool is_error, const char *line, size_t len);
 static bool retry_prep_send(struct dest_link *dl, struct iovec *iov);
 static void retry_on_send(struct dest_link *dl, size_t n);
 static void retry_free(struct dest_link *dl);
+
+/* The link's own PING is done: not a batch of anyone's. */
+static void batch_done(struct dest_link *dl, struct batch *b)
+{
+    if (b != &dl->ping)
+        dl->done(dl->done_ctx, b);
+}
 
 static const uint64_t no_hold = UINT64_MAX;
 
@@ -310,7 +318,7 @@ static int on_reply(void *ctx, bool is_error, const char *line, size_t len)
         dl->head = b->next;
         if (dl->head == NULL)
             dl->tail = NULL;
-        dl->done(dl->done_ctx, b);
+        batch_done(dl, b);
     }
     return 0;
 }
@@ -349,7 +357,7 @@ void dest_link_on_send(struct dest_link *dl, int res)
         dl->head = b->next;
         if (dl->head == NULL)
             dl->tail = NULL;
-        dl->done(dl->done_ctx, b);
+        batch_done(dl, b);
     }
 }
 
@@ -736,7 +744,7 @@ static void release_held(struct dest_link *dl)
         dl->head = b->next;
         if (dl->head == NULL)
             dl->tail = NULL;
-        dl->done(dl->done_ctx, b);
+        batch_done(dl, b);
     }
 }
 
@@ -1055,10 +1063,39 @@ static void retry_on_send(struct dest_link *dl, size_t n)
     drain_maybe_end(dl);
 }
 
+/* A link with nothing to do for DEST_LINK_KEEPALIVE_S sends a PING: a
+ * destination with `timeout` set closes a client idle that long (a master's
+ * link is exempt, ours is not), and a quiet source leaves ours idle. */
+static void keepalive(struct dest_link *dl)
+{
+    if (dl->head != NULL) {
+        dl->idle_since = 0;
+        return;
+    }
+    double now = mono_s();
+    if (dl->idle_since == 0) {
+        dl->idle_since = now;
+        return;
+    }
+    if (now - dl->idle_since < DEST_LINK_KEEPALIVE_S)
+        return;
+    static char ping[] = "*1\r\n$4\r\nPING\r\n";
+    struct batch *b = &dl->ping;
+    memset(b, 0, sizeof(*b));
+    b->buf = ping;
+    b->len = b->cap = sizeof(ping) - 1;
+    b->ncmds = 1;
+    b->owner = DEST_LINK_PING_OWNER;
+    dest_link_enqueue(dl, b);
+    dl->idle_since = 0;
+}
+
 void dest_link_tick(struct dest_link *dl)
 {
-    if (dl->rstate == DEST_LINK_NORMAL)
+    if (dl->rstate == DEST_LINK_NORMAL) {
+        keepalive(dl);
         return;
+    }
     struct dest_retry *rs = dl->retry;
     double now = mono_s();
     double limit = dl->job->retry_timeout_s;

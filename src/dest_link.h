@@ -61,11 +61,14 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "batch.h"
 #include "reply_reader.h"
 
 #define DEST_LINK_IOV        64
 #define DEST_LINK_RECV_BYTES (64 * 1024)
 
+#define DEST_LINK_KEEPALIVE_S    0.5     /* idle this long: a PING (the destination's `timeout`) */
+#define DEST_LINK_PING_OWNER     0xfffeu /* struct batch's owner of the link's own PING */
 #define DEST_LINK_BACKOFF_MIN_MS 10
 #define DEST_LINK_BACKOFF_MAX_MS 1000
 
@@ -104,6 +107,8 @@ struct dest_link {
     int (*redirect)(void *ctx, struct dest_link *dl, const char *cmd, size_t cmd_len,
                     uint32_t ncmds, const struct batch_span *span, const char *line, size_t len);
     void *redirect_ctx;
+    double idle_since; /* when the queue became empty (0: not idle), for keepalives */
+    struct batch ping; /* the keepalive PING, the link's own */
     const struct batch *redirected_b; /* a transaction sent again whole: its other replies */
     uint32_t redirected_last;         /* up to this index of redirected_b are not ours */
     /* called with each batch once all its replies are in */

@@ -165,6 +165,20 @@ static const char *const invocations[] = {
     "fcall_ro f 1 k",
 };
 
+/* Table commands of Redis versions newer than this machine's server (7.0),
+ * one key each (hash field expiry, 7.4; HSETEX/HGETEX/HGETDEL, 8.0): no
+ * server here can check their keys or know their names. */
+static const char *const newer[] = {"hexpire",  "hpexpire", "hexpireat", "hpexpireat",
+                                    "hpersist", "hsetex",   "hgetex",    "hgetdel"};
+
+static bool is_newer(const char *name)
+{
+    for (size_t j = 0; j < sizeof(newer) / sizeof(newer[0]); j++)
+        if (strcmp(name, newer[j]) == 0)
+            return true;
+    return false;
+}
+
 /* Table commands without keys: why, and an invocation for COMMAND GETKEYS,
  * which must say "no key arguments" (NULL: GETKEYS cannot take it). */
 struct keyless {
@@ -377,6 +391,8 @@ Test(command_table, every_keyed_command_finds_the_keys_command_getkeys_finds)
         bool listed = false;
         for (size_t k = 0; k < sizeof(keyless) / sizeof(keyless[0]); k++)
             listed |= strcmp(keyless[k].name, all[i].name) == 0;
+        if (is_newer(all[i].name))
+            continue;
         if (has_keys(&all[i]))
             cr_expect(tried[i] > 0 && !listed, "%s has keys but no invocation here", all[i].name);
         else
@@ -496,10 +512,14 @@ Test(command_table, every_write_command_of_redis_is_in_the_table_or_never_replic
     cr_expect(writes > 100, "only %d write commands: is this Redis 7?", writes);
     cr_expect(missing == 0, "write commands neither in the table nor never replicated:%s", report);
 
-    /* And every name, in the table or in the lists, is a command Redis knows. */
+    /* And every name, in the table or in the lists, is a command Redis knows
+     * (but for those of versions newer than the server here). */
+
     size_t n;
     const struct command_spec *all = command_table_all(&n);
     for (size_t i = 0; i < n; i++) {
+        if (is_newer(all[i].name))
+            continue; /* Redis 7.4 / 8.0: not on this machine's server */
         r = redis_fixture_command(f->ctx, "COMMAND INFO %s", all[i].name);
         cr_expect(r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
                       r->element[0]->type == REDIS_REPLY_ARRAY,

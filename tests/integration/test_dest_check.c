@@ -17,6 +17,7 @@
 
 #include "cluster_fixture.h"
 #include "redis_fixture.h"
+#include "sync_watch.h"
 
 #define RUN_TIMEOUT_MS 60000
 
@@ -273,17 +274,31 @@ Test(dest_check, a_query_buffer_limit_below_the_source_bulk_len_is_a_warning)
     program_result_deinit(&r);
 }
 
-Test(dest_check, an_idle_timeout_on_the_destination_is_a_warning)
+/* A destination that closes clients idle for 1 s, and a source that writes
+ * nothing for 3 s: ringsync's links stay up (it PINGs an idle link), and
+ * what the source writes afterwards arrives. Without the keepalive the
+ * destination closes them and the job fails (seen before it was written). */
+Test(dest_check, an_idle_timeout_on_the_destination_does_not_end_the_job_of_a_quiet_source)
 {
     struct redis_fixture *src = start_source(NULL);
-    static const char *const t[] = {"--timeout", "300", NULL};
+    static const char *const t[] = {"--timeout", "1", NULL};
     struct redis_fixture *dst = start_dest(t);
-    struct program_result r;
-    run_sync_to(src, dst, NULL, &r);
-    assert_exit(&r, 0, "timeout 300");
-    static const char *const says[] = {"timeout 300", "idle", "CONFIG SET timeout 0", NULL};
-    assert_warning(&r, says, "timeout 300");
-    program_result_deinit(&r);
+    struct program *p = ringsync_start(src, dst, "2", NULL);
+    wait_snapshot_applied(p);
+    sleep_ms(3000);
+    cr_assert(!program_has_exited(p), "ringsync ended while the source was quiet:\n%s",
+              program_stderr(p, NULL));
+    redis_fixture_exec(src->ctx, "SET after:quiet 1");
+    wait_caught_up(src, -1, p, "after 3 s of a quiet source, destination timeout 1");
+    redisContext *fresh = redis_fixture_connect(dst); /* the test's own link timed out */
+    redisReply *v = redis_fixture_command(fresh, "GET after:quiet");
+    cr_assert(v->type == REDIS_REPLY_STRING && strcmp(v->str, "1") == 0,
+              "the write after the quiet time did not arrive");
+    freeReplyObject(v);
+    redisFree(fresh);
+    cr_assert(strcasestr(program_stderr(p, NULL), "warning") == NULL,
+              "a warning about the timeout is no longer due:\n%s", program_stderr(p, NULL));
+    ringsync_stop(p, "timeout 1");
 }
 
 Test(dest_check, fewer_databases_than_the_source_is_a_warning)
