@@ -8,7 +8,8 @@ its own temporary directory, bound to 127.0.0.1 and nothing else.
   ... server.client() ...
   server.stop()            # SHUTDOWN NOSAVE, then SIGTERM, then SIGKILL
 
-ServerSet tracks every server started, so one try/finally stops them all.
+ServerSet tracks every server started, so one try/finally stops them all;
+ServerSet.start_cluster starts a Redis Cluster destination (bench/cluster.py).
 """
 
 import os
@@ -140,6 +141,14 @@ class ServerSet:
         self.servers.append(s)
         s.start()
         return s
+
+    def start_cluster(self, role, masters, extra_args=()):
+        """A cluster of `masters` masters (bench/cluster.py), stopped like a server."""
+        from cluster import RedisCluster  # cluster.py builds on this module
+        c = RedisCluster(role, masters, extra_args, self.redis_server, self.tmp_root)
+        self.servers.append(c)
+        c.start()
+        return c
 
     def stop(self, server):
         server.stop()

@@ -18,7 +18,8 @@ bench/run started for it (see measure_full_sync in bench/run):
   NAME=CMDLINE
              any other command line, with {source_host} {source_port}
              {target_host} {target_port} {source_uri} {target_uri} {ringsync}
-             replaced; its sync ends when it exits 0. With --until-synced NAME
+             {target_nodes} (host:port of every master of a cluster destination,
+             comma-separated; {target_*}: its first node) replaced; its sync ends when it exits 0. With --until-synced NAME
              (a tool that keeps streaming after its full sync), it also ends
              when the destination holds the source's keys per database and the
              same DEBUG DIGEST: the tool is then stopped with SIGTERM and the
@@ -137,6 +138,9 @@ class CommandReplicator:
             "source_uri": "redis://%s:%d" % (source.host, source.port),
             "target_uri": "redis://%s:%d" % (dest.host, dest.port),
             "ringsync": self.ringsync,
+            # every master of a cluster destination (a standalone one: itself)
+            "target_nodes": dest.seeds() if hasattr(dest, "seeds") else "%s:%d" % (
+                dest.host, dest.port),
         }
         return [a.format(**values) for a in shlex.split(self.cmdline)]
 

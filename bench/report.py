@@ -83,6 +83,11 @@ def summarize(scenario):
             "lag_sample_gap_ms": _median(_lg(r, "sample_gap_ms_median") for r in ok),
             "lag_offset_changes_per_s": _median(_lg(r, "consumer_offset_changes_per_s")
                                                 for r in ok),
+            # the destination: standalone, or a cluster (bench/cluster.py)
+            "target": (runs[0].get("target") or {}).get("kind", "standalone"),
+            "keys_match_source": all(r.get("keys_match_source", True) for r in runs),
+            "keys_per_master": [(r.get("target") or {}).get("keys_per_master") for r in runs
+                                if (r.get("target") or {}).get("keys_per_master")],
         }
     native = summary.get("native")
     for name, s in summary.items():
@@ -168,6 +173,7 @@ def table(results, machine):
                 "ok" if s["digest_ok"] else "FAIL",
             ])
             first = False
+        notes.extend(target_notes(sc))
         if sc.get("notes"):
             notes.extend("%s: %s" % (sc["name"], n) for n in sc["notes"])
     measured = [r for r in rows if not r[1].startswith("skipped:")]
@@ -193,6 +199,58 @@ def table(results, machine):
     lines.extend(lag_table(results))
     lines.extend(notes)
     return "\n".join(lines)
+
+
+def target_notes(sc):
+    """The lines a scenario into a cluster adds below the table (what the
+    destinations were, that the cluster holds the source's keys), and its
+    full-sync goal (goal.full_sync_ratio_vs_native) if it has one."""
+    out = []
+    for name, s in sc["summary"].items():
+        if s.get("target") != "cluster":
+            continue
+        runs = [r for r in sc["runs"] if r["replicator"] == name]
+        t = runs[0]["target"]
+        per = ["+".join(str(k) for k in p) for p in s["keys_per_master"]]
+        src = [str(r.get("source_keys")) for r in runs]
+        out.append("%s: %s wrote into a %d-master cluster (slots split evenly; cpu+dest, "
+                   "+dest ns/cmd and dest memory: all the masters), the native replica into "
+                   "one standalone server; keys per master (DBSIZE) %s, sum %s the source's %s"
+                   % (sc["name"], name, t["masters"],
+                      (per[0] + (" in every run" if len(per) > 1 else "")
+                       if len(set(per)) == 1 else " / ".join(per)) if per else "-",
+                      "=" if s["keys_match_source"] else "!= (FAIL)",
+                      src[0] if len(set(src)) == 1 else " / ".join(src)))
+        run = _representative_run(runs)
+        cs = _write_commands((run or {}).get("dest_commandstats"))
+        if cs:
+            out.append("%s: %s's commands on the masters (median run, INFO commandstats): %s" % (
+                sc["name"], name, ", ".join("%s %d (%.1f us each)" % (c, n, u / max(1, n))
+                                            for c, (n, u) in cs)))
+    goal = sc["spec"].get("goal", {}).get("full_sync_ratio_vs_native")
+    rs = sc["summary"].get("ringsync")
+    if goal and rs:
+        ratio = rs.get("time_ratio_vs_native")
+        out.append("%s: full sync goal <= %.2fx native: ringsync %s, %s" % (
+            sc["name"], goal, "-" if ratio is None else "%.2fx" % ratio,
+            "ok" if ratio is not None and ratio <= goal else "MISS"))
+    return out
+
+
+# what the harness and the replicators' start-up checks send a destination
+_NOT_WRITES = ("info", "ping", "dbsize", "debug", "select", "config", "cluster", "module",
+               "command", "client", "hello", "auth", "replicaof", "slaveof", "memory", "scan",
+               "type", "pexpiretime", "function|list", "function|dump")
+
+
+def _write_commands(stats, top=5):
+    """[(command, (calls, usec))], the most called first, of the commands in
+    a destination's commandstats that are not the harness's own."""
+    if not stats:
+        return []
+    rows = [(c, tuple(v)) for c, v in stats.items()
+            if not any(c == n or c.startswith(n + "|") for n in _NOT_WRITES)]
+    return sorted(rows, key=lambda r: -r[1][0])[:top]
 
 
 CU_COLUMNS = [
@@ -251,7 +309,7 @@ def catch_up_table(results):
                "the replica's slave_repl_offset.")
     out.append("x native: ratio of the catch-up rates; ns/cmd: the replicator's own CPU per "
                "backlog command during the catch-up (native: the replica, applying included); "
-               "+dest: plus ringsync's destination redis-server.")
+               "+dest: plus ringsync's destination redis-server (a cluster: all its masters).")
     return out
 
 
