@@ -364,16 +364,69 @@ static int store_family(struct cross_slot *x, int argc, const struct rs_slice *a
     return rc;
 }
 
+static const char *const store_family_names[] = {
+    "sunionstore", "sinterstore", "sdiffstore",       "zunionstore", "zinterstore",
+    "zdiffstore",  "zrangestore", "geosearchstore",   "pfmerge",     "bitop",
+    "sort",        "georadius",   "georadiusbymember"};
+
+bool cross_slot_can_carry(int argc, const struct rs_slice *argv)
+{
+    const struct rs_slice *cmd = &argv[0];
+    if (argc > CROSS_SLOT_MAX_ARGS)
+        return false;
+    if (((is(cmd, "rename") || is(cmd, "renamenx")) && argc == 3) ||
+        (is(cmd, "smove") && argc == 4) || (is(cmd, "rpoplpush") && argc == 3) ||
+        (is(cmd, "lmove") && argc == 5))
+        return true;
+    if (is(cmd, "copy") && argc >= 3) {
+        for (int i = 3; i < argc; i++)
+            if (!is(&argv[i], "replace"))
+                return false;
+        return true;
+    }
+    for (size_t i = 0; i < sizeof(store_family_names) / sizeof(store_family_names[0]); i++)
+        if (is(cmd, store_family_names[i]))
+            return true;
+    return false;
+}
+
+/* "NAME at source offset A..B" into out, for messages. */
+static void describe(const struct rs_slice *name, uint64_t from, uint64_t to, char *out, size_t cap)
+{
+    char n[32];
+    rs_escape_bytes(n, sizeof(n), name->p, name->len, 20);
+    for (char *p = n; *p; p++)
+        *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    snprintf(out, cap, "%s at source offset %" PRIu64 "..%" PRIu64, n, from, to);
+}
+
+int cross_slot_run(struct cross_slot *x, int argc, const struct rs_slice *argv, unsigned slot,
+                   uint64_t from, uint64_t to)
+{
+    char what[120];
+    if (argc > CROSS_SLOT_MAX_ARGS) {
+        job_fail(x->job,
+                 "a command of %d arguments in a transaction is past what ringsync carries "
+                 "out (%d)",
+                 argc, CROSS_SLOT_MAX_ARGS);
+        return -1;
+    }
+    describe(&argv[0], from, to, what, sizeof(what));
+    x->what = what;
+    for (int i = 0; i < argc; i++) {
+        x->argv[i] = argv[i].p;
+        x->lens[i] = argv[i].len;
+    }
+    return simple(x, slot, argc, x->argv, x->lens);
+}
+
 int cross_slot_carry(struct cross_slot *x, int argc, const struct rs_slice *argv, const int *keys,
                      const unsigned *slots, int nkeys, uint64_t from, uint64_t to)
 {
-    if (argc > CROSS_SLOT_MAX_ARGS || nkeys < 2)
+    if (nkeys < 2 || !cross_slot_can_carry(argc, argv))
         return 0;
-    char what[120], name[32];
-    rs_escape_bytes(name, sizeof(name), argv[0].p, argv[0].len, 20);
-    for (char *p = name; *p; p++)
-        *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-    snprintf(what, sizeof(what), "%s at source offset %" PRIu64 "..%" PRIu64, name, from, to);
+    char what[120];
+    describe(&argv[0], from, to, what, sizeof(what));
     x->what = what;
     const struct rs_slice *cmd = &argv[0];
     int rc;
@@ -398,15 +451,10 @@ int cross_slot_carry(struct cross_slot *x, int argc, const struct rs_slice *argv
         rc = move_element(x, argv, slots, false, true);
     } else if (is(cmd, "lmove") && argc == 5) {
         rc = move_element(x, argv, slots, is(&argv[3], "left"), is(&argv[4], "left"));
-    } else if (is(cmd, "sunionstore") || is(cmd, "sinterstore") || is(cmd, "sdiffstore") ||
-               is(cmd, "zunionstore") || is(cmd, "zinterstore") || is(cmd, "zdiffstore") ||
-               is(cmd, "zrangestore") || is(cmd, "geosearchstore") || is(cmd, "pfmerge") ||
-               is(cmd, "bitop")) {
-        rc = store_family(x, argc, argv, keys, slots, nkeys, 0);
     } else if (is(cmd, "sort") || is(cmd, "georadius") || is(cmd, "georadiusbymember")) {
         rc = store_family(x, argc, argv, keys, slots, nkeys, nkeys - 1); /* the STORE key */
-    } else {
-        return 0;
+    } else { /* the rest of the *STORE family: the key written first */
+        rc = store_family(x, argc, argv, keys, slots, nkeys, 0);
     }
     if (rc < 0)
         return -1;

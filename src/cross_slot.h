@@ -25,6 +25,7 @@
 #ifndef RS_CROSS_SLOT_H
 #define RS_CROSS_SLOT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "slice.h"
@@ -46,6 +47,16 @@ void cross_slot_free(struct cross_slot *x);
  * the command, the step, the node and the reply). */
 int cross_slot_carry(struct cross_slot *x, int argc, const struct rs_slice *argv, const int *keys,
                      const unsigned *slots, int nkeys, uint64_t from, uint64_t to);
+
+/* True when cross_slot_carry takes this command (by its name and form). */
+bool cross_slot_can_carry(int argc, const struct rs_slice *argv);
+
+/* Runs a command whose keys are all in `slot` on the node serving it, as
+ * the steps are run (following MOVED and ASK, waiting out BUSY ...): for
+ * the single-slot commands of a transaction carried out command by command.
+ * 0, or -1 after job_fail (refused: named with its offsets from..to). */
+int cross_slot_run(struct cross_slot *x, int argc, const struct rs_slice *argv, unsigned slot,
+                   uint64_t from, uint64_t to);
 
 /* Commands carried out so far (for the report). */
 uint64_t cross_slot_count(const struct cross_slot *x);

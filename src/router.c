@@ -592,6 +592,99 @@ static int cluster_exec(struct router *r, const struct resp_cmd *exec)
     return rc;
 }
 
+/* 1 when a transaction on a cluster holds a command across slots that does
+ * not split and that cross_slot.c carries out, and every such command is
+ * one it carries out: the whole transaction then runs command by command
+ * under a fence (cluster_exec_carried). 0: cluster_exec, whose --cross-slot
+ * policy meets the rest. */
+static int tx_needs_carry(struct router *r, struct resp_scanner *sc)
+{
+    if (r->cfg.carry == NULL)
+        return 0;
+    int need = 0;
+    for (size_t i = 0; i < r->ntxc; i++) {
+        const struct command_spec *spec = r->txc[i].spec;
+        if (spec == NULL || (spec->flags & (CMD_MULTI | CMD_EXEC | CMD_SELECT | CMD_FENCE)) ||
+            (spec->flags & (CMD_SPLIT | CMD_SPLIT_AS_MSET)))
+            continue;
+        struct resp_cmd c;
+        if (tx_parse(r, i, sc, &c) != 0)
+            return oom(r);
+        int n = find_keys(r, spec, &c);
+        bool one = n > 0;
+        for (int k = 1; k < n && one; k++)
+            one = r->slots[k] == r->slots[0];
+        if (n > 1 && !one) {
+            if (!cross_slot_can_carry(c.argc, c.argv) ||
+                command_reads_unnamed_keys(spec, c.argc, c.argv))
+                return 0;
+            need = 1;
+        }
+    }
+    return need;
+}
+
+/* A transaction with a command carried out (tx_needs_carry), once every
+ * earlier command is applied: each of its commands in order, on control
+ * links (cross_slot.h): a single-slot one on its node, a split one key by
+ * key, one across slots carried out. Atomicity is lost, as for any
+ * transaction across slots on a cluster (counted in job->tx_split). */
+static int cluster_exec_carried(struct router *r, struct resp_scanner *sc, uint64_t end)
+{
+    atomic_fetch_add_explicit(&r->job->tx_split, 1, memory_order_relaxed);
+    for (size_t i = 0; i < r->ntxc; i++) {
+        const struct command_spec *spec = r->txc[i].spec;
+        if (spec != NULL && (spec->flags & (CMD_MULTI | CMD_EXEC | CMD_SELECT)))
+            continue;
+        struct resp_cmd c;
+        if (tx_parse(r, i, sc, &c) != 0)
+            return oom(r);
+        int64_t db_save = r->db;
+        r->db = r->txc[i].db;
+        bool failed;
+        int64_t db = dest_db(r, &c, &failed);
+        r->db = db_save;
+        if (db < 0) {
+            if (failed)
+                return RS_ERR;
+            continue;
+        }
+        int n = spec && !(spec->flags & CMD_FENCE) ? find_keys(r, spec, &c) : -1;
+        if (n <= 0) {
+            if (cross_slot(r, &c, 0,
+                           "inside a transaction, a command whose node ringsync "
+                           "cannot tell") != 0)
+                return RS_ERR;
+            continue;
+        }
+        bool one = true;
+        for (int k = 1; k < n && one; k++)
+            one = r->slots[k] == r->slots[0];
+        int x;
+        if (one || !(spec->flags & (CMD_SPLIT | CMD_SPLIT_AS_MSET))) {
+            x = one ? cross_slot_run(r->cfg.carry, c.argc, c.argv, r->slots[0], r->routed, end)
+                    : (cross_slot_carry(r->cfg.carry, c.argc, c.argv, r->keys, r->slots, n,
+                                        r->routed, end) > 0
+                           ? 0
+                           : -1);
+        } else { /* split: one key (and its value) a command */
+            x = 0;
+            for (int k = 0; k < n && x == 0; k++) {
+                struct rs_slice argv[3] = {c.argv[0], c.argv[r->keys[k]]};
+                int argc = 2;
+                if (spec->flags & CMD_SPLIT_AS_MSET)
+                    argv[0] = (struct rs_slice){"MSET", 4};
+                if (spec->step == 2)
+                    argv[argc++] = c.argv[r->keys[k] + 1];
+                x = cross_slot_run(r->cfg.carry, argc, argv, r->slots[k], r->routed, end);
+            }
+        }
+        if (x < 0)
+            return RS_ERR;
+    }
+    return RS_OK;
+}
+
 /* ------------------------------------------------------------------ route */
 
 /* Routes one command; 1 when routing must pause (a fence). */
@@ -609,8 +702,22 @@ static int route(struct router *r, const struct resp_cmd *c)
     }
     if (r->in_tx) {
         if (flags & CMD_EXEC && r->cluster) {
-            r->in_tx = false;
-            return cluster_exec(r, c) == RS_OK ? 0 : RS_ERR;
+            struct resp_scanner *sc = resp_scanner_new(0);
+            if (sc == NULL)
+                return oom(r);
+            int need = tx_needs_carry(r, sc);
+            int rc;
+            if (need == 1 && !fence_ready(r)) {
+                rc = 1; /* EXEC comes again once everything before is applied */
+            } else if (need == 1) {
+                r->in_tx = false;
+                rc = cluster_exec_carried(r, sc, c->end_offset) == RS_OK ? 0 : RS_ERR;
+            } else {
+                r->in_tx = false;
+                rc = need < 0 ? RS_ERR : cluster_exec(r, c) == RS_OK ? 0 : RS_ERR;
+            }
+            resp_scanner_free(sc);
+            return rc;
         }
         if (flags & CMD_EXEC) {
             int nw = __builtin_popcountll(r->tx_workers);

@@ -34,8 +34,12 @@
  *     MSET (split per slot), transactions of one slot and of several,
  *     scripts and functions of one slot, FLUSHALL, FUNCTION LOAD: equal to
  *     the native replica after the snapshot's round and after FLUSHALL's;
- *   - a RENAME across slots: exit 1 naming it, both slots and its offset; with
- *     --cross-slot skip: dropped, counted, the rest applied;
+ *   - RENAME, COPY, SMOVE, LMOVE and the *STORE family across slots, alone
+ *     and in a transaction, carried out as the same effects (one and two
+ *     workers), equal to the native replica, no temporary key left;
+ *   - a COPY ... DB 0 across slots (not carried out): exit 1 naming it, both
+ *     slots and its offset; with --cross-slot skip: dropped, counted, the
+ *     rest applied;
  *   - databases: an unmapped db with keys stops the job at the start, one
  *     with writes at its first command; --db-map 1:0 brings db 1 into the
  *     cluster; --db-unmapped skip drops it and says how many;
@@ -717,9 +721,9 @@ Test(cluster_dest, a_replica_node_as_the_target_reaches_every_master)
 
 /* ------------------------------------------------ commands across slots */
 
-/* Two keys whose slots differ. A RENAME of one to the other alone is
- * carried out (DUMP/RESTORE/DEL, below); inside a transaction it is not:
- * that is what the --cross-slot policy tests use. */
+/* Two keys whose slots differ. A RENAME or COPY of one to the other is
+ * carried out (DUMP/RESTORE/DEL, below); a COPY ... DB n is not (it may
+ * name another database): that is what the --cross-slot policy tests use. */
 static const char rename_from[] = "{a}ren:from";
 static const char rename_to[] = "{b}ren:to";
 
@@ -735,17 +739,7 @@ static void exec_words(redisContext *c, const char *line)
     freeReplyObject(redis_fixture_command_argv(c, argc, argv, NULL));
 }
 
-/* MULTI, cmd, SET {c}tx:n, EXEC on the source: propagated as one block. */
-static void in_transaction(redisContext *c, const char *cmd, int n)
-{
-    redis_fixture_exec(c, "MULTI");
-    exec_words(c, cmd);
-    redis_fixture_exec(c, "SET {c}tx:%d 1", n);
-    redis_fixture_exec(c, "EXEC");
-}
-
-Test(cluster_dest,
-     a_rename_across_slots_in_a_transaction_stops_the_job_naming_command_slots_and_offset)
+Test(cluster_dest, a_copy_db_across_slots_stops_the_job_naming_command_slots_and_offset)
 {
     struct redis_fixture *src = start_source();
     struct cluster_fixture *c = start_3_3();
@@ -759,44 +753,41 @@ Test(cluster_dest,
     wait_caught_up(src, -1, p, "before the RENAME");
 
     long long offset_before = info_number(src->ctx, "replication", "master_repl_offset");
-    char rename[128];
-    snprintf(rename, sizeof(rename), "RENAME %s %s", rename_from, rename_to);
-    in_transaction(src->ctx, rename, 0);
+    redis_fixture_exec(src->ctx, "COPY %s %s DB 0", rename_from, rename_to);
     long long offset = info_number(src->ctx, "replication", "master_repl_offset");
     redis_fixture_exec(src->ctx, "SET after 1");
     struct ended e;
     wait_ringsync_ends(src, p, offset, &e);
-    assert_exit_1(&e.r, "a RENAME across slots, --cross-slot stop (the default)");
+    assert_exit_1(&e.r, "a COPY ... DB 0 across slots, --cross-slot stop (the default)");
     cr_assert(e.acknowledged < offset,
-              "ringsync acknowledged offset %lld, past the RENAME it could not apply (ending at "
+              "ringsync acknowledged offset %lld, past the COPY it could not apply (ending at "
               "%lld); stderr:\n%s",
               e.acknowledged, offset, e.r.err);
     char slot_a[16], slot_b[16];
     snprintf(slot_a, sizeof(slot_a), "%u", from_slot);
     snprintf(slot_b, sizeof(slot_b), "%u", to_slot);
-    cr_assert(strcasestr(e.r.err, "RENAME") != NULL &&
-                  line_has_number(e.r.err, "RENAME", -1, from_slot) &&
-                  line_has_number(e.r.err, "RENAME", -1, to_slot),
-              "the failure does not name RENAME with the slots %s (%s) and %s (%s) on its "
+    cr_assert(strcasestr(e.r.err, "COPY") != NULL &&
+                  line_has_number(e.r.err, "COPY", -1, from_slot) &&
+                  line_has_number(e.r.err, "COPY", -1, to_slot),
+              "the failure does not name COPY with the slots %s (%s) and %s (%s) on its "
               "line:\n%s",
               slot_a, rename_from, slot_b, rename_to, e.r.err);
     cr_assert(names_offset_within(e.r.err, offset_before, offset),
-              "the failure does not name the RENAME's source offset (within %lld..%lld) after "
+              "the failure does not name the COPY's source offset (within %lld..%lld) after "
               "\"offset\":\n%s",
               offset_before, offset, e.r.err);
     char v[32];
     cluster_get(c, rename_from, v, sizeof(v));
-    cr_assert_str_eq(v, "v", "the RENAME was half applied: %s is %s", rename_from, v);
+    cr_assert_str_eq(v, "v", "the COPY changed its source: %s is %s", rename_from, v);
     cluster_get(c, rename_to, v, sizeof(v));
-    cr_assert_str_eq(v, "(nil)", "the RENAME was half applied: %s is %s", rename_to, v);
+    cr_assert_str_eq(v, "(nil)", "the COPY was applied: %s is %s", rename_to, v);
     program_result_deinit(&e.r);
     cluster_fixture_stop(c);
 }
 
 #define SKIPPED_RENAMES 3
 
-Test(cluster_dest,
-     renames_across_slots_in_transactions_are_skipped_and_counted_with_cross_slot_skip)
+Test(cluster_dest, copies_db_across_slots_are_skipped_and_counted_with_cross_slot_skip)
 {
     struct redis_fixture *src = start_source();
     struct cluster_fixture *c = start_3_3();
@@ -806,26 +797,24 @@ Test(cluster_dest,
     wait_snapshot_applied(p);
     for (int i = 0; i < SKIPPED_RENAMES; i++) {
         redis_fixture_exec(src->ctx, "SET {a}r%d v%d", i, i);
-        char rename[64];
-        snprintf(rename, sizeof(rename), "RENAME {a}r%d {b}r%d", i, i);
-        in_transaction(src->ctx, rename, i);
+        redis_fixture_exec(src->ctx, "COPY {a}r%d {b}r%d DB 0", i, i);
         redis_fixture_exec(src->ctx, "SET {c}after%d %d", i, i); /* goes on after each */
     }
     wait_caught_up(src, -1, p, "past the skipped RENAMEs");
     struct program_result r;
     ringsync_stop_result(p, "--cross-slot skip", &r);
-    cr_assert(strcasestr(r.err, "RENAME") != NULL,
-              "the skipped RENAME is not named on standard error:\n%s", r.err);
+    cr_assert(strcasestr(r.err, "COPY") != NULL,
+              "the skipped COPY is not named on standard error:\n%s", r.err);
     cr_assert(line_has_number(r.err, "cross-slot", -1, SKIPPED_RENAMES),
               "no line of standard error says \"cross-slot\" with the count %d of the skipped "
               "commands:\n%s",
               SKIPPED_RENAMES, r.err);
     program_result_deinit(&r);
 
-    /* Dropped whole: the cluster is the source without the RENAMEs. */
+    /* Dropped whole: the cluster is the source without the copies. */
     for (int i = 0; i < SKIPPED_RENAMES; i++)
-        redis_fixture_exec(src->ctx, "RENAME {b}r%d {a}r%d", i, i);
-    assert_cluster_equals(c, src, "source with the RENAMEs undone", "--cross-slot skip");
+        redis_fixture_exec(src->ctx, "DEL {b}r%d", i);
+    assert_cluster_equals(c, src, "source with the copies undone", "--cross-slot skip");
     cluster_fixture_stop(c);
 }
 
@@ -834,48 +823,24 @@ Test(cluster_dest,
  * slots, against a native replica of the source, with one and two workers;
  * the source's TTL travels with a RENAME. */
 static const char *const carried_out[] = {
-    "SET {a}ren v",
-    "PEXPIRE {a}ren 900000000",
-    "RENAME {a}ren {b}ren",
-    "SET {a}nx w",
-    "RENAMENX {a}nx {c}nx",
-    "SET {a}copy hello",
-    "COPY {a}copy {b}copy",
-    "SET {c}copy old",
-    "COPY {a}copy {c}copy REPLACE",
-    "SADD {a}s x y z",
-    "SMOVE {a}s {b}s y",
-    "RPUSH {a}l 1 2 3 4",
-    "LMOVE {a}l {b}l LEFT RIGHT",
-    "LMOVE {a}l {c}l RIGHT LEFT",
-    "RPOPLPUSH {a}l {b}l",
-    "SADD {a}u1 a b",
-    "SADD {b}u2 b c",
-    "SUNIONSTORE {c}u3 {a}u1 {b}u2",
-    "SINTERSTORE {a}u4 {a}u1 {b}u2",
-    "SDIFFSTORE {b}u5 {a}u1 {b}u2 {c}nothing",
-    "ZADD {a}z1 1 a 2 b",
-    "ZADD {b}z2 3 b 4 c",
-    "ZUNIONSTORE {c}z3 2 {a}z1 {b}z2 WEIGHTS 1 2 AGGREGATE MAX",
-    "ZINTERSTORE {c}z4 2 {a}z1 {b}z2",
-    "ZDIFFSTORE {b}z5 2 {a}z1 {b}z2",
-    "ZRANGESTORE {c}z6 {a}z1 0 -1",
-    "SET {a}b1 ab",
-    "SET {b}b2 cd",
-    "BITOP OR {c}b3 {a}b1 {b}b2",
-    "BITOP NOT {b}b4 {a}b1",
-    "PFADD {a}h1 a b c",
-    "PFADD {b}h2 c d",
-    "PFMERGE {c}h3 {a}h1 {b}h2",
-    "PFMERGE {a}h1 {b}h2",
-    "RPUSH {a}sl 3 1 2",
-    "SORT {a}sl STORE {b}sl2",
-    "SORT {a}sl DESC LIMIT 0 2 STORE {c}sl3",
+    "SET {a}ren v", "PEXPIRE {a}ren 900000000", "RENAME {a}ren {b}ren", "SET {a}nx w",
+    "RENAMENX {a}nx {c}nx", "SET {a}copy hello", "COPY {a}copy {b}copy", "SET {c}copy old",
+    "COPY {a}copy {c}copy REPLACE", "SADD {a}s x y z", "SMOVE {a}s {b}s y", "RPUSH {a}l 1 2 3 4",
+    "LMOVE {a}l {b}l LEFT RIGHT", "LMOVE {a}l {c}l RIGHT LEFT", "RPOPLPUSH {a}l {b}l",
+    "SADD {a}u1 a b", "SADD {b}u2 b c", "SUNIONSTORE {c}u3 {a}u1 {b}u2",
+    "SINTERSTORE {a}u4 {a}u1 {b}u2", "SDIFFSTORE {b}u5 {a}u1 {b}u2 {c}nothing",
+    "ZADD {a}z1 1 a 2 b", "ZADD {b}z2 3 b 4 c",
+    "ZUNIONSTORE {c}z3 2 {a}z1 {b}z2 WEIGHTS 1 2 AGGREGATE MAX", "ZINTERSTORE {c}z4 2 {a}z1 {b}z2",
+    "ZDIFFSTORE {b}z5 2 {a}z1 {b}z2", "ZRANGESTORE {c}z6 {a}z1 0 -1", "SET {a}b1 ab",
+    "SET {b}b2 cd", "BITOP OR {c}b3 {a}b1 {b}b2", "BITOP NOT {b}b4 {a}b1", "PFADD {a}h1 a b c",
+    "PFADD {b}h2 c d", "PFMERGE {c}h3 {a}h1 {b}h2", "PFMERGE {a}h1 {b}h2", "RPUSH {a}sl 3 1 2",
+    "SORT {a}sl STORE {b}sl2", "SORT {a}sl DESC LIMIT 0 2 STORE {c}sl3",
     "GEOADD {a}g 13.36 38.11 pa 15.08 37.50 ca",
     "GEOSEARCHSTORE {b}g2 {a}g FROMLONLAT 15 37 BYRADIUS 200 km",
-    "GEORADIUS {a}g 15 37 200 km STORE {c}g3",
-    "GEORADIUSBYMEMBER {a}g pa 300 km STOREDIST {b}g4",
-    NULL};
+    "GEORADIUS {a}g 15 37 200 km STORE {c}g3", "GEORADIUSBYMEMBER {a}g pa 300 km STOREDIST {b}g4",
+    /* a transaction holding some: run command by command, in order */
+    "MULTI", "SET {a}t1 x", "RENAME {a}t1 {b}t1", "INCR {c}n", "LMOVE {b}l {c}l LEFT LEFT",
+    "DEL {a}b1 {b}b2", "SUNIONSTORE {a}u6 {b}u2 {c}u3", "EXEC", NULL};
 
 static void cross_slot_commands_are_carried_out(const char *workers)
 {
