@@ -685,6 +685,34 @@ static int cluster_exec_carried(struct router *r, struct resp_scanner *sc, uint6
     return RS_OK;
 }
 
+/* One master's stream of a cluster source, beside the other masters' own:
+ * what it cannot apply without the others' order. FLUSHALL and FLUSHDB
+ * empty every node of the destination, the others' keys too; RESTORE-ASKING
+ * is the source resharding (a key arriving from another master, whose
+ * stream deletes it in an order this one does not see). True after
+ * job_fail. */
+static bool shard_refuses(struct router *r, const struct command_spec *spec,
+                          const struct resp_cmd *c)
+{
+    const char *why = NULL;
+    if (spec != NULL && (spec->flags & CMD_EVERY_NODE) && c->argv[0].len >= 5 &&
+        strncasecmp(c->argv[0].p, "flush", 5) == 0)
+        why = "it would empty the keys the other masters' streams wrote too";
+    else if (c->argv[0].len == 14 && strncasecmp(c->argv[0].p, "restore-asking", 14) == 0)
+        why = "the source cluster is moving slots between its masters, and the other master's "
+              "stream deletes the key in an order this one cannot see; sync again once the "
+              "resharding is over";
+    if (why == NULL)
+        return false;
+    char name[40];
+    rs_escape_bytes(name, sizeof(name), c->argv[0].p, c->argv[0].len, 20);
+    job_fail(r->job,
+             "the source is a cluster, and one master's stream has %s at offset %" PRIu64
+             "..%" PRIu64 ", which ringsync cannot apply alone: %s",
+             name, r->routed, c->end_offset, why);
+    return true;
+}
+
 /* ------------------------------------------------------------------ route */
 
 /* Routes one command; 1 when routing must pause (a fence). */
@@ -767,6 +795,8 @@ static int route(struct router *r, const struct resp_cmd *c)
     int64_t db = dest_db(r, c, &failed);
     if (db < 0)
         return failed ? RS_ERR : 0;
+    if (r->cfg.source_is_shard && shard_refuses(r, spec, c))
+        return RS_ERR;
     if (flags & CMD_PUBLISH) {
         if (!r->cfg.forward_publish)
             return 0;

@@ -46,6 +46,7 @@ struct router_config {
     bool forward_publish;
     bool cross_slot_skip;     /* --cross-slot skip: drop what a cluster cannot run, counted */
     struct cross_slot *carry; /* a cluster: what it can carry out (cross_slot.h); else NULL */
+    bool source_is_shard;     /* the stream of one master of a cluster source (below) */
     int64_t expiry_margin_ms; /* stream_rewrite.h: expiries written this much later */
 };
 

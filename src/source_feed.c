@@ -47,9 +47,9 @@ uint64_t source_feed_applied(struct source_feed *f)
         snapshot_writer_stats(f->sw, &st);
         rs_log("snapshot applied after %.2f s: %" PRIu64 " keys written (%" PRIu64
                " with RESTORE, %" PRIu64 " with native commands), %" PRIu64 " expired and %" PRIu64
-               " empty skipped; following the source's writes from offset %" PRIu64,
+               " empty skipped; following the writes of source %s from offset %" PRIu64,
                now_s() - f->t0, st.keys, st.restored, st.native, st.expired, st.empty,
-               f->stream_start);
+               f->source_name, f->stream_start);
     }
     uint64_t w = batch_writer_applied(f->bw, router_routed(f->router));
     if (h != NULL) { /* commands sent again to another node are not applied yet */

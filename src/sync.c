@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -87,6 +88,8 @@ struct sync_opts {
 };
 
 static volatile sig_atomic_t sync_signal;
+/* One job of a cluster source failed: the others stop (sync_cluster_source). */
+static volatile sig_atomic_t sync_abort;
 
 static void on_signal(int sig)
 {
@@ -562,6 +565,10 @@ struct run_ctx {
     struct dest_nodes *nodes; /* the target's nodes: itself, or a cluster's masters */
     struct dest_route route;  /* each key's lane and destination db */
     unsigned probe_node;      /* the node the RESTORE probe (tcl) talks to */
+    bool checks_done;         /* the destination was checked already (a cluster source) */
+    bool margin_by_caller;    /* the caller takes the expiry margin off, once, at the end */
+    bool source_is_shard;     /* one master of a cluster source */
+    bool wrote;               /* the job wrote to the destination */
     const char *source_name;
     int input_fd;
     bool input_is_socket;
@@ -703,6 +710,7 @@ static int run_job(struct run_ctx *rc)
         }
         struct router_config rcfg = {.route = &rc->route,
                                      .carry = carry,
+                                     .source_is_shard = rc->source_is_shard,
                                      .forward_publish = o->forward_publish,
                                      .cross_slot_skip = o->cross_slot_skip,
                                      .expiry_margin_ms = margin_ms};
@@ -779,7 +787,7 @@ static int run_job(struct run_ctx *rc)
     while (!job_should_stop(&job)) {
         struct timespec ts = {0, 5 * 1000 * 1000}; /* how soon the end is noticed */
         nanosleep(&ts, NULL);
-        if (sync_signal) {
+        if (sync_signal || sync_abort) {
             atomic_store(&job.stop, 1);
             break;
         }
@@ -878,7 +886,9 @@ static int run_job(struct run_ctx *rc)
                "(atomic per slot, not as a whole)",
                atomic_load(&job.tx_split));
     bool wrote = atomic_load(&job.keys_read) > 0 || atomic_load(&job.snapshot_applied);
-    if (margin_ms > 0 && wrote && remove_margin(rc, margin_ms) != 0 && status == 0)
+    rc->wrote = wrote;
+    if (margin_ms > 0 && wrote && !rc->margin_by_caller && remove_margin(rc, margin_ms) != 0 &&
+        status == 0)
         status = 1;
 out:
     for (unsigned i = 0; i < nfds; i++)
@@ -950,7 +960,7 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
         rs_log("%s", err.msg);
         return 2;
     }
-    if (rc->nodes->is_cluster && !o->quiet)
+    if (rc->nodes->is_cluster && !o->quiet && !rc->checks_done)
         rs_log("destination %s is a cluster of %u masters: writing to each", rc->target.name,
                rc->nodes->nnodes);
     char key[64];
@@ -966,8 +976,8 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
             rs_log("%s", err.msg);
             return 1;
         }
-        int r = check_target(&cl, o, ep, rc->nodes->is_cluster);
-        if (r == 0 && o->source_uri != NULL)
+        int r = rc->checks_done ? 0 : check_target(&cl, o, ep, rc->nodes->is_cluster);
+        if (r == 0 && o->source_uri != NULL && !rc->checks_done)
             r = check_margin(&cl, o, ep);
         if (r != 0) {
             control_link_close(&cl);
@@ -1207,6 +1217,169 @@ int sync_main(int argc, char **argv)
     return status;
 }
 
+/* From the source link scl (open, to one source node) onwards: the
+ * handshake, the RDB header, the RESTORE probe on tcl, then the job. Closes
+ * scl and tcl. initial: SYNC_INITIAL_MAX bytes of the caller's. */
+static int sync_from(struct run_ctx *r, struct control_link *scl, struct control_link *tcl,
+                     const struct endpoint *source, uint8_t *initial)
+{
+    const struct sync_opts *o = r->o;
+    struct rs_error err = {0};
+    struct source_handshake_opts ho = {.listening_port = o->listening_port};
+    struct source_handshake_result hr;
+    int status = 1;
+    if (source_link_handshake(scl, &ho, &hr, &err) < 0) {
+        rs_log("%s", err.msg);
+        goto fail;
+    }
+    if (!hr.full) {
+        rs_log("source %s answered PSYNC ? -1 with +CONTINUE: it should have sent a snapshot",
+               source->name);
+        goto fail;
+    }
+    struct rs_slice pending;
+    r->input_fd = control_link_detach(scl, &pending);
+    RS_ASSERT(pending.len <= SYNC_INITIAL_MAX); /* the control link buffers less */
+    r->initial_len = pending.len;
+    memcpy(initial, pending.p, r->initial_len);
+    control_link_close(scl);
+    while (r->initial_len < SYNC_HEADER_BYTES) { /* the RDB header decides RESTORE */
+        ssize_t n =
+            recv(r->input_fd, initial + r->initial_len, SYNC_HEADER_BYTES - r->initial_len, 0);
+        if (n <= 0) {
+            rs_log("source %s closed the connection before the snapshot began", source->name);
+            close(r->input_fd);
+            control_link_close(tcl);
+            return 1;
+        }
+        r->initial_len += (size_t)n;
+    }
+    r->initial = initial;
+    r->rdb_len = hr.rdb_len;
+    r->stream_start = (uint64_t)hr.offset;
+    r->eof_mark = hr.eof_mark;
+    r->eof_mark_len = hr.eof_mark_len;
+    int probe = 0;
+    if (!o->restore_never && parse_header_version(initial, r->initial_len, &r->rdb_version) == 0)
+        probe = probe_restore(tcl, r->rdb_version, &r->nodes->eps[r->probe_node]);
+    r->use_restore = probe == 1;
+    control_link_close(tcl);
+    if (probe < 0) {
+        close(r->input_fd);
+        return 1;
+    }
+    if (!o->quiet)
+        rs_log("sync: %s -> %s, %u workers, snapshot %s (replid %s offset %" PRId64 "), %s",
+               source->name, r->target.name, o->workers, hr.eof_mark_len ? "diskless" : "from disk",
+               hr.replid, hr.offset,
+               r->use_restore ? "RESTORE for small values" : "native commands only");
+    status = run_job(r);
+    close(r->input_fd);
+    return status;
+fail:
+    control_link_close(scl);
+    control_link_close(tcl);
+    return status;
+}
+
+/* One master of a cluster source: its own job (its own destination links,
+ * slot table and redirections), run beside the others'. */
+struct shard_job {
+    pthread_t thread;
+    struct run_ctx r;
+    struct dest_nodes nodes;
+    struct endpoint source;
+    int status;
+    uint8_t initial[SYNC_INITIAL_MAX];
+};
+
+static void *shard_main(void *arg)
+{
+    struct shard_job *sj = arg;
+    struct control_link tcl = {0}, scl = {0};
+    struct rs_error err = {0};
+    sj->status = prepare_target(&sj->r, &tcl); /* the checks were made once, before */
+    if (sj->status == 0 && control_link_open(&scl, &sj->source, sj->r.o->timeout_ms, &err) < 0) {
+        rs_log("%s", err.msg);
+        sj->status = 1;
+    }
+    if (sj->status == 0)
+        sj->status = sync_from(&sj->r, &scl, &tcl, &sj->source, sj->initial);
+    else
+        control_link_close(&tcl);
+    if (sj->status != 0)
+        sync_abort = 1; /* the others stop too: a partial copy is no copy */
+    return NULL;
+}
+
+/* A Redis Cluster source (scl: a link to any of its nodes): one PSYNC and
+ * one job per master, side by side, each writing its masters' slots (which
+ * no other master's stream touches); the expiry margin is taken off once,
+ * when all have ended. */
+static int sync_cluster_source(struct run_ctx *main_r, struct control_link *scl,
+                               const struct endpoint *seed)
+{
+    const struct sync_opts *o = main_r->o;
+    struct cluster_topology t;
+    struct rs_error err = {0};
+    cluster_topology_init(&t);
+    int rc = cluster_topology_discover(&t, scl, seed->host, &err);
+    control_link_close(scl);
+    if (rc != 0) {
+        rs_log("source %s: %s", seed->name, err.msg);
+        return 1;
+    }
+    size_t n = t.nmasters;
+    struct shard_job *jobs = calloc(n, sizeof(*jobs));
+    if (jobs == NULL) {
+        cluster_topology_deinit(&t);
+        rs_log("out of memory");
+        return 1;
+    }
+    if (!o->quiet)
+        rs_log("source %s is a cluster of %zu masters: one replication stream from each",
+               seed->name, n);
+    for (size_t i = 0; i < n; i++) {
+        struct shard_job *sj = &jobs[i];
+        sj->source = *seed;
+        snprintf(sj->source.host, sizeof(sj->source.host), "%s", t.masters[i].node.host);
+        sj->source.port = t.masters[i].node.port;
+        snprintf(sj->source.name, sizeof(sj->source.name), "%s", t.masters[i].node.name);
+        sj->r = (struct run_ctx){.o = o,
+                                 .target = main_r->target,
+                                 .rdb_len = UINT64_MAX,
+                                 .input_is_socket = true,
+                                 .nodes = &sj->nodes,
+                                 .checks_done = true,
+                                 .margin_by_caller = true,
+                                 .source_is_shard = true};
+        sj->r.source_name = sj->source.name;
+    }
+    size_t started = 0;
+    for (; started < n; started++)
+        if (pthread_create(&jobs[started].thread, NULL, shard_main, &jobs[started]) != 0) {
+            rs_log("cannot start the job of source master %s", jobs[started].source.name);
+            sync_abort = 1;
+            break;
+        }
+    int status = started == n ? 0 : 1;
+    bool wrote = false;
+    for (size_t i = 0; i < started; i++) {
+        pthread_join(jobs[i].thread, NULL);
+        if (jobs[i].status > status)
+            status = jobs[i].status;
+        wrote |= jobs[i].r.wrote;
+    }
+    int64_t margin_ms = o->snapshot_only ? 0 : o->expiry_margin_ms;
+    if (margin_ms > 0 && wrote && remove_margin(main_r, margin_ms) != 0 && status == 0)
+        status = 1;
+    for (size_t i = 0; i < n; i++)
+        dest_nodes_deinit(&jobs[i].nodes);
+    free(jobs);
+    cluster_topology_deinit(&t);
+    return status;
+}
+
 static int sync_run(int argc, char **argv, struct dest_nodes *nodes)
 {
     struct sync_opts o;
@@ -1237,58 +1410,18 @@ static int sync_run(int argc, char **argv, struct dest_nodes *nodes)
         control_link_close(&tcl);
         return 1;
     }
-    struct source_handshake_opts ho = {.listening_port = o.listening_port};
-    struct source_handshake_result hr;
-    if (source_link_handshake(&scl, &ho, &hr, &err) < 0) {
+    enum cluster_mode mode = CLUSTER_MODE_STANDALONE;
+    rc = cluster_mode_of(&scl, &mode, &err);
+    if (rc < 0 && rc != -EPERM) { /* a user that may not INFO replicates a standalone source */
         rs_log("%s", err.msg);
         control_link_close(&scl);
         control_link_close(&tcl);
         return 1;
     }
-    if (!hr.full) {
-        rs_log("source %s answered PSYNC ? -1 with +CONTINUE: it should have sent a snapshot",
-               source.name);
-        control_link_close(&scl);
+    if (mode == CLUSTER_MODE_CLUSTER) {
         control_link_close(&tcl);
-        return 1;
+        return sync_cluster_source(&r, &scl, &source);
     }
-    struct rs_slice pending;
-    r.input_fd = control_link_detach(&scl, &pending);
     static uint8_t initial[SYNC_INITIAL_MAX];
-    RS_ASSERT(pending.len <= sizeof(initial)); /* the control link buffers less */
-    r.initial_len = pending.len;
-    memcpy(initial, pending.p, r.initial_len);
-    control_link_close(&scl);
-    while (r.initial_len < SYNC_HEADER_BYTES) { /* the RDB header decides RESTORE */
-        ssize_t n = recv(r.input_fd, initial + r.initial_len, SYNC_HEADER_BYTES - r.initial_len, 0);
-        if (n <= 0) {
-            rs_log("source %s closed the connection before the snapshot began", source.name);
-            close(r.input_fd);
-            control_link_close(&tcl);
-            return 1;
-        }
-        r.initial_len += (size_t)n;
-    }
-    r.initial = initial;
-    r.rdb_len = hr.rdb_len;
-    r.stream_start = (uint64_t)hr.offset;
-    r.eof_mark = hr.eof_mark;
-    r.eof_mark_len = hr.eof_mark_len;
-    int probe = 0;
-    if (!o.restore_never && parse_header_version(initial, r.initial_len, &r.rdb_version) == 0)
-        probe = probe_restore(&tcl, r.rdb_version, &r.nodes->eps[r.probe_node]);
-    r.use_restore = probe == 1;
-    control_link_close(&tcl);
-    if (probe < 0) {
-        close(r.input_fd);
-        return 1;
-    }
-    if (!o.quiet)
-        rs_log("sync: %s -> %s, %u workers, snapshot %s (replid %s offset %" PRId64 "), %s",
-               source.name, r.target.name, o.workers, hr.eof_mark_len ? "diskless" : "from disk",
-               hr.replid, hr.offset,
-               r.use_restore ? "RESTORE for small values" : "native commands only");
-    status = run_job(&r);
-    close(r.input_fd);
-    return status;
+    return sync_from(&r, &scl, &tcl, &source, initial);
 }
