@@ -54,7 +54,10 @@ struct router {
     int64_t tx_db;       /* the db at MULTI */
     uint64_t tx_workers; /* bit per worker its keys map to */
     bool tx_fence;
-    struct tx_cmd *txc; /* cluster: its commands */
+    struct tx_cmd *txc;        /* cluster: its commands */
+    struct resp_scanner *txsc; /* cluster: reads them again (cluster_exec) */
+    unsigned *tx_slots;        /* cluster: their slots in order of first appearance */
+    size_t tx_slots_cap;
     size_t ntxc, txc_cap;
     bool tx_split_said;
     uint64_t cross_said;
@@ -84,6 +87,10 @@ struct router *router_new(const struct router_config *cfg, struct batch_writer *
     r->routed = start_offset;
     stream_rewrite_init(&r->rw, cfg->expiry_margin_ms);
     r->sc = resp_scanner_new(start_offset);
+    if (r->cluster && (r->txsc = resp_scanner_new(0)) == NULL) {
+        resp_scanner_free(r->sc);
+        r->sc = NULL;
+    }
     if (r->sc == NULL) {
         free(r);
         return NULL;
@@ -96,6 +103,8 @@ void router_free(struct router *r)
     if (r == NULL)
         return;
     resp_scanner_free(r->sc);
+    resp_scanner_free(r->txsc);
+    free(r->tx_slots);
     stream_rewrite_deinit(&r->rw);
     free(r->tx);
     free(r->keys);
@@ -484,12 +493,9 @@ static int tx_parse(struct router *r, size_t i, struct resp_scanner *sc, struct 
  * does not split, follows --cross-slot. */
 static int cluster_exec(struct router *r, const struct resp_cmd *exec)
 {
-    struct resp_scanner *sc = resp_scanner_new(0);
-    if (sc == NULL)
-        return oom(r);
+    struct resp_scanner *sc = r->txsc;
     int rc = RS_OK;
     /* the slots, in order of first appearance; and the checks */
-    unsigned *order = NULL;
     size_t nslots = 0;
     uint64_t seen[SLOT_COUNT / 64] = {0};
     for (size_t i = 0; i < r->ntxc && rc == RS_OK; i++) {
@@ -535,13 +541,17 @@ static int cluster_exec(struct router *r, const struct resp_cmd *exec)
             if (seen[s / 64] >> (s % 64) & 1)
                 continue;
             seen[s / 64] |= 1ULL << (s % 64);
-            unsigned *o = realloc(order, (nslots + 1) * sizeof(*o));
-            if (o == NULL) {
-                rc = oom(r);
-                break;
+            if (nslots == r->tx_slots_cap) {
+                size_t cap = r->tx_slots_cap ? r->tx_slots_cap * 2 : 64;
+                unsigned *o = realloc(r->tx_slots, cap * sizeof(*o));
+                if (o == NULL) {
+                    rc = oom(r);
+                    break;
+                }
+                r->tx_slots = o;
+                r->tx_slots_cap = cap;
             }
-            order = o;
-            order[nslots++] = s;
+            r->tx_slots[nslots++] = s;
         }
     }
     if (rc == RS_OK && nslots > 1) {
@@ -557,7 +567,7 @@ static int cluster_exec(struct router *r, const struct resp_cmd *exec)
         }
     }
     for (size_t si = 0; si < nslots && rc == RS_OK; si++) {
-        unsigned slot = order[si];
+        unsigned slot = r->tx_slots[si];
         uint32_t ncmds = 0;
         r->scratch_len = 0;
         static const char multi[] = "*1\r\n$5\r\nMULTI\r\n", execb[] = "*1\r\n$4\r\nEXEC\r\n";
@@ -587,8 +597,6 @@ static int cluster_exec(struct router *r, const struct resp_cmd *exec)
                             batch_writer_raw(r->bw, to, 0, r->scratch, r->scratch_len, ncmds, 0)))
             rc = oom(r);
     }
-    free(order);
-    resp_scanner_free(sc);
     return rc;
 }
 
@@ -730,9 +738,7 @@ static int route(struct router *r, const struct resp_cmd *c)
     }
     if (r->in_tx) {
         if (flags & CMD_EXEC && r->cluster) {
-            struct resp_scanner *sc = resp_scanner_new(0);
-            if (sc == NULL)
-                return oom(r);
+            struct resp_scanner *sc = r->txsc;
             int need = tx_needs_carry(r, sc);
             int rc;
             if (need == 1 && !fence_ready(r)) {
@@ -744,7 +750,6 @@ static int route(struct router *r, const struct resp_cmd *c)
                 r->in_tx = false;
                 rc = need < 0 ? RS_ERR : cluster_exec(r, c) == RS_OK ? 0 : RS_ERR;
             }
-            resp_scanner_free(sc);
             return rc;
         }
         if (flags & CMD_EXEC) {
