@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "slot.h"
+
 #define CLUSTER_FIXTURE_START_ATTEMPTS 5 /* a bus port taken between pick and bind */
 
 static void cf_sleep_ms(int ms)
@@ -270,6 +272,38 @@ redisContext *cluster_fixture_connect_owner(const struct cluster_fixture *c, con
     int m = c->slot_master[slot];
     cr_assert(m >= 0, "slot %u is not served", slot);
     return redis_fixture_connect(c->nodes[m]);
+}
+
+void cluster_fixture_writer_init(struct cluster_fixture_writer *w, const struct cluster_fixture *c)
+{
+    memset(w, 0, sizeof(*w));
+    w->c = c;
+    for (int m = 0; m < c->nmasters; m++) {
+        w->ctx[m] = redis_fixture_connect(c->nodes[m]);
+        redis_pipeline_init(&w->p[m], w->ctx[m], 1000);
+    }
+}
+
+struct redis_pipeline *cluster_fixture_writer_for(struct cluster_fixture_writer *w, const char *key,
+                                                  size_t len)
+{
+    unsigned slot = slot_of_key(key, len);
+    int m = w->c->slot_master[slot];
+    cr_assert(m >= 0, "nobody was given slot %u (key '%.*s')", slot, (int)len, key);
+    return &w->p[m];
+}
+
+void cluster_fixture_writer_flush(struct cluster_fixture_writer *w)
+{
+    for (int m = 0; m < w->c->nmasters; m++)
+        redis_pipeline_flush(&w->p[m]);
+}
+
+void cluster_fixture_writer_deinit(struct cluster_fixture_writer *w)
+{
+    cluster_fixture_writer_flush(w);
+    for (int m = 0; m < w->c->nmasters; m++)
+        redisFree(w->ctx[m]);
 }
 
 /* Node i's CLUSTER NODES text (a copy the caller frees), or NULL when it

@@ -75,6 +75,29 @@ unsigned cluster_fixture_keyslot(const struct cluster_fixture *c, const char *ke
 redisContext *cluster_fixture_connect_owner(const struct cluster_fixture *c, const char *key,
                                             size_t len);
 
+/* Pipelines to the masters (redis_fixture.h's redis_pipeline), a command
+ * going to the master the fixture gave its key's slot: commands of one key
+ * stay in order, those of different masters do not wait for each other.
+ * For filling a cluster (a source, or a reference) through its owners. */
+struct cluster_fixture_writer {
+    const struct cluster_fixture *c;
+    redisContext *ctx[CLUSTER_FIXTURE_MAX_NODES]; /* a connection of its own per master */
+    struct redis_pipeline p[CLUSTER_FIXTURE_MAX_NODES];
+};
+
+void cluster_fixture_writer_init(struct cluster_fixture_writer *w, const struct cluster_fixture *c);
+
+/* The pipeline of the master the fixture gave the slot of key; the test
+ * fails when nobody was given it. */
+struct redis_pipeline *cluster_fixture_writer_for(struct cluster_fixture_writer *w, const char *key,
+                                                  size_t len);
+
+/* Reads every pending reply (failing the test on an error reply). */
+void cluster_fixture_writer_flush(struct cluster_fixture_writer *w);
+
+/* Flushes, then closes the connections. */
+void cluster_fixture_writer_deinit(struct cluster_fixture_writer *w);
+
 /* Who serves the slots now, as one node tells it (CLUSTER NODES): after a
  * failover or a resharding, no longer what the fixture gave at the start. */
 struct cluster_fixture_view {

@@ -214,38 +214,64 @@ static redisReply *next_reply(redisContext *ctx)
     return r;
 }
 
-/* DEBUG DIGEST-VALUE of every key of the oracle's db 0 (want), on the master
- * serving its slot and on the oracle, pipelined; the verdict into c. */
-static void compare_key_digests(const struct cluster_fixture_view *v, redisContext *const *ctxs,
-                                redisContext *oracle, const struct redis_model *want,
-                                struct dataset_comparison *c)
-{
+/* One side of the per-key digests: the masters of a cluster view (the
+ * master serving a key's slot answers for it), or one standalone server
+ * (view NULL: ctxs[0] answers for every key). */
+struct digest_side {
+    const struct cluster_fixture_view *v;
+    redisContext *const *ctxs;
     int ctx_of_node[CLUSTER_FIXTURE_MAX_NODES];
+};
+
+static void digest_side_init(struct digest_side *s, const struct cluster_fixture_view *v,
+                             redisContext *const *ctxs)
+{
+    s->v = v;
+    s->ctxs = ctxs;
     for (int i = 0; i < CLUSTER_FIXTURE_MAX_NODES; i++)
-        ctx_of_node[i] = -1;
-    for (int i = 0; i < v->nmasters; i++)
-        ctx_of_node[v->masters[i]] = i;
+        s->ctx_of_node[i] = -1;
+    for (int i = 0; v != NULL && i < v->nmasters; i++)
+        s->ctx_of_node[v->masters[i]] = i;
+}
+
+/* The connection answering for key; NULL when nobody serves its slot. */
+static redisContext *digest_side_for(const struct digest_side *s, const struct model_bytes *key)
+{
+    if (s->v == NULL)
+        return s->ctxs[0];
+    int node = s->v->slot_node[slot_of_key(key->p, key->len)];
+    return node >= 0 ? s->ctxs[s->ctx_of_node[node]] : NULL;
+}
+
+/* DEBUG DIGEST-VALUE of every key of the oracle's db 0 (want), on the
+ * target's side and on the oracle's, pipelined; the verdict into c. A key
+ * whose slot nobody serves on a side counts as differing. */
+static void compare_key_digests(const struct digest_side *target, const struct digest_side *oracle,
+                                const struct redis_model *want, struct dataset_comparison *c)
+{
     const struct model_db *d = &want->dbs[0];
     size_t differ = 0;
     char first[64] = "";
     c->same_digest = true;
     for (size_t from = 0; from < d->nkeys; from += KEY_DIGEST_PIPELINE) {
         size_t to = d->nkeys - from < KEY_DIGEST_PIPELINE ? d->nkeys : from + KEY_DIGEST_PIPELINE;
-        redisContext *owner[KEY_DIGEST_PIPELINE];
+        redisContext *owner[KEY_DIGEST_PIPELINE], *oracle_owner[KEY_DIGEST_PIPELINE];
         for (size_t k = from; k < to; k++) {
             const struct model_bytes *key = &d->keys[k].key;
-            int node = v->slot_node[slot_of_key(key->p, key->len)];
-            owner[k - from] = node >= 0 ? ctxs[ctx_of_node[node]] : NULL;
+            owner[k - from] = digest_side_for(target, key);
+            oracle_owner[k - from] = digest_side_for(oracle, key);
             if (owner[k - from] != NULL)
                 cr_assert(redisAppendCommand(owner[k - from], "DEBUG DIGEST-VALUE %b", key->p,
                                              key->len) == REDIS_OK);
-            cr_assert(redisAppendCommand(oracle, "DEBUG DIGEST-VALUE %b", key->p, key->len) ==
-                      REDIS_OK);
+            if (oracle_owner[k - from] != NULL)
+                cr_assert(redisAppendCommand(oracle_owner[k - from], "DEBUG DIGEST-VALUE %b",
+                                             key->p, key->len) == REDIS_OK);
         }
         for (size_t k = from; k < to; k++) {
-            redisReply *b = next_reply(oracle);
+            redisReply *b =
+                oracle_owner[k - from] != NULL ? next_reply(oracle_owner[k - from]) : NULL;
             redisReply *a = owner[k - from] != NULL ? next_reply(owner[k - from]) : NULL;
-            const redisReply *refused = b->type == REDIS_REPLY_ERROR                ? b
+            const redisReply *refused = b != NULL && b->type == REDIS_REPLY_ERROR   ? b
                                         : a != NULL && a->type == REDIS_REPLY_ERROR ? a
                                                                                     : NULL;
             if (refused != NULL) { /* DEBUG disabled: drain and say so */
@@ -254,17 +280,18 @@ static void compare_key_digests(const struct cluster_fixture_view *v, redisConte
                 freeReplyObject(a);
                 freeReplyObject(b);
                 for (size_t q = k + 1; q < to; q++) {
-                    freeReplyObject(next_reply(oracle));
+                    if (oracle_owner[q - from] != NULL)
+                        freeReplyObject(next_reply(oracle_owner[q - from]));
                     if (owner[q - from] != NULL)
                         freeReplyObject(next_reply(owner[q - from]));
                 }
                 c->has_key_digests = false;
                 return;
             }
-            cr_assert(b->type == REDIS_REPLY_ARRAY && b->elements == 1 &&
+            cr_assert((b == NULL || (b->type == REDIS_REPLY_ARRAY && b->elements == 1)) &&
                           (a == NULL || (a->type == REDIS_REPLY_ARRAY && a->elements == 1)),
                       "DEBUG DIGEST-VALUE: unexpected reply");
-            bool same = a != NULL && a->element[0]->len == b->element[0]->len &&
+            bool same = a != NULL && b != NULL && a->element[0]->len == b->element[0]->len &&
                         memcmp(a->element[0]->str, b->element[0]->str, b->element[0]->len) == 0;
             if (!same && differ++ == 0)
                 model_escape(first, sizeof(first), d->keys[k].key.p, d->keys[k].key.len, 40);
@@ -277,6 +304,37 @@ static void compare_key_digests(const struct cluster_fixture_view *v, redisConte
     snprintf(c->digests, sizeof(c->digests),
              "per-key DEBUG DIGEST-VALUE: %zu of %zu keys differ%s%s%s", differ, d->nkeys,
              differ ? ", first '" : "", first, differ ? "'" : "");
+}
+
+/* The model part of a comparison with a cluster target: consumers' times
+ * left out, the target's expiry shift taken off, migration drift forgiven;
+ * the verdict and the counts into c. */
+static void compare_cluster_models(struct redis_model *got, struct redis_model *want,
+                                   struct dataset_comparison *c)
+{
+    dataset_forget_consumer_times(got);
+    dataset_forget_consumer_times(want);
+    unshift_expiries(got);
+    forgive_migration_drift(got, want);
+    c->diff = malloc(sizeof(*c->diff));
+    cr_assert(c->diff != NULL);
+    redis_model_compare(got, want, 0, c->diff); /* now_ms 0: nothing may be missing as expired */
+    c->differences = c->diff->differences + c->diff->expired_absent;
+    c->keys_compared = c->diff->keys_compared;
+    c->target_keys = redis_model_count(got, MODEL_DBS);
+    c->oracle_keys = redis_model_count(want, MODEL_DBS);
+}
+
+static void compare_function_lists(redisContext *target, redisContext *oracle,
+                                   struct dataset_comparison *c)
+{
+    char *fa = function_list(target);
+    char *fb = function_list(oracle);
+    c->same_functions = strcmp(fa, fb) == 0;
+    if (!c->same_functions)
+        cr_log_error("FUNCTION LIST differs:\ntarget %s\noracle %s", fa, fb);
+    free(fa);
+    free(fb);
 }
 
 void dataset_compare_cluster(const struct cluster_fixture *dst, struct redis_fixture *oracle,
@@ -293,30 +351,17 @@ void dataset_compare_cluster(const struct cluster_fixture *dst, struct redis_fix
     redis_model_from_cluster(&got, ctxs, (size_t)v.nmasters);
     redis_model_from_server(&want, oracle->ctx);
     count_outside_db0(&want, c);
-    dataset_forget_consumer_times(&got);
-    dataset_forget_consumer_times(&want);
-    unshift_expiries(&got);
-    forgive_migration_drift(&got, &want);
-    c->diff = malloc(sizeof(*c->diff));
-    cr_assert(c->diff != NULL);
-    redis_model_compare(&got, &want, 0, c->diff); /* now_ms 0: nothing may be missing as expired */
-    c->differences = c->diff->differences + c->diff->expired_absent;
-    c->keys_compared = c->diff->keys_compared;
-    c->target_keys = redis_model_count(&got, MODEL_DBS);
-    c->oracle_keys = redis_model_count(&want, MODEL_DBS);
-    compare_key_digests(&v, ctxs, oracle->ctx, &want, c);
+    compare_cluster_models(&got, &want, c);
+    struct digest_side target_side, oracle_side;
+    digest_side_init(&target_side, &v, ctxs);
+    digest_side_init(&oracle_side, NULL, &oracle->ctx);
+    compare_key_digests(&target_side, &oracle_side, &want, c);
     redis_model_free(&got);
     redis_model_free(&want);
 
     /* redis_model_from_cluster checked the masters agree on the code; the
      * whole FUNCTION LIST (names, flags) of the first against the oracle's. */
-    char *fa = function_list(ctxs[0]);
-    char *fb = function_list(oracle->ctx);
-    c->same_functions = strcmp(fa, fb) == 0;
-    if (!c->same_functions)
-        cr_log_error("FUNCTION LIST differs:\ntarget %s\noracle %s", fa, fb);
-    free(fa);
-    free(fb);
+    compare_function_lists(ctxs[0], oracle->ctx, c);
     for (int i = 0; i < v.nmasters; i++)
         redisFree(ctxs[i]);
 }
@@ -343,8 +388,9 @@ void assert_cluster_equals(const struct cluster_fixture *dst, struct redis_fixtu
     dataset_comparison_deinit(&c);
 }
 
-void assert_cluster_comparison_catches_a_change(const struct cluster_fixture *dst,
-                                                struct redis_fixture *oracle, const char *key)
+/* Changes key (a string) on the master of dst serving its slot now (SET
+ * ... KEEPTTL); returns that master's node number. */
+static int change_cluster_string(const struct cluster_fixture *dst, const char *key)
 {
     struct cluster_fixture_view v;
     cluster_fixture_view_take(dst, &v);
@@ -360,14 +406,94 @@ void assert_cluster_comparison_catches_a_change(const struct cluster_fixture *ds
     freeReplyObject(r);
     redis_fixture_exec(ctx, "SET %b %s KEEPTTL", key, len, changed);
     redisFree(ctx);
+    return node;
+}
 
+/* Fails unless cmp saw exactly the change of key (on node). */
+static void assert_caught_the_change(struct dataset_comparison *cmp, const char *key, int node)
+{
+    cr_assert(cmp->differences == 1 && strstr(cmp->diff->report, key) != NULL,
+              "the cluster comparison saw %zu differences, not the one made (%s on node %d):\n%s",
+              cmp->differences, key, node, cmp->diff->report);
+    cr_assert(!cmp->has_key_digests ||
+                  (!cmp->same_digest && strstr(cmp->digests, " 1 of ") != NULL),
+              "the per-key digests did not see the change of %s: %s", key, cmp->digests);
+    cr_log_info("the cluster comparison caught the change of %s: %s", key, cmp->digests);
+}
+
+void assert_cluster_comparison_catches_a_change(const struct cluster_fixture *dst,
+                                                struct redis_fixture *oracle, const char *key)
+{
+    int node = change_cluster_string(dst, key);
     struct dataset_comparison cmp;
     dataset_compare_cluster(dst, oracle, &cmp);
-    cr_assert(cmp.differences == 1 && strstr(cmp.diff->report, key) != NULL,
-              "the cluster comparison saw %zu differences, not the one made (%s on node %d):\n%s",
-              cmp.differences, key, node, cmp.diff->report);
-    cr_assert(!cmp.has_key_digests || (!cmp.same_digest && strstr(cmp.digests, " 1 of ") != NULL),
-              "the per-key digests did not see the change of %s: %s", key, cmp.digests);
-    cr_log_info("the cluster comparison caught the change of %s: %s", key, cmp.digests);
+    assert_caught_the_change(&cmp, key, node);
+    dataset_comparison_deinit(&cmp);
+}
+
+/* ------------------------------------------------ a cluster as the oracle */
+
+void dataset_compare_clusters(const struct cluster_fixture *dst,
+                              const struct cluster_fixture *oracle, struct dataset_comparison *c)
+{
+    memset(c, 0, sizeof(*c));
+    struct cluster_fixture_view v, ov;
+    cluster_fixture_view_take(dst, &v);
+    cluster_fixture_view_take(oracle, &ov);
+    cr_assert(v.nmasters > 0, "node %d of the target cluster lists no master serving slots",
+              v.asked);
+    cr_assert(ov.nmasters > 0, "node %d of the oracle cluster lists no master serving slots",
+              ov.asked);
+    redisContext *ctxs[CLUSTER_FIXTURE_MAX_NODES], *octxs[CLUSTER_FIXTURE_MAX_NODES];
+    connect_masters(dst, &v, ctxs, c->masters, sizeof(c->masters));
+    connect_masters(oracle, &ov, octxs, c->oracle_masters, sizeof(c->oracle_masters));
+
+    struct redis_model got, want;
+    redis_model_from_cluster(&got, ctxs, (size_t)v.nmasters);
+    redis_model_from_cluster(&want, octxs, (size_t)ov.nmasters);
+    compare_cluster_models(&got, &want, c);
+    struct digest_side target_side, oracle_side;
+    digest_side_init(&target_side, &v, ctxs);
+    digest_side_init(&oracle_side, &ov, octxs);
+    compare_key_digests(&target_side, &oracle_side, &want, c);
+    redis_model_free(&got);
+    redis_model_free(&want);
+
+    /* Each model checked its masters agree on the code; the whole FUNCTION
+     * LIST (names, flags) of one master of each compared. */
+    compare_function_lists(ctxs[0], octxs[0], c);
+    for (int i = 0; i < v.nmasters; i++)
+        redisFree(ctxs[i]);
+    for (int i = 0; i < ov.nmasters; i++)
+        redisFree(octxs[i]);
+}
+
+void assert_clusters_equal(const struct cluster_fixture *dst, const struct cluster_fixture *oracle,
+                           const char *oracle_name, const char *what)
+{
+    struct dataset_comparison c;
+    dataset_compare_clusters(dst, oracle, &c);
+    cr_assert(c.differences == 0 && c.target_keys == c.oracle_keys,
+              "%s: the cluster (masters %s) differs from the %s (masters %s) in %zu keys (%zu "
+              "compared; cluster %zu keys, %s %zu):\n%s",
+              what, c.masters, oracle_name, c.oracle_masters, c.differences, c.keys_compared,
+              c.target_keys, oracle_name, c.oracle_keys, c.diff->report);
+    cr_assert(c.same_digest, "%s: %s (masters %s; %s: %s)", what, c.digests, c.masters, oracle_name,
+              c.oracle_masters);
+    cr_assert(c.same_functions, "%s: FUNCTION LIST differs (see the log)", what);
+    cr_assert(c.keys_compared > 0, "%s: nothing compared", what);
+    cr_log_info("%s: the cluster (masters %s) equals the %s (masters %s): %zu keys; %s", what,
+                c.masters, oracle_name, c.oracle_masters, c.keys_compared, c.digests);
+    dataset_comparison_deinit(&c);
+}
+
+void assert_clusters_comparison_catches_a_change(const struct cluster_fixture *dst,
+                                                 const struct cluster_fixture *oracle,
+                                                 const char *key)
+{
+    int node = change_cluster_string(dst, key);
+    struct dataset_comparison cmp;
+    dataset_compare_clusters(dst, oracle, &cmp);
+    assert_caught_the_change(&cmp, key, node);
     dataset_comparison_deinit(&cmp);
 }

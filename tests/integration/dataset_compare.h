@@ -23,6 +23,8 @@ struct dataset_comparison {
     char oracle_dbs_outside[160];   /* "db 1: 5 keys, db 3: 1 key" */
     char masters[256];              /* the masters read: "node 0 127.0.0.1:p, ..." */
     bool has_key_digests;           /* per-key DEBUG DIGEST-VALUE compared (both allow DEBUG) */
+    /* dataset_compare_clusters only ("" otherwise): */
+    char oracle_masters[256]; /* the oracle cluster's masters read, as in masters */
 };
 
 /* Compares dst with oracle. Consumers' seen/active times are left out
@@ -89,6 +91,30 @@ void assert_cluster_equals(const struct cluster_fixture *dst, struct redis_fixtu
  * they are compared: proof that the cluster comparison can fail. */
 void assert_cluster_comparison_catches_a_change(const struct cluster_fixture *dst,
                                                 struct redis_fixture *oracle, const char *key);
+
+/* ------------------------------------------------ a cluster as the oracle
+ *
+ * Both sides are Redis Clusters (a cluster source copied into a cluster
+ * destination, with any number of masters on each side): each is read into
+ * one model by redis_model_from_cluster from the masters serving slots now
+ * (as dataset_compare_cluster reads its target), and the two models are
+ * compared as above (expiry shift, migration tolerance and consumers' times
+ * as there); each key's DEBUG DIGEST-VALUE is taken on the master serving
+ * its slot on each side; the function libraries of one master of each. The
+ * oracle_keys_outside_db0 fields stay zero (neither side has other dbs). */
+void dataset_compare_clusters(const struct cluster_fixture *dst,
+                              const struct cluster_fixture *oracle, struct dataset_comparison *c);
+
+/* Fails the test unless the cluster dst holds exactly what the cluster
+ * oracle holds; the message names both sides' masters, the keys that differ
+ * and how. oracle_name and what as for assert_dataset_equals. */
+void assert_clusters_equal(const struct cluster_fixture *dst, const struct cluster_fixture *oracle,
+                           const char *oracle_name, const char *what);
+
+/* assert_cluster_comparison_catches_a_change with a cluster oracle. */
+void assert_clusters_comparison_catches_a_change(const struct cluster_fixture *dst,
+                                                 const struct cluster_fixture *oracle,
+                                                 const char *key);
 
 /* Changes one key on dst (db 7's dbk:7, which fill_sample and the write
  * script leave there) and fails unless both comparisons see exactly it:

@@ -193,6 +193,117 @@ void wait_caught_up(struct redis_fixture *src, int replica_port, struct program 
     }
 }
 
+/* ------------------------------------------------- a cluster as the source */
+
+/* How many times needle occurs in text. */
+static int count_occurrences(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *s = text; (s = strstr(s, needle)) != NULL; s += strlen(needle))
+        n++;
+    return n;
+}
+
+void wait_snapshots_applied(struct program *p, int n)
+{
+    long long deadline = fixture_now_ms() + SNAPSHOT_TIMEOUT_MS;
+    for (;;) {
+        char *err = program_stderr(p, NULL);
+        int seen = count_occurrences(err, "snapshot applied");
+        free(err);
+        if (seen >= n)
+            return;
+        if (program_has_exited(p))
+            ringsync_fail(p, "ringsync exited after %d \"snapshot applied\" of %d", seen, n);
+        if (fixture_now_ms() > deadline)
+            ringsync_fail(p, "%d \"snapshot applied\" of %d within %d ms", seen, n,
+                          SNAPSHOT_TIMEOUT_MS);
+        sleep_ms(20);
+    }
+}
+
+void wait_caught_up_all(const struct cluster_fixture *src, struct program *p, const char *what)
+{
+    struct cluster_fixture_view cv;
+    cluster_fixture_view_take(src, &cv);
+    cr_assert(cv.nmasters > 0, "%s: the source cluster lists no master", what);
+    long long deadline = fixture_now_ms() + CATCH_UP_TIMEOUT_MS;
+    for (;;) {
+        char state[1024] = "";
+        size_t used = 0;
+        int done = 0;
+        for (int i = 0; i < cv.nmasters; i++) {
+            int node = cv.masters[i];
+            struct repl_view v;
+            repl_view_take(src->nodes[node]->ctx, -1, &v);
+            cr_assert(!v.has_ringsync || v.ringsync_offset <= v.master_offset,
+                      "%s: on source master node %d (port %d), ringsync acknowledged offset "
+                      "%lld, past its %lld:\n%s",
+                      what, node, src->nodes[node]->port, v.ringsync_offset, v.master_offset,
+                      v.text);
+            done += v.has_ringsync && v.ringsync_offset == v.master_offset;
+            int w = snprintf(state + used, sizeof(state) - used,
+                             "\n  master node %d (port %d): master_repl_offset %lld, ringsync %s",
+                             node, src->nodes[node]->port, v.master_offset,
+                             v.has_ringsync ? "" : "not listed");
+            if (w > 0 && used + (size_t)w < sizeof(state))
+                used += (size_t)w;
+            if (v.has_ringsync) {
+                w = snprintf(state + used, sizeof(state) - used, "at %lld (state %s)",
+                             v.ringsync_offset, v.ringsync_state);
+                if (w > 0 && used + (size_t)w < sizeof(state))
+                    used += (size_t)w;
+            }
+        }
+        if (done == cv.nmasters)
+            return;
+        if (program_has_exited(p))
+            ringsync_fail(p, "%s: ringsync exited while catching up:%s", what, state);
+        if (fixture_now_ms() > deadline)
+            ringsync_fail(p,
+                          "%s: within %d ms, ringsync's applied offset did not reach "
+                          "master_repl_offset on every source master:%s",
+                          what, CATCH_UP_TIMEOUT_MS, state);
+        sleep_ms(20);
+    }
+}
+
+void ringsync_stop_jobs_result(struct program *p, const char *what, int jobs,
+                               struct program_result *out)
+{
+    struct program_result r;
+    program_finish(p, SIGINT, STOP_TIMEOUT_MS, &r);
+    char st[64];
+    cr_assert(r.exited && r.exit_code == 0, "%s: ringsync ended with %s after SIGINT; stderr:\n%s",
+              what, program_result_describe(&r, st, sizeof(st)), r.err);
+    int lines = 0;
+    for (const char *line = r.err; (line = strstr(line, "stopped by SIGINT")) != NULL; line++) {
+        lines++;
+        const char *eol = strchr(line, '\n');
+        const char *at = strstr(line, "applied offset ");
+        uint64_t applied = 0, received = 0;
+        cr_assert(
+            at != NULL && (eol == NULL || at < eol) &&
+                sscanf(at, "applied offset %" SCNu64 " of %" SCNu64, &applied, &received) == 2,
+            "%s: stop line %d does not say \"applied offset A of R\":\n%s", what, lines, r.err);
+        cr_assert(applied == received,
+                  "%s: stop line %d: offset %" PRIu64 " applied of %" PRIu64
+                  " received, after the load was acknowledged:\n%s",
+                  what, lines, applied, received, r.err);
+    }
+    cr_assert(lines == jobs,
+              "%s: %d \"stopped by SIGINT\" lines, not one per job (%d); stderr:\n%s", what, lines,
+              jobs, r.err);
+    *out = r;
+}
+
+void ringsync_stop_jobs(struct program *p, const char *what, int jobs)
+{
+    struct program_result r;
+    ringsync_stop_jobs_result(p, what, jobs, &r);
+    program_result_deinit(&r);
+}
+
 long long info_number(redisContext *c, const char *section, const char *field)
 {
     char buf[64];

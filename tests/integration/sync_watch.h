@@ -10,6 +10,7 @@
 
 #include <criterion/criterion.h>
 
+#include "cluster_fixture.h"
 #include "redis_fixture.h"
 
 #define CATCH_UP_TIMEOUT_MS 30000
@@ -74,6 +75,31 @@ void wait_ringsync_listed(struct redis_fixture *src, struct program *p);
  * replica_port > 0) equals the source's master_repl_offset. */
 void wait_caught_up(struct redis_fixture *src, int replica_port, struct program *p,
                     const char *what);
+
+/* ------------------------------------------------- a cluster as the source
+ *
+ * With a Redis Cluster as --source, ringsync runs one job (one PSYNC) per
+ * source master, side by side: it is a replica with port 0 on each master,
+ * each with its own applied offset, and each job writes its own lines
+ * ("snapshot applied", "stopped by SIGINT ... applied offset A of R"). */
+
+/* Waits until standard error holds "snapshot applied" n times (one per
+ * source master); fails naming how many there were. */
+void wait_snapshots_applied(struct program *p, int n);
+
+/* Waits until every master of src serving slots now (cluster_fixture_view)
+ * lists ringsync (port 0) with an applied offset equal to its
+ * master_repl_offset, all in one pass; ringsync's must never be past it.
+ * The failure names each master's offsets. */
+void wait_caught_up_all(const struct cluster_fixture *src, struct program *p, const char *what);
+
+/* SIGINT: exit 0 and exactly `jobs` "stopped by SIGINT" lines, each
+ * applying everything it received. r as for ringsync_stop_result. */
+void ringsync_stop_jobs_result(struct program *p, const char *what, int jobs,
+                               struct program_result *r);
+
+/* The same, freeing the result. */
+void ringsync_stop_jobs(struct program *p, const char *what, int jobs);
 
 /* An INFO field as a number (fails the test when absent). */
 long long info_number(redisContext *c, const char *section, const char *field);
