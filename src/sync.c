@@ -5,10 +5,10 @@
  *   connect one destination link per worker -> run the workers -> report
  */
 #include "sync.h"
+#include "sync_opts.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -49,43 +49,9 @@
 #include "spill.h"
 #include "worker.h"
 
-#define SYNC_CONNECT_TIMEOUT_MS 5000
 #define SYNC_HEADER_BYTES       9
 #define SYNC_INITIAL_MAX        (64 * 1024)
 #define SYNC_BATCHES_PER_WORKER 64
-#define SYNC_EXPIRY_MARGIN_S    3600 /* --expiry-margin's default (stream_rewrite.h) */
-#define SYNC_MAX_MEMORY                                                                            \
-    (128u * 1024 * 1024) /* source bytes held in memory before the spill file                      \
-                          */
-
-enum nonempty_policy { NONEMPTY_REFUSE, NONEMPTY_KEEP, NONEMPTY_FLUSH };
-enum sync_mode { MODE_SYNC, MODE_RESTORE, MODE_REPLAY };
-
-struct sync_opts {
-    const char *source_uri;
-    const char *target_uri;
-    const char *file; /* restore: the RDB file; replay: the capture's directory */
-    unsigned workers;
-    int nonempty;
-    bool restore_never;
-    int listening_port;
-    int timeout_ms;
-    bool quiet;
-    bool snapshot_only;
-    bool forward_publish;
-    bool skip_errors;
-    double retry_timeout_s; /* --target-retry-timeout: 0 waits forever */
-    uint64_t max_memory;
-    const char *spill_dir;
-    double speed;             /* replay: 1 the recorded pace, N times faster, 0 max */
-    const char *json_path;    /* replay: the report as JSON */
-    int64_t expiry_margin_ms; /* expiries written this much later while following */
-    bool expiry_margin_given;
-    enum dest_nodes_mode target_mode; /* --target-mode */
-    const char *db_map;               /* --db-map, NULL: the default map */
-    bool db_unmapped_skip;            /* --db-unmapped skip */
-    bool cross_slot_skip;             /* --cross-slot skip */
-};
 
 static volatile sig_atomic_t sync_signal;
 /* One job of a cluster source failed: the others stop (sync_cluster_source). */
@@ -252,285 +218,6 @@ static int probe_restore(struct control_link *cl, int rdb_version, const struct 
         control_reply_free(&rep);
     }
     return ok;
-}
-
-/* ---------------------------------------------------------------- options */
-
-static void usage(FILE *f, enum sync_mode mode)
-{
-    if (mode == MODE_SYNC)
-        fprintf(f, "usage: ringsync sync --source URI --target URI [options]\n");
-    else if (mode == MODE_RESTORE)
-        fprintf(f, "usage: ringsync restore FILE.rdb|- --target URI [options]\n");
-    else
-        fprintf(f, "usage: ringsync replay DIR --target URI [--speed 1|N|max] [options]\n"
-                   "\n"
-                   "Applies a capture (ringsync capture) to the target through the write path of\n"
-                   "sync: its snapshot, then its command stream at the recorded pace (1), N times\n"
-                   "faster, or as fast as the target takes it (max); then reports throughput and\n"
-                   "latency percentiles per command. The capture is checked whole first.\n");
-    fprintf(f, "\n"
-               "URIs are redis://[user[:password]@]host:port; passwords may come from\n"
-               "RINGSYNC_SOURCE_PASSWORD / RINGSYNC_TARGET_PASSWORD instead.\n"
-               "\n"
-               "  --workers N                 shard workers (default: the CPUs less one, at\n"
-               "                              least one)\n"
-               "  --target-nonempty P         refuse (default) | keep | flush, when the\n"
-               "                              destination already holds keys\n"
-               "  --restore auto|never        RESTORE small values (auto), or write every\n"
-               "                              value with native commands (never)\n"
-               "  --timeout-ms N              connect and handshake timeout (default 5000)\n"
-               "  --on-error stop|skip        a command the destination refuses stops the job\n"
-               "                              (default), or is logged, counted and skipped\n"
-               "  --target-retry-timeout S    how long to retry what a busy or loading\n"
-               "                              destination refuses (default 300; 0 forever)\n"
-               "  --quiet                     no progress line\n"
-               "  --target-mode M             auto (default: ask the target) | standalone |\n"
-               "                              cluster (the target is any node of it)\n"
-               "  --db-map SRC:DST[,...]      source db to destination db (default: each to\n"
-               "                              itself; on a cluster 0:0, its only db)\n"
-               "  --db-unmapped stop|skip     a source db the map leaves out stops the job\n"
-               "                              (default), or its keys and writes are dropped\n"
-               "  --cross-slot stop|skip      a command a cluster cannot run (keys of several\n"
-               "                              slots, no per-slot form) stops the job (default)\n"
-               "                              or is logged, counted and dropped\n");
-    if (mode != MODE_RESTORE)
-        fprintf(f,
-                "  --expiry-margin S           while following, write every expiry S seconds\n"
-                "                              late, so the destination never expires a key\n"
-                "                              before the source's DEL of it; taken back off\n"
-                "                              when the job stops (default %d, 0: exact)\n",
-                SYNC_EXPIRY_MARGIN_S);
-    if (mode == MODE_REPLAY)
-        fprintf(f, "  --speed 1|N|max             the pace (default 1)\n"
-                   "  --json FILE                 the report as JSON too\n");
-    if (mode == MODE_SYNC)
-        fprintf(
-            f,
-            "  --listening-port N          the port the source shows for ringsync\n"
-            "  --snapshot-only             stop once the snapshot is applied\n"
-            "  --forward-publish           apply PUBLISH from the stream (dropped by default)\n");
-}
-
-/* The index of arg among names (NULL-ended), or -1 after saying what the
- * option takes. */
-static int choice(const char *arg, const char *option, const char *const *names)
-{
-    for (int i = 0; names[i]; i++)
-        if (strcmp(arg, names[i]) == 0)
-            return i;
-    char list[128] = "";
-    for (int i = 0; names[i]; i++)
-        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", names[i]);
-    rs_log("%s takes one of %s, not '%s'", option, list, arg);
-    return -1;
-}
-
-static const char *const nonempty_names[] = {"refuse", "keep", "flush", NULL};
-static const char *const restore_names[] = {"auto", "never", NULL};
-static const char *const on_error_names[] = {"stop", "skip", NULL};
-static const char *const target_mode_names[] = {"auto", "standalone", "cluster", NULL};
-
-static int parse_opts(int argc, char **argv, enum sync_mode mode, struct sync_opts *o)
-{
-    static const struct option longopts[] = {
-        {"source", required_argument, NULL, 's'},
-        {"target", required_argument, NULL, 't'},
-        {"workers", required_argument, NULL, 'w'},
-        {"target-nonempty", required_argument, NULL, 'n'},
-        {"restore", required_argument, NULL, 'r'},
-        {"listening-port", required_argument, NULL, 'l'},
-        {"timeout-ms", required_argument, NULL, 'T'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"snapshot-only", no_argument, NULL, 'S'},
-        {"forward-publish", no_argument, NULL, 'P'},
-        {"on-error", required_argument, NULL, 'E'},
-        {"target-retry-timeout", required_argument, NULL, 'W'},
-        {"max-memory", required_argument, NULL, 'M'},
-        {"spill-dir", required_argument, NULL, 'D'},
-        {"speed", required_argument, NULL, 'V'},
-        {"json", required_argument, NULL, 'J'},
-        {"expiry-margin", required_argument, NULL, 'X'},
-        {"target-mode", required_argument, NULL, 'G'},
-        {"db-map", required_argument, NULL, 'B'},
-        {"db-unmapped", required_argument, NULL, 'U'},
-        {"cross-slot", required_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    memset(o, 0, sizeof(*o));
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    /* One CPU is left to the main thread, the kernel's network work and the
-     * Redis servers that often share the machine: on this 2-core box one
-     * worker kept the lag p99 at 2.2 ms where two gave 7 ms (bench/README.md). */
-    o->workers = ncpu > 2 ? (unsigned)ncpu - 1 : 1;
-    if (o->workers > JOB_MAX_WORKERS)
-        o->workers = JOB_MAX_WORKERS;
-    o->timeout_ms = SYNC_CONNECT_TIMEOUT_MS;
-    o->max_memory = SYNC_MAX_MEMORY;
-    o->speed = 1;
-    o->retry_timeout_s = 300;
-    o->expiry_margin_ms = (int64_t)SYNC_EXPIRY_MARGIN_S * 1000;
-    optind = 1;
-    int c, pick;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        char *end;
-        switch (c) {
-        case 's':
-            o->source_uri = optarg;
-            break;
-        case 't':
-            o->target_uri = optarg;
-            break;
-        case 'w': {
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > JOB_MAX_WORKERS) {
-                rs_log("--workers must be a number from 1 to %d, not '%s'", JOB_MAX_WORKERS,
-                       optarg);
-                return 2;
-            }
-            o->workers = (unsigned)v;
-            break;
-        }
-        case 'n':
-            if ((o->nonempty = choice(optarg, "--target-nonempty", nonempty_names)) < 0)
-                return 2;
-            break;
-        case 'r':
-            if ((pick = choice(optarg, "--restore", restore_names)) < 0)
-                return 2;
-            o->restore_never = pick == 1;
-            break;
-        case 'l':
-            o->listening_port = atoi(optarg);
-            break;
-        case 'T':
-            o->timeout_ms = atoi(optarg);
-            if (o->timeout_ms <= 0) {
-                rs_log("--timeout-ms must be a positive number");
-                return 2;
-            }
-            break;
-        case 'q':
-            o->quiet = true;
-            break;
-        case 'S':
-            o->snapshot_only = true;
-            break;
-        case 'P':
-            o->forward_publish = true;
-            break;
-        case 'M': {
-            double v = strtod(optarg, &end);
-            double mul = 1;
-            if (*end == 'k' || *end == 'K')
-                mul = 1024.0, end++;
-            else if (*end == 'm' || *end == 'M')
-                mul = 1024.0 * 1024, end++;
-            else if (*end == 'g' || *end == 'G')
-                mul = 1024.0 * 1024 * 1024, end++;
-            if (*end == 'b' || *end == 'B')
-                end++;
-            if (*end || v <= 0) {
-                rs_log("--max-memory takes a size such as 64mb or 1g, not '%s'", optarg);
-                return 2;
-            }
-            o->max_memory = (uint64_t)(v * mul);
-            break;
-        }
-        case 'D':
-            o->spill_dir = optarg;
-            break;
-        case 'W':
-            o->retry_timeout_s = strtod(optarg, &end);
-            if (*end || !(o->retry_timeout_s >= 0)) {
-                rs_log("--target-retry-timeout takes seconds (0: forever), not '%s'", optarg);
-                return 2;
-            }
-            break;
-        case 'E':
-            if ((pick = choice(optarg, "--on-error", on_error_names)) < 0)
-                return 2;
-            o->skip_errors = pick == 1;
-            break;
-        case 'V':
-            if (strcmp(optarg, "max") == 0) {
-                o->speed = 0;
-                break;
-            }
-            o->speed = strtod(optarg, &end);
-            if (*end || !(o->speed > 0) || o->speed > 1e6) {
-                rs_log("--speed takes 1 (the recorded pace), a factor N > 0 or max, not '%s'",
-                       optarg);
-                return 2;
-            }
-            break;
-        case 'J':
-            o->json_path = optarg;
-            break;
-        case 'X': {
-            long long v = strtoll(optarg, &end, 10);
-            if (*end || end == optarg || v < 0 || v > 10LL * 365 * 86400) {
-                rs_log("--expiry-margin takes seconds (0 to 315360000), not '%s'", optarg);
-                return 2;
-            }
-            o->expiry_margin_ms = v * 1000;
-            o->expiry_margin_given = true;
-            break;
-        }
-        case 'G':
-            if ((pick = choice(optarg, "--target-mode", target_mode_names)) < 0)
-                return 2;
-            o->target_mode = (enum dest_nodes_mode)pick;
-            break;
-        case 'B':
-            o->db_map = optarg;
-            break;
-        case 'U':
-            if ((pick = choice(optarg, "--db-unmapped", on_error_names)) < 0)
-                return 2;
-            o->db_unmapped_skip = pick == 1;
-            break;
-        case 'C':
-            if ((pick = choice(optarg, "--cross-slot", on_error_names)) < 0)
-                return 2;
-            o->cross_slot_skip = pick == 1;
-            break;
-        case 'h':
-            usage(stdout, mode);
-            return -1;
-        default:
-            usage(stderr, mode);
-            return 2;
-        }
-    }
-    bool sync_only = o->source_uri || o->listening_port || o->snapshot_only || o->forward_publish ||
-                     o->spill_dir;
-    bool replay_only = o->speed != 1 || o->json_path;
-    if (mode == MODE_RESTORE && o->expiry_margin_given) {
-        rs_log("--expiry-margin is for sync and replay: restore writes expiries as they are");
-        return 2;
-    }
-    if ((mode != MODE_SYNC && sync_only) || (mode != MODE_REPLAY && replay_only)) {
-        rs_log("an option given is not one of this command's (see --help)");
-        return 2;
-    }
-    if (mode != MODE_SYNC) {
-        if (optind + 1 != argc) {
-            usage(stderr, mode);
-            return 2;
-        }
-        o->file = argv[optind];
-    } else if (optind != argc || o->source_uri == NULL) {
-        usage(stderr, mode);
-        return 2;
-    }
-    if (o->target_uri == NULL) {
-        rs_log("--target is required");
-        usage(stderr, mode);
-        return 2;
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------ running */
@@ -1031,7 +718,7 @@ int restore_main(int argc, char **argv)
 static int restore_run(int argc, char **argv, struct dest_nodes *nodes)
 {
     struct sync_opts o;
-    int rc = parse_opts(argc, argv, MODE_RESTORE, &o);
+    int rc = sync_opts_parse(argc, argv, MODE_RESTORE, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     struct run_ctx r = {.o = &o, .rdb_len = UINT64_MAX, .nodes = nodes};
@@ -1122,7 +809,7 @@ int replay_main(int argc, char **argv)
 static int replay_run(int argc, char **argv, struct dest_nodes *nodes)
 {
     struct sync_opts o;
-    int rc = parse_opts(argc, argv, MODE_REPLAY, &o);
+    int rc = sync_opts_parse(argc, argv, MODE_REPLAY, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     struct run_ctx r = {.o = &o, .is_replay = true, .nodes = nodes};
@@ -1383,7 +1070,7 @@ static int sync_cluster_source(struct run_ctx *main_r, struct control_link *scl,
 static int sync_run(int argc, char **argv, struct dest_nodes *nodes)
 {
     struct sync_opts o;
-    int rc = parse_opts(argc, argv, MODE_SYNC, &o);
+    int rc = sync_opts_parse(argc, argv, MODE_SYNC, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     struct run_ctx r = {.o = &o, .rdb_len = UINT64_MAX, .input_is_socket = true, .nodes = nodes};

@@ -1,0 +1,48 @@
+/* sync_opts.h - the options of `ringsync sync`, `restore` and `replay`:
+ * their values, their defaults and bounds, --help. */
+#ifndef RS_SYNC_OPTS_H
+#define RS_SYNC_OPTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dest_nodes.h"
+
+enum nonempty_policy { NONEMPTY_REFUSE, NONEMPTY_KEEP, NONEMPTY_FLUSH };
+enum sync_mode { MODE_SYNC, MODE_RESTORE, MODE_REPLAY };
+
+struct sync_opts {
+    const char *source_uri;
+    const char *target_uri;
+    const char *file; /* restore: the RDB file; replay: the capture's directory */
+    unsigned workers;
+    int nonempty;
+    bool restore_never;
+    int listening_port;
+    int timeout_ms;
+    bool quiet;
+    bool snapshot_only;
+    bool forward_publish;
+    bool skip_errors;
+    double retry_timeout_s; /* --target-retry-timeout: 0 waits forever */
+    uint64_t max_memory;
+    const char *spill_dir;
+    double speed;             /* replay: 1 the recorded pace, N times faster, 0 max */
+    const char *json_path;    /* replay: the report as JSON */
+    int64_t expiry_margin_ms; /* expiries written this much later while following */
+    bool expiry_margin_given;
+    enum dest_nodes_mode target_mode; /* --target-mode */
+    const char *db_map;               /* --db-map, NULL: the default map */
+    bool db_unmapped_skip;            /* --db-unmapped skip */
+    bool cross_slot_skip;             /* --cross-slot skip */
+};
+
+/* Parses argv into o (zeroed first, then the defaults). Returns 0; -1 after
+ * printing --help (exit 0); 2 after saying what is wrong (bad usage). */
+int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts *o);
+
+/* The usage text of mode's command on f. */
+void sync_opts_usage(FILE *f, enum sync_mode mode);
+
+#endif
