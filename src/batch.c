@@ -22,7 +22,7 @@ struct mset_stage {
      * them makes it go out first */
     uint16_t slots[BATCH_MSET_KEYS];
     unsigned nslots;
-    uint64_t slot_bits[SLOT_COUNT / 64];
+    uint64_t *slot_bits; /* SLOT_COUNT bits, made at the first stream SET (2 KiB a lane) */
 };
 
 /* What the writer keeps per lane (one destination connection). */
@@ -360,7 +360,7 @@ static int mset_flush(struct batch_writer *bw, unsigned to)
     s->len = 0;
     s->nkeys = 0;
     for (unsigned i = 0; i < s->nslots; i++)
-        s->slot_bits[s->slots[i] / 64] = 0;
+        s->slot_bits[s->slots[i] / 64] = 0; /* nslots > 0: slot_bits was made */
     s->nslots = 0;
     return 0;
 }
@@ -395,6 +395,7 @@ void batch_writer_free(struct batch_writer *bw)
         if (bw->lanes[i].open)
             batch_free(bw->lanes[i].open);
         free(bw->lanes[i].stage.buf);
+        free(bw->lanes[i].stage.slot_bits);
     }
     for (unsigned i = 0; i < JOB_MAX_WORKERS; i++) {
         while (bw->overflow_head[i]) {
@@ -476,11 +477,13 @@ int batch_writer_mset(struct batch_writer *bw, unsigned to, int64_t db, struct r
 int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *args,
                           size_t n, unsigned slot)
 {
+    struct mset_stage *s = &bw->lanes[to].stage;
+    if (s->slot_bits == NULL && (s->slot_bits = calloc(SLOT_COUNT / 64, sizeof(uint64_t))) == NULL)
+        return -ENOMEM; /* once a lane */
     char *p = stage_reserve(bw, to, db, slot, n);
     if (p == NULL)
         return -ENOMEM;
     memcpy(p, args, n);
-    struct mset_stage *s = &bw->lanes[to].stage;
     uint64_t bit = 1ULL << (slot % 64);
     if (!(s->slot_bits[slot / 64] & bit)) {
         s->slot_bits[slot / 64] |= bit;
@@ -491,7 +494,8 @@ int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, cons
 
 bool batch_writer_staged(const struct batch_writer *bw, unsigned to, unsigned slot)
 {
-    return bw->lanes[to].stage.slot_bits[slot / 64] >> (slot % 64) & 1;
+    const uint64_t *bits = bw->lanes[to].stage.slot_bits;
+    return bits != NULL && (bits[slot / 64] >> (slot % 64) & 1);
 }
 
 int batch_writer_flush_stage(struct batch_writer *bw, unsigned to)
