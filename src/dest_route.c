@@ -80,6 +80,31 @@ int dest_route_init(struct dest_route *r, unsigned nworkers, const struct cluste
     return 0;
 }
 
+int dest_route_set_prefix(struct dest_route *r, const char *pattern, struct rs_error *err)
+{
+    if (strstr(pattern, "{N}") == NULL) {
+        rs_error_set(err, RS_E_FORMAT, 0,
+                     "--db-prefix '%s': the pattern needs {N}, the database's number, or the "
+                     "databases' keys would collide",
+                     pattern);
+        return -EINVAL;
+    }
+    r->prefix = pattern;
+    r->identity = false;
+    for (unsigned i = 0; i < DEST_ROUTE_MAX_DBS; i++)
+        r->db_map[i] = 0;
+    return 0;
+}
+
+size_t dest_route_prefix(const struct dest_route *r, int64_t db, char *out, size_t cap)
+{
+    if (r->prefix == NULL)
+        return 0;
+    const char *n = strstr(r->prefix, "{N}");
+    int k = snprintf(out, cap, "%.*s%lld%s", (int)(n - r->prefix), r->prefix, (long long)db, n + 3);
+    return k < 0 || (size_t)k >= cap ? 0 : (size_t)k;
+}
+
 void dest_route_describe(const struct dest_route *r, char *out, size_t cap)
 {
     size_t n = 0;

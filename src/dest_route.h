@@ -35,6 +35,7 @@ struct dest_route {
     int16_t db_map[DEST_ROUTE_MAX_DBS]; /* source db -> destination db; -1: unmapped */
     bool identity;                      /* no --db-map on a standalone destination */
     enum dest_route_unmapped unmapped;  /* skipped ones count in job->unmapped_skipped */
+    const char *prefix; /* --db-prefix: every db into 0, keys prefixed ({N}: the db); or NULL */
 };
 
 /* Sets r up for nworkers and a destination: topo NULL (standalone: every db
@@ -92,6 +93,15 @@ static inline int64_t dest_route_db(const struct dest_route *r, int64_t db)
         return -1;
     return r->db_map[db];
 }
+
+/* --db-prefix PATTERN (a cluster): every source db N maps to db 0 and its
+ * keys get PATTERN with "{N}" replaced by N in front. 0, or -EINVAL with
+ * err when PATTERN has no "{N}" (databases would collide). */
+int dest_route_set_prefix(struct dest_route *r, const char *pattern, struct rs_error *err);
+
+/* The prefix of db's keys into out (capacity cap); its length, 0 without
+ * --db-prefix. */
+size_t dest_route_prefix(const struct dest_route *r, int64_t db, char *out, size_t cap);
 
 /* The map as text for messages: "0:0, 1:0". */
 void dest_route_describe(const struct dest_route *r, char *out, size_t cap);

@@ -58,6 +58,12 @@ struct router {
     struct resp_scanner *txsc; /* cluster: reads them again (cluster_exec) */
     unsigned *tx_slots;        /* cluster: their slots in order of first appearance */
     size_t tx_slots_cap;
+    /* --db-prefix: the command with its keys prefixed */
+    char *pfx;
+    size_t pfx_cap;
+    struct rs_slice *pfx_argv;
+    int *pfx_idx;
+    size_t pfx_argc_cap;
     size_t ntxc, txc_cap;
     bool tx_split_said;
     uint64_t cross_said;
@@ -105,6 +111,9 @@ void router_free(struct router *r)
     resp_scanner_free(r->sc);
     resp_scanner_free(r->txsc);
     free(r->tx_slots);
+    free(r->pfx);
+    free(r->pfx_argv);
+    free(r->pfx_idx);
     stream_rewrite_deinit(&r->rw);
     free(r->tx);
     free(r->keys);
@@ -721,6 +730,82 @@ static bool shard_refuses(struct router *r, const struct command_spec *spec,
     return true;
 }
 
+/* --db-prefix: c with every key named by prefix + key, into *out (the
+ * router's buffers, valid until the next command). 1 rewritten, 0 nothing
+ * to rewrite (no keys), -1 after job_fail: what reads or empties keys by
+ * names it does not give (SORT BY/GET patterns, a script's body, FLUSHDB of
+ * one database) cannot be prefixed. */
+static int prefix_keys(struct router *r, const struct command_spec *spec, const struct resp_cmd *c,
+                       struct resp_cmd *out)
+{
+    const char *why = NULL;
+    if ((spec->flags & CMD_FENCE) && strcmp(spec->name, "flushdb") == 0)
+        why = "it empties one source database, which is a key prefix on the destination";
+    else if (command_reads_unnamed_keys(spec, c->argc, c->argv))
+        why = "its BY/GET patterns name keys without the prefix";
+    else if (strncmp(spec->name, "eval", 4) == 0 || strncmp(spec->name, "fcall", 5) == 0)
+        why = "a script names keys in its body, which ringsync cannot prefix";
+    if (why != NULL) {
+        char name[40];
+        rs_escape_bytes(name, sizeof(name), c->argv[0].p, c->argv[0].len, 20);
+        job_fail(r->job,
+                 "the source ran %s at offset %" PRIu64 "..%" PRIu64 " in db %" PRId64
+                 ", which --db-prefix cannot apply: %s",
+                 name, r->routed, c->end_offset, r->db, why);
+        return -1;
+    }
+    if ((size_t)c->argc > r->pfx_argc_cap) {
+        size_t cap = (size_t)c->argc * 2;
+        struct rs_slice *a = realloc(r->pfx_argv, cap * sizeof(*a));
+        if (a != NULL)
+            r->pfx_argv = a;
+        int *ix = realloc(r->pfx_idx, cap * sizeof(*ix));
+        if (ix != NULL)
+            r->pfx_idx = ix;
+        if (a == NULL || ix == NULL)
+            return oom(r);
+        r->pfx_argc_cap = cap;
+    }
+    int n = command_keys(spec, c->argc, c->argv, r->pfx_idx, c->argc);
+    if (n <= 0)
+        return 0;
+    char prefix[64];
+    size_t plen = dest_route_prefix(r->route, r->db, prefix, sizeof(prefix));
+    size_t need = c->raw.len + (size_t)n * (plen + 24);
+    if (need > r->pfx_cap) {
+        char *b = realloc(r->pfx, need * 2);
+        if (b == NULL)
+            return oom(r);
+        r->pfx = b;
+        r->pfx_cap = need * 2;
+    }
+    for (int i = 0; i < c->argc; i++)
+        r->pfx_argv[i] = c->argv[i];
+    char *p = r->pfx;
+    p += sprintf(p, "*%d\r\n", c->argc);
+    for (int i = 0, k = 0; i < c->argc; i++) {
+        bool is_key = false;
+        for (int j = k; j < n && !is_key; j++)
+            is_key = r->pfx_idx[j] == i;
+        size_t len = c->argv[i].len + (is_key ? plen : 0);
+        p += sprintf(p, "$%zu\r\n", len);
+        r->pfx_argv[i] = (struct rs_slice){p, len};
+        if (is_key) {
+            memcpy(p, prefix, plen);
+            p += plen;
+        }
+        memcpy(p, c->argv[i].p, c->argv[i].len);
+        p += c->argv[i].len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *out = (struct resp_cmd){.raw = {r->pfx, (size_t)(p - r->pfx)},
+                             .argc = c->argc,
+                             .argv = r->pfx_argv,
+                             .end_offset = c->end_offset};
+    return 1;
+}
+
 /* ------------------------------------------------------------------ route */
 
 /* Routes one command; 1 when routing must pause (a fence). */
@@ -735,6 +820,15 @@ static int route(struct router *r, const struct resp_cmd *c)
             return oom(r);
         if (x == 1)
             c = &rewritten; /* the same effect in a form a client may send */
+    }
+    struct resp_cmd prefixed;
+    if (r->route->prefix != NULL && spec != NULL &&
+        !(flags & (CMD_SKIP | CMD_SELECT | CMD_MULTI | CMD_EXEC | CMD_PUBLISH))) {
+        int x = prefix_keys(r, spec, c, &prefixed);
+        if (x < 0)
+            return RS_ERR;
+        if (x == 1)
+            c = &prefixed;
     }
     if (r->in_tx) {
         if (flags & CMD_EXEC && r->cluster) {

@@ -37,10 +37,13 @@ struct snapshot_writer {
     struct snapshot_writer_stats st;
 
     /* the current key */
-    bool skip;      /* expired: ignore its events */
-    bool native;    /* DEL was sent: writing with native commands */
-    unsigned to;    /* its lane (dest_route.h) */
-    unsigned slot;  /* its hash slot */
+    bool skip;           /* expired: ignore its events */
+    bool native;         /* DEL was sent: writing with native commands */
+    unsigned to;         /* its lane (dest_route.h) */
+    unsigned slot;       /* its hash slot */
+    struct rs_slice key; /* its name on the destination (--db-prefix'ed) */
+    char *keybuf;
+    size_t keybuf_cap;
     int64_t db;     /* its destination db */
     uint64_t parts; /* string pieces written */
     bool stream_has_entries;
@@ -152,13 +155,13 @@ static int string_part(struct snapshot_writer *sw, const struct rdb_key_info *k,
     bool whole = sw->parts == 0 && part.len == k->string_len;
     sw->parts++;
     if (whole && k->expire_ms < 0) {
-        if (batch_writer_mset(sw->bw, sw->to, sw->db, k->key, part, sw->slot) != 0) {
+        if (batch_writer_mset(sw->bw, sw->to, sw->db, sw->key, part, sw->slot) != 0) {
             job_fail(sw->job, "out of memory while writing commands");
             return -1;
         }
         return 0;
     }
-    sw->argv[1] = k->key;
+    sw->argv[1] = sw->key;
     sw->argv[2] = part;
     if (whole) { /* SET key value PXAT ms */
         sw->argv[0] = lit("SET");
@@ -172,23 +175,23 @@ static int string_part(struct snapshot_writer *sw, const struct rdb_key_info *k,
 
 /* ---------------------------------------------------------------- native */
 
-static int begin_native(struct snapshot_writer *sw, const struct rdb_key_info *k)
+static int begin_native(struct snapshot_writer *sw)
 {
     if (sw->native)
         return 0;
     sw->native = true;
     sw->argv[0] = lit("DEL");
-    sw->argv[1] = k->key;
+    sw->argv[1] = sw->key;
     return cmd(sw, 2);
 }
 
 /* XSETID with the stream's last ID, entries added and max deleted ID. */
-static int xsetid(struct snapshot_writer *sw, const struct rdb_key_info *k)
+static int xsetid(struct snapshot_writer *sw)
 {
     const struct rdb_item *it = &sw->meta;
     int argc = 3;
     sw->argv[0] = lit("XSETID");
-    sw->argv[1] = k->key;
+    sw->argv[1] = sw->key;
     sw->argv[2] = num_id(sw, 0, it->meta.last_id);
     if (it->meta.has_v2_fields) {
         sw->argv[argc++] = lit("ENTRIESADDED");
@@ -207,7 +210,7 @@ static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *
     int kind = it->kind;
     int argc = 2;
     size_t bytes = 0, n = 0;
-    sw->argv[1] = k->key;
+    sw->argv[1] = sw->key;
     switch (kind) {
     case RDB_ITEM_ELEMENT:
     case RDB_ITEM_ZSET:
@@ -290,7 +293,7 @@ static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *
                 return 1;
         }
         sw->meta = *it;
-        *err = xsetid(sw, k);
+        *err = xsetid(sw);
         return 1;
     case RDB_ITEM_STREAM_GROUP:
         if (copy_slice(&sw->group_buf, &sw->group_cap, &sw->group, it->a) < 0) {
@@ -300,7 +303,7 @@ static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *
         sw->npel = 0;
         sw->argv[0] = lit("XGROUP");
         sw->argv[1] = lit("CREATE");
-        sw->argv[2] = k->key;
+        sw->argv[2] = sw->key;
         sw->argv[3] = sw->group;
         sw->argv[4] = num_id(sw, 0, it->group.last_id);
         argc = 5;
@@ -332,7 +335,7 @@ static size_t native_run(struct snapshot_writer *sw, const struct rdb_key_info *
         }
         sw->argv[0] = lit("XGROUP");
         sw->argv[1] = lit("CREATECONSUMER");
-        sw->argv[2] = k->key;
+        sw->argv[2] = sw->key;
         sw->argv[3] = sw->group;
         sw->argv[4] = sw->consumer;
         *err = cmd(sw, 5);
@@ -393,7 +396,7 @@ static int restore(struct snapshot_writer *sw, const struct rdb_key_info *k, str
     for (int i = 0; i < 8; i++)
         p[3 + raw.len + i] = (char)((crc >> (8 * i)) & 0xff);
     sw->argv[0] = lit("RESTORE");
-    sw->argv[1] = k->key;
+    sw->argv[1] = sw->key;
     sw->argv[2] = num_i64(sw, 0, k->expire_ms < 0 ? 0 : expiry(sw, k));
     sw->argv[3] = (struct rs_slice){p, n};
     sw->argv[4] = lit("REPLACE");
@@ -437,7 +440,25 @@ static int on_key_begin(struct snapshot_writer *sw, const struct rdb_key_info *k
                  rs_escape_bytes(q, sizeof(q), k->key.p, k->key.len, 60), k->db, map);
         return -1;
     }
-    sw->slot = slot_of_key(k->key.p, k->key.len);
+    sw->key = k->key;
+    char prefix[64];
+    size_t plen = dest_route_prefix(r, (int64_t)k->db, prefix, sizeof(prefix));
+    if (plen > 0) { /* --db-prefix: the key as the destination holds it */
+        if (plen + k->key.len > sw->keybuf_cap) {
+            size_t cap = (plen + k->key.len) * 2;
+            char *b = realloc(sw->keybuf, cap);
+            if (b == NULL) {
+                job_fail(sw->job, "out of memory while writing commands");
+                return -1;
+            }
+            sw->keybuf = b;
+            sw->keybuf_cap = cap;
+        }
+        memcpy(sw->keybuf, prefix, plen);
+        memcpy(sw->keybuf + plen, k->key.p, k->key.len);
+        sw->key = (struct rs_slice){sw->keybuf, plen + k->key.len};
+    }
+    sw->slot = slot_of_key(sw->key.p, sw->key.len);
     sw->to = dest_route_lane(r, sw->slot);
     return 0;
 }
@@ -453,7 +474,7 @@ static int on_items(struct snapshot_writer *sw, const struct rdb_key_info *k,
                 return -1;
         return 0;
     }
-    if (begin_native(sw, k) != 0)
+    if (begin_native(sw) != 0)
         return -1;
     for (size_t i = 0; i < count;) {
         int err = 0;
@@ -477,7 +498,7 @@ static int on_key_end(struct snapshot_writer *sw, const struct rdb_event *ev)
     if (k->kind == RDB_KIND_STRING) {
         if (sw->parts > 1 && k->expire_ms >= 0) {
             sw->argv[0] = lit("PEXPIREAT");
-            sw->argv[1] = k->key;
+            sw->argv[1] = sw->key;
             sw->argv[2] = num_i64(sw, 0, expiry(sw, k));
             return cmd(sw, 3);
         }
@@ -499,28 +520,28 @@ static int on_key_end(struct snapshot_writer *sw, const struct rdb_event *ev)
         i++;
     if (i > 0) {
         sw->argv[0] = lit("XTRIM");
-        sw->argv[1] = k->key;
+        sw->argv[1] = sw->key;
         sw->argv[2] = lit(sw->has_live ? "MINID" : "MAXLEN");
         sw->argv[3] = sw->has_live ? num_id(sw, 0, sw->first_live) : lit("0");
         if (cmd(sw, 4) != 0)
             return -1;
-        if (i == sw->ntomb && xsetid(sw, k) != 0)
+        if (i == sw->ntomb && xsetid(sw) != 0)
             return -1;
     }
     while (i < sw->ntomb) {
         int argc = 2;
         sw->argv[0] = lit("XDEL");
-        sw->argv[1] = k->key;
+        sw->argv[1] = sw->key;
         for (int n = 0; i < sw->ntomb && n < SW_CHUNK_ELEMENTS; n++, i++)
             sw->argv[argc++] = num_id(sw, n, sw->tomb[i]);
         if (cmd(sw, argc) != 0)
             return -1;
-        if (i == sw->ntomb && xsetid(sw, k) != 0) /* XDEL moved the max deleted ID */
+        if (i == sw->ntomb && xsetid(sw) != 0) /* XDEL moved the max deleted ID */
             return -1;
     }
     if (k->expire_ms >= 0) {
         sw->argv[0] = lit("PEXPIREAT");
-        sw->argv[1] = k->key;
+        sw->argv[1] = sw->key;
         sw->argv[2] = num_i64(sw, 0, expiry(sw, k));
         return cmd(sw, 3);
     }
@@ -603,6 +624,7 @@ void snapshot_writer_free(struct snapshot_writer *sw)
     if (sw == NULL)
         return;
     free(sw->group_buf);
+    free(sw->keybuf);
     free(sw->consumer_buf);
     free(sw->pel);
     free(sw->tomb);

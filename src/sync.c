@@ -635,15 +635,20 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
         rs_log("%s", err.msg);
         return 1;
     }
-    if (!rc->nodes->is_cluster && o->db_map != NULL) {
-        rs_log("--db-map is for a cluster destination (database 0 only); destination %s is a "
+    if (!rc->nodes->is_cluster && (o->db_map != NULL || o->db_prefix != NULL)) {
+        rs_log("%s is for a cluster destination (database 0 only); destination %s is a "
                "standalone server, whose databases take the source's as they are",
-               rc->target.name);
+               o->db_map ? "--db-map" : "--db-prefix", rc->target.name);
+        return 2;
+    }
+    if (o->db_map != NULL && o->db_prefix != NULL) {
+        rs_log("--db-map and --db-prefix exclude each other: --db-prefix maps every database");
         return 2;
     }
     if (dest_route_init(
             &rc->route, o->workers, rc->nodes->is_cluster ? &rc->nodes->topo : NULL, o->db_map,
-            o->db_unmapped_skip ? DEST_ROUTE_UNMAPPED_SKIP : DEST_ROUTE_UNMAPPED_STOP, &err) < 0) {
+            o->db_unmapped_skip ? DEST_ROUTE_UNMAPPED_SKIP : DEST_ROUTE_UNMAPPED_STOP, &err) < 0 ||
+        (o->db_prefix != NULL && dest_route_set_prefix(&rc->route, o->db_prefix, &err) < 0)) {
         rs_log("%s", err.msg);
         return 2;
     }

@@ -51,6 +51,8 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
                "                              cluster (the target is any node of it)\n"
                "  --db-map SRC:DST[,...]      source db to destination db (default: each to\n"
                "                              itself; on a cluster 0:0, its only db)\n"
+               "  --db-prefix[=PATTERN]       a cluster: every source db N into db 0 with its\n"
+               "                              keys prefixed by PATTERN, {N} the db (db{N}:)\n"
                "  --db-unmapped stop|skip     a source db the map leaves out stops the job\n"
                "                              (default), or its keys and writes are dropped\n"
                "  --cross-slot stop|skip      a command a cluster cannot run (keys of several\n"
@@ -115,6 +117,7 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         {"expiry-margin", required_argument, NULL, 'X'},
         {"target-mode", required_argument, NULL, 'G'},
         {"db-map", required_argument, NULL, 'B'},
+        {"db-prefix", optional_argument, NULL, 'K'},
         {"db-unmapped", required_argument, NULL, 'U'},
         {"cross-slot", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
@@ -247,6 +250,9 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
             break;
         case 'B':
             o->db_map = optarg;
+            break;
+        case 'K':
+            o->db_prefix = optarg ? optarg : "db{N}:";
             break;
         case 'U':
             if ((pick = choice(optarg, "--db-unmapped", on_error_names)) < 0)

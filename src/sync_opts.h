@@ -34,6 +34,7 @@ struct sync_opts {
     bool expiry_margin_given;
     enum dest_nodes_mode target_mode; /* --target-mode */
     const char *db_map;               /* --db-map, NULL: the default map */
+    const char *db_prefix;            /* --db-prefix's pattern, NULL: none */
     bool db_unmapped_skip;            /* --db-unmapped skip */
     bool cross_slot_skip;             /* --cross-slot skip */
 };

@@ -885,6 +885,98 @@ Test(cluster_dest, cross_slot_commands_are_carried_out_as_the_same_effects_with_
 
 /* ---------------------------------------------------------------- databases */
 
+/* The digest of key in db of a standalone server, or of the cluster's key
+ * (its owner asked), into out: "-" when absent. */
+static void digest_of(redisContext *c, const char *key, size_t len, char *out, size_t cap)
+{
+    const char *argv[3] = {"DEBUG", "DIGEST-VALUE", key};
+    size_t lens[3] = {5, 12, len};
+    redisReply *r = redis_fixture_command_argv(c, 3, argv, lens);
+    const redisReply *d = r->type == REDIS_REPLY_ARRAY && r->elements == 1 ? r->element[0] : r;
+    snprintf(out, cap, "%s", d->type == REDIS_REPLY_STRING ? d->str : "-");
+    freeReplyObject(r);
+}
+
+/* Every key of source db `db` is on the cluster as prefix + key, with the
+ * same value (DEBUG DIGEST-VALUE); returns how many were compared. */
+static size_t assert_prefixed_db_equal(struct redis_fixture *src, const struct cluster_fixture *c,
+                                       int db, const char *prefix)
+{
+    redisContext *s = redis_fixture_connect(src);
+    redis_fixture_exec(s, "SELECT %d", db);
+    size_t n = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redis_fixture_command(s, "SCAN %s COUNT 500", cursor);
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const redisReply *k = r->element[1]->element[i];
+            char pk[512], want[64], got[64];
+            int pl = snprintf(pk, sizeof(pk), "%s%.*s", prefix, (int)k->len, k->str);
+            digest_of(s, k->str, k->len, want, sizeof(want));
+            redisContext *o = cluster_fixture_connect_owner(c, pk, (size_t)pl);
+            digest_of(o, pk, (size_t)pl, got, sizeof(got));
+            redisFree(o);
+            cr_assert_str_eq(got, want, "db %d key '%s' is '%s' on the cluster, '%s' on the source",
+                             db, pk, got, want);
+            n++;
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    redisFree(s);
+    return n;
+}
+
+/* --db-prefix: databases 0 and 3 of the source share the cluster's db 0,
+ * each under db{N}:, snapshot and stream alike (a transaction, a RENAME
+ * carried out across slots, a DEL split), nothing else on the cluster; a
+ * FLUSHDB then stops the job naming it (one database is a prefix there). */
+Test(cluster_dest, db_prefix_puts_every_database_under_its_prefix)
+{
+    struct redis_fixture *src = start_source();
+    struct cluster_fixture *c = start_3_3();
+    redis_fixture_exec(src->ctx, "DEBUG POPULATE 2000 key 16");
+    redis_fixture_exec(src->ctx, "SELECT 3");
+    redis_fixture_exec(src->ctx, "DEBUG POPULATE 1000 key 16");
+    redis_fixture_exec(src->ctx, "RPUSH list a b c");
+    redis_fixture_exec(src->ctx, "SELECT 0");
+    const char *const extra[] = {"--db-prefix", NULL};
+    struct program *p = ringsync_into(src, c, 0, "2", extra);
+    wait_snapshot_applied(p);
+    redis_fixture_exec(src->ctx, "SELECT 3");
+    redis_fixture_exec(src->ctx, "SET x 1");
+    redis_fixture_exec(src->ctx, "RENAME key:1 key:2");
+    redis_fixture_exec(src->ctx, "MULTI");
+    redis_fixture_exec(src->ctx, "INCR {t}a");
+    redis_fixture_exec(src->ctx, "LPUSH list z");
+    redis_fixture_exec(src->ctx, "EXEC");
+    redis_fixture_exec(src->ctx, "SELECT 0");
+    redis_fixture_exec(src->ctx, "SET y 2");
+    redis_fixture_exec(src->ctx, "DEL key:3 key:4 key:5");
+    wait_caught_up(src, -1, p, "--db-prefix");
+    size_t n = assert_prefixed_db_equal(src, c, 0, "db0:");
+    n += assert_prefixed_db_equal(src, c, 3, "db3:");
+    long long on_cluster = 0;
+    for (int i = 0; i < c->nmasters; i++) {
+        redisReply *r = redis_fixture_command(c->nodes[i]->ctx, "DBSIZE");
+        on_cluster += r->integer;
+        freeReplyObject(r);
+    }
+    cr_assert(on_cluster == (long long)n,
+              "the cluster holds %lld keys, the source's dbs 0 and 3 %zu", on_cluster, n);
+    long long offset = info_number(src->ctx, "replication", "master_repl_offset");
+    redis_fixture_exec(src->ctx, "SELECT 3");
+    redis_fixture_exec(src->ctx, "FLUSHDB");
+    redis_fixture_exec(src->ctx, "SELECT 0");
+    struct ended e;
+    wait_ringsync_ends(src, p, offset, &e);
+    assert_exit_1(&e.r, "FLUSHDB with --db-prefix");
+    cr_assert(strcasestr(e.r.err, "FLUSHDB") != NULL && strstr(e.r.err, "--db-prefix") != NULL,
+              "the stop does not name FLUSHDB and --db-prefix:\n%s", e.r.err);
+    program_result_deinit(&e.r);
+    cluster_fixture_stop(c);
+}
+
 #define DB1_KEYS 500
 
 Test(cluster_dest, a_source_db_without_a_mapping_stops_the_job_at_the_start_naming_it)
