@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "job.h"
 #include "rs_error.h"
 #include "slot.h"
@@ -32,6 +33,11 @@ struct lane {
     struct mset_stage stage;
     struct batch *track_head; /* outstanding batches of the lane, oldest first */
     struct batch *track_tail;
+    /* the checkpoint transaction open in `open` (CHECKPOINTS.md) */
+    bool tx_open;
+    int64_t tx_db;
+    unsigned tx_slot;        /* a cluster: the slot of all its commands */
+    uint64_t tx_from, tx_to; /* the source offsets it covers */
 };
 
 struct batch_writer {
@@ -57,7 +63,12 @@ struct batch_writer {
     void *self_ctx;
     void (*wake)(void *ctx, unsigned to);
     void *wake_ctx;
+    const struct checkpoint *cp; /* checkpoints on (batch_writer_set_checkpoints), or NULL */
+    size_t cp_end;               /* the bytes a transaction's end takes */
 };
+
+static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot, const char *head,
+                  size_t hn, const void *p, size_t n0);
 
 /* ------------------------------------------------------------------- RESP */
 
@@ -306,6 +317,22 @@ static int note_spans(struct batch *b, uint32_t n, uint64_t from, uint64_t to)
     return 0;
 }
 
+/* Ends the lane's checkpoint transaction, if one is open: its record (the
+ * offset of its last command) and EXEC, in the room kept for them. */
+static int tx_close(struct batch_writer *bw, unsigned to)
+{
+    struct lane *l = &bw->lanes[to];
+    if (!l->tx_open)
+        return 0;
+    struct batch *b = l->open;
+    RS_ASSERT(b != NULL && b->cap - b->len >= bw->cp_end);
+    char *e = checkpoint_put_end(bw->cp, b->buf + b->len, to % bw->nworkers, l->tx_slot, l->tx_to);
+    b->len = (size_t)(e - b->buf);
+    b->ncmds += 2;
+    l->tx_open = false;
+    return note_spans(b, 2, l->tx_from, l->tx_to);
+}
+
 static int put_cmd(struct batch_writer *bw, unsigned to, int argc, const struct rs_slice *argv)
 {
     struct batch *b = room(bw, to, resp_argv_size(argc, argv));
@@ -318,6 +345,7 @@ static int put_cmd(struct batch_writer *bw, unsigned to, int argc, const struct 
 
 static int select_db(struct batch_writer *bw, unsigned to, int64_t db)
 {
+    RS_ASSERT(!bw->lanes[to].tx_open);
     if (db < 0 || db == bw->lanes[to].db)
         return 0;
     char num[24];
@@ -338,7 +366,9 @@ static int mset_flush(struct batch_writer *bw, unsigned to)
     struct mset_stage *s = &bw->lanes[to].stage;
     if (s->nkeys == 0)
         return 0;
-    int rc = select_db(bw, to, s->db);
+    int rc = tx_close(bw, to);
+    if (rc == 0)
+        rc = select_db(bw, to, s->db);
     if (rc != 0)
         return rc;
     uint64_t argc = 1 + 2 * (uint64_t)s->nkeys;
@@ -416,7 +446,7 @@ void batch_writer_free(struct batch_writer *bw)
 int batch_writer_cmd(struct batch_writer *bw, unsigned to, int64_t db, int argc,
                      const struct rs_slice *argv)
 {
-    int rc = bw->stream_mode ? 0 : mset_flush(bw, to);
+    int rc = bw->stream_mode ? tx_close(bw, to) : mset_flush(bw, to);
     if (rc == 0)
         rc = select_db(bw, to, db);
     if (rc == 0)
@@ -478,6 +508,15 @@ int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, cons
                           size_t n, unsigned slot)
 {
     struct mset_stage *s = &bw->lanes[to].stage;
+    if (bw->lanes[to].tx_open) {
+        /* a checkpoint transaction's record covers every command of the
+         * lane up to its last: a SET meanwhile goes into it, not into an
+         * MSET sent after it */
+        if (batch_writer_in_tx(bw, to, db, slot))
+            return tx_put(bw, to, db, slot, "*3\r\n$3\r\nSET\r\n", 13, args, n);
+        if (tx_close(bw, to) != 0)
+            return -ENOMEM;
+    }
     if (s->slot_bits == NULL && (s->slot_bits = calloc(SLOT_COUNT / 64, sizeof(uint64_t))) == NULL)
         return -ENOMEM; /* once a lane */
     char *p = stage_reserve(bw, to, db, slot, n);
@@ -512,7 +551,7 @@ unsigned batch_writer_publish(struct batch_writer *bw)
 {
     unsigned n = 0;
     for (unsigned lane = 0; lane < bw->nlanes; lane++) {
-        if (mset_flush(bw, lane) != 0)
+        if (tx_close(bw, lane) != 0 || mset_flush(bw, lane) != 0)
             job_fail(bw->job, "out of memory while writing commands");
         struct batch *b = bw->lanes[lane].open;
         if (b != NULL && b->len > 0) {
@@ -569,7 +608,7 @@ void batch_writer_recycle(struct batch_writer *bw, struct batch *b)
 int batch_writer_raw(struct batch_writer *bw, unsigned to, int64_t db, const void *p, size_t n,
                      uint32_t ncmds, int64_t db_after)
 {
-    int rc = bw->stream_mode ? 0 : mset_flush(bw, to);
+    int rc = bw->stream_mode ? tx_close(bw, to) : mset_flush(bw, to);
     if (rc == 0)
         rc = select_db(bw, to, db);
     if (rc != 0)
@@ -666,4 +705,74 @@ void batch_writer_set_waker(struct batch_writer *bw, void (*wake)(void *ctx, uns
 {
     bw->wake = wake;
     bw->wake_ctx = ctx;
+}
+
+void batch_writer_set_checkpoints(struct batch_writer *bw, const struct checkpoint *cp)
+{
+    bw->cp = cp;
+    bw->cp_end = cp ? checkpoint_end_size(cp) : 0;
+}
+
+bool batch_writer_in_tx(const struct batch_writer *bw, unsigned to, int64_t db, unsigned slot)
+{
+    const struct lane *l = &bw->lanes[to];
+    return l->tx_open && l->tx_db == db && (!bw->single_slot || l->tx_slot == slot);
+}
+
+/* batch_writer_raw_cp of the bytes head[0..hn) then p[0..n). */
+static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot, const char *head,
+                  size_t hn, const void *p, size_t n0)
+{
+    static const char multi[] = "*1\r\n$5\r\nMULTI\r\n";
+    size_t n = hn + n0;
+    struct lane *l = &bw->lanes[to];
+    RS_ASSERT(bw->cp != NULL && bw->stream_mode);
+    if (l->tx_open &&
+        (!batch_writer_in_tx(bw, to, db, slot) || l->open->cap - l->open->len < n + bw->cp_end) &&
+        tx_close(bw, to) != 0)
+        return -ENOMEM;
+    if (!l->tx_open) {
+        /* everything before it on the lane goes first: its record says so */
+        if (mset_flush(bw, to) != 0 || select_db(bw, to, db) != 0)
+            return -ENOMEM;
+        struct batch *b = room(bw, to, sizeof(multi) - 1 + n + bw->cp_end);
+        if (b == NULL)
+            return -ENOMEM;
+        memcpy(b->buf + b->len, multi, sizeof(multi) - 1);
+        b->len += sizeof(multi) - 1;
+        b->ncmds++;
+        if (note_spans(b, 1, bw->cur_off, bw->cur_end) != 0)
+            return -ENOMEM;
+        l->tx_open = true;
+        l->tx_db = db;
+        l->tx_slot = slot;
+        l->tx_from = bw->cur_off;
+    }
+    struct batch *b = l->open;
+    memcpy(b->buf + b->len, head, hn);
+    memcpy(b->buf + b->len + hn, p, n0);
+    b->len += n;
+    b->ncmds++;
+    b->off_last = bw->cur_end;
+    l->tx_to = bw->cur_end;
+    return note_spans(b, 1, bw->cur_off, bw->cur_end);
+}
+
+int batch_writer_raw_cp(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,
+                        const void *p, size_t n)
+{
+    return tx_put(bw, to, db, slot, "", 0, p, n);
+}
+
+int batch_writer_aux(struct batch_writer *bw, unsigned to, const void *p, size_t n)
+{
+    if (tx_close(bw, to) != 0)
+        return -ENOMEM;
+    struct batch *b = room(bw, to, n);
+    if (b == NULL)
+        return -ENOMEM;
+    memcpy(b->buf + b->len, p, n);
+    b->len += n;
+    b->ncmds++;
+    return note_spans(b, 1, 0, 0);
 }

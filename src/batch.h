@@ -167,6 +167,26 @@ void batch_writer_set_self_sink(struct batch_writer *bw, void (*sink)(void *ctx,
                                 void *ctx);
 
 /* Wakes consumer `to` if it sleeps (set by the worker). */
+/* Checkpoints (src/CHECKPOINTS.md), in stream mode. batch_writer_raw_cp
+ * writes a command of hash slot `slot` inside the lane's checkpoint
+ * transaction, opening one (MULTI; the lane's gathered MSET goes out
+ * first) when none is open or the open one cannot take it (another db, on
+ * a cluster another slot, no room left in its batch). The transaction ends
+ * (its record `SET <lane or slot record> <offset of its last command>`,
+ * then EXEC) before any other write to the lane and at every publish; it
+ * never spans two batches. batch_writer_in_tx: the lane's open transaction
+ * would take a command of (db, slot). */
+struct checkpoint;
+void batch_writer_set_checkpoints(struct batch_writer *bw, const struct checkpoint *cp);
+bool batch_writer_in_tx(const struct batch_writer *bw, unsigned to, int64_t db, unsigned slot);
+int batch_writer_raw_cp(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,
+                        const void *p, size_t n);
+
+/* Appends one complete command ringsync adds of its own (a checkpoint's w
+ * record) for lane `to`, in whatever db the connection is in; its reply
+ * covers no source offset. */
+int batch_writer_aux(struct batch_writer *bw, unsigned to, const void *p, size_t n);
+
 void batch_writer_set_waker(struct batch_writer *bw, void (*wake)(void *ctx, unsigned to),
                             void *ctx);
 

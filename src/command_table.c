@@ -36,11 +36,11 @@ static const struct command_spec table[] = {
     {"function", CMD_FENCE | CMD_EVERY_NODE, 0, 0, 0, 0},
     {"script", CMD_FENCE | CMD_EVERY_NODE, 0, 0, 0, 0},
     /* strings */
-    {"set", CMD_RW(CMD_RW_SET), K1, 0},
+    {"set", CMD_RW(CMD_RW_SET) | CMD_ABSOLUTE, K1, 0},
     {"setex", CMD_RW(CMD_RW_ARG2_S), K1, 0},
     {"psetex", CMD_RW(CMD_RW_ARG2_MS), K1, 0},
     {"setnx", 0, K1, 0},
-    {"setrange", 0, K1, 0},
+    {"setrange", CMD_ABSOLUTE, K1, 0},
     {"append", 0, K1, 0},
     {"getset", 0, K1, 0},
     {"getdel", 0, K1, 0},
@@ -50,20 +50,20 @@ static const struct command_spec table[] = {
     {"incrby", 0, K1, 0},
     {"decrby", 0, K1, 0},
     {"incrbyfloat", 0, K1, 0},
-    {"mset", CMD_SPLIT, 1, -1, 2, 0},
+    {"mset", CMD_SPLIT | CMD_ABSOLUTE, 1, -1, 2, 0},
     {"msetnx", CMD_SPLIT_AS_MSET, 1, -1, 2, 0},
-    {"setbit", 0, K1, 0},
+    {"setbit", CMD_ABSOLUTE, K1, 0},
     {"bitfield", 0, K1, 0},
     {"bitop", 0, 2, -1, 1, 0},
     /* keys */
-    {"del", CMD_SPLIT, KALL, 0},
-    {"unlink", CMD_SPLIT, KALL, 0},
-    {"touch", CMD_SPLIT, KALL, 0},
+    {"del", CMD_SPLIT | CMD_ABSOLUTE, KALL, 0},
+    {"unlink", CMD_SPLIT | CMD_ABSOLUTE, KALL, 0},
+    {"touch", CMD_SPLIT | CMD_ABSOLUTE, KALL, 0},
     {"expire", CMD_RW(CMD_RW_ARG2_S), K1, 0},
     {"pexpire", CMD_RW(CMD_RW_ARG2_MS), K1, 0},
-    {"expireat", CMD_RW(CMD_RW_ARG2_S), K1, 0},
-    {"pexpireat", CMD_RW(CMD_RW_ARG2_MS), K1, 0},
-    {"persist", 0, K1, 0},
+    {"expireat", CMD_RW(CMD_RW_ARG2_S) | CMD_ABSOLUTE, K1, 0},
+    {"pexpireat", CMD_RW(CMD_RW_ARG2_MS) | CMD_ABSOLUTE, K1, 0},
+    {"persist", CMD_ABSOLUTE, K1, 0},
     {"rename", 0, K12, 0},
     {"renamenx", 0, K12, 0},
     {"copy", 0, K12, 0},
@@ -89,17 +89,17 @@ static const struct command_spec table[] = {
     {"blpop", 0, 1, -2, 1, 0},
     {"brpop", 0, 1, -2, 1, 0},
     /* sets */
-    {"sadd", 0, K1, 0},
-    {"srem", 0, K1, 0},
+    {"sadd", CMD_ABSOLUTE, K1, 0},
+    {"srem", CMD_ABSOLUTE, K1, 0},
     {"spop", 0, K1, 0},
     {"smove", 0, K12, 0},
     {"sinterstore", 0, KALL, 0},
     {"sunionstore", 0, KALL, 0},
     {"sdiffstore", 0, KALL, 0},
     /* sorted sets */
-    {"zadd", 0, K1, 0},
+    {"zadd", CMD_ABSOLUTE, K1, 0},
     {"zincrby", 0, K1, 0},
-    {"zrem", 0, K1, 0},
+    {"zrem", CMD_ABSOLUTE, K1, 0},
     {"zremrangebyscore", 0, K1, 0},
     {"zremrangebyrank", 0, K1, 0},
     {"zremrangebylex", 0, K1, 0},
@@ -113,10 +113,10 @@ static const struct command_spec table[] = {
     {"bzpopmin", 0, 1, -2, 1, 0},
     {"bzpopmax", 0, 1, -2, 1, 0},
     /* hashes */
-    {"hset", 0, K1, 0},
-    {"hmset", 0, K1, 0},
+    {"hset", CMD_ABSOLUTE, K1, 0},
+    {"hmset", CMD_ABSOLUTE, K1, 0},
     {"hsetnx", 0, K1, 0},
-    {"hdel", 0, K1, 0},
+    {"hdel", CMD_ABSOLUTE, K1, 0},
     {"hincrby", 0, K1, 0},
     {"hincrbyfloat", 0, K1, 0},
     /* hash field expiry (Redis 7.4+; a source propagates HPEXPIREAT, HPERSIST,
@@ -132,17 +132,17 @@ static const struct command_spec table[] = {
     {"hgetex", 0, K1, 0},
     {"hgetdel", 0, K1, 0},
     /* HyperLogLog, geo */
-    {"pfadd", 0, K1, 0},
+    {"pfadd", CMD_ABSOLUTE, K1, 0},
     {"pfmerge", 0, KALL, 0},
     {"pfcount", 0, KALL, 0},
     {"pfdebug", 0, 2, 2, 1, 0}, /* PFDEBUG TODENSE/GETREG key: verbatim when it converts */
-    {"geoadd", 0, K1, 0},
+    {"geoadd", CMD_ABSOLUTE, K1, 0},
     {"geosearchstore", 0, K12, 0},
     {"georadius", CMD_GEO_STORE, K1, 0}, /* replicated verbatim with STORE/STOREDIST */
     {"georadiusbymember", CMD_GEO_STORE, K1, 0},
     /* streams */
     {"xadd", CMD_RW(CMD_RW_XADD), K1, 0},
-    {"xdel", 0, K1, 0},
+    {"xdel", CMD_ABSOLUTE, K1, 0},
     {"xtrim", CMD_RW(CMD_RW_XTRIM), K1, 0},
     {"xack", 0, K1, 0},
     {"xclaim", 0, K1, 0},
@@ -191,6 +191,27 @@ static void table_init(void)
         first_in_bucket[b] = (int16_t)i;
     }
     __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
+}
+
+bool command_is_absolute(const struct command_spec *spec, int argc, const struct rs_slice *argv)
+{
+    if (spec == NULL || !(spec->flags & CMD_ABSOLUTE))
+        return false;
+    if (spec->name[0] != 'z')
+        return true;
+    /* ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member ...: flags first */
+    for (int i = 2; i < argc && argv[i].len <= 4; i++) {
+        const char *a = argv[i].p;
+        if (argv[i].len == 4 && strncasecmp(a, "incr", 4) == 0)
+            return false;
+        bool flag =
+            argv[i].len == 2 && (strncasecmp(a, "nx", 2) == 0 || strncasecmp(a, "xx", 2) == 0 ||
+                                 strncasecmp(a, "gt", 2) == 0 || strncasecmp(a, "lt", 2) == 0 ||
+                                 strncasecmp(a, "ch", 2) == 0);
+        if (!flag)
+            break;
+    }
+    return true;
 }
 
 /* Compares a lower-case name with any-case bytes (ASCII letters, digits, '-', '_'). */

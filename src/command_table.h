@@ -28,6 +28,9 @@ enum command_flags {
     CMD_EVERY_NODE = 1 << 10,    /* a cluster destination runs it on every master (FLUSHALL ...) */
     CMD_SPLIT_AS_MSET = 1 << 11, /* MSETNX: in the stream only when it succeeded, so on a
                                     cluster it may go out per slot as MSET */
+    CMD_ABSOLUTE = 1 << 12,      /* the value it leaves does not depend on the value it finds:
+                                    safe to run again with every later command of its slot
+                                    (src/CHECKPOINTS.md); see command_is_absolute */
 };
 
 /* The form of a command stream_rewrite.h may have to change (0: none). */
@@ -60,6 +63,10 @@ const struct command_spec *command_lookup(const char *name, size_t len);
  * with a BY or GET pattern): the router cannot tell which slots it touches. */
 bool command_reads_unnamed_keys(const struct command_spec *spec, int argc,
                                 const struct rs_slice *argv);
+
+/* True when this command may be applied again (CMD_ABSOLUTE, and not a
+ * form that adds to what it finds: ZADD ... INCR). */
+bool command_is_absolute(const struct command_spec *spec, int argc, const struct rs_slice *argv);
 
 /* Writes the indices of argv that are keys into idx (at most max); returns
  * how many, or -1 if the arguments don't fit the spec (a malformed command). */

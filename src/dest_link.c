@@ -433,6 +433,7 @@ struct retry_entry {
     int64_t db;        /* the db it must run in (-1: any) */
     int64_t select_db; /* >= 0: it is a SELECT of this db */
     struct batch *b;   /* its batch: done only once this one succeeded */
+    uint32_t ncmds;    /* replies it takes: 1, or a whole transaction's (MULTI ... EXEC) */
     bool done;
     char what[240]; /* "SET 'k' in db 0 (source offset A..B)" */
 };
@@ -443,6 +444,9 @@ struct round_item {
     enum round_kind kind;
     size_t entry;
     int64_t db; /* ITEM_SELECT */
+    /* a transaction's replies so far, and what they said (struct tx_judge) */
+    uint32_t got;
+    bool multi_ok, retry, ran;
 };
 
 struct dest_retry {
@@ -457,6 +461,13 @@ struct dest_retry {
     uint32_t cindex;
     int64_t cdb;
     bool cmulti;
+    /* DRAINING: the transaction the cursor is in, judged whole at its EXEC */
+    bool blk;
+    size_t blk_off; /* its MULTI's offset in cb */
+    uint32_t blk_n; /* replies of it read */
+    int64_t blk_db;
+    bool blk_multi_ok, blk_retry, blk_ran;
+    char blk_what[240];
     int64_t real_db;   /* invariant 1: what the last SELECT that succeeded set */
     int64_t resume_db; /* the db the batch writer assumes after the last sent batch */
     /* the queue, in source order */
@@ -612,11 +623,30 @@ static int cursor_init(struct dest_retry *rs, struct batch *b, uint32_t index)
     rs->cindex = 0;
     rs->cdb = b->db_at_start;
     rs->cmulti = false;
+    rs->blk = false;
     while (rs->cindex < index) {
         struct rcmd c;
         if (parse_cmd(rs, b->buf + rs->coff, b->len - rs->coff, &c) < 0)
             return -1;
+        if (!rs->cmulti && cmd_is(&c, "MULTI")) {
+            /* a transaction the replies so far (all fine) are inside of */
+            rs->blk = true;
+            rs->blk_off = rs->coff;
+            rs->blk_db = rs->cdb;
+            rs->blk_n = 0;
+            rs->blk_multi_ok = true;
+            rs->blk_retry = rs->blk_ran = false;
+            snprintf(rs->blk_what, sizeof(rs->blk_what), "a transaction");
+        } else if (rs->blk && rs->blk_n == 1) {
+            char w[200];
+            cmd_what(&c, rs->cdb, b, rs->cindex, w, sizeof(w));
+            snprintf(rs->blk_what, sizeof(rs->blk_what), "MULTI/EXEC with %s", w);
+        }
+        if (rs->blk)
+            rs->blk_n++;
         cursor_step(rs, &c);
+        if (!rs->cmulti)
+            rs->blk = false;
     }
     return 0;
 }
@@ -724,6 +754,7 @@ static int queue_add(struct dest_link *dl, const struct rcmd *c, int64_t db, str
     e->db = db;
     e->select_db = cmd_select_db(c);
     e->b = b;
+    e->ncmds = 1;
     snprintf(e->what, sizeof(e->what), "%s", what);
     rs->qlen++;
     rs->episode_retried++;
@@ -790,7 +821,7 @@ static int round_add(struct dest_retry *rs, enum round_kind kind, size_t entry, 
     }
     memcpy(rs->rbuf + rs->rlen, p, n);
     rs->rlen += n;
-    rs->items[rs->nitems++] = (struct round_item){kind, entry, db};
+    rs->items[rs->nitems++] = (struct round_item){.kind = kind, .entry = entry, .db = db};
     return 0;
 }
 
@@ -876,6 +907,140 @@ static void drain_maybe_end(struct dest_link *dl)
     wait_backoff(dl);
 }
 
+/* Calls fn on each command inside the transaction at p[0..n) (MULTI ...
+ * EXEC), stopping at the first non-zero return. */
+static int each_inner(struct dest_retry *rs, const char *p, size_t n,
+                      int (*fn)(struct dest_link *dl, const struct rcmd *c, const char *what),
+                      struct dest_link *dl, const char *what)
+{
+    size_t off = 0;
+    struct rcmd c;
+    if (parse_cmd(rs, p, n, &c) < 0) /* MULTI */
+        return 0;
+    off += c.len;
+    while (off < n) {
+        if (parse_cmd(rs, p + off, n - off, &c) < 0)
+            return 0;
+        off += c.len;
+        if (off >= n)
+            break; /* EXEC */
+        int rc = fn(dl, &c, what);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int pending_add_fn(struct dest_link *dl, const struct rcmd *c, const char *what)
+{
+    (void)what;
+    pending_add(dl->retry, c);
+    return 0;
+}
+
+static int check_order_fn(struct dest_link *dl, const struct rcmd *c, const char *what)
+{
+    return check_order(dl, c, what);
+}
+
+static bool is_queued(const char *line, size_t len)
+{
+    return len == 6 && strncasecmp(line, "QUEUED", 6) == 0;
+}
+
+/* A transaction whose replies held a retryable error ran nothing when its
+ * MULTI was taken and its EXEC answered EXECABORT (the server flagged it:
+ * BUSY and LOADING refuse the commands, not MULTI or EXEC), or when MULTI
+ * itself was refused and so was every command after it. Anything else ran
+ * in part: the job stops, saying so. */
+static int tx_judge(struct dest_link *dl, bool multi_ok, bool ran, bool exec_error,
+                    const char *line, size_t len, const char *what)
+{
+    bool aborted = exec_error && len >= 9 && strncmp(line, "EXECABORT", 9) == 0;
+    if (!ran && (multi_ok ? aborted : exec_error))
+        return 0;
+    char reply[200];
+    job_fail(dl->job,
+             "destination %s refused part of the transaction %s (-%s) and ran the rest (EXEC: "
+             "-%s): the order of the source cannot be restored",
+             dl->name, what, dl->retry->reply,
+             rs_escape_bytes(reply, sizeof(reply), line, len, 160));
+    return 1;
+}
+
+/* A reply while DRAINING to a command of the transaction at the cursor
+ * (rs->blk): judged whole at its EXEC; a transaction refused with a
+ * retryable error is queued whole, one entry. */
+static int drain_block_reply(struct dest_link *dl, struct batch *b, const struct rcmd *c,
+                             const char *what, bool is_error, bool retryable, const char *line,
+                             size_t len)
+{
+    struct dest_retry *rs = dl->retry;
+    bool starts = !rs->cmulti && cmd_is(c, "MULTI");
+    bool is_exec = !starts && cmd_is(c, "EXEC");
+    rs->blk_n++;
+    if (retryable)
+        rs_escape_bytes(rs->reply, sizeof(rs->reply), line, len, 160);
+    if (starts) {
+        rs->blk_multi_ok = !is_error;
+        rs->blk_retry = retryable;
+        if (is_error && !retryable && refused(dl, what, "MULTI", line, len))
+            return 1;
+    } else if (!is_exec) {
+        if (rs->blk_n == 2) /* its first command names it in messages */
+            snprintf(rs->blk_what, sizeof(rs->blk_what), "MULTI/EXEC with %.200s", what);
+        if (retryable)
+            rs->blk_retry = true;
+        else if (!is_error && !is_queued(line, len))
+            rs->blk_ran = true; /* MULTI was refused: it ran on its own */
+        else if (is_error && refused(dl, what, "a queued command", line, len))
+            return 1;
+    }
+    /* the cursor moves on first: c's arguments are the parser's, which the
+     * judging below reuses */
+    const char *p = b->buf + rs->blk_off;
+    size_t n = rs->coff + c->len - rs->blk_off;
+    if (!is_error)
+        dl->replies++;
+    b->replies++;
+    cursor_step(rs, c);
+    if (is_exec) {
+        rs->blk = false;
+        if (rs->blk_retry || retryable) {
+            if (tx_judge(dl, rs->blk_multi_ok, rs->blk_ran, is_error, line, len, rs->blk_what))
+                return 1;
+            struct rcmd whole = {.p = p, .len = n};
+            if (parse_cmd(rs, p, n, &whole) < 0) /* its MULTI, for queue_add */
+                return 1;
+            whole.len = n;
+            if (queue_add(dl, &whole, rs->blk_db, b, rs->blk_what))
+                return 1;
+            rs->q[rs->qlen - 1].ncmds = rs->blk_n;
+            rs->q[rs->qlen - 1].select_db = -1;
+            each_inner(rs, p, n, pending_add_fn, dl, NULL);
+            if (rs->qlen == 1 && rs->episode_retried == 1)
+                fprintf(stderr,
+                        "ringsync: destination %s answers -%s: retrying the transaction (%s), "
+                        "waiting\n",
+                        dl->name, rs->reply, rs->blk_what);
+        } else if (is_error) {
+            if (refused(dl, what, "EXEC", line, len))
+                return 1;
+        } else if (rs->pending_any && each_inner(rs, p, n, check_order_fn, dl, rs->blk_what)) {
+            return 1;
+        }
+    }
+    if (rs->cindex == b->ncmds) {
+        rs->cb = b->next;
+        rs->coff = 0;
+        rs->cindex = 0;
+        rs->cmulti = false;
+        rs->blk = false;
+    }
+    drain_maybe_end(dl);
+    return 0;
+}
+
 /* A reply while DRAINING: to the command at the cursor. */
 static int drain_reply(struct dest_link *dl, bool is_error, const char *line, size_t len)
 {
@@ -889,16 +1054,19 @@ static int drain_reply(struct dest_link *dl, bool is_error, const char *line, si
     }
     char what[sizeof(rs->q[0].what)];
     cmd_what(&c, rs->cdb, b, b->replies, what, sizeof(what));
-    bool in_txn = rs->cmulti || cmd_is(&c, "MULTI") || cmd_is(&c, "EXEC");
-    if (is_error && dest_reply_classify(line, len, NULL, NULL) == DEST_REPLY_RETRY) {
+    bool retryable = is_error && dest_reply_classify(line, len, NULL, NULL) == DEST_REPLY_RETRY;
+    if (!rs->cmulti && cmd_is(&c, "MULTI")) {
+        rs->blk = true;
+        rs->blk_off = rs->coff;
+        rs->blk_db = rs->cdb;
+        rs->blk_n = 0;
+        rs->blk_ran = false;
+        snprintf(rs->blk_what, sizeof(rs->blk_what), "%s", what);
+    }
+    if (rs->blk)
+        return drain_block_reply(dl, b, &c, what, is_error, retryable, line, len);
+    if (retryable) {
         rs_escape_bytes(rs->reply, sizeof(rs->reply), line, len, 160);
-        if (in_txn) {
-            job_fail(dl->job,
-                     "destination %s refused %s, inside a transaction, with -%s: ringsync does "
-                     "not retry a transaction (the destination was busy or loading)",
-                     dl->name, what, rs->reply);
-            return 1;
-        }
         if (queue_add(dl, &c, rs->cdb, b, what))
             return 1;
         pending_add(rs, &c);
@@ -932,6 +1100,46 @@ static int drain_reply(struct dest_link *dl, bool is_error, const char *line, si
     return 0;
 }
 
+/* A reply to a transaction sent again whole (an entry of ncmds replies). */
+static int round_block_reply(struct dest_link *dl, struct round_item *it, bool is_error, bool retry,
+                             const char *line, size_t len)
+{
+    struct dest_retry *rs = dl->retry;
+    struct retry_entry *e = &rs->q[it->entry];
+    uint32_t i = it->got++;
+    if (i == 0) {
+        it->multi_ok = !is_error;
+        it->retry = retry;
+        it->ran = false;
+    } else if (i + 1 < e->ncmds) {
+        if (retry)
+            it->retry = true;
+        else if (!is_error && !is_queued(line, len))
+            it->ran = true;
+    }
+    if (i + 1 < e->ncmds)
+        return 0;
+    rs->replied++; /* its EXEC */
+    if (it->retry || retry) {
+        if (tx_judge(dl, it->multi_ok, it->ran, is_error, line, len, e->what))
+            return 1;
+        rs->round_refused = true;
+        each_inner(rs, e->bytes, e->len, pending_add_fn, dl, NULL);
+    } else {
+        if (is_error && refused(dl, e->what, "EXEC", line, len))
+            return 1;
+        if (!is_error && rs->pending_any &&
+            each_inner(rs, e->bytes, e->len, check_order_fn, dl, e->what))
+            return 1;
+        e->done = true;
+        rs->round_progress = true;
+        dl->replies += e->ncmds;
+    }
+    if (rs->replied == rs->nitems && rs->rsent == rs->rlen)
+        round_end(dl);
+    return 0;
+}
+
 /* A reply to an item of the round in flight. */
 static int round_reply(struct dest_link *dl, bool is_error, const char *line, size_t len)
 {
@@ -940,10 +1148,13 @@ static int round_reply(struct dest_link *dl, bool is_error, const char *line, si
         job_fail(dl->job, "destination %s sent a reply to nothing while retrying", dl->name);
         return 1;
     }
-    const struct round_item *it = &rs->items[rs->replied++];
+    struct round_item *it = &rs->items[rs->replied];
     bool retry = is_error && dest_reply_classify(line, len, NULL, NULL) == DEST_REPLY_RETRY;
     if (retry)
         rs_escape_bytes(rs->reply, sizeof(rs->reply), line, len, 160);
+    if (it->kind == ITEM_ENTRY && rs->q[it->entry].ncmds > 1)
+        return round_block_reply(dl, it, is_error, retry, line, len);
+    rs->replied++;
     if (it->kind == ITEM_SELECT) {
         if (!is_error) {
             rs->real_db = it->db;

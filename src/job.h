@@ -35,6 +35,8 @@ struct job {
     _Atomic int failed;
     _Atomic int stop;     /* asked to stop (SIGINT/SIGTERM): stop cleanly */
     _Atomic int finished; /* the input is fully applied */
+    _Atomic int drain;    /* a clean stop with checkpoints: route no more, apply what was
+                             routed, write the last checkpoint, then stop */
     pthread_mutex_t fail_mu;
     char fail_msg[1024];
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "capture.h"
+#include "checkpoint.h"
 #include "inspect.h"
 #include "sync.h"
 
@@ -24,6 +25,7 @@ static const struct main_command main_commands[] = {
     {"restore", restore_main, "write an RDB file into a Redis, as sync writes a snapshot"},
     {"inspect", inspect_main, "print what an RDB file holds, as JSON lines or a summary"},
     {"capture", capture_main, "record a source's snapshot and write stream, with arrival times"},
+    {"checkpoint", checkpoint_main, "show or clear the progress a sync keeps in its destination"},
     {"replay", replay_main,
      "apply a capture to a Redis at its pace, N times faster or at full speed"},
 };

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "batch.h"
+#include "checkpoint.h"
 #include "cluster_redirect.h"
 #include "command_table.h"
 #include "cross_slot.h"
@@ -76,6 +77,10 @@ struct router {
     int *order;    /* key indices sorted by slot (cluster splits) */
     char *scratch; /* a transaction rebuilt for one slot */
     size_t scratch_len, scratch_cap;
+    uint64_t cur_end;        /* the end offset of the command being routed */
+    uint64_t resume_skipped; /* commands a resume found applied already */
+    unsigned tx_first_slot;  /* the slot of a transaction's first key */
+    bool tx_has_key;
 };
 
 struct router *router_new(const struct router_config *cfg, struct batch_writer *bw, struct job *job,
@@ -129,6 +134,17 @@ static int oom(struct router *r)
 {
     job_fail(r->job, "out of memory while routing the replication stream");
     return RS_ERR;
+}
+
+/* A resume (CHECKPOINTS.md): true when the command of `slot` that ends at
+ * `end` is applied already (counted). */
+static bool applied_before(struct router *r, unsigned slot, uint64_t end)
+{
+    const struct checkpoint *cp = r->cfg.cp;
+    if (cp == NULL || cp->skip == NULL || end > cp->skip_max || end > cp->skip[slot])
+        return false;
+    r->resume_skipped++;
+    return true;
 }
 
 static unsigned lane_of(const struct router *r, unsigned slot)
@@ -267,10 +283,14 @@ static int write_split(struct router *r, const struct command_spec *spec, const 
              i < nkeys && group_of(r, r->slots[r->order[i]]) == g && (!r->cluster || i == first);
              i++) {
             int k = r->keys[r->order[i]];
+            if (applied_before(r, r->slots[r->order[i]], c->end_offset))
+                continue; /* a resume: this key's slot has it already */
             argv[argc++] = c->argv[k];
             if (step == 2)
                 argv[argc++] = c->argv[k + 1];
         }
+        if (argc == 1)
+            continue;
         if (batch_writer_cmd(r->bw, to, db, argc, argv) != 0)
             return oom(r);
     }
@@ -321,6 +341,25 @@ static int cross_slot(struct router *r, const struct resp_cmd *c, int nkeys, con
     return 0;
 }
 
+static char *scratch_room(struct router *r, size_t n);
+static int fence_plain(struct router *r, const void *raw, size_t len, uint32_t ncmds, int64_t db,
+                       int64_t db_after, bool every_node);
+
+/* The w record at the current command's end, as a command of its own on
+ * the lane of the record's slot: everything up to here is applied (after
+ * a fence, or a command carried out under one). */
+static int put_w(struct router *r)
+{
+    const struct checkpoint *cp = r->cfg.cp;
+    char *at = scratch_room(r, checkpoint_w_size(cp));
+    if (at == NULL)
+        return oom(r);
+    char *end = checkpoint_put_w(cp, at, r->cur_end, CHECKPOINT_STREAM);
+    if (batch_writer_aux(r->bw, lane_of(r, cp->w_slot), at, (size_t)(end - at)) != 0)
+        return oom(r);
+    return RS_OK;
+}
+
 /* A command (or transaction) that must run alone (invariant 3): on lane 0,
  * or with every_node on worker 0's lane of every destination node. Returns
  * 1 when routing must pause: its own replies must come before anything
@@ -328,6 +367,32 @@ static int cross_slot(struct router *r, const struct resp_cmd *c, int nkeys, con
 static int fence(struct router *r, const void *raw, size_t len, uint32_t ncmds, int64_t db,
                  int64_t db_after, bool every_node)
 {
+    const struct checkpoint *cp = r->cfg.cp;
+    if (cp != NULL && !r->cluster) {
+        /* MULTI <fence> SET <w> <its offset> EXEC: it runs once (CHECKPOINTS.md) */
+        static const char multi[] = "*1\r\n$5\r\nMULTI\r\n", execb[] = "*1\r\n$4\r\nEXEC\r\n";
+        r->scratch_len = 0;
+        char *at = scratch_room(r, sizeof(multi) + len + checkpoint_w_size(cp) + sizeof(execb));
+        if (at == NULL)
+            return oom(r);
+        memcpy(at, multi, sizeof(multi) - 1);
+        at += sizeof(multi) - 1;
+        memcpy(at, raw, len);
+        at = checkpoint_put_w(cp, at + len, r->cur_end, CHECKPOINT_STREAM);
+        memcpy(at, execb, sizeof(execb) - 1);
+        r->scratch_len = (size_t)(at + sizeof(execb) - 1 - r->scratch);
+        raw = r->scratch;
+        len = r->scratch_len;
+        ncmds += 3;
+    }
+    return fence_plain(r, raw, len, ncmds, db, db_after, every_node);
+}
+
+/* fence() without a checkpoint of its own (the caller's bytes have it). */
+static int fence_plain(struct router *r, const void *raw, size_t len, uint32_t ncmds, int64_t db,
+                       int64_t db_after, bool every_node)
+{
+    const struct checkpoint *cp = r->cfg.cp;
     if (r->nlanes == 1) { /* one connection: order is already total */
         if (batch_writer_flush_stage(r->bw, 0) != 0 ||
             batch_writer_raw(r->bw, 0, db, raw, len, ncmds, db_after) != 0)
@@ -340,6 +405,8 @@ static int fence(struct router *r, const void *raw, size_t len, uint32_t ncmds, 
             batch_writer_raw(r->bw, dest_route_node_lane(r->route, n), db, raw, len, ncmds,
                              db_after) != 0)
             return oom(r);
+    if (cp != NULL && r->cluster && put_w(r) != RS_OK) /* within the fence's wait */
+        return RS_ERR;
     r->fence = FENCE_AFTER;
     r->fences++;
     return 1;
@@ -359,11 +426,12 @@ static bool fence_ready(struct router *r)
     return false;
 }
 
-static int append_tx(struct router *r, const struct resp_cmd *c, const struct command_spec *spec)
+/* Room for n more bytes in the transaction being gathered. */
+static int append_tx_room(struct router *r, size_t n)
 {
-    if (r->tx_len + c->raw.len > r->tx_cap) {
+    if (r->tx_len + n > r->tx_cap) {
         size_t cap = r->tx_cap ? r->tx_cap : 16 * 1024;
-        while (cap < r->tx_len + c->raw.len)
+        while (cap < r->tx_len + n)
             cap *= 2;
         char *t = realloc(r->tx, cap);
         if (t == NULL)
@@ -371,6 +439,13 @@ static int append_tx(struct router *r, const struct resp_cmd *c, const struct co
         r->tx = t;
         r->tx_cap = cap;
     }
+    return RS_OK;
+}
+
+static int append_tx(struct router *r, const struct resp_cmd *c, const struct command_spec *spec)
+{
+    if (append_tx_room(r, c->raw.len) != RS_OK)
+        return RS_ERR;
     if (r->cluster) {
         if (r->ntxc == r->txc_cap) {
             size_t cap = r->txc_cap ? r->txc_cap * 2 : 64;
@@ -416,6 +491,10 @@ static int tx_command(struct router *r, const struct command_spec *spec, const s
     }
     for (int i = 0; i < n; i++)
         r->tx_workers |= 1ULL << (lane_of(r, r->slots[i]) % 64);
+    if (n > 0 && !r->tx_has_key) {
+        r->tx_has_key = true;
+        r->tx_first_slot = r->slots[0];
+    }
     return RS_OK;
 }
 
@@ -597,9 +676,21 @@ static int cluster_exec(struct router *r, const struct resp_cmd *exec)
             if (rc == RS_OK && tx_part(r, &c, spec, n, slot, &ncmds) != 0)
                 rc = oom(r);
         }
-        if (rc == RS_OK && scratch_put(r, execb, sizeof(execb) - 1) != 0)
+        if (r->cfg.cp != NULL) { /* the slot's record, then EXEC */
+            char *at = rc == RS_OK ? scratch_room(r, checkpoint_end_size(r->cfg.cp)) : NULL;
+            if (at == NULL && rc == RS_OK)
+                rc = oom(r);
+            if (at != NULL) {
+                char *end = checkpoint_put_end(r->cfg.cp, at, 0, slot, exec->end_offset);
+                r->scratch_len = (size_t)(end - r->scratch);
+                ncmds++;
+            }
+        } else if (rc == RS_OK && scratch_put(r, execb, sizeof(execb) - 1) != 0) {
             rc = oom(r);
+        }
         ncmds++;
+        if (applied_before(r, slot, exec->end_offset))
+            continue; /* a resume: this slot's part ran */
         unsigned to = lane_of(r, slot);
         r->slots[0] = slot;
         if (rc == RS_OK && (settle(r, 1) != RS_OK ||
@@ -840,6 +931,8 @@ static int route(struct router *r, const struct resp_cmd *c)
             } else if (need == 1) {
                 r->in_tx = false;
                 rc = cluster_exec_carried(r, sc, c->end_offset) == RS_OK ? 0 : RS_ERR;
+                if (rc == 0 && r->cfg.cp != NULL && put_w(r) != RS_OK)
+                    rc = RS_ERR;
             } else {
                 r->in_tx = false;
                 rc = need < 0 ? RS_ERR : cluster_exec(r, c) == RS_OK ? 0 : RS_ERR;
@@ -851,12 +944,38 @@ static int route(struct router *r, const struct resp_cmd *c)
             bool alone = r->tx_fence || nw > 1;
             if (alone && !fence_ready(r))
                 return 1; /* EXEC comes again once the workers drained */
+            unsigned to = nw == 1 ? (unsigned)__builtin_ctzll(r->tx_workers) : 0;
+            if (!alone && r->tx_has_key && applied_before(r, r->tx_first_slot, c->end_offset)) {
+                r->in_tx = false; /* a resume: its record says it ran */
+                return 0;
+            }
+            if (r->cfg.cp != NULL) {
+                /* its record before EXEC: w when it runs alone, else its lane's */
+                if (append_tx_room(r, checkpoint_end_size(r->cfg.cp) +
+                                          checkpoint_w_size(r->cfg.cp)) != RS_OK)
+                    return RS_ERR;
+                char *at = r->tx + r->tx_len;
+                char *end =
+                    alone ? checkpoint_put_w(r->cfg.cp, at, c->end_offset, CHECKPOINT_STREAM)
+                          : checkpoint_put_end(r->cfg.cp, at, to, r->tx_first_slot, c->end_offset);
+                r->tx_len = (size_t)(end - r->tx);
+                r->tx_cmds += alone ? 1 : 2;
+                r->in_tx = false;
+                if (alone) {
+                    if (append_tx(r, c, spec) != RS_OK)
+                        return RS_ERR;
+                    return fence_plain(r, r->tx, r->tx_len, r->tx_cmds, r->tx_db, r->db, false);
+                }
+                if (batch_writer_flush_stage(r->bw, to) != 0 ||
+                    batch_writer_raw(r->bw, to, r->tx_db, r->tx, r->tx_len, r->tx_cmds, r->db) != 0)
+                    return oom(r);
+                return 0;
+            }
             if (append_tx(r, c, spec) != RS_OK)
                 return RS_ERR;
             r->in_tx = false;
             if (alone)
                 return fence(r, r->tx, r->tx_len, r->tx_cmds, r->tx_db, r->db, false);
-            unsigned to = nw == 1 ? (unsigned)__builtin_ctzll(r->tx_workers) : 0;
             if (batch_writer_flush_stage(r->bw, to) != 0 ||
                 batch_writer_raw(r->bw, to, r->tx_db, r->tx, r->tx_len, r->tx_cmds, r->db) != 0)
                 return oom(r);
@@ -888,6 +1007,7 @@ static int route(struct router *r, const struct resp_cmd *c)
         r->tx_db = r->db;
         r->tx_workers = 0;
         r->tx_fence = false;
+        r->tx_has_key = false;
         return append_tx(r, c, spec) == RS_OK ? 0 : RS_ERR;
     }
     bool failed;
@@ -931,6 +1051,8 @@ static int route(struct router *r, const struct resp_cmd *c)
             return RS_ERR;
         return write_split(r, spec, c, n, db) == RS_OK ? 0 : RS_ERR;
     }
+    if (one && applied_before(r, r->slots[0], c->end_offset))
+        return 0; /* a resume: its checkpoint says it ran */
     if (one) {
         /* A plain SET k v joins the MSET being gathered: its argument bytes
          * as received. It keeps gathering across commands of other slots.
@@ -947,6 +1069,13 @@ static int route(struct router *r, const struct resp_cmd *c)
         }
         if (settle(r, n) != RS_OK)
             return RS_ERR;
+        if (r->cfg.cp != NULL && (!command_is_absolute(spec, c->argc, c->argv) ||
+                                  batch_writer_in_tx(r->bw, to, db, r->slots[0]))) {
+            /* it must not run twice: inside a checkpoint transaction */
+            if (batch_writer_raw_cp(r->bw, to, db, r->slots[0], c->raw.p, c->raw.len) != 0)
+                return oom(r);
+            return 0;
+        }
         return write_raw(r, to, db, c) == RS_OK ? 0 : RS_ERR;
     }
     if (settle(r, n) != RS_OK)
@@ -960,6 +1089,8 @@ static int route(struct router *r, const struct resp_cmd *c)
             return 1;
         int x = cross_slot_carry(r->cfg.carry, c->argc, c->argv, r->keys, r->slots, n, r->routed,
                                  c->end_offset);
+        if (x > 0 && r->cfg.cp != NULL && put_w(r) != RS_OK)
+            return RS_ERR;
         if (x != 0)
             return x > 0 ? 0 : RS_ERR;
     }
@@ -977,6 +1108,7 @@ int router_resume(struct router *r)
     int rc;
     while (!router_is_blocked(r) && (rc = resp_scanner_next(r->sc, &c, &err)) == 1) {
         batch_writer_set_end(r->bw, c.end_offset);
+        r->cur_end = c.end_offset;
         int x = route(r, &c);
         if (x < 0)
             return RS_ERR;
@@ -1040,4 +1172,9 @@ uint64_t router_fences(const struct router *r)
 uint64_t router_rewrites(const struct router *r)
 {
     return r->rw.trims_rewritten + r->rw.expiries_shifted;
+}
+
+uint64_t router_resume_skipped(const struct router *r)
+{
+    return r->resume_skipped;
 }

@@ -40,6 +40,7 @@ struct job;
 
 struct dest_route;
 struct cross_slot;
+struct checkpoint;
 
 struct router_config {
     const struct dest_route *route; /* lanes and the db map (dest_route.h) */
@@ -48,6 +49,11 @@ struct router_config {
     struct cross_slot *carry; /* a cluster: what it can carry out (cross_slot.h); else NULL */
     bool source_is_shard;     /* the stream of one master of a cluster source (below) */
     int64_t expiry_margin_ms; /* stream_rewrite.h: expiries written this much later */
+    /* checkpoints (src/CHECKPOINTS.md), or NULL: a command that must not
+     * run twice goes inside a checkpoint transaction, fences and stream
+     * transactions carry their record, and on a resume (cp->skip) a
+     * command already applied is dropped */
+    const struct checkpoint *cp;
 };
 
 struct router;
@@ -77,6 +83,9 @@ bool router_take_getack(struct router *r);
 /* Commands routed so far, and fences run. */
 uint64_t router_commands(const struct router *r);
 uint64_t router_fences(const struct router *r);
+
+/* Commands dropped on a resume: their checkpoint says they are applied. */
+uint64_t router_resume_skipped(const struct router *r);
 
 /* Commands sent in another form than received (stream_rewrite.h). */
 uint64_t router_rewrites(const struct router *r);

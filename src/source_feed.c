@@ -8,7 +8,9 @@
 #include <time.h>
 
 #include "batch.h"
+#include "checkpoint.h"
 #include "cluster_redirect.h"
+#include "dest_route.h"
 #include "job.h"
 #include "log.h"
 #include "rdb_decoder.h"
@@ -17,6 +19,9 @@
 #include "snapshot_writer.h"
 
 #define SOURCE_FEED_ACK_MIN_S 0.00025 /* the least time between two ACKs of a moving offset */
+#define SOURCE_FEED_CP_S      1.0     /* the w record is written this often while W moves */
+
+static void checkpoint_tick(struct source_feed *f, uint64_t w);
 
 static double now_s(void)
 {
@@ -197,6 +202,8 @@ void source_feed_tick(void *ctx)
      * behind (at most 4,000 small sends a second); every second anyway. Called every loop
      * iteration; cheap when idle. */
     uint64_t w = source_feed_applied(f);
+    if (f->cp != NULL)
+        checkpoint_tick(f, w);
     if (f->getack_pending && w >= f->getack_at) {
         f->getack_pending = false;
         send_ack(f, w);
@@ -215,5 +222,61 @@ void source_feed_tick(void *ctx)
 bool source_feed_is_blocked(void *ctx)
 {
     struct source_feed *f = ctx;
+    if (f->in_stream && atomic_load_explicit(&f->job->drain, memory_order_relaxed))
+        return true; /* a clean stop: nothing more is routed */
     return f->in_stream && router_is_blocked(f->router);
+}
+
+void source_feed_resume(struct source_feed *f)
+{
+    f->in_stream = true;
+    f->cp_stream = true;
+    f->cp_written = f->stream_start;
+    atomic_store(&f->job->snapshot_applied, 1);
+    batch_writer_set_offset(f->bw, f->stream_start);
+    batch_writer_stream_mode(f->bw);
+    f->barrier_seq = batch_writer_next_seq(f->bw);
+}
+
+/* The w record at W (phase stream), through the batches: on lane 0, or on
+ * a cluster the lane of the record's slot. */
+static void write_w(struct source_feed *f, uint64_t w)
+{
+    char buf[CHECKPOINT_KEY_MAX + 256];
+    RS_ASSERT(checkpoint_w_size(f->cp) <= sizeof(buf));
+    char *end = checkpoint_put_w(f->cp, buf, w, CHECKPOINT_STREAM);
+    if (batch_writer_aux(f->bw, dest_route_lane(f->route, f->cp->w_slot), buf,
+                         (size_t)(end - buf)) != 0) {
+        job_fail(f->job, "out of memory while writing a checkpoint");
+        return;
+    }
+    f->cp_written = w;
+    f->cp_at = now_s();
+    f->cp_stream = true;
+}
+
+/* Checkpoints, every tick while following: the w record once the snapshot
+ * is applied, then every second while W moves; at a clean stop, once all
+ * that was routed is applied, the last one, and then the job stops. */
+static void checkpoint_tick(struct source_feed *f, uint64_t w)
+{
+    struct job *job = f->job;
+    bool idle = batch_writer_outstanding(f->bw) == 0 &&
+                (job->redirect == NULL || cluster_redirect_idle(job->redirect));
+    if (atomic_load_explicit(&job->drain, memory_order_relaxed)) {
+        if (!idle)
+            return;
+        if (!f->drain_written) {
+            write_w(f, w);
+            f->drain_written = true;
+            batch_writer_publish(f->bw);
+        } else {
+            atomic_store(&job->stop, 1); /* the last record is applied */
+        }
+        return;
+    }
+    if (!atomic_load_explicit(&job->snapshot_applied, memory_order_relaxed))
+        return;
+    if (!f->cp_stream || (w > f->cp_written && now_s() - f->cp_at >= SOURCE_FEED_CP_S))
+        write_w(f, w);
 }

@@ -26,6 +26,8 @@ struct rdb_decoder;
 struct router;
 struct batch_writer;
 struct snapshot_writer;
+struct checkpoint;
+struct dest_route;
 
 /* Caller-owned; the caller sets the fields up to `sw` (the rest start 0). */
 struct source_feed {
@@ -52,7 +54,19 @@ struct source_feed {
     double last_ack_at;
     double t0;
     const struct snapshot_writer *sw;
+    /* checkpoints (CHECKPOINTS.md), or NULL: the w record every second
+     * while the applied offset moves, and the last one at a clean stop */
+    const struct checkpoint *cp;
+    const struct dest_route *route;
+    bool cp_stream;      /* the w record says "stream" already (a resume) */
+    uint64_t cp_written; /* the last W written */
+    double cp_at;
+    bool drain_written; /* job->drain: the last record is written */
 };
+
+/* A resume (+CONTINUE): the stream from f->stream_start, no snapshot. Call
+ * before the workers start. */
+void source_feed_resume(struct source_feed *f);
 
 /* struct worker_input's callbacks, with ctx = the source_feed. */
 int source_feed_feed(void *ctx, const uint8_t *p, size_t n, size_t *used);

@@ -26,6 +26,7 @@
 #include <hiredis/hiredis.h>
 
 #include "batch.h"
+#include "checkpoint.h"
 #include "capture_file.h"
 #include "cluster_redirect.h"
 #include "cross_slot.h"
@@ -43,6 +44,7 @@
 #include "rdb_decoder.h"
 #include "replay.h"
 #include "router.h"
+#include "slot.h"
 #include "snapshot_writer.h"
 #include "source_feed.h"
 #include "source_link.h"
@@ -52,14 +54,17 @@
 #define SYNC_HEADER_BYTES       9
 #define SYNC_INITIAL_MAX        (64 * 1024)
 #define SYNC_BATCHES_PER_WORKER 64
+#define SYNC_DRAIN_S            30 /* a clean stop waits this long for the destination */
 
 static volatile sig_atomic_t sync_signal;
+static volatile sig_atomic_t sync_signals; /* how many: the second stops at once */
 /* One job of a cluster source failed: the others stop (sync_cluster_source). */
 static volatile sig_atomic_t sync_abort;
 
 static void on_signal(int sig)
 {
     sync_signal = sig;
+    sync_signals++;
 }
 
 /* ---------------------------------------------------------------- logging */
@@ -108,7 +113,7 @@ static int wait_target_ready(struct control_link *cl, const struct sync_opts *o,
 
 /* Refuses, keeps or flushes a destination (node) that already holds keys. */
 static int check_target(struct control_link *cl, const struct sync_opts *o,
-                        const struct endpoint *ep, bool cluster_node)
+                        const struct endpoint *ep, bool cluster_node, bool ours)
 {
     struct rs_error err = {0};
     if (wait_target_ready(cl, o, ep) != 0)
@@ -125,7 +130,10 @@ static int check_target(struct control_link *cl, const struct sync_opts *o,
         rs_log("cannot count the keys of destination %s: %s", ep->name, err.msg);
         return 1;
     }
-    if (keys > 0) {
+    if (keys > 0 && ours) {
+        rs_log("destination %s holds %" PRIu64 " keys: this job's own (its checkpoints say so)",
+               ep->name, keys);
+    } else if (keys > 0) {
         if (o->nonempty == NONEMPTY_REFUSE) {
             rs_log("destination %s already holds %" PRIu64
                    " keys; refusing to write into it (use --target-nonempty keep to overwrite "
@@ -273,6 +281,13 @@ struct run_ctx {
     void (*on_end)(void *ctx);
     void *hook_ctx;
     uint64_t applied_at_end; /* the applied offset when the workers ended */
+    /* checkpoints (CHECKPOINTS.md): the job's records, how it starts */
+    char job_id[CHECKPOINT_JOB_MAX];
+    bool cp_on;
+    struct checkpoint cp;
+    enum checkpoint_start start;
+    struct checkpoint_state cps;
+    bool resumed; /* +CONTINUE: the stream only */
 };
 
 /* Counts keys as the decoder delivers them, then passes events on. */
@@ -400,7 +415,8 @@ static int run_job(struct run_ctx *rc)
                                      .source_is_shard = rc->source_is_shard,
                                      .forward_publish = o->forward_publish,
                                      .cross_slot_skip = o->cross_slot_skip,
-                                     .expiry_margin_ms = margin_ms};
+                                     .expiry_margin_ms = margin_ms,
+                                     .cp = rc->cp_on ? &rc->cp : NULL};
         router = router_new(&rcfg, bw, &job, rc->stream_start);
         if (router == NULL) {
             rs_log("out of memory");
@@ -424,6 +440,13 @@ static int run_job(struct run_ctx *rc)
     };
     if (rc->eof_mark_len)
         memcpy(feed.mark, rc->eof_mark, rc->eof_mark_len);
+    if (follow && rc->cp_on) {
+        batch_writer_set_checkpoints(bw, &rc->cp);
+        feed.cp = &rc->cp;
+        feed.route = &rc->route;
+    }
+    if (rc->resumed)
+        source_feed_resume(&feed);
     if (rc->input_is_socket && (spill = spill_new(o->spill_dir, o->max_memory)) == NULL) {
         rs_log("out of memory");
         goto out;
@@ -470,11 +493,26 @@ static int run_job(struct run_ctx *rc)
     if (rc->on_start)
         rc->on_start(&job, rc->hook_ctx);
     bool tty = isatty(STDERR_FILENO) && !o->quiet;
-    double last = now_s();
+    double last = now_s(), drain_at = 0;
     while (!job_should_stop(&job)) {
         struct timespec ts = {0, 5 * 1000 * 1000}; /* how soon the end is noticed */
         nanosleep(&ts, NULL);
-        if (sync_signal || sync_abort) {
+        if (sync_signals == 1 && !sync_abort && drain_at == 0 && feed.cp != NULL &&
+            atomic_load(&job.snapshot_applied)) {
+            /* a clean stop: what was received is applied, then the last checkpoint */
+            drain_at = now_s();
+            atomic_store(&job.drain, 1);
+            if (!o->quiet)
+                rs_log("stopping: applying what was routed, then the last checkpoint (a second "
+                       "signal stops at once)");
+            continue;
+        }
+        if ((sync_signal && drain_at == 0) || sync_signals > 1 || sync_abort ||
+            (drain_at > 0 && now_s() - drain_at > SYNC_DRAIN_S)) {
+            if (drain_at > 0 && sync_signals == 1 && !sync_abort)
+                rs_log("the destination did not apply what was routed within %d s: stopping at "
+                       "once (the next start resumes from the last checkpoint)",
+                       SYNC_DRAIN_S);
             atomic_store(&job.stop, 1);
             break;
         }
@@ -518,6 +556,10 @@ static int run_job(struct run_ctx *rc)
                rc->is_replay ? "replaying the capture" : "following the source",
                router_commands(router), router_fences(router), atomic_load(&job.stream_applied),
                atomic_load(&job.stream_received), cpu, ru.ru_maxrss / 1024);
+        if (feed.drain_written && atomic_load(&job.drain))
+            rs_log("checkpoint of job %s written at offset %" PRIu64
+                   ": the next start resumes from there",
+                   rc->job_id, feed.cp_written);
         status = 0;
     } else if (atomic_load(&job.stop)) {
         rs_log("stopped by %s after %.2f s: %" PRIu64 " keys read, %" PRIu64
@@ -568,6 +610,10 @@ static int run_job(struct run_ctx *rc)
                    " ASK replies followed, %" PRIu64 " commands sent again to the new owner",
                    moved, asked, resent);
     }
+    if (router != NULL && router_resume_skipped(router) > 0)
+        rs_log("resumed: %" PRIu64 " commands the checkpoints showed applied were not applied "
+               "again",
+               router_resume_skipped(router));
     if (atomic_load(&job.tx_split) > 0)
         rs_log("%" PRIu64 " transactions across hash slots went out as one transaction per slot "
                "(atomic per slot, not as a whole)",
@@ -655,6 +701,29 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
     if (rc->nodes->is_cluster && !o->quiet && !rc->checks_done)
         rs_log("destination %s is a cluster of %u masters: writing to each", rc->target.name,
                rc->nodes->nnodes);
+    if (o->checkpoint && !rc->cp_on) {
+        if (checkpoint_init(&rc->cp, rc->job_id, rc->nodes->is_cluster, o->workers) < 0) {
+            rs_log("out of memory");
+            return 1;
+        }
+        rc->cp_on = true;
+        for (unsigned i = 0; i < rc->nodes->nnodes; i++) { /* a loading node cannot be read */
+            struct control_link cl = {0};
+            if (control_link_open(&cl, &rc->nodes->eps[i], o->timeout_ms, &err) < 0) {
+                rs_log("%s", err.msg);
+                return 1;
+            }
+            int r = wait_target_ready(&cl, o, &rc->nodes->eps[i]);
+            control_link_close(&cl);
+            if (r != 0)
+                return 1;
+        }
+        if (checkpoint_start(rc->nodes, &rc->cp, o->timeout_ms, o->quiet, &rc->start, &rc->cps,
+                             &err) < 0) {
+            rs_log("cannot read the checkpoints of job %s: %s", rc->job_id, err.msg);
+            return 1;
+        }
+    }
     char key[64];
     probe_key(key, sizeof(key));
     rc->probe_node =
@@ -668,7 +737,9 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
             rs_log("%s", err.msg);
             return 1;
         }
-        int r = rc->checks_done ? 0 : check_target(&cl, o, ep, rc->nodes->is_cluster);
+        int r = rc->checks_done ? 0
+                                : check_target(&cl, o, ep, rc->nodes->is_cluster,
+                                               rc->start != CHECKPOINT_START_NEW);
         if (r == 0 && o->source_uri != NULL && !rc->checks_done)
             r = check_margin(&cl, o, ep);
         if (r != 0) {
@@ -899,14 +970,60 @@ static int replay_run(int argc, char **argv, struct dest_nodes *nodes)
     return status;
 }
 
-static int sync_run(int argc, char **argv, struct dest_nodes *nodes);
+static int sync_run(int argc, char **argv, struct dest_nodes *nodes, struct run_ctx *r);
 
 int sync_main(int argc, char **argv)
 {
     struct dest_nodes nodes = {0};
-    int status = sync_run(argc, argv, &nodes);
+    struct run_ctx r = {0};
+    int status = sync_run(argc, argv, &nodes, &r);
+    checkpoint_deinit(&r.cp);
+    checkpoint_state_free(&r.cps);
     dest_nodes_deinit(&nodes);
     return status;
+}
+
+/* A resume the source answered with +FULLRESYNC: its backlog no longer
+ * holds the offset. With --resync-on-lost-backlog the destination is
+ * flushed and the full sync goes on (0); else 1 after saying how far
+ * behind the job was and what backlog it needs. */
+static int sync_lost_backlog(struct run_ctx *r, const struct endpoint *source,
+                             const struct source_handshake_result *hr)
+{
+    const struct sync_opts *o = r->o;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double ago = ((double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6 - (double)r->cps.at_ms) / 1e3;
+    uint64_t gap = (uint64_t)hr->offset > r->cps.w ? (uint64_t)hr->offset - r->cps.w : 0;
+    double rate = ago > 0 ? (double)gap / ago : 0;
+    bool same = strcmp(hr->replid, r->cps.replid) == 0;
+    char what[1024];
+    snprintf(what, sizeof(what),
+             "source %s cannot continue job %s from offset %" PRIu64 " of replid %s: it answered "
+             "+FULLRESYNC (replid %s, offset %" PRId64 "): %s; %.1f MB were written since the "
+             "checkpoint of %.0f s ago (%.2f MB/s)",
+             source->name, r->job_id, r->cps.w + 1, r->cps.replid, hr->replid, hr->offset,
+             same ? "its backlog no longer holds that offset"
+                  : "its replication history changed (a restart without its data, or a failover "
+                    "beyond replid2)",
+             (double)gap / 1e6, ago, rate / 1e6);
+    if (!o->resync_on_lost_backlog) {
+        rs_log("%s. To resume after a stop this long, the source's repl-backlog-size must hold "
+               "what it writes meanwhile: at least %.0f MB (the writes since the checkpoint), "
+               "%.0f MB for every minute stopped at that rate. Pass --resync-on-lost-backlog to "
+               "flush the destination and sync anew",
+               what, (double)gap / 1e6 + 1, rate * 60 / 1e6 + 1);
+        return 1;
+    }
+    rs_log("%s: flushing the destination and syncing anew (--resync-on-lost-backlog)", what);
+    struct rs_error err = {0};
+    if (checkpoint_flush(r->nodes, o->timeout_ms, &err) < 0) {
+        rs_log("%s", err.msg);
+        return 1;
+    }
+    r->start = CHECKPOINT_START_REDO; /* flushed: a full sync as on an empty destination */
+    snprintf(r->cps.phase, sizeof(r->cps.phase), "%s", CHECKPOINT_FULL);
+    return 0;
 }
 
 /* From the source link scl (open, to one source node) onwards: the
@@ -920,21 +1037,57 @@ static int sync_from(struct run_ctx *r, struct control_link *scl, struct control
     struct source_handshake_opts ho = {.listening_port = o->listening_port};
     struct source_handshake_result hr;
     int status = 1;
+    bool resume = r->start == CHECKPOINT_START_RESUME;
+    if (resume) {
+        ho.replid = r->cps.replid;
+        ho.offset = (int64_t)r->cps.w + 1;
+    }
     if (source_link_handshake(scl, &ho, &hr, &err) < 0) {
         rs_log("%s", err.msg);
         goto fail;
     }
-    if (!hr.full) {
+    if (!hr.full && !resume) {
         rs_log("source %s answered PSYNC ? -1 with +CONTINUE: it should have sent a snapshot",
                source->name);
         goto fail;
     }
+    if (hr.full && resume && sync_lost_backlog(r, source, &hr) != 0)
+        goto fail;
+    if (r->cp_on)
+        snprintf(r->cp.replid, sizeof(r->cp.replid), "%s", hr.replid);
     struct rs_slice pending;
     r->input_fd = control_link_detach(scl, &pending);
     RS_ASSERT(pending.len <= SYNC_INITIAL_MAX); /* the control link buffers less */
     r->initial_len = pending.len;
     memcpy(initial, pending.p, r->initial_len);
     control_link_close(scl);
+    if (!hr.full) { /* a resume: the stream from the checkpoint on */
+        control_link_close(tcl);
+        r->initial = initial;
+        r->resumed = true;
+        r->stream_start = (uint64_t)hr.offset;
+        r->cp.skip = r->cps.skip; /* what each slot has applied beyond W */
+        r->cp.skip_max = r->cps.skip_max;
+        r->cps.skip = NULL;
+        if (!o->quiet)
+            rs_log("sync: %s -> %s, %u workers, resumed with a partial resync (replid %s, from "
+                   "offset %" PRId64 ")",
+                   source->name, r->target.name, o->workers, hr.replid, hr.offset + 1);
+        status = run_job(r);
+        close(r->input_fd);
+        return status;
+    }
+    if (r->cp_on) {
+        bool keep =
+            (r->start == CHECKPOINT_START_NEW && o->nonempty == NONEMPTY_KEEP) ||
+            (r->start == CHECKPOINT_START_REDO && strcmp(r->cps.phase, CHECKPOINT_FULL_KEEP) == 0);
+        if (checkpoint_begin_full(r->nodes, &r->cp, o->timeout_ms, keep, &err) < 0) {
+            rs_log("cannot write the checkpoint of job %s: %s", r->job_id, err.msg);
+            close(r->input_fd);
+            control_link_close(tcl);
+            return 1;
+        }
+    }
     while (r->initial_len < SYNC_HEADER_BYTES) { /* the RDB header decides RESTORE */
         ssize_t n =
             recv(r->input_fd, initial + r->initial_len, SYNC_HEADER_BYTES - r->initial_len, 0);
@@ -1046,6 +1199,11 @@ static int sync_cluster_source(struct run_ctx *main_r, struct control_link *scl,
                                  .margin_by_caller = true,
                                  .source_is_shard = true};
         sj->r.source_name = sj->source.name;
+        unsigned first = 0; /* each master's stream is a job of its own: its first slot names it */
+        while (first < SLOT_COUNT && cluster_topology_owner(&t, first) != (int)i)
+            first++;
+        snprintf(sj->r.job_id, sizeof(sj->r.job_id), "%.*s/%u", CHECKPOINT_JOB_MAX - 8,
+                 main_r->job_id, first);
     }
     size_t started = 0;
     for (; started < n; started++)
@@ -1065,34 +1223,56 @@ static int sync_cluster_source(struct run_ctx *main_r, struct control_link *scl,
     int64_t margin_ms = o->snapshot_only ? 0 : o->expiry_margin_ms;
     if (margin_ms > 0 && wrote && remove_margin(main_r, margin_ms) != 0 && status == 0)
         status = 1;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         dest_nodes_deinit(&jobs[i].nodes);
+        checkpoint_deinit(&jobs[i].r.cp);
+        checkpoint_state_free(&jobs[i].r.cps);
+    }
     free(jobs);
     cluster_topology_deinit(&t);
     return status;
 }
 
-static int sync_run(int argc, char **argv, struct dest_nodes *nodes)
+/* The default job id: the source as given, its characters outside a job
+ * id's set as '_'. */
+static void default_job_id(char *out, size_t cap, const char *source_name)
+{
+    size_t n = strlen(source_name);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, source_name, n);
+    out[n] = '\0';
+    for (char *p = out; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == ':' || *p == '/' || *p == '-'))
+            *p = '_';
+}
+
+static int sync_run(int argc, char **argv, struct dest_nodes *nodes, struct run_ctx *rp)
 {
     struct sync_opts o;
     int rc = sync_opts_parse(argc, argv, MODE_SYNC, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    struct run_ctx r = {.o = &o, .rdb_len = UINT64_MAX, .input_is_socket = true, .nodes = nodes};
+    *rp = (struct run_ctx){.o = &o, .rdb_len = UINT64_MAX, .input_is_socket = true, .nodes = nodes};
     struct endpoint source;
     struct rs_error err = {0};
     if (endpoint_parse(o.source_uri, "RINGSYNC_SOURCE_PASSWORD", &source, &err) < 0) {
         rs_log("--source: %s", err.msg);
         return 2;
     }
-    if (endpoint_parse(o.target_uri, "RINGSYNC_TARGET_PASSWORD", &r.target, &err) < 0) {
+    if (endpoint_parse(o.target_uri, "RINGSYNC_TARGET_PASSWORD", &rp->target, &err) < 0) {
         rs_log("--target: %s", err.msg);
         return 2;
     }
     install_signals();
-    r.source_name = source.name;
+    rp->source_name = source.name;
+    if (o.job_id != NULL)
+        snprintf(rp->job_id, sizeof(rp->job_id), "%s", o.job_id);
+    else
+        default_job_id(rp->job_id, sizeof(rp->job_id), source.name);
     struct control_link tcl = {0}, scl = {0};
-    int status = prepare_target(&r, &tcl);
+    int status = prepare_target(rp, &tcl);
     if (status != 0) {
         control_link_close(&tcl);
         return status;
@@ -1112,8 +1292,8 @@ static int sync_run(int argc, char **argv, struct dest_nodes *nodes)
     }
     if (mode == CLUSTER_MODE_CLUSTER) {
         control_link_close(&tcl);
-        return sync_cluster_source(&r, &scl, &source);
+        return sync_cluster_source(rp, &scl, &source);
     }
     static uint8_t initial[SYNC_INITIAL_MAX];
-    return sync_from(&r, &scl, &tcl, &source, initial);
+    return sync_from(rp, &scl, &tcl, &source, initial);
 }

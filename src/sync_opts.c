@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "job.h"
 #include "log.h"
 
@@ -73,7 +74,16 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
             f,
             "  --listening-port N          the port the source shows for ringsync\n"
             "  --snapshot-only             stop once the snapshot is applied\n"
-            "  --forward-publish           apply PUBLISH from the stream (dropped by default)\n");
+            "  --forward-publish           apply PUBLISH from the stream (dropped by default)\n"
+            "  --checkpoint target|none    keep the job's progress in the destination (default\n"
+            "                              target: keys " CHECKPOINT_PREFIX
+            "<job>:...), so that a\n"
+            "                              restart resumes exactly where it stopped\n"
+            "  --job-id ID                 names the job's checkpoints (default: the source\n"
+            "                              as given, host:port)\n"
+            "  --resync-on-lost-backlog    resuming, when the source no longer holds the\n"
+            "                              offset: flush the destination and sync anew\n"
+            "                              (default: stop and say how big the backlog must be)\n");
 }
 
 /* The index of arg among names (NULL-ended), or -1 after saying what the
@@ -94,6 +104,7 @@ static const char *const nonempty_names[] = {"refuse", "keep", "flush", NULL};
 static const char *const restore_names[] = {"auto", "never", NULL};
 static const char *const on_error_names[] = {"stop", "skip", NULL};
 static const char *const target_mode_names[] = {"auto", "standalone", "cluster", NULL};
+static const char *const checkpoint_names[] = {"target", "none", NULL};
 
 int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts *o)
 {
@@ -120,6 +131,9 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         {"db-prefix", optional_argument, NULL, 'K'},
         {"db-unmapped", required_argument, NULL, 'U'},
         {"cross-slot", required_argument, NULL, 'C'},
+        {"checkpoint", required_argument, NULL, 'k'},
+        {"job-id", required_argument, NULL, 'j'},
+        {"resync-on-lost-backlog", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -264,6 +278,24 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
                 return 2;
             o->cross_slot_skip = pick == 1;
             break;
+        case 'k':
+            if ((pick = choice(optarg, "--checkpoint", checkpoint_names)) < 0)
+                return 2;
+            o->checkpoint = pick == 0;
+            o->checkpoint_given = true;
+            break;
+        case 'j': {
+            struct rs_error err = {0};
+            if (checkpoint_job_valid(optarg, &err) < 0) {
+                rs_log("--job-id: %s", err.msg);
+                return 2;
+            }
+            o->job_id = optarg;
+            break;
+        }
+        case 'R':
+            o->resync_on_lost_backlog = true;
+            break;
         case 'h':
             sync_opts_usage(stdout, mode);
             return -1;
@@ -273,7 +305,9 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         }
     }
     bool sync_only = o->source_uri || o->listening_port || o->snapshot_only || o->forward_publish ||
-                     o->spill_dir;
+                     o->spill_dir || o->checkpoint_given || o->job_id || o->resync_on_lost_backlog;
+    if (mode == MODE_SYNC && !o->checkpoint_given)
+        o->checkpoint = !o->snapshot_only; /* a lone snapshot has no stream to resume */
     bool replay_only = o->speed != 1 || o->json_path;
     if (mode == MODE_RESTORE && o->expiry_margin_given) {
         rs_log("--expiry-margin is for sync and replay: restore writes expiries as they are");

@@ -37,6 +37,10 @@ struct sync_opts {
     const char *db_prefix;            /* --db-prefix's pattern, NULL: none */
     bool db_unmapped_skip;            /* --db-unmapped skip */
     bool cross_slot_skip;             /* --cross-slot skip */
+    bool checkpoint;                  /* --checkpoint target (sync's default): CHECKPOINTS.md */
+    bool checkpoint_given;
+    const char *job_id;          /* --job-id, NULL: the source as given */
+    bool resync_on_lost_backlog; /* --resync-on-lost-backlog */
 };
 
 /* Parses argv into o (zeroed first, then the defaults). Returns 0; -1 after

@@ -121,7 +121,12 @@ struct redis_model {
     struct model_db dbs[MODEL_DBS];
     size_t nfunctions;
     struct model_bytes *functions; /* library code */
+    size_t checkpoint_keys;        /* ringsync's own records (ringsync:cp:...), left out of dbs */
 };
+
+/* Keys under this prefix are ringsync's checkpoints (src/CHECKPOINTS.md):
+ * never part of a model, only counted. */
+#define MODEL_CHECKPOINT_PREFIX "ringsync:cp:"
 
 /* Builds the model of what the server behind c holds (all 16 dbs; c is left
  * on db 0). Fails the test on a command error. m must be zeroed or freed. */

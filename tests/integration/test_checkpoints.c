@@ -1,0 +1,245 @@
+/* test_checkpoints.c - never lose a write, never apply one twice (issue 15,
+ * src/CHECKPOINTS.md): ringsync killed with SIGKILL at random points of the
+ * stream and of the full sync, started again with the same command line,
+ * ends equal to a native replica of the source; a clean stop resumes from
+ * exactly where it stopped; a source that lost the offset is said plainly.
+ *
+ * The load is mostly counters made by INCR / INCRBY / LPUSH / APPEND /
+ * HINCRBY (a command applied twice or lost shows as a wrong number), with
+ * SETs, DELs, transactions and a cross-worker RENAME (a fence) among them.
+ * The seed of the random kill points is logged. */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dataset_compare.h"
+#include "redis_fixture.h"
+#include "sync_watch.h"
+
+static const char *const debug_args[] = {"--enable-debug-command", "yes", NULL};
+
+struct trio {
+    struct redis_fixture *src, *rep, *dst; /* the source, its native replica, the destination */
+};
+
+static void trio_start(struct trio *t, const char *const *src_args)
+{
+    struct redis_fixture_opts so = {.extra_args = src_args ? src_args : debug_args};
+    struct redis_fixture_opts o = {.extra_args = debug_args};
+    t->src = redis_fixture_start(&so);
+    t->rep = redis_fixture_start(&o);
+    t->dst = redis_fixture_start(&o);
+    redis_fixture_replicate(t->rep, t->src, 20000);
+}
+
+/* One burst of the load: n rounds of counters and others, round r0 on. */
+static void load_burst(redisContext *c, int r0, int n)
+{
+    struct redis_pipeline pl;
+    redis_pipeline_init(&pl, c, 1000);
+    for (int i = r0; i < r0 + n; i++) {
+        redis_pipeline_append(&pl, "INCR cnt:%d", i % 300);
+        redis_pipeline_append(&pl, "INCRBY big:%d 7", i % 97);
+        redis_pipeline_append(&pl, "LPUSH list:%d %d", i % 50, i);
+        redis_pipeline_append(&pl, "APPEND app:%d x%d", i % 40, i % 10);
+        redis_pipeline_append(&pl, "HINCRBY hash:%d f%d 1", i % 30, i % 7);
+        redis_pipeline_append(&pl, "SET str:%d v%d", i % 500, i);
+        redis_pipeline_append(&pl, "SADD set:%d m%d", i % 20, i % 13);
+        if (i % 50 == 0)
+            redis_pipeline_append(&pl, "DEL str:%d set:%d", (i / 50) % 500, (i / 50) % 20);
+        if (i % 100 == 0) { /* a transaction: its INCRs run once, together */
+            redis_pipeline_append(&pl, "MULTI");
+            redis_pipeline_append(&pl, "INCR tx:a");
+            redis_pipeline_append(&pl, "LPUSH tx:l %d", i);
+            redis_pipeline_append(&pl, "EXEC");
+        }
+        if (i % 250 == 0) { /* keys of two workers' slots: a fence with --workers 2 */
+            redis_pipeline_append(&pl, "SET ren:src %d", i);
+            redis_pipeline_append(&pl, "RENAME ren:src ren:dst:%d", i % 3);
+            redis_pipeline_append(&pl, "INCR ren:dst:%d", i % 3);
+        }
+    }
+    redis_pipeline_flush(&pl);
+}
+
+static struct program *start(const struct trio *t, const char *workers)
+{
+    return ringsync_start_with(t->src, t->dst, workers, NULL);
+}
+
+/* SIGKILL, as a crash: no drain, no last checkpoint. */
+static void crash(struct program *p)
+{
+    struct program_result r;
+    program_finish(p, SIGKILL, 10000, &r);
+    cr_assert(!r.exited && r.term_signal == SIGKILL, "ringsync did not die of SIGKILL: %s", r.err);
+    program_result_deinit(&r);
+}
+
+Test(checkpoints, killed_in_the_stream_ten_times_ends_equal_to_a_native_replica, .timeout = 240)
+{
+    struct trio t;
+    trio_start(&t, NULL);
+    unsigned seed = (unsigned)fixture_now_ms();
+    srand(seed);
+    cr_log_info("kill points: seed %u", seed);
+    load_burst(t.src->ctx, 0, 2000); /* the snapshot */
+    struct program *p = start(&t, "2");
+    wait_snapshot_applied(p);
+    int round = 2000;
+    for (int k = 0; k < 10; k++) {
+        /* a burst, and a kill while ringsync applies it (1..60 ms in) */
+        load_burst(t.src->ctx, round, 3000);
+        round += 3000;
+        sleep_ms(1 + rand() % 60);
+        crash(p);
+        load_burst(t.src->ctx, round, 500); /* writes while it is down */
+        round += 500;
+        p = start(&t, k % 2 ? "2" : "1"); /* the worker count may change between runs */
+        if (!program_wait_for_stderr(p, "resum", 20000))
+            ringsync_fail(p, "kill %d: the restart did not resume from its checkpoints", k + 1);
+        cr_assert(!stderr_has(p, "snapshot applied"), "kill %d: a full sync ran again", k + 1);
+    }
+    wait_caught_up(t.src, t.rep->port, p, "after ten kills");
+    assert_dataset_equals(t.dst, t.rep, "native replica", "after ten kills in the stream");
+    struct program_result r;
+    ringsync_stop_result(p, "after ten kills", &r);
+    cr_assert(strstr(r.err, "checkpoint of job") != NULL, "no last checkpoint at the stop: %s",
+              r.err);
+    program_result_deinit(&r);
+}
+
+Test(checkpoints, a_clean_stop_resumes_exactly_where_it_stopped, .timeout = 120)
+{
+    struct trio t;
+    trio_start(&t, NULL);
+    load_burst(t.src->ctx, 0, 1000);
+    struct program *p = start(&t, "2");
+    wait_snapshot_applied(p);
+    load_burst(t.src->ctx, 1000, 5000);
+    struct program_result r;
+    program_finish(p, SIGTERM, 30000, &r);
+    cr_assert(r.exited && r.exit_code == 0, "a clean stop did not exit 0: %s", r.err);
+    cr_assert(strstr(r.err, "checkpoint of job") != NULL, "no last checkpoint: %s", r.err);
+    program_result_deinit(&r);
+    load_burst(t.src->ctx, 6000, 1000); /* while it is stopped */
+    p = start(&t, "2");
+    if (!program_wait_for_stderr(p, "partial resync", 20000))
+        ringsync_fail(p, "no partial resync after a clean stop");
+    wait_caught_up(t.src, t.rep->port, p, "after a clean stop");
+    /* it stopped with everything routed applied: nothing to drop on resume */
+    cr_assert(!stderr_has(p, "were not applied again"),
+              "a clean stop left commands that the resume had to drop");
+    assert_dataset_equals(t.dst, t.rep, "native replica", "after a clean stop and a resume");
+    ringsync_stop(p, "after a resume");
+}
+
+Test(checkpoints, killed_in_the_full_sync_redoes_it_and_ends_equal, .timeout = 180)
+{
+    struct trio t;
+    trio_start(&t, NULL);
+    /* a snapshot that takes a while to apply: 200k keys, 1 KB each */
+    redis_fixture_exec(t.src->ctx, "DEBUG POPULATE 200000 key 1000");
+    load_burst(t.src->ctx, 0, 500);
+    int cut = 0;
+    for (int attempt = 0; attempt < 6 && cut < 3; attempt++) {
+        struct program *p = start(&t, "2");
+        cr_assert(program_wait_for_stderr(p, "ringsync", 1) || true);
+        sleep_ms(150 + 100 * attempt);
+        bool applied = stderr_has(p, "snapshot applied");
+        crash(p);
+        if (applied)
+            continue; /* too late to cut it: try again, earlier in the next one */
+        cut++;
+        redis_fixture_exec(t.src->ctx, "INCR during:full:%d", attempt);
+    }
+    cr_assert(cut >= 1, "no kill landed inside a full sync");
+    struct program *p = start(&t, "2");
+    wait_snapshot_applied(p);
+    cr_assert(stderr_has(p, "unfinished full sync"),
+              "the restart did not recognise its own cut full sync");
+    load_burst(t.src->ctx, 500, 1000);
+    wait_caught_up(t.src, t.rep->port, p, "after full syncs cut");
+    assert_dataset_equals(t.dst, t.rep, "native replica", "after full syncs cut by SIGKILL");
+    ringsync_stop(p, "after full syncs cut");
+}
+
+Test(checkpoints, a_source_that_lost_the_offset_is_said_plainly, .timeout = 120)
+{
+    static const char *const small_backlog[] = {"--enable-debug-command", "yes",
+                                                "--repl-backlog-size", "16kb", NULL};
+    struct trio t;
+    trio_start(&t, small_backlog);
+    load_burst(t.src->ctx, 0, 500);
+    struct program *p = start(&t, "1");
+    wait_snapshot_applied(p);
+    ringsync_stop(p, "before the backlog is lost");
+    load_burst(t.src->ctx, 500, 3000); /* far more than 16 KB of stream */
+    const char *argv[] = {fixture_env("RS_RINGSYNC"),
+                          "sync",
+                          "--source",
+                          NULL,
+                          "--target",
+                          NULL,
+                          "--quiet",
+                          NULL,
+                          NULL};
+    char suri[64], duri[64];
+    snprintf(suri, sizeof(suri), "redis://127.0.0.1:%d", t.src->port);
+    snprintf(duri, sizeof(duri), "redis://127.0.0.1:%d", t.dst->port);
+    argv[3] = suri;
+    argv[5] = duri;
+    struct program_result r;
+    cr_assert(program_run(argv, NULL, NULL, 60000, &r) == 0);
+    cr_assert(r.exited && r.exit_code == 1, "a lost backlog did not stop the job: %s", r.err);
+    cr_assert(strstr(r.err, "+FULLRESYNC") != NULL && strstr(r.err, "repl-backlog-size") != NULL &&
+                  strstr(r.err, "--resync-on-lost-backlog") != NULL,
+              "the message does not say what happened and what to do: %s", r.err);
+    program_result_deinit(&r);
+    /* --resync-on-lost-backlog: flushed, synced anew, equal */
+    p = ringsync_start(t.src, t.dst, "1", "--resync-on-lost-backlog");
+    wait_snapshot_applied(p);
+    wait_caught_up(t.src, t.rep->port, p, "after a resync");
+    assert_dataset_equals(t.dst, t.rep, "native replica", "after a resync on a lost backlog");
+    ringsync_stop(p, "after a resync");
+}
+
+Test(checkpoints, checkpoint_clear_removes_the_records, .timeout = 60)
+{
+    struct trio t;
+    trio_start(&t, NULL);
+    load_burst(t.src->ctx, 0, 200);
+    struct program *p = start(&t, "1");
+    wait_snapshot_applied(p);
+    ringsync_stop(p, "before clear");
+    redisReply *k = redis_fixture_command(t.dst->ctx, "KEYS ringsync:cp:*");
+    cr_assert(k->type == REDIS_REPLY_ARRAY && k->elements >= 1, "no checkpoint record was written");
+    freeReplyObject(k);
+    char duri[64], job[64];
+    snprintf(duri, sizeof(duri), "redis://127.0.0.1:%d", t.dst->port);
+    snprintf(job, sizeof(job), "127.0.0.1:%d", t.src->port);
+    const char *argv[] = {
+        fixture_env("RS_RINGSYNC"), "checkpoint", "clear", "--target", duri, "--job-id", job, NULL};
+    struct program_result r;
+    cr_assert(program_run(argv, NULL, NULL, 30000, &r) == 0);
+    cr_assert(r.exited && r.exit_code == 0, "checkpoint clear failed: %s", r.err);
+    program_result_deinit(&r);
+    k = redis_fixture_command(t.dst->ctx, "KEYS ringsync:cp:*");
+    cr_assert(k->type == REDIS_REPLY_ARRAY && k->elements == 0, "%zu records are left",
+              k->elements);
+    freeReplyObject(k);
+    /* without its records the job is new, and the destination is not empty */
+    const char *sync_argv[] = {
+        fixture_env("RS_RINGSYNC"), "sync", "--source", NULL, "--target", duri, "--quiet", NULL};
+    char suri[64];
+    snprintf(suri, sizeof(suri), "redis://127.0.0.1:%d", t.src->port);
+    sync_argv[3] = suri;
+    cr_assert(program_run(sync_argv, NULL, NULL, 30000, &r) == 0);
+    cr_assert(r.exited && r.exit_code == 1 && strstr(r.err, "refusing") != NULL,
+              "a cleared job should meet the non-empty check: %s", r.err);
+    program_result_deinit(&r);
+}
