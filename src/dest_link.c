@@ -286,8 +286,8 @@ __attribute__((noinline, cold)) static int on_error_reply(struct dest_link *dl, 
         index = index - (uint32_t)dl->rr.top_count + (uint32_t)dl->rr.error_element;
     describe_cmd(b, index, cmd, sizeof(cmd), &db, name, sizeof(name));
     char where[128] = "";
-    if (b->has_spans) { /* a stream command: where it was in the source */
-        const struct batch_span *sp = &b->spans[b->replies];
+    if (b->has_spans) { /* a stream command (inside EXEC: its own): where it was in the source */
+        const struct batch_span *sp = &b->spans[index];
         if (sp->to > 0)
             snprintf(where, sizeof(where), " (source offset %" PRIu64 "..%" PRIu64 ")", sp->from,
                      sp->to);
@@ -950,13 +950,17 @@ static bool is_queued(const char *line, size_t len)
 
 /* A transaction whose replies held a retryable error ran nothing when its
  * MULTI was taken and its EXEC answered EXECABORT (the server flagged it:
- * BUSY and LOADING refuse the commands, not MULTI or EXEC), or when MULTI
+ * BUSY and LOADING refuse the commands, not MULTI or EXEC; a cluster's
+ * TRYAGAIN to EXEC discards it), or when MULTI
  * itself was refused and so was every command after it. Anything else ran
  * in part: the job stops, saying so. */
 static int tx_judge(struct dest_link *dl, bool multi_ok, bool ran, bool exec_error,
                     const char *line, size_t len, const char *what)
 {
-    bool aborted = exec_error && len >= 9 && strncmp(line, "EXECABORT", 9) == 0;
+    /* EXECABORT: a flagged transaction; a retryable EXEC error (TRYAGAIN in a
+     * cluster: keys of a slot being migrated) discards it too */
+    bool aborted = exec_error && ((len >= 9 && strncmp(line, "EXECABORT", 9) == 0) ||
+                                  dest_reply_classify(line, len, NULL, NULL) == DEST_REPLY_RETRY);
     if (!ran && (multi_ok ? aborted : exec_error))
         return 0;
     char reply[200];

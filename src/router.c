@@ -945,8 +945,9 @@ static int route(struct router *r, const struct resp_cmd *c)
             if (alone && !fence_ready(r))
                 return 1; /* EXEC comes again once the workers drained */
             unsigned to = nw == 1 ? (unsigned)__builtin_ctzll(r->tx_workers) : 0;
-            if (!alone && r->tx_has_key && applied_before(r, r->tx_first_slot, c->end_offset)) {
-                r->in_tx = false; /* a resume: its record says it ran */
+            /* a resume: its record says it ran (a lane's, or w when it ran alone) */
+            if (r->tx_has_key && applied_before(r, r->tx_first_slot, c->end_offset)) {
+                r->in_tx = false;
                 return 0;
             }
             if (r->cfg.cp != NULL) {
@@ -1082,6 +1083,10 @@ static int route(struct router *r, const struct resp_cmd *c)
         return RS_ERR;
     if (splits)
         return write_split(r, spec, c, n, db) == RS_OK ? 0 : RS_ERR;
+    /* a resume: a run with fewer workers may have applied it on one lane,
+     * under that lane's record (which covers all its slots alike) */
+    if (applied_before(r, r->slots[0], c->end_offset))
+        return 0;
     if (r->cluster && r->cfg.carry != NULL && !command_reads_unnamed_keys(spec, c->argc, c->argv)) {
         /* the same effects, run by cross_slot.c once everything before is
          * applied (invariant 3): a fence without a command of its own */

@@ -701,7 +701,12 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
     if (rc->nodes->is_cluster && !o->quiet && !rc->checks_done)
         rs_log("destination %s is a cluster of %u masters: writing to each", rc->target.name,
                rc->nodes->nnodes);
-    if (o->checkpoint && !rc->cp_on) {
+    bool cp = o->checkpoint && (!rc->nodes->is_cluster || o->checkpoint_given);
+    if (o->checkpoint && !cp && !rc->checks_done)
+        rs_log("no checkpoints on a cluster destination unless --checkpoint target is given: "
+               "their per-slot transactions meet TRYAGAIN while the cluster migrates a slot; "
+               "this job cannot resume after a stop");
+    if (cp && !rc->cp_on) {
         if (checkpoint_init(&rc->cp, rc->job_id, rc->nodes->is_cluster, o->workers) < 0) {
             rs_log("out of memory");
             return 1;
@@ -1069,10 +1074,9 @@ static int sync_from(struct run_ctx *r, struct control_link *scl, struct control
         r->cp.skip = r->cps.skip; /* what each slot has applied beyond W */
         r->cp.skip_max = r->cps.skip_max;
         r->cps.skip = NULL;
-        if (!o->quiet)
-            rs_log("sync: %s -> %s, %u workers, resumed with a partial resync (replid %s, from "
-                   "offset %" PRId64 ")",
-                   source->name, r->target.name, o->workers, hr.replid, hr.offset + 1);
+        rs_log("sync: %s -> %s, %u workers, resumed with a partial resync (replid %s, from "
+               "offset %" PRId64 ")",
+               source->name, r->target.name, o->workers, hr.replid, hr.offset + 1);
         status = run_job(r);
         close(r->input_fd);
         return status;

@@ -21,16 +21,23 @@
 #include "sync_watch.h"
 
 static const char *const debug_args[] = {"--enable-debug-command", "yes", NULL};
+/* the source keeps what the kills need to resume (the default is 1 MB) */
+static const char *const source_args[] = {"--enable-debug-command", "yes", "--repl-backlog-size",
+                                          "256mb", NULL};
 
 struct trio {
     struct redis_fixture *src, *rep, *dst; /* the source, its native replica, the destination */
 };
 
-static void trio_start(struct trio *t, const char *const *src_args)
+/* populate: keys the source holds before its replica attaches (DEBUG
+ * POPULATE is not replicated). */
+static void trio_start(struct trio *t, const char *const *src_args, int populate)
 {
-    struct redis_fixture_opts so = {.extra_args = src_args ? src_args : debug_args};
+    struct redis_fixture_opts so = {.extra_args = src_args ? src_args : source_args};
     struct redis_fixture_opts o = {.extra_args = debug_args};
     t->src = redis_fixture_start(&so);
+    if (populate > 0)
+        redis_fixture_exec(t->src->ctx, "DEBUG POPULATE %d key 1000", populate);
     t->rep = redis_fixture_start(&o);
     t->dst = redis_fixture_start(&o);
     redis_fixture_replicate(t->rep, t->src, 20000);
@@ -83,7 +90,7 @@ static void crash(struct program *p)
 Test(checkpoints, killed_in_the_stream_ten_times_ends_equal_to_a_native_replica, .timeout = 240)
 {
     struct trio t;
-    trio_start(&t, NULL);
+    trio_start(&t, NULL, 0);
     unsigned seed = (unsigned)fixture_now_ms();
     srand(seed);
     cr_log_info("kill points: seed %u", seed);
@@ -116,7 +123,7 @@ Test(checkpoints, killed_in_the_stream_ten_times_ends_equal_to_a_native_replica,
 Test(checkpoints, a_clean_stop_resumes_exactly_where_it_stopped, .timeout = 120)
 {
     struct trio t;
-    trio_start(&t, NULL);
+    trio_start(&t, NULL, 0);
     load_burst(t.src->ctx, 0, 1000);
     struct program *p = start(&t, "2");
     wait_snapshot_applied(p);
@@ -141,9 +148,7 @@ Test(checkpoints, a_clean_stop_resumes_exactly_where_it_stopped, .timeout = 120)
 Test(checkpoints, killed_in_the_full_sync_redoes_it_and_ends_equal, .timeout = 180)
 {
     struct trio t;
-    trio_start(&t, NULL);
-    /* a snapshot that takes a while to apply: 200k keys, 1 KB each */
-    redis_fixture_exec(t.src->ctx, "DEBUG POPULATE 200000 key 1000");
+    trio_start(&t, NULL, 200000); /* a snapshot that takes a while: 200k keys of 1 KB */
     load_burst(t.src->ctx, 0, 500);
     int cut = 0;
     for (int attempt = 0; attempt < 6 && cut < 3; attempt++) {
@@ -173,7 +178,7 @@ Test(checkpoints, a_source_that_lost_the_offset_is_said_plainly, .timeout = 120)
     static const char *const small_backlog[] = {"--enable-debug-command", "yes",
                                                 "--repl-backlog-size", "16kb", NULL};
     struct trio t;
-    trio_start(&t, small_backlog);
+    trio_start(&t, small_backlog, 0);
     load_burst(t.src->ctx, 0, 500);
     struct program *p = start(&t, "1");
     wait_snapshot_applied(p);
@@ -211,7 +216,7 @@ Test(checkpoints, a_source_that_lost_the_offset_is_said_plainly, .timeout = 120)
 Test(checkpoints, checkpoint_clear_removes_the_records, .timeout = 60)
 {
     struct trio t;
-    trio_start(&t, NULL);
+    trio_start(&t, NULL, 0);
     load_burst(t.src->ctx, 0, 200);
     struct program *p = start(&t, "1");
     wait_snapshot_applied(p);

@@ -13,14 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dataset_compare.h"
 #include "redis_fixture.h"
-
-static void digest(redisContext *c, char *out, size_t cap)
-{
-    redisReply *r = redis_fixture_command(c, "DEBUG DIGEST");
-    snprintf(out, cap, "%s", r->str);
-    freeReplyObject(r);
-}
 
 static long long source_offset(redisContext *c)
 {
@@ -108,10 +102,7 @@ Test(stream_spill, a_slow_destination_does_not_cost_the_link_and_ends_equal, .ti
                   "ringsync's applied offset %lld never reached the source's %lld "
                   "(it was dropped, or fell behind)",
                   off, target);
-    char a[64], b[64];
-    digest(src->ctx, a, sizeof(a));
-    digest(dst->ctx, b, sizeof(b));
-    cr_assert_str_eq(a, b, "the destination differs from the source");
+    assert_dataset_equals(dst, src, "source", "after the burst");
 
     struct program_result res;
     program_finish(p, SIGINT, 10000, &res);
