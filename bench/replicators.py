@@ -15,6 +15,9 @@ bench/run started for it (see measure_full_sync in bench/run):
   native-diskless
              the same with repl-diskless-load on-empty-db (loads from the
              socket instead of a temporary RDB file); only when asked for.
+  ringsync-nocp
+             ringsync with --checkpoint none (no records in the destination):
+             beside ringsync, what the checkpoints cost; only when asked for.
   NAME=CMDLINE
              any other command line, with {source_host} {source_port}
              {target_host} {target_port} {source_uri} {target_uri} {ringsync}
@@ -24,7 +27,17 @@ bench/run started for it (see measure_full_sync in bench/run):
              when the destination holds the source's keys per database and the
              same DEBUG DIGEST: the tool is then stopped with SIGTERM and the
              time is taken when the key counts matched (the digest, which
-             blocks the destination, is not counted).
+             blocks the destination, is not counted). ringsync's checkpoint
+             records (keys ringsync:cp:*, CHECKPOINTS.md) are not counted as
+             keys, and are cleared (ringsync checkpoint clear --all) before
+             that digest.
+
+Checkpoint records: since the checkpoints, `ringsync sync` keeps its progress
+in the destination (keys ringsync:cp:<job>:..., by default when it follows
+the stream), so the destination holds a few keys more than the source.
+bench/run clears them (clear_checkpoints) after every replicator that runs
+ringsync (writes_checkpoints) has ended, before the key counts and the digest
+are compared; the comparison itself stays strict.
 
 A sync returns a dict of raw numbers; None means not measured.
 """
@@ -44,6 +57,8 @@ PROGRESS_INTERVAL_S = 0.025  # destination key-count samples (the progress plot)
 NATIVE_POLL_S = 0.005  # INFO replication polls while a native replica syncs
 
 RINGSYNC_CMDLINE = ("{ringsync} sync --source {source_uri} --target {target_uri} --quiet")
+CHECKPOINT_PATTERN = "ringsync:cp:*"  # ringsync's checkpoint records (src/CHECKPOINTS.md)
+CHECKPOINT_CLEAR_TIMEOUT_S = 300
 
 
 class SyncFailed(Exception):
@@ -113,6 +128,78 @@ def parse_ringsync_summary(stderr_text):
     return out
 
 
+# --- ringsync's checkpoint records in the destination ----------------------
+
+
+def writes_checkpoints(rep):
+    """Whether rep runs ringsync, which may leave checkpoint records (keys
+    ringsync:cp:*) in its destination: ringsync itself, ringsync-nocp (which
+    should leave none: the clear says how many it found), or a command line
+    that runs {ringsync}."""
+    return rep.kind == "ringsync" or (rep.kind == "command" and "{ringsync}" in rep.cmdline)
+
+
+def checkpoints_off(argv):
+    """Whether a ringsync argv turns the records off (its last --checkpoint is none)."""
+    last = None
+    for a, b in zip(argv, argv[1:]):
+        if a == "--checkpoint":
+            last = b
+    for a in argv:
+        if a.startswith("--checkpoint="):
+            last = a.split("=", 1)[1]
+    return last == "none"
+
+
+def clear_checkpoints(ringsync, dest, timeout_s=CHECKPOINT_CLEAR_TIMEOUT_S):
+    """`ringsync checkpoint clear --target redis://HOST:PORT --all` on the
+    destination (a cluster: its first node; ringsync finds the others).
+    Returns {"argv", "exit_code", "deleted" (None if its line was not found),
+    "seconds", "stderr"}; never raises for a non-zero exit (the caller
+    decides: bench/run fails the run)."""
+    argv = [ringsync, "checkpoint", "clear", "--target",
+            "redis://%s:%d" % (dest.host, dest.port), "--all"]
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout_s)
+        code, text = r.returncode, (r.stdout + r.stderr).decode(errors="replace")
+    except subprocess.TimeoutExpired as e:
+        code, text = None, "timed out after %.0f s: %s" % (timeout_s, e)
+    except OSError as e:
+        code, text = None, "%s: %s" % (type(e).__name__, e)
+    m = re.search(r"deleted (\d+) checkpoint record", text)
+    return {"argv": argv, "exit_code": code, "deleted": int(m.group(1)) if m else None,
+            "seconds": round(time.monotonic() - t0, 3), "stderr": text[-1000:]}
+
+
+def count_checkpoints(dest, dbs):
+    """{db: number of keys ringsync:cp:*} in the databases dbs of the
+    destination (SCAN MATCH on every node; a cluster has db 0 only)."""
+    nodes = getattr(dest, "nodes", None) or [dest]
+    cluster = hasattr(dest, "nodes")
+    out = {}
+    for node in nodes:
+        with node.client(timeout_s=60) as c:
+            for db in dbs:
+                if not cluster:
+                    c.call("SELECT", db)
+                cursor = b"0"
+                while True:
+                    cursor, keys = c.call("SCAN", cursor, "MATCH", CHECKPOINT_PATTERN,
+                                          "COUNT", 10000)
+                    out[db] = out.get(db, 0) + len(keys)
+                    if cursor == b"0":
+                        break
+    return out
+
+
+def _at_least(keys, want):
+    """Whether every database holds at least the keys wanted (and some more)."""
+    return (keys != want and set(want) <= set(keys) and
+            all(n >= want.get(db, 0) for db, n in keys.items()))
+
+
 # --- replicators -------------------------------------------------------------
 
 
@@ -127,6 +214,12 @@ class CommandReplicator:
         self.cmdline = cmdline
         self.ringsync = ringsync
         self.stop_when_synced = stop_when_synced
+        self.cleared = []  # checkpoint clears while waiting (--until-synced)
+
+    @property
+    def checkpoints(self):
+        """Whether it may write ringsync's checkpoint records."""
+        return writes_checkpoints(self)
 
     def describe(self):
         return self.cmdline
@@ -152,6 +245,7 @@ class CommandReplicator:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                     start_new_session=True)
             sampler.start()
+            self.cleared = []
             try:
                 status, ru, t1, synced_early = self._wait(proc, dest, source_state, t0, timeout_s)
             finally:
@@ -178,6 +272,8 @@ class CommandReplicator:
             "stdout_tail": stdout_text[-2000:],
             "progress": samples,
         }
+        if self.cleared:
+            result["checkpoint_clears_while_waiting"] = self.cleared
         if exit_code != 0 and not synced_early:
             raise SyncFailed("%s exited with %d; stderr:\n%s" % (self.name, exit_code,
                                                                  stderr_text[-2000:]), result)
@@ -225,10 +321,27 @@ class CommandReplicator:
                 if now >= next_check:
                     next_check = now + 0.05
                     keys = keyspace_counts(c.info("keyspace"))
-                    if keys == source_state["keys_per_db"]:
+                    t1 = time.monotonic()
+                    want = source_state["keys_per_db"]
+                    records = {}
+                    if self.checkpoints and _at_least(keys, want):
+                        # ringsync's checkpoint records are not the source's keys
+                        records = count_checkpoints(dest, sorted(keys))
+                        keys = {db: n - records.get(db, 0) for db, n in keys.items()
+                                if n - records.get(db, 0)}
+                    if keys == want:
                         # The digest blocks the destination for a while: the sync
                         # was done when it started, so that is the time taken.
-                        t1 = time.monotonic()
+                        if sum(records.values()):
+                            # the records would change the digest: cleared first (if
+                            # ringsync writes one again before the digest, the
+                            # digest differs and this is tried again in 1 s)
+                            cl = clear_checkpoints(self.ringsync, dest)
+                            self.cleared.append(cl)
+                            if cl["exit_code"] != 0:
+                                raise SyncFailed("%s: %s failed (exit %s): %s" % (
+                                    self.name, " ".join(cl["argv"][:3]), cl["exit_code"],
+                                    cl["stderr"]), None)
                         digest = c.call("DEBUG", "DIGEST").decode()
                         if digest == source_state["digest"]:
                             proc.send_signal(signal.SIGTERM)
@@ -274,12 +387,12 @@ class RingsyncReplicator(CommandReplicator):
 
     kind = "ringsync"
 
-    def __init__(self, ringsync, extra_args=""):
+    def __init__(self, ringsync, extra_args="", name="ringsync"):
         cmdline = RINGSYNC_CMDLINE
         if ringsync_has_option(ringsync, "--snapshot-only") and "--snapshot-only" not in extra_args:
             cmdline += " --snapshot-only"
         cmdline += (" " + extra_args) if extra_args else ""
-        super().__init__("ringsync", cmdline, ringsync, stop_when_synced=False)
+        super().__init__(name, cmdline, ringsync, stop_when_synced=False)
 
 
 class NativeReplicator:
@@ -333,12 +446,19 @@ class NativeReplicator:
         }
 
 
-def builtin(name):
-    """The replicators that need no command line."""
+BUILTINS = ("native-diskless", "ringsync-nocp")
+
+
+def builtin(name, ringsync=None, ringsync_args=""):
+    """The replicators that need no command line (ringsync-nocp: ringsync
+    with its --ringsync-args and --checkpoint none)."""
     if name == "native":
         return NativeReplicator()
     if name == "native-diskless":
         return NativeReplicator("native-diskless", diskless_load="on-empty-db")
+    if name == "ringsync-nocp" and ringsync:
+        return RingsyncReplicator(ringsync, ((ringsync_args + " ") if ringsync_args else "") +
+                                  "--checkpoint none", name="ringsync-nocp")
     return None
 
 

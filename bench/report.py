@@ -97,6 +97,12 @@ def summarize(scenario):
                                                 native and native["cpu_total_s"])
         s["catch_up_ratio_vs_native"] = _ratio(s["catch_up_rate"],
                                                native and native["catch_up_rate"])
+    for name, s in summary.items():
+        # the same replicator without checkpoint records (ringsync-nocp)
+        nocp = summary.get(name + "-nocp")
+        if nocp:
+            s["catch_up_ratio_vs_nocp"] = _ratio(s["catch_up_rate"], nocp["catch_up_rate"])
+            s["time_ratio_vs_nocp"] = _ratio(s["full_sync_s"], nocp["full_sync_s"])
     scenario["summary"] = summary
     return summary
 
@@ -262,11 +268,12 @@ CU_COLUMNS = [
 
 def catch_up_table(results):
     """The catch-up lines (empty when no scenario measured it)."""
-    rows = []
+    rows, cost = [], []
     for sc in results:
         if sc["status"] != "ok" or "catch_up" not in sc["spec"].get("measure", []):
             continue
         goal = sc["spec"].get("goal", {})
+        cost.extend(checkpoint_cost_lines(sc))
         first = True
         for name, s in sc["summary"].items():
             if s["catch_up_s"] is None:
@@ -310,6 +317,34 @@ def catch_up_table(results):
     out.append("x native: ratio of the catch-up rates; ns/cmd: the replicator's own CPU per "
                "backlog command during the catch-up (native: the replica, applying included); "
                "+dest: plus ringsync's destination redis-server (a cluster: all its masters).")
+    out.extend(cost)
+    return out
+
+
+def checkpoint_cost_lines(sc):
+    """A catch-up scenario's line per replicator that ran beside its -nocp
+    twin (ringsync and ringsync-nocp: --checkpoint none): the rate with
+    checkpoint records over the rate without, against goal.checkpoint_cost_max
+    (the largest slowdown allowed, e.g. 0.05)."""
+    out = []
+    g = sc["spec"].get("goal", {}).get("checkpoint_cost_max")
+    for name, s in sc["summary"].items():
+        nocp = sc["summary"].get(name + "-nocp")
+        ratio = s.get("catch_up_ratio_vs_nocp")
+        if not nocp or ratio is None:
+            continue
+        verdict = ""
+        if g is not None:
+            verdict = "; goal <= %.0f%%: %s" % (g * 100, "ok" if 1 - ratio <= g else "MISS")
+        out.append("%s: checkpoint cost: %s %.0fk cmd/s with checkpoints, %s %.0fk without: "
+                   "%.3fx (%.1f%% %s%s); ns/cmd %s vs %s, +dest ns/cmd %s vs %s" % (
+                       sc["name"], name, s["catch_up_rate"] / 1e3, name + "-nocp",
+                       nocp["catch_up_rate"] / 1e3, ratio, abs(1 - ratio) * 100,
+                       "slower" if ratio < 1 else "faster", verdict,
+                       _fmt(s["catch_up_ns_per_command"], ".0f"),
+                       _fmt(nocp["catch_up_ns_per_command"], ".0f"),
+                       _fmt(s["catch_up_cpu_total_ns_per_command"], ".0f"),
+                       _fmt(nocp["catch_up_cpu_total_ns_per_command"], ".0f")))
     return out
 
 

@@ -33,10 +33,11 @@ struct job {
 
     /* The outcome: the first failure wins; every worker stops when it is set. */
     _Atomic int failed;
-    _Atomic int stop;     /* asked to stop (SIGINT/SIGTERM): stop cleanly */
-    _Atomic int finished; /* the input is fully applied */
-    _Atomic int drain;    /* a clean stop with checkpoints: route no more, apply what was
-                             routed, write the last checkpoint, then stop */
+    _Atomic int stop;        /* asked to stop (SIGINT/SIGTERM): stop cleanly */
+    _Atomic int finished;    /* the input is fully applied */
+    _Atomic int source_lost; /* the source's link ended: the main thread reconnects */
+    _Atomic int drain;       /* a clean stop with checkpoints: route no more, apply what was
+                                routed, write the last checkpoint, then stop */
     pthread_mutex_t fail_mu;
     char fail_msg[1024];
 

@@ -3,6 +3,7 @@
 #include "source_feed.h"
 
 #include <inttypes.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -17,6 +18,7 @@
 #include "router.h"
 #include "rs_error.h"
 #include "snapshot_writer.h"
+#include "worker.h"
 
 #define SOURCE_FEED_ACK_MIN_S 0.00025 /* the least time between two ACKs of a moving offset */
 #define SOURCE_FEED_CP_S      1.0     /* the w record is written this often while W moves */
@@ -167,6 +169,15 @@ int source_feed_at_eof(void *ctx)
             return RS_DONE;
         return feed_fail(f, &err);
     }
+    if (f->in_stream && f->input != NULL) {
+        /* a replica reconnects: PSYNC from what it received (source_reconnect.h) */
+        int e = f->input->last_errno;
+        rs_log("source %s %s%s at offset %" PRIu64 " (applied %" PRIu64 "): reconnecting",
+               f->source_name, e ? "link failed: " : "closed the connection", e ? strerror(e) : "",
+               f->stream_start + f->stream_bytes, source_feed_applied(f));
+        atomic_store(&f->job->source_lost, 1);
+        return RS_OK;
+    }
     if (f->in_stream)
         job_fail(f->job,
                  "source %s closed the connection (the stream was applied up to offset %" PRIu64
@@ -204,6 +215,16 @@ void source_feed_tick(void *ctx)
     uint64_t w = source_feed_applied(f);
     if (f->cp != NULL)
         checkpoint_tick(f, w);
+    if (f->input != NULL && f->stall_s > 0 && !f->stall_said &&
+        !atomic_load_explicit(&f->job->source_lost, memory_order_relaxed) &&
+        now_s() - f->input->last_read > f->stall_s) {
+        /* nothing came, not even the source's PING: the link is as good as lost */
+        rs_log("source %s sent nothing for %.0f s (--source-timeout): dropping its link",
+               f->source_name, f->stall_s);
+        f->stall_said = true;
+        shutdown(f->source_fd, SHUT_RDWR); /* the read ends: at_eof reconnects */
+        return;
+    }
     if (f->getack_pending && w >= f->getack_at) {
         f->getack_pending = false;
         send_ack(f, w);
@@ -225,6 +246,16 @@ bool source_feed_is_blocked(void *ctx)
     if (f->in_stream && atomic_load_explicit(&f->job->drain, memory_order_relaxed))
         return true; /* a clean stop: nothing more is routed */
     return f->in_stream && router_is_blocked(f->router);
+}
+
+void source_feed_on_swap(void *ctx, int fd)
+{
+    struct source_feed *f = ctx;
+    f->source_fd = fd;
+    f->stall_said = false;
+    if (f->cp_replid != NULL)
+        memcpy(f->cp_replid, f->swap_replid, sizeof(f->swap_replid));
+    send_ack(f, f->last_ack); /* the source counts us as caught up to here again */
 }
 
 void source_feed_resume(struct source_feed *f)

@@ -28,6 +28,7 @@ struct batch_writer;
 struct snapshot_writer;
 struct checkpoint;
 struct dest_route;
+struct worker_input;
 
 /* Caller-owned; the caller sets the fields up to `sw` (the rest start 0). */
 struct source_feed {
@@ -62,6 +63,12 @@ struct source_feed {
     uint64_t cp_written; /* the last W written */
     double cp_at;
     bool drain_written; /* job->drain: the last record is written */
+    /* reconnects (source_reconnect.h), on a live source: */
+    struct worker_input *input; /* its last_read and last_errno */
+    double stall_s;             /* --source-timeout: silent this long, the link is lost */
+    bool stall_said;
+    char swap_replid[SOURCE_REPLID_LEN + 1]; /* set before the swap: the stream's replid */
+    char *cp_replid;                         /* the checkpoints' copy, updated at the swap */
 };
 
 /* A resume (+CONTINUE): the stream from f->stream_start, no snapshot. Call
@@ -73,6 +80,7 @@ int source_feed_feed(void *ctx, const uint8_t *p, size_t n, size_t *used);
 int source_feed_at_eof(void *ctx);
 void source_feed_tick(void *ctx);
 bool source_feed_is_blocked(void *ctx);
+void source_feed_on_swap(void *ctx, int fd);
 
 /* The applied offset: 0 until every snapshot command has its reply, then
  * the highest offset all of whose commands the destination acknowledged.

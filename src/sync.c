@@ -48,6 +48,7 @@
 #include "snapshot_writer.h"
 #include "source_feed.h"
 #include "source_link.h"
+#include "source_reconnect.h"
 #include "spill.h"
 #include "worker.h"
 
@@ -287,7 +288,9 @@ struct run_ctx {
     struct checkpoint cp;
     enum checkpoint_start start;
     struct checkpoint_state cps;
-    bool resumed; /* +CONTINUE: the stream only */
+    bool resumed;                       /* +CONTINUE: the stream only */
+    const struct endpoint *source_ep;   /* for reconnects (NULL: a file or a replay) */
+    char replid[SOURCE_REPLID_LEN + 1]; /* the stream's */
 };
 
 /* Counts keys as the decoder delivers them, then passes events on. */
@@ -360,6 +363,7 @@ static int run_job(struct run_ctx *rc)
     struct router *router = NULL;
     struct cross_slot *carry = NULL;
     struct spill *spill = NULL;
+    struct source_reconnect *sr = NULL;
 
     if (job_init(&job, o->workers) < 0) {
         rs_log("out of memory");
@@ -462,7 +466,23 @@ static int run_job(struct run_ctx *rc)
         .ctx = &feed,
         .initial = rc->initial,
         .initial_len = rc->initial_len,
+        .swap_fd = -1,
+        .on_swap = source_feed_on_swap,
     };
+    if (follow && rc->source_ep != NULL) { /* a lost link is taken up again */
+        if ((sr = calloc(1, sizeof(*sr))) == NULL) {
+            rs_log("out of memory");
+            goto out;
+        }
+        *sr = (struct source_reconnect){.ep = rc->source_ep,
+                                        .timeout_ms = o->timeout_ms,
+                                        .listening_port = o->listening_port,
+                                        .give_up_s = o->source_retry_timeout_s};
+        snprintf(sr->replid, sizeof(sr->replid), "%s", rc->replid);
+        feed.input = &input;
+        feed.stall_s = o->source_timeout_s;
+        feed.cp_replid = rc->cp_on ? rc->cp.replid : NULL;
+    }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     double t0 = now_s();
     /* the worker with the input starts last, so its consumers are listening */
@@ -507,6 +527,24 @@ static int run_job(struct run_ctx *rc)
                        "signal stops at once)");
             continue;
         }
+        if (sr != NULL && atomic_load(&job.source_lost) && !sync_signals && !sync_abort &&
+            !job_should_stop(&job)) {
+            double t = now_s();
+            uint64_t received = atomic_load(&job.stream_received);
+            struct rs_error rerr = {0};
+            int fd = source_reconnect_run(sr, received, &sync_signals, &rerr);
+            if (fd < 0) {
+                job_fail(&job, "%s", rerr.msg);
+                break;
+            }
+            memcpy(feed.swap_replid, sr->replid, sizeof(feed.swap_replid));
+            atomic_store(&job.source_lost, 0);
+            worker_input_swap(&input, fd, sr->initial, sr->initial_len);
+            rs_log("reconnected to source %s after %.2f s (%u attempts): partial resync from "
+                   "offset %" PRIu64 " (replid %s)",
+                   rc->source_ep->name, now_s() - t, sr->attempts, received + 1, sr->replid);
+            continue;
+        }
         if ((sync_signal && drain_at == 0) || sync_signals > 1 || sync_abort ||
             (drain_at > 0 && now_s() - drain_at > SYNC_DRAIN_S)) {
             if (drain_at > 0 && sync_signals == 1 && !sync_abort)
@@ -525,6 +563,7 @@ static int run_job(struct run_ctx *rc)
     for (unsigned i = 0; i < o->workers; i++)
         if (workers[i])
             worker_join(workers[i]);
+    rc->input_fd = input.fd; /* a reconnect swapped it: the caller closes this one */
     if (atomic_load(&job.finished) && feed.in_stream)
         source_feed_applied(&feed); /* the workers are gone: the last word on it */
     rc->applied_at_end = atomic_load(&job.stream_applied);
@@ -630,6 +669,7 @@ out:
     free(fds);
     free(names);
     cross_slot_free(carry);
+    free(sr);
     cluster_redirect_free(job.redirect);
     rdb_decoder_free(dec);
     spill_free(spill);
@@ -1060,6 +1100,8 @@ static int sync_from(struct run_ctx *r, struct control_link *scl, struct control
         goto fail;
     if (r->cp_on)
         snprintf(r->cp.replid, sizeof(r->cp.replid), "%s", hr.replid);
+    snprintf(r->replid, sizeof(r->replid), "%s", hr.replid);
+    r->source_ep = source;
     struct rs_slice pending;
     r->input_fd = control_link_detach(scl, &pending);
     RS_ASSERT(pending.len <= SYNC_INITIAL_MAX); /* the control link buffers less */

@@ -83,7 +83,11 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
             "                              as given, host:port)\n"
             "  --resync-on-lost-backlog    resuming, when the source no longer holds the\n"
             "                              offset: flush the destination and sync anew\n"
-            "                              (default: stop and say how big the backlog must be)\n");
+            "                              (default: stop and say how big the backlog must be)\n"
+            "  --source-timeout S          the source's link is lost when nothing, not even\n"
+            "                              its PING, came for S seconds (default 60; 0 never)\n"
+            "  --source-retry-timeout S    a lost source link is reconnected (PSYNC from the\n"
+            "                              offset received) for up to S s (default 300; 0 ever)\n");
 }
 
 /* The index of arg among names (NULL-ended), or -1 after saying what the
@@ -134,6 +138,8 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         {"checkpoint", required_argument, NULL, 'k'},
         {"job-id", required_argument, NULL, 'j'},
         {"resync-on-lost-backlog", no_argument, NULL, 'R'},
+        {"source-timeout", required_argument, NULL, 'o'},
+        {"source-retry-timeout", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -149,6 +155,8 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
     o->max_memory = SYNC_MAX_MEMORY;
     o->speed = 1;
     o->retry_timeout_s = 300;
+    o->source_timeout_s = 60;
+    o->source_retry_timeout_s = 300;
     o->expiry_margin_ms = (int64_t)SYNC_EXPIRY_MARGIN_S * 1000;
     optind = 1;
     int c, pick;
@@ -296,6 +304,22 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         case 'R':
             o->resync_on_lost_backlog = true;
             break;
+        case 'o':
+            o->source_timeout_s = strtod(optarg, &end);
+            if (*end || !(o->source_timeout_s >= 0)) {
+                rs_log("--source-timeout takes seconds (0: never), not '%s'", optarg);
+                return 2;
+            }
+            o->source_given = true;
+            break;
+        case 'O':
+            o->source_retry_timeout_s = strtod(optarg, &end);
+            if (*end || !(o->source_retry_timeout_s >= 0)) {
+                rs_log("--source-retry-timeout takes seconds (0: forever), not '%s'", optarg);
+                return 2;
+            }
+            o->source_given = true;
+            break;
         case 'h':
             sync_opts_usage(stdout, mode);
             return -1;
@@ -305,7 +329,8 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         }
     }
     bool sync_only = o->source_uri || o->listening_port || o->snapshot_only || o->forward_publish ||
-                     o->spill_dir || o->checkpoint_given || o->job_id || o->resync_on_lost_backlog;
+                     o->spill_dir || o->checkpoint_given || o->job_id ||
+                     o->resync_on_lost_backlog || o->source_given;
     if (mode == MODE_SYNC && !o->checkpoint_given)
         o->checkpoint = !o->snapshot_only; /* a lone snapshot has no stream to resume */
     bool replay_only = o->speed != 1 || o->json_path;

@@ -39,8 +39,11 @@ struct sync_opts {
     bool cross_slot_skip;             /* --cross-slot skip */
     bool checkpoint;                  /* --checkpoint target (sync's default): CHECKPOINTS.md */
     bool checkpoint_given;
-    const char *job_id;          /* --job-id, NULL: the source as given */
-    bool resync_on_lost_backlog; /* --resync-on-lost-backlog */
+    const char *job_id;            /* --job-id, NULL: the source as given */
+    bool resync_on_lost_backlog;   /* --resync-on-lost-backlog */
+    double source_timeout_s;       /* --source-timeout: a silent source link is lost */
+    double source_retry_timeout_s; /* --source-retry-timeout: reconnecting gives up (0 never) */
+    bool source_given;
 };
 
 /* Parses argv into o (zeroed first, then the defaults). Returns 0; -1 after

@@ -59,6 +59,7 @@ struct worker {
     bool in_read_inflight;
     bool in_eof;
     bool in_done;
+    bool in_waiting; /* at_eof said RS_OK: a new socket comes (worker_input_swap) */
     uint64_t in_file_off;
 };
 
@@ -301,11 +302,14 @@ static bool pump_input(struct worker *w)
     /* Not while the consumer is blocked (a router at a fence holds the
      * commands behind it, routed by the feed(NULL, 0) above once it lifts):
      * the end of the input is the end only when everything before it went on. */
-    if (!w->in_done && w->in_eof && w->in_off == w->in_len &&
+    if (!w->in_done && !w->in_waiting && w->in_eof && w->in_off == w->in_len &&
         (in->spill == NULL || spill_pending(in->spill) == 0) &&
         !(in->is_blocked && in->is_blocked(in->ctx))) {
-        if (in->at_eof(in->ctx) == RS_DONE)
+        int rc = in->at_eof(in->ctx);
+        if (rc == RS_DONE)
             w->in_done = true;
+        else if (rc == RS_OK)
+            w->in_waiting = true;
         progress = true;
     }
 park:
@@ -338,15 +342,57 @@ static void prep_input_read(struct worker *w)
     w->in_read_inflight = true;
 }
 
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void worker_input_swap(struct worker_input *in, int fd, const uint8_t *initial, size_t n)
+{
+    RS_ASSERT(n <= WORKER_INPUT_BYTES);
+    in->swap_initial = initial;
+    in->swap_initial_len = n;
+    atomic_store_explicit(&in->swap_fd, fd, memory_order_release);
+}
+
+/* Takes a socket handed over by worker_input_swap once the old one is done. */
+static void take_swap(struct worker *w)
+{
+    struct worker_input *in = w->cfg.input;
+    int fd = atomic_load_explicit(&in->swap_fd, memory_order_acquire);
+    if (fd < 0 || !w->in_waiting || w->in_read_inflight)
+        return;
+    close(in->fd);
+    in->fd = fd;
+    memcpy(w->inbuf, in->swap_initial, in->swap_initial_len);
+    w->in_len = in->swap_initial_len;
+    w->in_off = 0;
+    w->in_eof = false;
+    w->in_waiting = false;
+    in->last_read = mono_now();
+    in->last_errno = 0;
+    atomic_store_explicit(&in->swap_fd, -1, memory_order_relaxed);
+    if (in->on_swap)
+        in->on_swap(in->ctx, fd);
+}
+
 static void on_input_read(struct worker *w, int res)
 {
     w->in_read_inflight = false;
     if (res < 0) {
         if (res == -EINTR || res == -EAGAIN)
             return;
+        if (w->cfg.input->is_socket) { /* a lost link: at_eof says what follows */
+            w->cfg.input->last_errno = -res;
+            w->in_eof = true;
+            return;
+        }
         job_fail(w->job, "reading the source failed: %s", strerror(-res));
         return;
     }
+    w->cfg.input->last_read = mono_now();
     if (res == 0) {
         w->in_eof = true;
         return;
@@ -385,6 +431,8 @@ static void loop(struct worker *w)
         if (bw != NULL)
             busy |= batch_writer_reclaim(bw) > 0;
         if (w->cfg.input != NULL) {
+            if (w->in_waiting)
+                take_swap(w);
             busy |= pump_input(w);
             batch_writer_publish(bw);
             prep_input_read(w);
@@ -539,6 +587,7 @@ struct worker *worker_start(const struct worker_config *cfg)
         if (cfg->input->initial_len)
             memcpy(w->inbuf, cfg->input->initial, cfg->input->initial_len);
         w->in_len = cfg->input->initial_len;
+        cfg->input->last_read = mono_now();
     }
     unsigned cap = cfg->node_cap > cfg->ndest ? cfg->node_cap : cfg->ndest;
     RS_ASSERT(cfg->ndest >= 1 && cap <= WORKER_MAX_DEST);

@@ -16,6 +16,7 @@
 #ifndef RS_WORKER_H
 #define RS_WORKER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +33,9 @@ struct worker_input {
     /* Takes bytes: RS_OK (wants more), RS_DONE (complete; *used says how
      * many it took), RS_ERR (it called job_fail). */
     int (*feed)(void *ctx, const uint8_t *p, size_t n, size_t *used);
-    /* The input ended (EOF): RS_DONE if that is expected, else RS_ERR. */
+    /* The input ended (EOF, or a socket's error): RS_DONE if that is
+     * expected, RS_ERR if not, RS_OK to wait for another socket
+     * (worker_input_swap: a reconnected source). */
     int (*at_eof)(void *ctx);
     /* Called every loop iteration (at least every 10 ms): keepalives and ACKs,
      * paced by the callee; may be NULL. */
@@ -48,7 +51,21 @@ struct worker_input {
     /* Bytes already read from fd before the worker took it (at most 256 KiB). */
     const uint8_t *initial;
     size_t initial_len;
+    /* A reconnected source (worker_input_swap): the new socket, -1 none;
+     * on_swap(ctx, fd) is called on the worker once it took it. */
+    _Atomic int swap_fd;
+    const uint8_t *swap_initial;
+    size_t swap_initial_len;
+    void (*on_swap)(void *ctx, int fd);
+    /* the worker's monotonic clock when bytes last came (stall detection) */
+    double last_read;
+    int last_errno; /* a socket's read error that ended it (0: a plain EOF) */
 };
+
+/* Hands the worker a new socket for `in` (after its at_eof said RS_OK), and
+ * n <= 256 KiB bytes already read from it (kept by the caller until
+ * on_swap). The worker closes the old socket. Any thread. */
+void worker_input_swap(struct worker_input *in, int fd, const uint8_t *initial, size_t n);
 
 #define WORKER_MAX_DEST 1024
 

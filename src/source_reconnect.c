@@ -1,0 +1,100 @@
+/* source_reconnect.c - a lost source link taken up again (see source_reconnect.h). */
+#include "source_reconnect.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control_link.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sleeps ms, in slices, returning early when *stop is set. */
+static void nap(int ms, const volatile sig_atomic_t *stop)
+{
+    while (ms > 0 && !(stop && *stop)) {
+        int k = ms < 50 ? ms : 50;
+        struct timespec ts = {0, (long)k * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= k;
+    }
+}
+
+/* One attempt: 1 the source answered +FULLRESYNC (final), 0 the new socket
+ * is *fd, -1 try again (err says why). */
+static int attempt(struct source_reconnect *sr, uint64_t received, int *fd, struct rs_error *err)
+{
+    struct control_link cl = {0};
+    if (control_link_open(&cl, sr->ep, sr->timeout_ms, err) < 0)
+        return -1;
+    struct source_handshake_opts ho = {.listening_port = sr->listening_port,
+                                       .replid = sr->replid,
+                                       .offset = (int64_t)received + 1,
+                                       .snapshot_wait_timeout_ms = sr->timeout_ms};
+    struct source_handshake_result hr;
+    if (source_link_handshake(&cl, &ho, &hr, err) < 0) {
+        control_link_close(&cl);
+        return -1;
+    }
+    if (hr.full) {
+        rs_error_set(err, RS_E_UNSUPPORTED, 0,
+                     "source %s answered +FULLRESYNC (replid %s, offset %" PRId64
+                     ") to PSYNC %s %" PRIu64 ": its backlog no longer holds what was not "
+                     "received yet, or its history changed",
+                     sr->ep->name, hr.replid, hr.offset, sr->replid, received + 1);
+        control_link_close(&cl);
+        return 1;
+    }
+    snprintf(sr->replid, sizeof(sr->replid), "%s", hr.replid);
+    struct rs_slice pending;
+    *fd = control_link_detach(&cl, &pending);
+    size_t n = pending.len < sizeof(sr->initial) ? pending.len : sizeof(sr->initial);
+    RS_ASSERT(n == pending.len); /* the control link buffers less */
+    memcpy(sr->initial, pending.p, n);
+    sr->initial_len = n;
+    control_link_close(&cl);
+    return 0;
+}
+
+int source_reconnect_run(struct source_reconnect *sr, uint64_t received,
+                         const volatile sig_atomic_t *stop, struct rs_error *err)
+{
+    double t0 = now_s();
+    int backoff = SOURCE_RECONNECT_MIN_MS;
+    sr->attempts = 0;
+    for (;;) {
+        int fd = -1;
+        sr->attempts++;
+        int r = attempt(sr, received, &fd, err);
+        if (r == 0)
+            return fd;
+        if (r > 0)
+            return -1;
+        if (stop && *stop) {
+            rs_error_set(err, RS_E_UNSUPPORTED, 0, "stopped while reconnecting to source %s",
+                         sr->ep->name);
+            return -1;
+        }
+        if (sr->give_up_s > 0 && now_s() - t0 > sr->give_up_s) {
+            char last[sizeof(err->msg)];
+            snprintf(last, sizeof(last), "%s", err->msg);
+            rs_error_set(err, RS_E_UNSUPPORTED, 0,
+                         "could not reconnect to source %s within %.0f s "
+                         "(--source-retry-timeout), %u attempts; the last: %s",
+                         sr->ep->name, sr->give_up_s, sr->attempts, last);
+            return -1;
+        }
+        /* jitter: 50..100 % of the backoff, so many jobs do not retry in step */
+        nap(backoff / 2 + rand() % (backoff / 2 + 1), stop);
+        backoff = backoff * 2 > SOURCE_RECONNECT_MAX_MS ? SOURCE_RECONNECT_MAX_MS : backoff * 2;
+    }
+}
