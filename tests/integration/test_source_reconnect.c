@@ -1,0 +1,118 @@
+/* test_source_reconnect.c - a lost source link is taken up again as a
+ * native replica does (issue 15, "Reconnects"): PSYNC from the offset
+ * received, nothing fetched twice, nothing missed. The source drops its
+ * replicas (CLIENT KILL TYPE replica; REPLICAOF then REPLICAOF NO ONE, which
+ * gives it a new replid), goes silent (SIGSTOP past --source-timeout), or
+ * loses the offset from its backlog while ringsync is away (the job stops,
+ * saying so). Each ends equal to a native replica of the same source, and
+ * the source's own counters show partial resyncs, not full ones. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dataset_compare.h"
+#include "redis_fixture.h"
+#include "sync_watch.h"
+
+static const char *const src_args[] = {"--enable-debug-command", "yes", "--repl-backlog-size",
+                                       "64mb", NULL};
+static const char *const debug_args[] = {"--enable-debug-command", "yes", NULL};
+
+static void burst(redisContext *c, int r0, int n)
+{
+    struct redis_pipeline pl;
+    redis_pipeline_init(&pl, c, 1000);
+    for (int i = r0; i < r0 + n; i++) {
+        redis_pipeline_append(&pl, "INCR cnt:%d", i % 200);
+        redis_pipeline_append(&pl, "LPUSH list:%d %d", i % 30, i);
+        redis_pipeline_append(&pl, "APPEND app:%d x", i % 20);
+        redis_pipeline_append(&pl, "SET str:%d v%d", i % 300, i);
+    }
+    redis_pipeline_flush(&pl);
+}
+
+static long long stat(redisContext *c, const char *field)
+{
+    return info_number(c, "stats", field);
+}
+
+Test(source_reconnect, a_source_that_drops_its_replicas_is_followed_with_partial_resyncs,
+     .timeout = 120)
+{
+    struct redis_fixture_opts so = {.extra_args = src_args}, o = {.extra_args = debug_args};
+    struct redis_fixture *src = redis_fixture_start(&so);
+    struct redis_fixture *rep = redis_fixture_start(&o);
+    struct redis_fixture *dst = redis_fixture_start(&o);
+    redis_fixture_replicate(rep, src, 20000);
+    burst(src->ctx, 0, 500);
+    struct program *p = ringsync_start(src, dst, "2", NULL);
+    wait_snapshot_applied(p);
+    long long full = stat(src->ctx, "sync_full"), partial = stat(src->ctx, "sync_partial_ok");
+    for (int k = 0; k < 3; k++) {
+        burst(src->ctx, 1000 * (k + 1), 1000);
+        redis_fixture_exec(src->ctx, "CLIENT KILL TYPE replica");
+    }
+    /* REPLICAOF a master that is not there, then NO ONE: every replica link
+     * closes and the source takes a new replid, keeping the old as replid2 */
+    redis_fixture_exec(src->ctx, "REPLICAOF 127.0.0.1 1");
+    redis_fixture_exec(src->ctx, "REPLICAOF NO ONE");
+    burst(src->ctx, 5000, 1000);
+    wait_caught_up(src, rep->port, p, "after the source dropped its replicas");
+    cr_assert(stat(src->ctx, "sync_full") == full, "a full resync happened (%lld, was %lld)",
+              stat(src->ctx, "sync_full"), full);
+    cr_assert(stat(src->ctx, "sync_partial_ok") >= partial + 4,
+              "ringsync and the replica made %lld partial resyncs, expected at least 4",
+              stat(src->ctx, "sync_partial_ok") - partial);
+    cr_assert(stderr_has(p, "reconnected to source"), "ringsync did not say it reconnected");
+    assert_dataset_equals(dst, rep, "native replica", "after the source dropped its replicas");
+    ringsync_stop(p, "after reconnects");
+}
+
+Test(source_reconnect, a_silent_source_is_dropped_and_reconnected, .timeout = 120)
+{
+    struct redis_fixture_opts so = {.extra_args = src_args}, o = {.extra_args = debug_args};
+    struct redis_fixture *src = redis_fixture_start(&so);
+    struct redis_fixture *rep = redis_fixture_start(&o);
+    struct redis_fixture *dst = redis_fixture_start(&o);
+    redis_fixture_replicate(rep, src, 20000);
+    burst(src->ctx, 0, 500);
+    const char *const extra[] = {"--source-timeout", "1", "--timeout-ms", "500", NULL};
+    struct program *p = ringsync_start_with(src, dst, "1", extra);
+    wait_snapshot_applied(p);
+    burst(src->ctx, 500, 1000);
+    kill(src->pid, SIGSTOP); /* a source that neither writes nor PINGs */
+    bool dropped = program_wait_for_stderr(p, "--source-timeout", 5000);
+    sleep_ms(1500);
+    kill(src->pid, SIGCONT);
+    cr_assert(dropped, "ringsync did not notice the silent source:\n%s", program_stderr(p, NULL));
+    if (!program_wait_for_stderr(p, "reconnected to source", 20000))
+        ringsync_fail(p, "no reconnect after the source woke up");
+    burst(src->ctx, 1500, 1000);
+    wait_caught_up(src, rep->port, p, "after a silent source");
+    assert_dataset_equals(dst, rep, "native replica", "after a silent source");
+    ringsync_stop(p, "after a silent source");
+}
+
+Test(source_reconnect, a_backlog_that_lost_the_offset_stops_the_job_saying_so, .timeout = 120)
+{
+    static const char *const small[] = {"--repl-backlog-size", "16kb", NULL};
+    struct redis_fixture_opts so = {.extra_args = small};
+    struct redis_fixture *src = redis_fixture_start(&so);
+    struct redis_fixture *dst = redis_fixture_start(NULL);
+    burst(src->ctx, 0, 100);
+    struct program *p = ringsync_start(src, dst, "1", NULL);
+    wait_snapshot_applied(p);
+    kill(p->pid, SIGSTOP); /* away while the source writes past its backlog */
+    redis_fixture_exec(src->ctx, "CLIENT KILL TYPE replica");
+    burst(src->ctx, 100, 3000);
+    kill(p->pid, SIGCONT);
+    struct program_result r;
+    program_finish(p, 0, 30000, &r);
+    cr_assert(r.exited && r.exit_code == 1, "ringsync did not stop with 1: %s", r.err);
+    cr_assert(strstr(r.err, "+FULLRESYNC") != NULL && strstr(r.err, "reconnecting") != NULL,
+              "the stop does not say the source lost the offset: %s", r.err);
+    program_result_deinit(&r);
+}
