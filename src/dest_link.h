@@ -48,8 +48,11 @@
  *     of order. That is harmless only when they share no hash slot, neither
  *     is keyless and no refused SELECT came before it: otherwise the job
  *     stops saying so (the order of the source cannot be restored).
- *     Transactions (MULTI ... EXEC) are never retried: one met by a retryable
- *     error stops the job.
+ *     A transaction (MULTI ... EXEC) is judged whole at its EXEC: refused
+ *     with a retryable error and run not at all (MULTI taken, EXEC answered
+ *     EXECABORT or TRYAGAIN; or MULTI refused and every command after it
+ *     too), it is one entry of the queue, sent again whole; run in part, the
+ *     job stops.
  *  5. The hot path (NORMAL) pays one test of `rstate` per reply and per send,
  *     nothing else: no parsing, no allocation.
  */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -437,7 +438,9 @@ Test(dest_link, a_configuration_reply_stops_even_with_on_error_skip_naming_the_s
     teardown(&h);
 }
 
-Test(dest_link, a_refused_command_inside_a_transaction_stops)
+/* A peer that refuses a command inside MULTI and still runs the rest at
+ * EXEC (no real server does: it answers EXECABORT): the job stops. */
+Test(dest_link, a_transaction_refused_in_part_and_run_stops)
 {
     struct harness h;
     setup(&h, refuse_once);
@@ -446,7 +449,47 @@ Test(dest_link, a_refused_command_inside_a_transaction_stops)
     dest_link_enqueue(&h.dl, make_batch(0, 0, b1, 3));
     run(&h, idle, 2000);
     cr_assert(atomic_load(&h.job.failed));
-    cr_expect(strstr(h.job.fail_msg, "inside a transaction") != NULL, "%s", h.job.fail_msg);
+    cr_expect(strstr(h.job.fail_msg, "refused part of the transaction") != NULL, "%s",
+              h.job.fail_msg);
+    cr_expect(strstr(h.job.fail_msg, "SET 'a'") != NULL, "%s", h.job.fail_msg);
+    teardown(&h);
+}
+
+/* As Redis does: commands queued inside MULTI, command `busy_from` refused
+ * once with -LOADING, which makes EXEC answer EXECABORT (nothing ran). */
+static bool tx_in, tx_dirty;
+static const char *tx_like_redis(struct peer *p, int n, int argc, char argv[][64])
+{
+    (void)argc;
+    if (strcasecmp(argv[0], "MULTI") == 0) {
+        tx_in = true;
+        tx_dirty = false;
+        return NULL;
+    }
+    if (strcasecmp(argv[0], "EXEC") == 0) {
+        tx_in = false;
+        return tx_dirty ? "-EXECABORT Transaction discarded because of previous errors.\r\n"
+                        : "*2\r\n+OK\r\n:5\r\n";
+    }
+    if (n == p->busy_from) {
+        tx_dirty = tx_in;
+        return "-LOADING Redis is loading the dataset in memory\r\n";
+    }
+    return tx_in ? "+QUEUED\r\n" : NULL;
+}
+
+Test(dest_link, a_transaction_refused_while_loading_is_retried_whole)
+{
+    struct harness h;
+    setup(&h, tx_like_redis);
+    h.peer.busy_from = 2; /* the INCR inside */
+    const char *b1[] = {"SET x 1", "MULTI", "INCR c", "SET cp 9", "EXEC", "SET y 2"};
+    dest_link_enqueue(&h.dl, make_batch(0, 0, b1, 6));
+    run(&h, idle, 2000);
+    cr_assert(!atomic_load(&h.job.failed), "%s", h.job.fail_msg);
+    cr_assert_eq(h.ndone, 1, "the batch was not done");
+    /* the peer saw the transaction twice: refused (EXECABORT), then whole */
+    cr_assert_eq(h.peer.received, 6 + 4, "the peer got %d commands", h.peer.received);
     teardown(&h);
 }
 
