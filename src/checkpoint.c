@@ -480,6 +480,18 @@ static int clear_one(void *vctx, struct control_link *cl, unsigned db, const cha
     return 0;
 }
 
+static int count_one(void *vctx, struct control_link *cl, unsigned db, const char *key, size_t len,
+                     struct rs_error *err)
+{
+    (void)cl;
+    (void)db;
+    (void)key;
+    (void)len;
+    (void)err;
+    ((struct clear_ctx *)vctx)->deleted++;
+    return 0;
+}
+
 int checkpoint_clear(const struct dest_nodes *d, const char *job, int timeout_ms, uint64_t *deleted,
                      struct rs_error *err)
 {
@@ -501,6 +513,9 @@ int checkpoint_clear(const struct dest_nodes *d, const char *job, int timeout_ms
     *deleted = cc.deleted;
     return 0;
 }
+
+static int count_one(void *vctx, struct control_link *cl, unsigned db, const char *key, size_t len,
+                     struct rs_error *err);
 
 int checkpoint_flush(const struct dest_nodes *d, int timeout_ms, struct rs_error *err)
 {
@@ -530,8 +545,24 @@ int checkpoint_start(const struct dest_nodes *d, const struct checkpoint *cp, in
     *how = CHECKPOINT_START_NEW;
     if (checkpoint_read(d, cp, timeout_ms, st, err) < 0)
         return -1;
-    if (!st->found)
+    if (!st->found) {
+        /* a cluster source's jobs are <job>/<first slot>: their records make
+         * the destination this job's too (each resumes on its own) */
+        char pattern[CHECKPOINT_KEY_MAX + 4];
+        snprintf(pattern, sizeof(pattern), CHECKPOINT_PREFIX "%s/*", cp->job);
+        struct clear_ctx cc = {0};
+        for (unsigned i = 0; i < d->nnodes; i++) {
+            struct control_link cl = {0};
+            int r = control_link_open(&cl, &d->eps[i], timeout_ms, err);
+            if (r == 0)
+                r = scan_node(&cl, d->is_cluster, pattern, count_one, &cc, err);
+            control_link_close(&cl);
+            if (r < 0)
+                return -1;
+        }
+        st->shard_records = cc.deleted;
         return 0;
+    }
     if (strcmp(st->phase, CHECKPOINT_STREAM) == 0) {
         *how = CHECKPOINT_START_RESUME;
         (void)quiet; /* an event, not progress: said even with --quiet */

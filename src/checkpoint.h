@@ -79,6 +79,8 @@ struct checkpoint_state {
     unsigned lanes; /* lane or slot records read */
     uint64_t *skip; /* per slot (SLOT_COUNT), max(W, its record); NULL when !found */
     uint64_t skip_max;
+    uint64_t
+        shard_records; /* records of jobs <job>/<slot>: a cluster source's (checkpoint_start) */
 };
 
 /* Reads the job's records from every node of d (every database of a

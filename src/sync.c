@@ -782,9 +782,10 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
             rs_log("%s", err.msg);
             return 1;
         }
-        int r = rc->checks_done ? 0
-                                : check_target(&cl, o, ep, rc->nodes->is_cluster,
-                                               rc->start != CHECKPOINT_START_NEW);
+        int r = rc->checks_done
+                    ? 0
+                    : check_target(&cl, o, ep, rc->nodes->is_cluster,
+                                   rc->start != CHECKPOINT_START_NEW || rc->cps.shard_records > 0);
         if (r == 0 && o->source_uri != NULL && !rc->checks_done)
             r = check_margin(&cl, o, ep);
         if (r != 0) {
