@@ -327,8 +327,8 @@ void dest_link_on_send(struct dest_link *dl, int res)
 {
     dl->send_inflight = false;
     if (res < 0) {
-        job_fail(dl->job, "lost the connection to destination %s while sending: %s", dl->name,
-                 strerror(-res));
+        job_fail_lost(dl->job, "lost the connection to destination %s while sending: %s", dl->name,
+                      strerror(-res));
         return;
     }
     if (dl->rstate == DEST_LINK_ROUND) {
@@ -402,8 +402,8 @@ void dest_link_on_recv(struct dest_link *dl, int res)
 {
     dl->recv_inflight = false;
     if (res <= 0) {
-        job_fail(dl->job, "lost the connection to destination %s: %s", dl->name,
-                 res == 0 ? "closed by the server" : strerror(-res));
+        job_fail_lost(dl->job, "lost the connection to destination %s: %s", dl->name,
+                      res == 0 ? "closed by the server" : strerror(-res));
         return;
     }
     if (dl->head == NULL && dl->rstate == DEST_LINK_NORMAL) {

@@ -36,6 +36,7 @@ struct job {
     _Atomic int stop;        /* asked to stop (SIGINT/SIGTERM): stop cleanly */
     _Atomic int finished;    /* the input is fully applied */
     _Atomic int source_lost; /* the source's link ended: the main thread reconnects */
+    _Atomic int dest_lost;   /* the failure is a lost destination link (job_fail_lost) */
     _Atomic int drain;       /* a clean stop with checkpoints: route no more, apply what was
                                 routed, write the last checkpoint, then stop */
     pthread_mutex_t fail_mu;
@@ -75,6 +76,10 @@ static inline struct spsc_ring *job_ring_back(struct job *job, unsigned from, un
 
 /* Records the job's failure (the first one wins) and tells every worker to stop. */
 void job_fail(struct job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The same for a lost destination link: with checkpoints the job can be
+ * resumed once the destination answers again (job->dest_lost). */
+void job_fail_lost(struct job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static inline bool job_should_stop(struct job *job)
 {

@@ -288,8 +288,9 @@ struct run_ctx {
     struct checkpoint cp;
     enum checkpoint_start start;
     struct checkpoint_state cps;
-    bool resumed;                       /* +CONTINUE: the stream only */
-    const struct endpoint *source_ep;   /* for reconnects (NULL: a file or a replay) */
+    bool resumed;                     /* +CONTINUE: the stream only */
+    const struct endpoint *source_ep; /* for reconnects (NULL: a file or a replay) */
+    bool dest_lost; /* the job ended on a lost destination link, resumable (sync_recover) */
     char replid[SOURCE_REPLID_LEN + 1]; /* the stream's */
 };
 
@@ -567,6 +568,9 @@ static int run_job(struct run_ctx *rc)
     if (atomic_load(&job.finished) && feed.in_stream)
         source_feed_applied(&feed); /* the workers are gone: the last word on it */
     rc->applied_at_end = atomic_load(&job.stream_applied);
+    /* a lost destination link: with checkpoints, sync_recover resumes the job */
+    rc->dest_lost = atomic_load(&job.failed) && atomic_load(&job.dest_lost) && rc->cp_on &&
+                    follow && !rc->is_replay;
     if (rc->on_end)
         rc->on_end(rc->hook_ctx);
     double el = now_s() - t0;
@@ -659,8 +663,8 @@ static int run_job(struct run_ctx *rc)
                atomic_load(&job.tx_split));
     bool wrote = atomic_load(&job.keys_read) > 0 || atomic_load(&job.snapshot_applied);
     rc->wrote = wrote;
-    if (margin_ms > 0 && wrote && !rc->margin_by_caller && remove_margin(rc, margin_ms) != 0 &&
-        status == 0)
+    if (margin_ms > 0 && wrote && !rc->margin_by_caller && !rc->dest_lost &&
+        remove_margin(rc, margin_ms) != 0 && status == 0)
         status = 1;
 out:
     for (unsigned i = 0; i < nfds; i++)
@@ -1174,6 +1178,82 @@ fail:
     return status;
 }
 
+/* The destination's nodes answer and are ready again: 0; 1 after
+ * --target-retry-timeout (or a signal), saying so. */
+static int wait_destination(struct run_ctx *r, double t0)
+{
+    const struct sync_opts *o = r->o;
+    int backoff_ms = 100;
+    for (;;) {
+        struct rs_error err = {0};
+        bool ok = true;
+        for (unsigned i = 0; i < r->nodes->nnodes && ok; i++) {
+            struct control_link cl = {0};
+            ok = control_link_open(&cl, &r->nodes->eps[i], o->timeout_ms, &err) == 0;
+            if (ok) {
+                struct control_reply rep = {0};
+                ok = control_link_commandv(&cl, &rep, &err, "PING", NULL) == 0 &&
+                     rep.r->type != REDIS_REPLY_ERROR;
+                if (!ok && rep.r != NULL)
+                    snprintf(err.msg, sizeof(err.msg), "%.100s answers %.100s", cl.name,
+                             rep.r->str);
+                control_reply_free(&rep);
+            }
+            control_link_close(&cl);
+        }
+        if (ok)
+            return 0;
+        if (sync_signals || sync_abort ||
+            (o->retry_timeout_s > 0 && now_s() - t0 > o->retry_timeout_s)) {
+            rs_log("the destination did not come back within %.0f s (--target-retry-timeout): "
+                   "%s; the same command line resumes the job from its checkpoints",
+                   now_s() - t0, err.msg);
+            return 1;
+        }
+        struct timespec ts = {0, (long)backoff_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+    }
+}
+
+/* After a job that ended on a lost destination link (r->dest_lost): waits
+ * for the destination, reads its checkpoints again and resumes the job
+ * (PSYNC from them: nothing lost, nothing applied twice), as often as it
+ * takes. Returns the final status (status when there is nothing to do). */
+static int sync_recover(struct run_ctx *r, const struct endpoint *source, uint8_t *initial,
+                        int status)
+{
+    const struct sync_opts *o = r->o;
+    while (status != 0 && r->dest_lost && !sync_signals && !sync_abort) {
+        double t0 = now_s();
+        rs_log("destination lost: waiting for it, then resuming job %s from its checkpoints",
+               r->job_id);
+        if (wait_destination(r, t0) != 0)
+            return status;
+        struct rs_error err = {0};
+        checkpoint_state_free(&r->cps);
+        free(r->cp.skip);
+        r->cp.skip = NULL;
+        if (checkpoint_start(r->nodes, &r->cp, o->timeout_ms, o->quiet, &r->start, &r->cps, &err) <
+            0) {
+            rs_log("cannot read the checkpoints of job %s: %s", r->job_id, err.msg);
+            return 1;
+        }
+        struct control_link scl = {0}, tcl = {0};
+        if (control_link_open(&tcl, &r->nodes->eps[r->probe_node], o->timeout_ms, &err) < 0 ||
+            control_link_open(&scl, source, o->timeout_ms, &err) < 0) {
+            rs_log("%s", err.msg);
+            control_link_close(&tcl);
+            continue; /* gone again: wait again */
+        }
+        r->dest_lost = false;
+        r->resumed = false;
+        rs_log("destination back after %.2f s: resuming job %s", now_s() - t0, r->job_id);
+        status = sync_from(r, &scl, &tcl, source, initial);
+    }
+    return status;
+}
+
 /* One master of a cluster source: its own job (its own destination links,
  * slot table and redirections), run beside the others'. */
 struct shard_job {
@@ -1196,7 +1276,8 @@ static void *shard_main(void *arg)
         sj->status = 1;
     }
     if (sj->status == 0)
-        sj->status = sync_from(&sj->r, &scl, &tcl, &sj->source, sj->initial);
+        sj->status = sync_recover(&sj->r, &sj->source, sj->initial,
+                                  sync_from(&sj->r, &scl, &tcl, &sj->source, sj->initial));
     else
         control_link_close(&tcl);
     if (sj->status != 0)
@@ -1342,5 +1423,6 @@ static int sync_run(int argc, char **argv, struct dest_nodes *nodes, struct run_
         return sync_cluster_source(rp, &scl, &source);
     }
     static uint8_t initial[SYNC_INITIAL_MAX];
-    return sync_from(rp, &scl, &tcl, &source, initial);
+    status = sync_from(rp, &scl, &tcl, &source, initial);
+    return sync_recover(rp, &source, initial, status);
 }

@@ -422,6 +422,29 @@ struct redis_fixture *redis_fixture_try_start(const struct redis_fixture_opts *o
     return NULL;
 }
 
+void redis_fixture_restart(struct redis_fixture *f, const struct redis_fixture_opts *opts, int sig)
+{
+    static const struct redis_fixture_opts no_opts;
+    if (opts == NULL)
+        opts = &no_opts;
+    int status = 0;
+    kill(f->pid, sig);
+    cr_assert(wait_exit(f->pid, 20000, &status), "redis-server on port %d did not exit", f->port);
+    redisFree(f->ctx);
+    f->ctx = NULL;
+    for (int attempt = 0; attempt < 50; attempt++) {
+        f->pid = spawn_server(f, opts);
+        cr_assert(f->pid > 0, "fork: %s", strerror(errno));
+        int r = wait_ready(f, opts->start_timeout_ms > 0 ? opts->start_timeout_ms : 20000, &status);
+        if (r == 0)
+            return;
+        cr_assert(r == 1 && log_says_port_taken(f), "redis-server on port %d did not come back",
+                  f->port);
+        sleep_ms(100); /* the port is not free again yet */
+    }
+    cr_assert_fail("redis-server on port %d: its port stayed taken", f->port);
+}
+
 struct redis_fixture *redis_fixture_start(const struct redis_fixture_opts *opts)
 {
     char why[2048];

@@ -65,6 +65,12 @@ struct redis_fixture *redis_fixture_start(const struct redis_fixture_opts *opts)
  * timeout), reaps it, removes its directory and frees f. NULL is a no-op. */
 void redis_fixture_stop(struct redis_fixture *f);
 
+/* Kills the server with sig (SIGKILL: a crash; SIGTERM: a clean shutdown),
+ * then starts it again on the same port and directory with opts (its data
+ * comes back from its AOF or RDB when opts keeps them); f->ctx is a new
+ * connection. */
+void redis_fixture_restart(struct redis_fixture *f, const struct redis_fixture_opts *opts, int sig);
+
 /* Stops every fixture still running: a suite's .fini. */
 void redis_fixture_stop_all(void);
 
