@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster_fixture.h"
 #include "dataset_compare.h"
 #include "redis_fixture.h"
 #include "sync_watch.h"
@@ -247,4 +248,35 @@ Test(checkpoints, checkpoint_clear_removes_the_records, .timeout = 60)
     cr_assert(r.exited && r.exit_code == 1 && strstr(r.err, "refusing") != NULL,
               "a cleared job should meet the non-empty check: %s", r.err);
     program_result_deinit(&r);
+}
+
+Test(checkpoints, killed_in_the_stream_into_a_cluster_ends_equal, .timeout = 240)
+{
+    struct trio t;
+    trio_start(&t, NULL, 0);
+    struct cluster_fixture_opts co = {.masters = 3};
+    struct cluster_fixture *c = cluster_fixture_start(&co);
+    unsigned seed = (unsigned)fixture_now_ms();
+    srand(seed);
+    cr_log_info("kill points: seed %u", seed);
+    load_burst(t.src->ctx, 0, 1000);
+    /* per-slot records in the cluster (not the default there: see the README) */
+    const char *const extra[] = {"--checkpoint", "target", NULL};
+    struct program *p = ringsync_start_with(t.src, c->nodes[0], "2", extra);
+    wait_snapshot_applied(p);
+    int round = 1000;
+    for (int k = 0; k < 5; k++) {
+        load_burst(t.src->ctx, round, 3000);
+        round += 3000;
+        sleep_ms(1 + rand() % 60);
+        crash(p);
+        load_burst(t.src->ctx, round, 300);
+        round += 300;
+        p = ringsync_start_with(t.src, c->nodes[0], k % 2 ? "2" : "1", extra);
+        if (!program_wait_for_stderr(p, "resum", 20000))
+            ringsync_fail(p, "cluster kill %d: the restart did not resume", k + 1);
+    }
+    wait_caught_up(t.src, t.rep->port, p, "after five kills into a cluster");
+    assert_cluster_equals(c, t.rep, "native replica", "after five kills into a cluster");
+    ringsync_stop(p, "after kills into a cluster");
 }
