@@ -349,8 +349,8 @@ static int read_one(void *vctx, struct control_link *cl, unsigned db, const char
         if (newer) {
             st->found = true;
             st->w = w;
-            snprintf(st->replid, sizeof(st->replid), "%s", replid);
-            snprintf(st->phase, sizeof(st->phase), "%s", phase);
+            snprintf(st->replid, sizeof(st->replid), "%.40s", replid); /* checked: 40 or "?" */
+            snprintf(st->phase, sizeof(st->phase), "%.15s", phase);    /* one of the three */
             st->at_ms = at;
         }
         control_reply_free(&rep);
