@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster_topology.h"
 #include "control_link.h"
 
 static double now_s(void)
@@ -29,12 +30,44 @@ static void nap(int ms, const volatile sig_atomic_t *stop)
     }
 }
 
+/* A cluster shard: sr->cur becomes the master serving sr->shard_slot now,
+ * as the first node that answers with a whole topology says. 0, or -1 with
+ * err from the last node asked. */
+static int find_shard_master(struct source_reconnect *sr, struct rs_error *err)
+{
+    struct cluster_topology t;
+    cluster_topology_init(&t);
+    for (size_t i = 0; i <= sr->nseeds; i++) {
+        const struct endpoint *ep = i < sr->nseeds ? &sr->seeds[i] : &sr->cur;
+        struct control_link cl = {0};
+        if (control_link_open(&cl, ep, sr->timeout_ms, err) < 0)
+            continue;
+        int r = cluster_topology_discover(&t, &cl, ep->host, err);
+        control_link_close(&cl);
+        int m = r == 0 ? cluster_topology_owner(&t, (unsigned)sr->shard_slot) : -1;
+        if (m >= 0) {
+            const struct cluster_node *n = &t.masters[m].node;
+            snprintf(sr->cur.host, sizeof(sr->cur.host), "%s", n->host);
+            sr->cur.port = n->port;
+            snprintf(sr->cur.name, sizeof(sr->cur.name), "%s", n->name);
+            cluster_topology_deinit(&t);
+            return 0;
+        }
+        cluster_topology_deinit(&t);
+    }
+    return -1;
+}
+
 /* One attempt: 1 the source answered +FULLRESYNC (final), 0 the new socket
  * is *fd, -1 try again (err says why). */
 static int attempt(struct source_reconnect *sr, uint64_t received, int *fd, struct rs_error *err)
 {
     struct control_link cl = {0};
-    if (control_link_open(&cl, sr->ep, sr->timeout_ms, err) < 0)
+    if (sr->shard_slot >= 0)
+        (void)find_shard_master(sr, err); /* else the last master found: a cluster whose other
+                                             shards fail still serves this one there */
+    const struct endpoint *ep = sr->shard_slot >= 0 ? &sr->cur : sr->ep;
+    if (control_link_open(&cl, ep, sr->timeout_ms, err) < 0)
         return -1;
     struct source_handshake_opts ho = {.listening_port = sr->listening_port,
                                        .replid = sr->replid,
@@ -50,7 +83,7 @@ static int attempt(struct source_reconnect *sr, uint64_t received, int *fd, stru
                      "source %s answered +FULLRESYNC (replid %s, offset %" PRId64
                      ") to PSYNC %s %" PRIu64 ": its backlog no longer holds what was not "
                      "received yet, or its history changed",
-                     sr->ep->name, hr.replid, hr.offset, sr->replid, received + 1);
+                     ep->name, hr.replid, hr.offset, sr->replid, received + 1);
         control_link_close(&cl);
         return 1;
     }

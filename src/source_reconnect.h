@@ -9,6 +9,9 @@
  *   main:   source_reconnect_run (blocking) -> +CONTINUE [new replid]
  *           -> worker_input_swap(new socket, bytes read) -> the worker goes on
  *
+ * A cluster source's shard is looked up again first: a failover moves its
+ * master to another node.
+ *
  * A +FULLRESYNC answer (the source's backlog no longer holds the offset,
  * or its history changed beyond replid2) ends the attempts: the job stops,
  * saying so; a restart resumes from the checkpoints or says what to do.
@@ -30,14 +33,22 @@
 #define SOURCE_RECONNECT_INITIAL (64 * 1024) /* bytes after +CONTINUE kept for the worker */
 
 struct source_reconnect {
-    const struct endpoint *ep;
-    int timeout_ms;                     /* connect and handshake */
-    int listening_port;                 /* as at the start */
-    double give_up_s;                   /* stop trying after this long (0: never) */
+    const struct endpoint *ep; /* the source; for a cluster shard, its master at the start */
+    int timeout_ms;            /* connect and handshake */
+    int listening_port;        /* as at the start */
+    double give_up_s;          /* stop trying after this long (0: never) */
     char replid[SOURCE_REPLID_LEN + 1]; /* the stream's; updated by +CONTINUE <new> */
     uint8_t initial[SOURCE_RECONNECT_INITIAL];
     size_t initial_len;
     unsigned attempts; /* of the last run */
+    /* One master of a cluster source: the shard that serves shard_slot
+     * (-1: a standalone source). Each attempt first asks the nodes known
+     * (seeds, then the last master) which master serves it now: a replica
+     * promoted in a failover knows the stream's replid as its replid2. */
+    int shard_slot;
+    const struct endpoint *seeds;
+    size_t nseeds;
+    struct endpoint cur; /* the shard's master found last (set by the caller to *ep) */
 };
 
 /* Reconnects and asks for the stream from offset received + 1. Returns the

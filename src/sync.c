@@ -290,7 +290,10 @@ struct run_ctx {
     struct checkpoint_state cps;
     bool resumed;                     /* +CONTINUE: the stream only */
     const struct endpoint *source_ep; /* for reconnects (NULL: a file or a replay) */
-    bool dest_lost; /* the job ended on a lost destination link, resumable (sync_recover) */
+    bool dest_lost;      /* the job ended on a lost destination link, resumable (sync_recover) */
+    unsigned shard_slot; /* a cluster source's master: the first slot it served */
+    const struct endpoint *seeds; /* ... and every node of that cluster, to find it again */
+    size_t nseeds;
     char replid[SOURCE_REPLID_LEN + 1]; /* the stream's */
 };
 
@@ -480,6 +483,10 @@ static int run_job(struct run_ctx *rc)
                                         .listening_port = o->listening_port,
                                         .give_up_s = o->source_retry_timeout_s};
         snprintf(sr->replid, sizeof(sr->replid), "%s", rc->replid);
+        sr->shard_slot = rc->source_is_shard ? (int)rc->shard_slot : -1;
+        sr->seeds = rc->seeds;
+        sr->nseeds = rc->nseeds;
+        sr->cur = *rc->source_ep;
         feed.input = &input;
         feed.stall_s = o->source_timeout_s;
         feed.cp_replid = rc->cp_on ? rc->cp.replid : NULL;
@@ -543,7 +550,8 @@ static int run_job(struct run_ctx *rc)
             worker_input_swap(&input, fd, sr->initial, sr->initial_len);
             rs_log("reconnected to source %s after %.2f s (%u attempts): partial resync from "
                    "offset %" PRIu64 " (replid %s)",
-                   rc->source_ep->name, now_s() - t, sr->attempts, received + 1, sr->replid);
+                   sr->shard_slot >= 0 ? sr->cur.name : rc->source_ep->name, now_s() - t,
+                   sr->attempts, received + 1, sr->replid);
             continue;
         }
         if ((sync_signal && drain_at == 0) || sync_signals > 1 || sync_abort ||
@@ -1304,11 +1312,29 @@ static int sync_cluster_source(struct run_ctx *main_r, struct control_link *scl,
     }
     size_t n = t.nmasters;
     struct shard_job *jobs = calloc(n, sizeof(*jobs));
-    if (jobs == NULL) {
+    /* every node, to find a shard's master again after a failover */
+    size_t nseeds = 0;
+    for (size_t i = 0; i < n; i++)
+        nseeds += 1 + t.masters[i].nreplicas;
+    struct endpoint *seeds = calloc(nseeds, sizeof(*seeds));
+    if (jobs == NULL || seeds == NULL) {
+        free(jobs);
+        free(seeds);
         cluster_topology_deinit(&t);
         rs_log("out of memory");
         return 1;
     }
+    nseeds = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k <= t.masters[i].nreplicas; k++) {
+            const struct cluster_node *nd =
+                k == 0 ? &t.masters[i].node : &t.masters[i].replicas[k - 1];
+            struct endpoint *e = &seeds[nseeds++];
+            *e = *seed;
+            snprintf(e->host, sizeof(e->host), "%s", nd->host);
+            e->port = nd->port;
+            snprintf(e->name, sizeof(e->name), "%s", nd->name);
+        }
     if (!o->quiet)
         rs_log("source %s is a cluster of %zu masters: one replication stream from each",
                seed->name, n);
@@ -1332,6 +1358,9 @@ static int sync_cluster_source(struct run_ctx *main_r, struct control_link *scl,
             first++;
         snprintf(sj->r.job_id, sizeof(sj->r.job_id), "%.*s/%u", CHECKPOINT_JOB_MAX - 8,
                  main_r->job_id, first);
+        sj->r.shard_slot = first;
+        sj->r.seeds = seeds;
+        sj->r.nseeds = nseeds;
     }
     size_t started = 0;
     for (; started < n; started++)
@@ -1357,6 +1386,7 @@ static int sync_cluster_source(struct run_ctx *main_r, struct control_link *scl,
         checkpoint_state_free(&jobs[i].r.cps);
     }
     free(jobs);
+    free(seeds);
     cluster_topology_deinit(&t);
     return status;
 }

@@ -13,8 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster_fixture.h"
 #include "dataset_compare.h"
 #include "redis_fixture.h"
+#include "slot.h"
 #include "sync_watch.h"
 
 static const char *const src_args[] = {"--enable-debug-command", "yes", "--repl-backlog-size",
@@ -115,4 +117,103 @@ Test(source_reconnect, a_backlog_that_lost_the_offset_stops_the_job_saying_so, .
     cr_assert(strstr(r.err, "+FULLRESYNC") != NULL && strstr(r.err, "reconnecting") != NULL,
               "the stop does not say the source lost the offset: %s", r.err);
     program_result_deinit(&r);
+}
+
+/* The source's replica is promoted and the old master made its replica
+ * (behind the same address ringsync was given): the old master closes its
+ * replicas and serves them again as a replica, from the same history. */
+Test(source_reconnect, a_failover_behind_the_same_address_is_followed, .timeout = 120)
+{
+    struct redis_fixture_opts so = {.extra_args = src_args};
+    struct redis_fixture *src = redis_fixture_start(&so);
+    struct redis_fixture *other = redis_fixture_start(&so); /* becomes the master */
+    struct redis_fixture *dst = redis_fixture_start(&so);
+    redis_fixture_replicate(other, src, 20000);
+    burst(src->ctx, 0, 500);
+    struct program *p = ringsync_start(src, dst, "1", NULL);
+    wait_snapshot_applied(p);
+    burst(src->ctx, 500, 1000);
+    long long deadline = fixture_now_ms() + 20000;
+    while (info_number(other->ctx, "replication", "master_repl_offset") <
+           info_number(src->ctx, "replication", "master_repl_offset")) {
+        cr_assert(fixture_now_ms() < deadline, "the replica did not catch up before the failover");
+        sleep_ms(10);
+    }
+    redis_fixture_exec(other->ctx, "REPLICAOF NO ONE");
+    char port[16];
+    snprintf(port, sizeof(port), "%d", other->port);
+    redis_fixture_exec(src->ctx, "REPLICAOF 127.0.0.1 %s", port);
+    burst(other->ctx, 1500, 1000); /* the new master's writes, through the old one */
+    deadline = fixture_now_ms() + 30000;
+    for (;;) { /* ringsync's applied offset, as the old master (now a replica) shows it */
+        struct repl_view v;
+        repl_view_take(src->ctx, -1, &v);
+        long long want = info_number(other->ctx, "replication", "master_repl_offset");
+        if (v.has_ringsync && v.ringsync_offset == want &&
+            info_number(src->ctx, "replication", "master_repl_offset") == want)
+            break;
+        if (program_has_exited(p) || fixture_now_ms() > deadline)
+            ringsync_fail(p, "ringsync did not follow the failover:\n%s", v.text);
+        sleep_ms(20);
+    }
+    cr_assert(stderr_has(p, "reconnected to source"), "no reconnect was said");
+    assert_dataset_equals(dst, other, "new master", "after a failover of the source");
+    ringsync_stop(p, "after a failover of the source");
+}
+
+/* A cluster source's master killed: its replica takes over, and the job of
+ * that master finds it and goes on from the same offset. */
+Test(source_reconnect, a_cluster_source_master_killed_is_followed_to_its_promoted_replica,
+     .timeout = 180)
+{
+    struct cluster_fixture_opts co = {.masters = 3, .replicas_per_master = 1};
+    struct cluster_fixture *src = cluster_fixture_start(&co);
+    struct redis_fixture_opts o = {.extra_args = debug_args};
+    struct redis_fixture *dst = redis_fixture_start(&o);
+    struct cluster_fixture_writer w;
+    cluster_fixture_writer_init(&w, src);
+    for (int i = 0; i < 3000; i++) {
+        char key[32];
+        int len = snprintf(key, sizeof(key), "k:%d", i % 600);
+        redis_pipeline_append(cluster_fixture_writer_for(&w, key, (size_t)len), "INCR %s", key);
+    }
+    cluster_fixture_writer_flush(&w);
+    cluster_fixture_writer_deinit(&w);
+    const char *const extra[] = {"--timeout-ms", "1000", NULL};
+    struct program *p = ringsync_start_with(src->nodes[0], dst, "1", extra);
+    wait_snapshots_applied(p, 3);
+    wait_caught_up_all(src, p, "before the kill");
+    /* master 1's replica has everything (WAIT), then master 1 dies */
+    redisReply *r = redis_fixture_command(src->nodes[1]->ctx, "WAIT 1 5000");
+    cr_assert(r->type == REDIS_REPLY_INTEGER && r->integer == 1, "the replica did not catch up");
+    freeReplyObject(r);
+    cr_assert(kill(src->nodes[1]->pid, SIGKILL) == 0);
+    long long deadline = fixture_now_ms() + 30000;
+    for (;;) { /* the replica (node 4) takes over master 1's slots */
+        char role[32] = "";
+        redis_fixture_info(src->nodes[4]->ctx, "replication", "role", role, sizeof(role));
+        if (strcmp(role, "master") == 0)
+            break;
+        cr_assert(fixture_now_ms() < deadline, "no failover within 30 s");
+        sleep_ms(100);
+    }
+    sleep_ms(500); /* the other nodes learn it */
+    /* the masters now: nodes 0 and 2, and node 4 for master 1's slots */
+    struct redis_pipeline pl[5];
+    for (int n = 0; n < 5; n++)
+        if (n != 1 && n != 3)
+            redis_pipeline_init(&pl[n], src->nodes[n]->ctx, 500);
+    for (int i = 3000; i < 6000; i++) {
+        char key[32];
+        int len = snprintf(key, sizeof(key), "k:%d", i % 600);
+        int m = src->slot_master[slot_of_key(key, (size_t)len)];
+        redis_pipeline_append(&pl[m == 1 ? 4 : m], "INCR %s", key);
+    }
+    for (int n = 0; n < 5; n++)
+        if (n != 1 && n != 3)
+            redis_pipeline_flush(&pl[n]);
+    wait_caught_up_all(src, p, "after the failover");
+    cr_assert(stderr_has(p, "reconnected to source"), "no reconnect was said");
+    assert_cluster_equals(src, dst, "destination", "after a source master failed over");
+    ringsync_stop_jobs(p, "after a source failover", 3);
 }
