@@ -217,3 +217,32 @@ Test(source_reconnect, a_cluster_source_master_killed_is_followed_to_its_promote
     assert_cluster_equals(src, dst, "destination", "after a source master failed over");
     ringsync_stop_jobs(p, "after a source failover", 3);
 }
+
+/* The source shut down (saving its RDB, with its replication id) and
+ * started again: a replica continues with a partial resync, and so does
+ * ringsync. */
+Test(source_reconnect, a_source_restarted_with_its_data_is_followed, .timeout = 120)
+{
+    static const char *const saving[] = {
+        "--enable-debug-command", "yes", "--repl-backlog-size", "64mb", "--save", "3600 1", NULL};
+    struct redis_fixture_opts so = {.extra_args = saving}, o = {.extra_args = debug_args};
+    struct redis_fixture *src = redis_fixture_start(&so);
+    struct redis_fixture *rep = redis_fixture_start(&o);
+    struct redis_fixture *dst = redis_fixture_start(&o);
+    redis_fixture_replicate(rep, src, 20000);
+    burst(src->ctx, 0, 500);
+    struct program *p = ringsync_start(src, dst, "1", NULL);
+    wait_snapshot_applied(p);
+    burst(src->ctx, 500, 1000);
+    wait_caught_up(src, rep->port, p, "before the restart");
+    redis_fixture_restart(src, &so, SIGTERM); /* SHUTDOWN: it saves, then loads it again */
+    burst(src->ctx, 1500, 1000);
+    wait_caught_up(src, rep->port, p, "after the source restarted");
+    /* its counters start at 0 again: every resync since was partial */
+    cr_assert(stat(src->ctx, "sync_full") == 0 && stat(src->ctx, "sync_partial_ok") >= 2,
+              "after the restart: %lld full and %lld partial resyncs, expected 0 and 2",
+              stat(src->ctx, "sync_full"), stat(src->ctx, "sync_partial_ok"));
+    cr_assert(stderr_has(p, "reconnected to source"), "no reconnect was said");
+    assert_dataset_equals(dst, rep, "native replica", "after the source restarted");
+    ringsync_stop(p, "after a source restart");
+}
