@@ -314,8 +314,9 @@ static int read_one(void *vctx, struct control_link *cl, unsigned db, const char
     int rc_ = 0;
     if (rep.r->type != REDIS_REPLY_STRING) {
         if (rep.r->type != REDIS_REPLY_NIL) { /* gone meanwhile: nothing to read */
-            rs_error_set(err, RS_E_FORMAT, 0, "%s db %u: checkpoint %s is not a string", cl->name,
-                         db, key);
+            rs_error_set(err, RS_E_FORMAT, 0, "%s db %u: GET of checkpoint %s answered %.100s",
+                         cl->name, db, key,
+                         rep.r->type == REDIS_REPLY_ERROR ? rep.r->str : "no string");
             rc_ = -1;
         }
         control_reply_free(&rep);
@@ -398,6 +399,8 @@ int checkpoint_read(const struct dest_nodes *d, const struct checkpoint *cp, int
     snprintf(pattern, sizeof(pattern), CHECKPOINT_PREFIX "%s:*", cp->job);
     for (unsigned i = 0; i < d->nnodes; i++) {
         struct control_link cl = {0};
+        if (!dest_nodes_serves(d, i))
+            continue;
         int r = control_link_open(&cl, &d->eps[i], timeout_ms, err);
         if (r == 0)
             r = scan_node(&cl, d->is_cluster, pattern, read_one, &rc, err);
@@ -503,6 +506,8 @@ int checkpoint_clear(const struct dest_nodes *d, const char *job, int timeout_ms
     struct clear_ctx cc = {0};
     for (unsigned i = 0; i < d->nnodes; i++) {
         struct control_link cl = {0};
+        if (!dest_nodes_serves(d, i))
+            continue;
         int r = control_link_open(&cl, &d->eps[i], timeout_ms, err);
         if (r == 0)
             r = scan_node(&cl, d->is_cluster, pattern, clear_one, &cc, err);
@@ -521,6 +526,8 @@ int checkpoint_flush(const struct dest_nodes *d, int timeout_ms, struct rs_error
 {
     for (unsigned i = 0; i < d->nnodes; i++) {
         struct control_link cl = {0};
+        if (!dest_nodes_serves(d, i))
+            continue;
         struct control_reply rep = {0};
         int r = control_link_open(&cl, &d->eps[i], timeout_ms, err);
         if (r == 0)

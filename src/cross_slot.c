@@ -92,7 +92,7 @@ static struct control_link *link_to(struct cross_slot *x, int node)
     struct rs_error err = {0};
     cluster_redirect_endpoint(x->h, (unsigned)node, &ep);
     if (control_link_open(cl, &ep, cluster_redirect_timeout_ms(x->h), &err) < 0) {
-        job_fail(x->job, "cannot carry out %s: %s", x->what, err.msg);
+        job_fail_lost(x->job, "cannot carry out %s: %s", x->what, err.msg);
         return NULL;
     }
     return cl;
@@ -115,13 +115,15 @@ static int run(struct cross_slot *x, unsigned slot, int argc, const char **argv,
         if (asking) {
             struct control_reply a = {0};
             if (control_link_commandv(cl, &a, &err, "ASKING", NULL) < 0) {
-                job_fail(x->job, "while carrying out %s: %s", x->what, err.msg);
+                job_fail_lost(x->job, "while carrying out %s: %s", x->what, err.msg);
                 return -1;
             }
             control_reply_free(&a);
         }
         if (control_link_command(cl, rep, &err, argc, argv, lens) < 0) {
-            job_fail(x->job, "while carrying out %s: %s", x->what, err.msg);
+            /* a lost link: with checkpoints the job resumes, and this
+             * command, cut in its middle, runs again (CHECKPOINTS.md) */
+            job_fail_lost(x->job, "while carrying out %s: %s", x->what, err.msg);
             return -1;
         }
         const redisReply *r = rep->r;

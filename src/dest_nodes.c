@@ -90,9 +90,12 @@ int dest_nodes_connect(const struct dest_nodes *d, unsigned nworkers, int timeou
         struct control_link cl = {0};
         struct rs_slice pending;
         const struct endpoint *ep = &d->eps[i / nworkers];
+        if (!dest_nodes_serves(d, i / nworkers))
+            continue; /* fds[i] stays -1: opened when a MOVED names it */
         if (control_link_open(&cl, ep, timeout_ms, err) < 0) {
             for (unsigned j = 0; j < i; j++) {
-                close(fds[j]);
+                if (fds[j] >= 0)
+                    close(fds[j]);
                 fds[j] = -1;
             }
             return -1;

@@ -62,4 +62,12 @@ int dest_nodes_current(const struct dest_nodes *d, const struct endpoint *target
 
 void dest_nodes_deinit(struct dest_nodes *d);
 
+/* False for a cluster master that serves no slot (a failed master whose
+ * replica took over, or an empty one): nobody connects to it until a MOVED
+ * names it (its link is then opened when first needed). */
+static inline bool dest_nodes_serves(const struct dest_nodes *d, unsigned i)
+{
+    return !d->is_cluster || d->topo.masters[i].nslots > 0;
+}
+
 #endif

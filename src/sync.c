@@ -721,6 +721,25 @@ static int check_margin(struct control_link *tcl, const struct sync_opts *o,
     return 1;
 }
 
+/* The db map and lanes over rc->nodes (dest_route.h), and the node of the
+ * RESTORE probe's key. 0, or -1 with err. */
+static int route_init(struct run_ctx *rc, struct rs_error *err)
+{
+    const struct sync_opts *o = rc->o;
+    if (dest_route_init(
+            &rc->route, o->workers, rc->nodes->is_cluster ? &rc->nodes->topo : NULL, o->db_map,
+            o->db_unmapped_skip ? DEST_ROUTE_UNMAPPED_SKIP : DEST_ROUTE_UNMAPPED_STOP, err) < 0 ||
+        (o->db_prefix != NULL && dest_route_set_prefix(&rc->route, o->db_prefix, err) < 0))
+        return -1;
+    char key[64];
+    probe_key(key, sizeof(key));
+    rc->probe_node =
+        rc->nodes->is_cluster
+            ? (unsigned)cluster_topology_owner(&rc->nodes->topo, slot_of_key(key, strlen(key)))
+            : 0;
+    return 0;
+}
+
 /* Finds the destination's nodes (dest_nodes.h) and its db map, checks
  * every node, and leaves tcl open on the node the RESTORE probe's key
  * belongs to (rc->probe_node), for that probe once the RDB version is known
@@ -743,10 +762,7 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
         rs_log("--db-map and --db-prefix exclude each other: --db-prefix maps every database");
         return 2;
     }
-    if (dest_route_init(
-            &rc->route, o->workers, rc->nodes->is_cluster ? &rc->nodes->topo : NULL, o->db_map,
-            o->db_unmapped_skip ? DEST_ROUTE_UNMAPPED_SKIP : DEST_ROUTE_UNMAPPED_STOP, &err) < 0 ||
-        (o->db_prefix != NULL && dest_route_set_prefix(&rc->route, o->db_prefix, &err) < 0)) {
+    if (route_init(rc, &err) < 0) {
         rs_log("%s", err.msg);
         return 2;
     }
@@ -766,6 +782,8 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
         rc->cp_on = true;
         for (unsigned i = 0; i < rc->nodes->nnodes; i++) { /* a loading node cannot be read */
             struct control_link cl = {0};
+            if (!dest_nodes_serves(rc->nodes, i))
+                continue;
             if (control_link_open(&cl, &rc->nodes->eps[i], o->timeout_ms, &err) < 0) {
                 rs_log("%s", err.msg);
                 return 1;
@@ -781,14 +799,10 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
             return 1;
         }
     }
-    char key[64];
-    probe_key(key, sizeof(key));
-    rc->probe_node =
-        rc->nodes->is_cluster
-            ? (unsigned)cluster_topology_owner(&rc->nodes->topo, slot_of_key(key, strlen(key)))
-            : 0;
     for (unsigned i = 0; i < rc->nodes->nnodes; i++) {
         const struct endpoint *ep = &rc->nodes->eps[i];
+        if (!dest_nodes_serves(rc->nodes, i))
+            continue; /* a failed master whose replica took over: nothing to check */
         struct control_link cl = {0};
         if (control_link_open(&cl, ep, o->timeout_ms, &err) < 0) {
             rs_log("%s", err.msg);
@@ -1186,6 +1200,48 @@ fail:
     return status;
 }
 
+/* A cluster destination's nodes found again (dest_nodes_open), through the
+ * target or any node it had (a master may be gone, its replica promoted):
+ * r->nodes and the route are replaced. 0, or -1 with err. */
+static int cluster_again(struct run_ctx *r, struct rs_error *err)
+{
+    const struct sync_opts *o = r->o;
+    const struct cluster_topology *t = &r->nodes->topo;
+    size_t nseeds = 1;
+    for (size_t i = 0; i < t->nmasters; i++)
+        nseeds += 1 + t->masters[i].nreplicas;
+    struct endpoint *seeds = calloc(nseeds, sizeof(*seeds));
+    if (seeds == NULL) {
+        rs_error_set(err, RS_E_LIMIT, 0, "out of memory");
+        return -1;
+    }
+    size_t n = 0;
+    seeds[n++] = r->target;
+    for (size_t i = 0; i < t->nmasters; i++)
+        for (size_t k = 0; k <= t->masters[i].nreplicas; k++) {
+            const struct cluster_node *nd =
+                k == 0 ? &t->masters[i].node : &t->masters[i].replicas[k - 1];
+            seeds[n] = r->target;
+            snprintf(seeds[n].host, sizeof(seeds[n].host), "%s", nd->host);
+            seeds[n].port = nd->port;
+            snprintf(seeds[n].name, sizeof(seeds[n].name), "%s", nd->name);
+            n++;
+        }
+    int rc = -1;
+    for (size_t i = 0; i < n && rc < 0; i++) {
+        struct dest_nodes nd = {0};
+        if (dest_nodes_open(&nd, &seeds[i], DEST_NODES_CLUSTER, o->timeout_ms, err) < 0) {
+            dest_nodes_deinit(&nd);
+            continue;
+        }
+        dest_nodes_deinit(r->nodes);
+        *r->nodes = nd;
+        rc = route_init(r, err);
+    }
+    free(seeds);
+    return rc;
+}
+
 /* The destination's nodes answer and are ready again: 0; 1 after
  * --target-retry-timeout (or a signal), saying so. */
 static int wait_destination(struct run_ctx *r, double t0)
@@ -1195,8 +1251,12 @@ static int wait_destination(struct run_ctx *r, double t0)
     for (;;) {
         struct rs_error err = {0};
         bool ok = true;
+        if (r->nodes->is_cluster) /* a failover or a reshard since: its masters now */
+            ok = cluster_again(r, &err) == 0;
         for (unsigned i = 0; i < r->nodes->nnodes && ok; i++) {
             struct control_link cl = {0};
+            if (!dest_nodes_serves(r->nodes, i))
+                continue;
             ok = control_link_open(&cl, &r->nodes->eps[i], o->timeout_ms, &err) == 0;
             if (ok) {
                 struct control_reply rep = {0};
@@ -1232,10 +1292,13 @@ static int sync_recover(struct run_ctx *r, const struct endpoint *source, uint8_
                         int status)
 {
     const struct sync_opts *o = r->o;
+    double t0 = 0;
     while (status != 0 && r->dest_lost && !sync_signals && !sync_abort) {
-        double t0 = now_s();
-        rs_log("destination lost: waiting for it, then resuming job %s from its checkpoints",
-               r->job_id);
+        if (t0 == 0) {
+            t0 = now_s();
+            rs_log("destination lost: waiting for it, then resuming job %s from its checkpoints",
+                   r->job_id);
+        }
         if (wait_destination(r, t0) != 0)
             return status;
         struct rs_error err = {0};
@@ -1244,8 +1307,14 @@ static int sync_recover(struct run_ctx *r, const struct endpoint *source, uint8_
         r->cp.skip = NULL;
         if (checkpoint_start(r->nodes, &r->cp, o->timeout_ms, o->quiet, &r->start, &r->cps, &err) <
             0) {
-            rs_log("cannot read the checkpoints of job %s: %s", r->job_id, err.msg);
-            return 1;
+            /* a cluster still settling a failover answers CLUSTERDOWN: wait on */
+            if (o->retry_timeout_s > 0 && now_s() - t0 > o->retry_timeout_s) {
+                rs_log("cannot read the checkpoints of job %s: %s", r->job_id, err.msg);
+                return 1;
+            }
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
         }
         struct control_link scl = {0}, tcl = {0};
         if (control_link_open(&tcl, &r->nodes->eps[r->probe_node], o->timeout_ms, &err) < 0 ||
@@ -1257,6 +1326,7 @@ static int sync_recover(struct run_ctx *r, const struct endpoint *source, uint8_
         r->dest_lost = false;
         r->resumed = false;
         rs_log("destination back after %.2f s: resuming job %s", now_s() - t0, r->job_id);
+        t0 = 0;
         status = sync_from(r, &scl, &tcl, source, initial);
     }
     return status;

@@ -599,8 +599,8 @@ struct worker *worker_start(const struct worker_config *cfg)
     if (cfg->redirect != NULL &&
         (w->rw = cluster_redirect_worker_new(cfg->redirect, cfg->id, link_of, w)) == NULL)
         goto fail;
-    for (unsigned i = 0; i < cfg->ndest; i++)
-        if (link_init(w, i, cfg->dest_fds[i], cfg->dest_names[i]) < 0)
+    for (unsigned i = 0; i < cfg->ndest; i++) /* -1: a master with no slot, opened if needed */
+        if (cfg->dest_fds[i] >= 0 && link_init(w, i, cfg->dest_fds[i], cfg->dest_names[i]) < 0)
             goto fail;
     if (cfg->bw != NULL) {
         batch_writer_set_self_sink(cfg->bw, sink_self, w);

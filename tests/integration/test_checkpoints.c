@@ -280,3 +280,39 @@ Test(checkpoints, killed_in_the_stream_into_a_cluster_ends_equal, .timeout = 240
     assert_cluster_equals(c, t.rep, "native replica", "after five kills into a cluster");
     ringsync_stop(p, "after kills into a cluster");
 }
+
+/* A destination master killed: its replica takes over; ringsync loses its
+ * links to it, finds the cluster's masters again, reads its checkpoints
+ * and resumes. The replica may lack the master's last writes (replication
+ * is asynchronous): the records it holds are as old as its data, so what
+ * it lacks is applied again. */
+Test(checkpoints, a_destination_master_killed_is_followed_to_its_replica, .timeout = 240)
+{
+    struct trio t;
+    trio_start(&t, NULL, 0);
+    struct cluster_fixture_opts co = {.masters = 3, .replicas_per_master = 1};
+    struct cluster_fixture *c = cluster_fixture_start(&co);
+    load_burst(t.src->ctx, 0, 1000);
+    const char *const extra[] = {"--checkpoint", "target", "--timeout-ms", "1000", NULL};
+    struct program *p = ringsync_start_with(t.src, c->nodes[0], "2", extra);
+    wait_snapshot_applied(p);
+    load_burst(t.src->ctx, 1000, 3000);
+    sleep_ms(20);
+    cr_assert(kill(c->nodes[1]->pid, SIGKILL) == 0);
+    load_burst(t.src->ctx, 4000, 2000);
+    long long deadline = fixture_now_ms() + 60000;
+    for (;;) { /* master 1's replica (node 4) takes over */
+        char role[32] = "";
+        redis_fixture_info(c->nodes[4]->ctx, "replication", "role", role, sizeof(role));
+        if (strcmp(role, "master") == 0)
+            break;
+        cr_assert(fixture_now_ms() < deadline, "no failover within 60 s");
+        sleep_ms(100);
+    }
+    if (!program_wait_for_stderr(p, "destination back after", 60000))
+        ringsync_fail(p, "ringsync did not resume after the failover");
+    load_burst(t.src->ctx, 6000, 500);
+    wait_caught_up(t.src, t.rep->port, p, "after a destination master was killed");
+    assert_cluster_equals(c, t.rep, "native replica", "after a destination master was killed");
+    ringsync_stop(p, "after a destination failover");
+}
