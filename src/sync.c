@@ -290,8 +290,9 @@ struct run_ctx {
     struct checkpoint_state cps;
     bool resumed;                     /* +CONTINUE: the stream only */
     const struct endpoint *source_ep; /* for reconnects (NULL: a file or a replay) */
-    bool dest_lost;      /* the job ended on a lost destination link, resumable (sync_recover) */
-    unsigned shard_slot; /* a cluster source's master: the first slot it served */
+    bool dest_lost;         /* the job ended on a lost destination link, resumable (sync_recover) */
+    uint64_t backlog_bytes; /* the source's repl-backlog-size (0: not known) */
+    unsigned shard_slot;    /* a cluster source's master: the first slot it served */
     const struct endpoint *seeds; /* ... and every node of that cluster, to find it again */
     size_t nseeds;
     char replid[SOURCE_REPLID_LEN + 1]; /* the stream's */
@@ -350,6 +351,41 @@ static int remove_margin(struct run_ctx *rc, int64_t margin_ms)
     }
     free(eps);
     return status;
+}
+
+/* The source's write rate over the first BACKLOG_WATCH_S seconds of the
+ * stream, against its repl-backlog-size: a resume (a restart, a lost link)
+ * needs the backlog to hold what is written while ringsync is away. */
+#define BACKLOG_WATCH_S 10.0
+struct backlog_watch {
+    double t0;
+    uint64_t r0;
+    bool done;
+};
+
+/* Warns once when the backlog holds less than a minute of the writes seen. */
+static void backlog_check(const struct run_ctx *rc, struct backlog_watch *bw, uint64_t received)
+{
+    if (bw->done || rc->backlog_bytes == 0)
+        return;
+    double t = now_s();
+    if (bw->t0 == 0) {
+        bw->t0 = t;
+        bw->r0 = received;
+        return;
+    }
+    if (t - bw->t0 < BACKLOG_WATCH_S)
+        return;
+    bw->done = true;
+    double rate = (double)(received - bw->r0) / (t - bw->t0);
+    if (rate <= 0 || (double)rc->backlog_bytes / rate >= 60)
+        return;
+    rs_log("warning: source %s writes %.2f MB/s and its repl-backlog-size (%.1f MB) holds %.0f s "
+           "of that: a stop or a lost link longer than that cannot resume without a full sync; "
+           "raise it (CONFIG SET repl-backlog-size) to at least %.0f MB for a minute, more for "
+           "longer stops",
+           rc->source_name, rate / 1e6, (double)rc->backlog_bytes / 1e6,
+           (double)rc->backlog_bytes / rate, rate * 60 / 1e6 + 1);
 }
 
 static int run_job(struct run_ctx *rc)
@@ -522,9 +558,12 @@ static int run_job(struct run_ctx *rc)
         rc->on_start(&job, rc->hook_ctx);
     bool tty = isatty(STDERR_FILENO) && !o->quiet;
     double last = now_s(), drain_at = 0;
+    struct backlog_watch bwatch = {0};
     while (!job_should_stop(&job)) {
         struct timespec ts = {0, 5 * 1000 * 1000}; /* how soon the end is noticed */
         nanosleep(&ts, NULL);
+        if (rc->cp_on && atomic_load(&job.snapshot_applied))
+            backlog_check(rc, &bwatch, atomic_load(&job.stream_received));
         if (sync_signals == 1 && !sync_abort && drain_at == 0 && feed.cp != NULL &&
             atomic_load(&job.snapshot_applied)) {
             /* a clean stop: what was received is applied, then the last checkpoint */
@@ -1114,6 +1153,11 @@ static int sync_from(struct run_ctx *r, struct control_link *scl, struct control
         ho.replid = r->cps.replid;
         ho.offset = (int64_t)r->cps.w + 1;
     }
+    char backlog[32] = ""; /* for the warning of backlog_check */
+    if (control_link_info_field(scl, "replication", "repl_backlog_size", backlog, sizeof(backlog),
+                                &err) == 0)
+        r->backlog_bytes = strtoull(backlog, NULL, 10);
+    err = (struct rs_error){0};
     if (source_link_handshake(scl, &ho, &hr, &err) < 0) {
         rs_log("%s", err.msg);
         goto fail;
