@@ -69,6 +69,9 @@ struct batch_writer {
 
 static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot, const char *head,
                   size_t hn, const void *p, size_t n0);
+static int mset_flush(struct batch_writer *bw, unsigned to);
+static int stage_emit(struct batch *b, struct mset_stage *s);
+static size_t stage_bytes(const struct mset_stage *s, unsigned more, size_t n);
 
 /* ------------------------------------------------------------------- RESP */
 
@@ -324,6 +327,8 @@ static int tx_close(struct batch_writer *bw, unsigned to)
     struct lane *l = &bw->lanes[to];
     if (!l->tx_open)
         return 0;
+    if (mset_flush(bw, to) != 0) /* SETs gathered meanwhile go in, before the record */
+        return -ENOMEM;
     struct batch *b = l->open;
     RS_ASSERT(b != NULL && b->cap - b->len >= bw->cp_end);
     char *e = checkpoint_put_end(bw->cp, b->buf + b->len, to % bw->nworkers, l->tx_slot, l->tx_to);
@@ -361,21 +366,43 @@ static int select_db(struct batch_writer *bw, unsigned to, int64_t db)
     return rc;
 }
 
+/* The bytes the gathered MSET takes with `more` keys' n more bytes. */
+static size_t stage_bytes(const struct mset_stage *s, unsigned more, size_t n)
+{
+    if (s->nkeys + more == 0)
+        return 0;
+    uint64_t argc = 1 + 2 * (uint64_t)(s->nkeys + more);
+    return 1 + digits(argc) + 2 + resp_arg_size(4) + s->len + n;
+}
+
 static int mset_flush(struct batch_writer *bw, unsigned to)
 {
-    struct mset_stage *s = &bw->lanes[to].stage;
+    struct lane *l = &bw->lanes[to];
+    struct mset_stage *s = &l->stage;
     if (s->nkeys == 0)
         return 0;
-    int rc = tx_close(bw, to);
-    if (rc == 0)
-        rc = select_db(bw, to, s->db);
+    if (l->tx_open) {
+        /* gathered while a checkpoint transaction was open: inside it
+         * (batch_writer_mset_raw kept the room for that) */
+        RS_ASSERT(s->db == l->tx_db &&
+                  l->open->cap - l->open->len >= stage_bytes(s, 0, 0) + bw->cp_end);
+        if (s->off_last > l->tx_to)
+            l->tx_to = s->off_last;
+        return stage_emit(l->open, s);
+    }
+    int rc = select_db(bw, to, s->db);
     if (rc != 0)
         return rc;
-    uint64_t argc = 1 + 2 * (uint64_t)s->nkeys;
-    size_t head = 1 + digits(argc) + 2 + resp_arg_size(4);
-    struct batch *b = room_at(bw, to, head + s->len, s->off_before);
+    struct batch *b = room_at(bw, to, stage_bytes(s, 0, 0), s->off_before);
     if (b == NULL)
         return -ENOMEM;
+    return stage_emit(b, s);
+}
+
+/* Writes the gathered MSET into b (room checked) and empties the stage. */
+static int stage_emit(struct batch *b, struct mset_stage *s)
+{
+    uint64_t argc = 1 + 2 * (uint64_t)s->nkeys;
     if (s->off_before < b->off_before)
         b->off_before = s->off_before; /* its keys came before the batch's first command */
     char *p = put_head(b->buf + b->len, '*', argc);
@@ -508,12 +535,12 @@ int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, cons
                           size_t n, unsigned slot)
 {
     struct mset_stage *s = &bw->lanes[to].stage;
-    if (bw->lanes[to].tx_open) {
+    struct lane *l = &bw->lanes[to];
+    if (l->tx_open && (!batch_writer_in_tx(bw, to, db, slot) ||
+                       l->open->cap - l->open->len < stage_bytes(s, 1, n) + bw->cp_end)) {
         /* a checkpoint transaction's record covers every command of the
-         * lane up to its last: a SET meanwhile goes into it, not into an
-         * MSET sent after it */
-        if (batch_writer_in_tx(bw, to, db, slot))
-            return tx_put(bw, to, db, slot, "*3\r\n$3\r\nSET\r\n", 13, args, n);
+         * lane up to its last: SETs gathered meanwhile go out inside it
+         * (mset_flush), in the room kept here; else it ends first */
         if (tx_close(bw, to) != 0)
             return -ENOMEM;
     }
@@ -728,7 +755,8 @@ static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slo
     struct lane *l = &bw->lanes[to];
     RS_ASSERT(bw->cp != NULL && bw->stream_mode);
     if (l->tx_open &&
-        (!batch_writer_in_tx(bw, to, db, slot) || l->open->cap - l->open->len < n + bw->cp_end) &&
+        (!batch_writer_in_tx(bw, to, db, slot) ||
+         l->open->cap - l->open->len < n + bw->cp_end + stage_bytes(&l->stage, 0, 0)) &&
         tx_close(bw, to) != 0)
         return -ENOMEM;
     if (!l->tx_open) {
