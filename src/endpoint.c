@@ -12,6 +12,7 @@
  */
 #include "endpoint.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,13 @@ static const char *endpoint_scheme_end(const char *uri)
     const char *at = strchr(uri, '@');
     if (sep == NULL || (at != NULL && at < sep))
         return NULL;
+    /* a scheme is a letter, then letters, digits, '+', '-', '.' (RFC 3986):
+     * else the "://" is inside a password of a URI without one */
+    if (!isalpha((unsigned char)uri[0]))
+        return NULL;
+    for (const char *p = uri; p < sep; p++)
+        if (!isalnum((unsigned char)*p) && *p != '+' && *p != '-' && *p != '.')
+            return NULL;
     return sep + 3;
 }
 

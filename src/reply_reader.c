@@ -40,8 +40,8 @@ static int parse_int(const char *s, size_t n, int64_t *v)
     if (i == n || n > 20)
         return -1;
     for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
+        if (s[i] < '0' || s[i] > '9' || x > (INT64_MAX - 9) / 10)
+            return -1; /* not a number, or past what a length can be */
         x = x * 10 + (s[i] - '0');
     }
     *v = neg ? -x : x;

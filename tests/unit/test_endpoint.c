@@ -249,3 +249,19 @@ Test(endpoint, err_may_be_null)
     cr_assert_eq(endpoint_parse("h:0", NULL, &ep, NULL), -EINVAL);
     cr_assert_eq(endpoint_parse(NULL, NULL, &ep, NULL), -EINVAL);
 }
+
+/* fuzz_endpoint found it: a password holding "://" in a URI without a
+ * scheme was taken for a scheme, and quoted in the message */
+Test(endpoint, a_password_with_a_scheme_separator_is_never_shown)
+{
+    struct endpoint ep;
+    struct rs_error err = {0};
+    int rc = endpoint_parse("syncer:s3cret://x@db1:6380", NULL, &ep, &err);
+    if (rc == 0) {
+        cr_assert_str_eq(ep.host, "db1");
+        cr_assert_str_eq(ep.password, "s3cret://x");
+    } else {
+        cr_assert(strstr(err.msg, "s3cret") == NULL, "the message shows the password: %s", err.msg);
+    }
+    cr_assert(strstr(ep.name, "s3cret") == NULL);
+}

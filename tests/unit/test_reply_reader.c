@@ -92,3 +92,18 @@ Test(reply_reader, what_is_not_resp_is_refused)
     cr_assert_eq(reply_reader_feed(&rr, "+OK\r\n?what\r\n", 12, on_reply, &s), -1);
     cr_assert_eq(s.replies, 1);
 }
+
+/* fuzz_reply_reader found it: a 20-digit length overflowed int64_t */
+Test(reply_reader, a_length_past_int64_is_refused)
+{
+    struct reply_reader rr;
+    reply_reader_init(&rr);
+    struct seen s;
+    memset(&s, 0, sizeof(s));
+    const char *bulk = "$99999999999999999999\r\n";
+    cr_assert_eq(reply_reader_feed(&rr, bulk, strlen(bulk), on_reply, &s), -1);
+    reply_reader_init(&rr);
+    const char *arr = "*9223372036854775808\r\n";
+    cr_assert_eq(reply_reader_feed(&rr, arr, strlen(arr), on_reply, &s), -1);
+    cr_assert_eq(s.replies, 0);
+}
