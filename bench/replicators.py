@@ -539,6 +539,7 @@ def ringsync_follow(rep, source, dest, timeout_s, listening_port, phase):
                                 start_new_session=True)
         sampler.start()
         proc.stopped = False  # SIGSTOPped by the phase (a catch-up)
+        proc.err_path = err.name  # for _exit_reason
         result = {"argv": argv, "exit_code": None, "stopped_when_synced": False,
                   "listening_port": listening_port}
         try:
@@ -609,6 +610,24 @@ def ringsync_follow(rep, source, dest, timeout_s, listening_port, phase):
     return result
 
 
+def _exit_reason(proc):
+    """Why a followed ringsync ended early, from its stderr: its last line, and
+    a word when it says it was stopped by a signal the harness did not send
+    (the harness sends SIGINT only after the phase; another program on the
+    machine that signals processes by name, e.g. kill -INT $(pgrep ringsync),
+    ends it cleanly in the middle)."""
+    try:
+        with open(proc.err_path, "rb") as f:
+            lines = f.read().decode(errors="replace").strip().splitlines()
+    except (AttributeError, OSError):
+        return ""
+    stop = [l for l in lines if "stopped by SIG" in l]
+    out = ": " + (stop[-1] if stop else lines[-1] if lines else "no stderr").strip()
+    if stop:
+        out += " (not sent by bench/run: another process signalled it)"
+    return out
+
+
 def ringsync_catch_up(rep, source, dest, source_state, send_backlog, timeout_s, listening_port):
     def phase(proc, result, deadline):
         # Pause, the backlog, resume, until its acknowledged offset reaches the source's.
@@ -632,8 +651,8 @@ def ringsync_catch_up(rep, source, dest, source_state, send_backlog, timeout_s, 
                     t3 = time.monotonic()
                     break
                 if proc.poll() is not None:
-                    raise SyncFailed("%s exited with %d during the catch-up" % (
-                        rep.name, proc.returncode), result)
+                    raise SyncFailed("%s exited with %d during the catch-up%s" % (
+                        rep.name, proc.returncode, _exit_reason(proc)), result)
                 if time.monotonic() > deadline:
                     raise SyncFailed("%s: offset %s < %d after %.0f s of catch-up" % (
                         rep.name, off, m_off, timeout_s), result)
@@ -972,8 +991,8 @@ def ringsync_lag(rep, source, dest, source_state, steady, timeout_s, listening_p
 
             def alive():
                 if proc.poll() is not None:
-                    raise SyncFailed("%s exited with %d under the steady load" % (
-                        rep.name, proc.returncode), result)
+                    raise SyncFailed("%s exited with %d under the steady load%s" % (
+                        rep.name, proc.returncode, _exit_reason(proc)), result)
 
             return lag_phase(sample, steady, cpu, alive, result)
 
