@@ -183,3 +183,46 @@ void dest_nodes_deinit(struct dest_nodes *d)
     free(d->eps);
     memset(d, 0, sizeof(*d));
 }
+
+void dest_nodes_client_ids(const int *fds, unsigned n, long long *ids)
+{
+    static const char cmd[] = "*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n";
+    for (unsigned i = 0; i < n; i++) {
+        ids[i] = 0;
+        if (fds[i] < 0 || write(fds[i], cmd, sizeof(cmd) - 1) != (ssize_t)(sizeof(cmd) - 1))
+            continue;
+        char buf[64];
+        size_t len = 0;
+        while (len < sizeof(buf) - 1) { /* ":<id>\r\n", on a fresh connection: nothing else */
+            ssize_t k = read(fds[i], buf + len, sizeof(buf) - 1 - len);
+            if (k <= 0)
+                break;
+            len += (size_t)k;
+            if (memchr(buf, '\n', len) != NULL)
+                break;
+        }
+        buf[len] = '\0';
+        if (len > 1 && buf[0] == ':')
+            ids[i] = strtoll(buf + 1, NULL, 10);
+    }
+}
+
+void dest_nodes_kill_clients(const struct endpoint *ep, const long long *ids, unsigned n,
+                             int timeout_ms)
+{
+    struct control_link cl = {0};
+    struct rs_error err = {0};
+    if (control_link_open(&cl, ep, timeout_ms, &err) < 0)
+        return;
+    for (unsigned i = 0; i < n; i++) {
+        if (ids[i] <= 0)
+            continue;
+        char id[24];
+        snprintf(id, sizeof(id), "%lld", ids[i]);
+        struct control_reply rep = {0};
+        if (control_link_commandv(&cl, &rep, &err, "CLIENT", "KILL", "ID", id, NULL) < 0)
+            break;
+        control_reply_free(&rep);
+    }
+    control_link_close(&cl);
+}

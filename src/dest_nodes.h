@@ -53,6 +53,16 @@ int dest_nodes_open(struct dest_nodes *d, const struct endpoint *target, enum de
 int dest_nodes_connect(const struct dest_nodes *d, unsigned nworkers, int timeout_ms, int *fds,
                        struct rs_error *err);
 
+/* The server's CLIENT ID of each connection dest_nodes_connect made (the
+ * same indices; 0 when unknown), so that a resume can CLIENT KILL what is
+ * left of them before it reads the checkpoints. ids may be NULL. */
+void dest_nodes_client_ids(const int *fds, unsigned n, long long *ids);
+
+/* CLIENT KILL ID of each id on the node at ep (best effort: a node gone,
+ * or a client already closed, is fine). */
+void dest_nodes_kill_clients(const struct endpoint *ep, const long long *ids, unsigned n,
+                             int timeout_ms);
+
 /* The masters serving slots now (a cluster may have resharded or failed
  * over since dest_nodes_open): asks the target, then each node d knows,
  * until one answers with a whole topology. *eps (malloc'd, *n of them) for

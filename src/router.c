@@ -79,6 +79,7 @@ struct router {
     size_t scratch_len, scratch_cap;
     uint64_t cur_end;        /* the end offset of the command being routed */
     uint64_t resume_skipped; /* commands a resume found applied already */
+    uint64_t w_written;      /* the highest w record it wrote (fences, carried-out commands) */
     unsigned tx_first_slot;  /* the slot of a transaction's first key */
     bool tx_has_key;
 };
@@ -355,6 +356,7 @@ static int put_w(struct router *r)
     if (at == NULL)
         return oom(r);
     char *end = checkpoint_put_w(cp, at, r->cur_end, CHECKPOINT_STREAM);
+    r->w_written = r->cur_end;
     if (batch_writer_aux(r->bw, lane_of(r, cp->w_slot), at, (size_t)(end - at)) != 0)
         return oom(r);
     return RS_OK;
@@ -379,6 +381,7 @@ static int fence(struct router *r, const void *raw, size_t len, uint32_t ncmds, 
         at += sizeof(multi) - 1;
         memcpy(at, raw, len);
         at = checkpoint_put_w(cp, at + len, r->cur_end, CHECKPOINT_STREAM);
+        r->w_written = r->cur_end;
         memcpy(at, execb, sizeof(execb) - 1);
         r->scratch_len = (size_t)(at + sizeof(execb) - 1 - r->scratch);
         raw = r->scratch;
@@ -957,7 +960,8 @@ static int route(struct router *r, const struct resp_cmd *c)
                     return RS_ERR;
                 char *at = r->tx + r->tx_len;
                 char *end =
-                    alone ? checkpoint_put_w(r->cfg.cp, at, c->end_offset, CHECKPOINT_STREAM)
+                    alone ? (r->w_written = c->end_offset,
+                             checkpoint_put_w(r->cfg.cp, at, c->end_offset, CHECKPOINT_STREAM))
                           : checkpoint_put_end(r->cfg.cp, at, to, r->tx_first_slot, c->end_offset);
                 r->tx_len = (size_t)(end - r->tx);
                 r->tx_cmds += alone ? 1 : 2;
@@ -1182,4 +1186,9 @@ uint64_t router_rewrites(const struct router *r)
 uint64_t router_resume_skipped(const struct router *r)
 {
     return r->resume_skipped;
+}
+
+uint64_t router_w_written(const struct router *r)
+{
+    return r->w_written;
 }

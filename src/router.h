@@ -84,6 +84,10 @@ bool router_take_getack(struct router *r);
 uint64_t router_commands(const struct router *r);
 uint64_t router_fences(const struct router *r);
 
+/* The highest offset of a w record the router wrote itself (after a fence
+ * or a carried-out command): the periodic w record must not go below it. */
+uint64_t router_w_written(const struct router *r);
+
 /* Commands dropped on a resume: their checkpoint says they are applied. */
 uint64_t router_resume_skipped(const struct router *r);
 

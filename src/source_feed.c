@@ -308,6 +308,11 @@ static void checkpoint_tick(struct source_feed *f, uint64_t w)
     }
     if (!atomic_load_explicit(&job->snapshot_applied, memory_order_relaxed))
         return;
+    /* never below a record the router wrote in a fence's transaction: a
+     * w that goes back would make a resume run that fence again */
+    uint64_t floor = router_w_written(f->router);
+    if (floor > f->cp_written)
+        f->cp_written = floor;
     if (!f->cp_stream || (w > f->cp_written && now_s() - f->cp_at >= SOURCE_FEED_CP_S))
-        write_w(f, w);
+        write_w(f, w > f->cp_written ? w : f->cp_written);
 }

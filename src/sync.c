@@ -292,7 +292,10 @@ struct run_ctx {
     const struct endpoint *source_ep; /* for reconnects (NULL: a file or a replay) */
     bool dest_lost;         /* the job ended on a lost destination link, resumable (sync_recover) */
     uint64_t backlog_bytes; /* the source's repl-backlog-size (0: not known) */
-    unsigned shard_slot;    /* a cluster source's master: the first slot it served */
+    long long *link_ids;    /* the destination links' CLIENT IDs, per node and worker */
+    struct endpoint *link_eps; /* their nodes */
+    unsigned link_nodes;
+    unsigned shard_slot;          /* a cluster source's master: the first slot it served */
     const struct endpoint *seeds; /* ... and every node of that cluster, to find it again */
     size_t nseeds;
     char replid[SOURCE_REPLID_LEN + 1]; /* the stream's */
@@ -426,6 +429,18 @@ static int run_job(struct run_ctx *rc)
     nfds = nnodes * o->workers;
     for (unsigned n = 0; n < nnodes; n++)
         names[n] = rc->nodes->eps[n].name;
+    if (rc->cp_on && rc->input_is_socket &&
+        !o->snapshot_only) { /* who to CLIENT KILL before a resume (sync_recover) */
+        free(rc->link_ids);
+        free(rc->link_eps);
+        rc->link_ids = calloc(nfds, sizeof(*rc->link_ids));
+        rc->link_eps = calloc(nnodes, sizeof(*rc->link_eps));
+        if (rc->link_ids != NULL && rc->link_eps != NULL) {
+            dest_nodes_client_ids(fds, nfds, rc->link_ids);
+            memcpy(rc->link_eps, rc->nodes->eps, nnodes * sizeof(*rc->link_eps));
+            rc->link_nodes = nnodes;
+        }
+    }
     rc->route.nworkers = o->workers;
     if (rc->nodes->is_cluster &&
         (job.redirect = cluster_redirect_new(&job, &rc->nodes->topo, &rc->target, o->workers,
@@ -611,6 +626,9 @@ static int run_job(struct run_ctx *rc)
     for (unsigned i = 0; i < o->workers; i++)
         if (workers[i])
             worker_join(workers[i]);
+    for (unsigned i = 0; i < o->workers; i++) /* all joined first: none touches a freed one */
+        if (workers[i])
+            worker_free(workers[i]);
     rc->input_fd = input.fd; /* a reconnect swapped it: the caller closes this one */
     if (atomic_load(&job.finished) && feed.in_stream)
         source_feed_applied(&feed); /* the workers are gone: the last word on it */
@@ -1090,6 +1108,8 @@ int sync_main(int argc, char **argv)
     int status = sync_run(argc, argv, &nodes, &r);
     checkpoint_deinit(&r.cp);
     checkpoint_state_free(&r.cps);
+    free(r.link_ids);
+    free(r.link_eps);
     dest_nodes_deinit(&nodes);
     return status;
 }
@@ -1328,6 +1348,16 @@ static int wait_destination(struct run_ctx *r, double t0)
     }
 }
 
+/* CLIENT KILL what the destination still has of the links of the run that
+ * ended: commands they sent and the server has not read yet then never run
+ * (their links were closed with RST too, worker_free). Best effort. */
+static void kill_old_links(struct run_ctx *r)
+{
+    for (unsigned n = 0; r->link_ids != NULL && n < r->link_nodes; n++)
+        dest_nodes_kill_clients(&r->link_eps[n], r->link_ids + (size_t)n * r->o->workers,
+                                r->o->workers, r->o->timeout_ms);
+}
+
 /* After a job that ended on a lost destination link (r->dest_lost): waits
  * for the destination, reads its checkpoints again and resumes the job
  * (PSYNC from them: nothing lost, nothing applied twice), as often as it
@@ -1343,8 +1373,10 @@ static int sync_recover(struct run_ctx *r, const struct endpoint *source, uint8_
             rs_log("destination lost: waiting for it, then resuming job %s from its checkpoints",
                    r->job_id);
         }
+        kill_old_links(r); /* nothing sent before the loss may run after the records are read */
         if (wait_destination(r, t0) != 0)
             return status;
+        kill_old_links(r);
         struct rs_error err = {0};
         checkpoint_state_free(&r->cps);
         free(r->cp.skip);
@@ -1498,6 +1530,8 @@ static int sync_cluster_source(struct run_ctx *main_r, struct control_link *scl,
         dest_nodes_deinit(&jobs[i].nodes);
         checkpoint_deinit(&jobs[i].r.cp);
         checkpoint_state_free(&jobs[i].r.cps);
+        free(jobs[i].r.link_ids);
+        free(jobs[i].r.link_eps);
     }
     free(jobs);
     free(seeds);

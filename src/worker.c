@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -631,6 +632,10 @@ fail:
 void worker_join(struct worker *w)
 {
     pthread_join(w->thread, NULL);
+}
+
+void worker_free(struct worker *w)
+{
     if (atomic_load(&w->ready) == 1)
         io_uring_queue_exit(&w->ring);
     for (unsigned i = 0; i < w->nlinks; i++) {
@@ -638,7 +643,15 @@ void worker_join(struct worker *w)
         while (dl->head != NULL) { /* a stopped job left these unanswered */
             struct batch *b = dl->head;
             dl->head = b->next;
-            batch_free(b);
+            if (b != &dl->ping) /* the link's own keepalive: not malloc'd */
+                batch_free(b);
+        }
+        if (dl->rbuf != NULL && dl->fd >= 0) {
+            /* RST, not FIN: what the server has not read yet is dropped
+             * with the connection, so nothing of it runs after a resume
+             * has read the checkpoints (CHECKPOINTS.md) */
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(dl->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         }
         if (dl->rbuf != NULL)
             dest_link_deinit(dl);

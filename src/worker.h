@@ -90,8 +90,12 @@ struct worker;
 /* Starts the worker's thread. Returns NULL (and closes nothing) on failure. */
 struct worker *worker_start(const struct worker_config *cfg);
 
-/* Waits for the thread to end and frees the worker (closing its sockets). */
+/* Waits for the thread to end (worker_free frees it). */
 void worker_join(struct worker *w);
+
+/* Frees a joined worker (closing its sockets). Only once every worker of
+ * the job is joined: a running one may still wake or hand batches to it. */
+void worker_free(struct worker *w);
 
 /* Commands the worker's destination link has had replies to. */
 uint64_t worker_replies(const struct worker *w);
