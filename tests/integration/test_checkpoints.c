@@ -184,7 +184,19 @@ Test(checkpoints, a_source_that_lost_the_offset_is_said_plainly, .timeout = 120)
     struct program *p = start(&t, "1");
     wait_snapshot_applied(p);
     ringsync_stop(p, "before the backlog is lost");
+    long long stopped_at = info_number(t.src->ctx, "replication", "master_repl_offset");
     load_burst(t.src->ctx, 500, 3000); /* far more than 16 KB of stream */
+    /* Redis trims its backlog a little at a time: wait until the offset
+     * after the stop is really gone from it */
+    long long deadline = fixture_now_ms() + 30000;
+    for (int i = 0;
+         info_number(t.src->ctx, "replication", "repl_backlog_first_byte_offset") <= stopped_at + 1;
+         i++) {
+        cr_assert(fixture_now_ms() < deadline, "the source's backlog kept offset %lld",
+                  stopped_at + 1);
+        redis_fixture_exec(t.src->ctx, "SET trim:%d x", i % 10);
+        sleep_ms(10);
+    }
     const char *argv[] = {fixture_env("RS_RINGSYNC"),
                           "sync",
                           "--source",
