@@ -155,11 +155,12 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static size_t w_value(const struct checkpoint *cp, char *out, size_t cap, uint64_t w,
+static size_t w_value(const struct checkpoint *cp, char *out, size_t cap, uint64_t w, int64_t db,
                       const char *phase)
 {
-    int n = snprintf(out, cap, "%s %" PRIu64 " %s %" PRId64, cp->replid[0] ? cp->replid : "?", w,
-                     phase, now_ms());
+    int n =
+        snprintf(out, cap, "%s %" PRIu64 " %s %" PRId64 " %" PRId64 " %d",
+                 cp->replid[0] ? cp->replid : "?", w, phase, now_ms(), db, cp->margin_on ? 1 : 0);
     return (size_t)n;
 }
 
@@ -168,10 +169,11 @@ size_t checkpoint_w_size(const struct checkpoint *cp)
     return 13 + (1 + 3 + 2 + cp->w_key_len + 2) + (1 + 3 + 2 + 128 + 2);
 }
 
-char *checkpoint_put_w(const struct checkpoint *cp, char *p, uint64_t w, const char *phase)
+char *checkpoint_put_w(const struct checkpoint *cp, char *p, uint64_t w, int64_t db,
+                       const char *phase)
 {
     char val[128];
-    size_t vlen = w_value(cp, val, sizeof(val), w, phase);
+    size_t vlen = w_value(cp, val, sizeof(val), w, db, phase);
     memcpy(p, "*3\r\n$3\r\nSET\r\n", 13);
     return put_bulk(put_bulk(p + 13, cp->w_key, cp->w_key_len), val, vlen);
 }
@@ -328,16 +330,19 @@ static int read_one(void *vctx, struct control_link *cl, unsigned db, const char
     if (is_w) {
         char replid[64] = "", phase[32] = "";
         uint64_t w = 0;
-        long long at = 0;
+        long long at = 0, sdb = 0;
+        int margin = -1;
         char tmp[256];
         snprintf(tmp, sizeof(tmp), "%.*s", (int)(vlen < 255 ? vlen : 255), v);
-        if (sscanf(tmp, "%63s %" SCNu64 " %31s %lld", replid, &w, phase, &at) != 4 ||
+        int nf = sscanf(tmp, "%63s %" SCNu64 " %31s %lld %lld %d", replid, &w, phase, &at, &sdb,
+                        &margin);
+        if ((nf != 4 && nf != 6) || sdb < 0 || (nf == 6 && margin != 0 && margin != 1) ||
             (strcmp(phase, CHECKPOINT_FULL) != 0 && strcmp(phase, CHECKPOINT_FULL_KEEP) != 0 &&
              strcmp(phase, CHECKPOINT_STREAM) != 0) ||
             (strlen(replid) != SOURCE_REPLID_LEN && strcmp(replid, "?") != 0)) {
             rs_error_set(err, RS_E_FORMAT, 0,
                          "%s db %u: checkpoint %s holds \"%s\", not \"<replid> <offset> <phase> "
-                         "<ms>\"",
+                         "<ms> <db> <margin>\"",
                          cl->name, db, key, tmp);
             control_reply_free(&rep);
             return -1;
@@ -353,6 +358,8 @@ static int read_one(void *vctx, struct control_link *cl, unsigned db, const char
             snprintf(st->replid, sizeof(st->replid), "%.40s", replid); /* checked: 40 or "?" */
             snprintf(st->phase, sizeof(st->phase), "%.15s", phase);    /* one of the three */
             st->at_ms = at;
+            st->db = sdb;
+            st->margin_on = nf == 6 ? margin : -1;
         }
         control_reply_free(&rep);
         return 0;
@@ -441,14 +448,14 @@ static const struct endpoint *node_of(const struct dest_nodes *d, unsigned slot)
 }
 
 int checkpoint_write_w(const struct dest_nodes *d, const struct checkpoint *cp, int timeout_ms,
-                       uint64_t w, const char *phase, struct rs_error *err)
+                       uint64_t w, int64_t db, const char *phase, struct rs_error *err)
 {
     struct control_link cl = {0};
     const struct endpoint *ep = node_of(d, cp->w_slot);
     if (control_link_open(&cl, ep, timeout_ms, err) < 0)
         return -1;
     char val[128];
-    size_t vlen = w_value(cp, val, sizeof(val), w, phase);
+    size_t vlen = w_value(cp, val, sizeof(val), w, db, phase);
     const char *argv[3] = {"SET", cp->w_key, val};
     size_t argvlen[3] = {3, cp->w_key_len, vlen};
     struct control_reply rep = {0};
@@ -595,8 +602,8 @@ int checkpoint_begin_full(const struct dest_nodes *d, const struct checkpoint *c
     uint64_t n = 0;
     if (checkpoint_clear(d, cp->job, timeout_ms, &n, err) < 0)
         return -1;
-    return checkpoint_write_w(d, cp, timeout_ms, 0, keep ? CHECKPOINT_FULL_KEEP : CHECKPOINT_FULL,
-                              err);
+    return checkpoint_write_w(d, cp, timeout_ms, 0, 0,
+                              keep ? CHECKPOINT_FULL_KEEP : CHECKPOINT_FULL, err);
 }
 
 /* ---------------------------------------------------- ringsync checkpoint */

@@ -2,7 +2,9 @@
  * keys and values, the transaction ends that write them, and reading,
  * writing and clearing them over control links.
  *
- *   ringsync:cp:<job>:w          "<replid> <W> <phase> <unix ms>"  every command <= W applied
+ *   ringsync:cp:<job>:w          "<replid> <W> <phase> <unix ms> <db> <margin 0|1>"
+ *                                every command <= W applied; the source's db at W; whether
+ *                                the expiries carry the expiry margin now
  *   ringsync:cp:<job>:L<w>/<N>   "<offset>"  standalone: lane w of N workers, applied to here
  *   ringsync:cp:<job>:{<tag>}    "<offset>"  cluster: the slot <tag> hashes to, applied to here
  *
@@ -46,6 +48,9 @@ struct checkpoint {
      * (NULL: nothing to skip); skip_max is the largest */
     uint64_t *skip;
     uint64_t skip_max;
+    /* the w record says whether the destination's expiries carry the
+     * expiry margin (while following: yes; after a clean stop took it off: no) */
+    bool margin_on;
 };
 
 /* Checks a job id: 1..CHECKPOINT_JOB_MAX-1 characters of [A-Za-z0-9._:/-].
@@ -67,7 +72,8 @@ char *checkpoint_put_end(const struct checkpoint *cp, char *p, unsigned worker, 
 /* `SET <w key> "<replid> <w> <phase> <now ms>"` at p (at most
  * checkpoint_w_size bytes); returns the end. One command. */
 size_t checkpoint_w_size(const struct checkpoint *cp);
-char *checkpoint_put_w(const struct checkpoint *cp, char *p, uint64_t w, const char *phase);
+char *checkpoint_put_w(const struct checkpoint *cp, char *p, uint64_t w, int64_t db,
+                       const char *phase);
 
 /* What a destination holds of a job. */
 struct checkpoint_state {
@@ -76,6 +82,8 @@ struct checkpoint_state {
     uint64_t w;
     char phase[16];
     int64_t at_ms;  /* when the w record was written (unix ms) */
+    int64_t db;     /* the source's db at W (its last SELECT at or before W) */
+    int margin_on;  /* 1: expiries carry the expiry margin, 0: exact, -1: not said */
     unsigned lanes; /* lane or slot records read */
     uint64_t *skip; /* per slot (SLOT_COUNT), max(W, its record); NULL when !found */
     uint64_t skip_max;
@@ -93,7 +101,7 @@ void checkpoint_state_free(struct checkpoint_state *st);
 
 /* Writes the w record now (on the node that owns its slot). 0, or -1 with err. */
 int checkpoint_write_w(const struct dest_nodes *d, const struct checkpoint *cp, int timeout_ms,
-                       uint64_t w, const char *phase, struct rs_error *err);
+                       uint64_t w, int64_t db, const char *phase, struct rs_error *err);
 
 /* Deletes the records of job (NULL: of every job) from every node of d;
  * *deleted counts them. 0, or -1 with err. */

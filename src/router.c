@@ -20,6 +20,8 @@
 #include "slot.h"
 #include "stream_rewrite.h"
 
+#define ROUTER_DB_HISTORY 4096 /* db changes kept: the applied offset lags routing by less */
+
 enum fence_state {
     FENCE_NONE,
     FENCE_DRAIN, /* waiting for every worker before the fence command */
@@ -80,7 +82,14 @@ struct router {
     uint64_t cur_end;        /* the end offset of the command being routed */
     uint64_t resume_skipped; /* commands a resume found applied already */
     uint64_t w_written;      /* the highest w record it wrote (fences, carried-out commands) */
-    unsigned tx_first_slot;  /* the slot of a transaction's first key */
+    /* the db changes of the stream, newest last: the db at an offset (router_db_at) */
+    struct db_change {
+        uint64_t end; /* the SELECT's end offset */
+        int64_t db;
+    } dbh[ROUTER_DB_HISTORY];
+    unsigned ndbh;
+    int64_t db_base;        /* the db before dbh[0] */
+    unsigned tx_first_slot; /* the slot of a transaction's first key */
     bool tx_has_key;
 };
 
@@ -97,6 +106,8 @@ struct router *router_new(const struct router_config *cfg, struct batch_writer *
     r->bw = bw;
     r->job = job;
     r->routed = start_offset;
+    r->db = cfg->start_db; /* a resume: the db the stream was in at start_offset */
+    r->db_base = cfg->start_db;
     stream_rewrite_init(&r->rw, cfg->expiry_margin_ms);
     r->sc = resp_scanner_new(start_offset);
     if (r->cluster && (r->txsc = resp_scanner_new(0)) == NULL) {
@@ -129,6 +140,27 @@ void router_free(struct router *r)
     free(r->txc);
     free(r->scratch);
     free(r);
+}
+
+/* The stream selected db at offset end. */
+static void note_db(struct router *r, int64_t db, uint64_t end)
+{
+    if (db == r->db)
+        return;
+    if (r->ndbh == ROUTER_DB_HISTORY) {
+        r->db_base = r->dbh[0].db;
+        memmove(r->dbh, r->dbh + 1, (ROUTER_DB_HISTORY - 1) * sizeof(r->dbh[0]));
+        r->ndbh--;
+    }
+    r->dbh[r->ndbh++] = (struct db_change){end, db};
+}
+
+int64_t router_db_at(const struct router *r, uint64_t off)
+{
+    for (unsigned i = r->ndbh; i > 0; i--)
+        if (r->dbh[i - 1].end <= off)
+            return r->dbh[i - 1].db;
+    return r->db_base;
 }
 
 static int oom(struct router *r)
@@ -355,7 +387,7 @@ static int put_w(struct router *r)
     char *at = scratch_room(r, checkpoint_w_size(cp));
     if (at == NULL)
         return oom(r);
-    char *end = checkpoint_put_w(cp, at, r->cur_end, CHECKPOINT_STREAM);
+    char *end = checkpoint_put_w(cp, at, r->cur_end, r->db, CHECKPOINT_STREAM);
     r->w_written = r->cur_end;
     if (batch_writer_aux(r->bw, lane_of(r, cp->w_slot), at, (size_t)(end - at)) != 0)
         return oom(r);
@@ -380,7 +412,7 @@ static int fence(struct router *r, const void *raw, size_t len, uint32_t ncmds, 
         memcpy(at, multi, sizeof(multi) - 1);
         at += sizeof(multi) - 1;
         memcpy(at, raw, len);
-        at = checkpoint_put_w(cp, at + len, r->cur_end, CHECKPOINT_STREAM);
+        at = checkpoint_put_w(cp, at + len, r->cur_end, r->db, CHECKPOINT_STREAM);
         r->w_written = r->cur_end;
         memcpy(at, execb, sizeof(execb) - 1);
         r->scratch_len = (size_t)(at + sizeof(execb) - 1 - r->scratch);
@@ -480,6 +512,7 @@ static int tx_command(struct router *r, const struct command_spec *spec, const s
                      c->end_offset);
             return RS_ERR;
         }
+        note_db(r, db, c->end_offset);
         r->db = db;
         return RS_OK;
     }
@@ -960,9 +993,10 @@ static int route(struct router *r, const struct resp_cmd *c)
                     return RS_ERR;
                 char *at = r->tx + r->tx_len;
                 char *end =
-                    alone ? (r->w_written = c->end_offset,
-                             checkpoint_put_w(r->cfg.cp, at, c->end_offset, CHECKPOINT_STREAM))
-                          : checkpoint_put_end(r->cfg.cp, at, to, r->tx_first_slot, c->end_offset);
+                    alone
+                        ? (r->w_written = c->end_offset,
+                           checkpoint_put_w(r->cfg.cp, at, c->end_offset, r->db, CHECKPOINT_STREAM))
+                        : checkpoint_put_end(r->cfg.cp, at, to, r->tx_first_slot, c->end_offset);
                 r->tx_len = (size_t)(end - r->tx);
                 r->tx_cmds += alone ? 1 : 2;
                 r->in_tx = false;
@@ -1001,6 +1035,7 @@ static int route(struct router *r, const struct resp_cmd *c)
                      c->end_offset);
             return RS_ERR;
         }
+        note_db(r, db, c->end_offset);
         r->db = db;
         return 0;
     }

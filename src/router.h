@@ -54,6 +54,7 @@ struct router_config {
      * transactions carry their record, and on a resume (cp->skip) a
      * command already applied is dropped */
     const struct checkpoint *cp;
+    int64_t start_db; /* the source's db at the start offset (a resume: from the w record) */
 };
 
 struct router;
@@ -83,6 +84,10 @@ bool router_take_getack(struct router *r);
 /* Commands routed so far, and fences run. */
 uint64_t router_commands(const struct router *r);
 uint64_t router_fences(const struct router *r);
+
+/* The source's db at offset off (routed already, and at most a few thousand
+ * SELECTs back): what a resume from off must start in. */
+int64_t router_db_at(const struct router *r, uint64_t off);
 
 /* The highest offset of a w record the router wrote itself (after a fence
  * or a carried-out command): the periodic w record must not go below it. */

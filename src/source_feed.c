@@ -275,7 +275,7 @@ static void write_w(struct source_feed *f, uint64_t w)
 {
     char buf[CHECKPOINT_KEY_MAX + 256];
     RS_ASSERT(checkpoint_w_size(f->cp) <= sizeof(buf));
-    char *end = checkpoint_put_w(f->cp, buf, w, CHECKPOINT_STREAM);
+    char *end = checkpoint_put_w(f->cp, buf, w, router_db_at(f->router, w), CHECKPOINT_STREAM);
     if (batch_writer_aux(f->bw, dest_route_lane(f->route, f->cp->w_slot), buf,
                          (size_t)(end - buf)) != 0) {
         job_fail(f->job, "out of memory while writing a checkpoint");

@@ -475,7 +475,8 @@ static int run_job(struct run_ctx *rc)
                                      .forward_publish = o->forward_publish,
                                      .cross_slot_skip = o->cross_slot_skip,
                                      .expiry_margin_ms = margin_ms,
-                                     .cp = rc->cp_on ? &rc->cp : NULL};
+                                     .cp = rc->cp_on ? &rc->cp : NULL,
+                                     .start_db = rc->resumed ? rc->cps.db : 0};
         router = router_new(&rcfg, bw, &job, rc->stream_start);
         if (router == NULL) {
             rs_log("out of memory");
@@ -506,6 +507,8 @@ static int run_job(struct run_ctx *rc)
     }
     if (rc->resumed)
         source_feed_resume(&feed);
+    if (rc->cp_on)
+        rc->cp.margin_on = margin_ms > 0; /* what the w records say while following */
     if (rc->input_is_socket && (spill = spill_new(o->spill_dir, o->max_memory)) == NULL) {
         rs_log("out of memory");
         goto out;
@@ -728,9 +731,23 @@ static int run_job(struct run_ctx *rc)
                atomic_load(&job.tx_split));
     bool wrote = atomic_load(&job.keys_read) > 0 || atomic_load(&job.snapshot_applied);
     rc->wrote = wrote;
-    if (margin_ms > 0 && wrote && !rc->margin_by_caller && !rc->dest_lost &&
-        remove_margin(rc, margin_ms) != 0 && status == 0)
-        status = 1;
+    if (margin_ms > 0 && wrote && !rc->margin_by_caller && !rc->dest_lost) {
+        if (remove_margin(rc, margin_ms) != 0) {
+            if (status == 0)
+                status = 1;
+        } else if (rc->cp_on && feed.drain_written) {
+            /* the records say the expiries are exact now: a resume puts the
+             * margin back on them before it follows again */
+            struct rs_error werr = {0};
+            rc->cp.margin_on = false;
+            if (checkpoint_write_w(rc->nodes, &rc->cp, o->timeout_ms, feed.cp_written,
+                                   router_db_at(router, feed.cp_written), CHECKPOINT_STREAM,
+                                   &werr) < 0)
+                rs_log("could not record that the expiries are exact again: %s; a resume "
+                       "would take the margin off them once more",
+                       werr.msg);
+        }
+    }
 out:
     for (unsigned i = 0; i < nfds; i++)
         if (fds[i] >= 0)
@@ -1157,6 +1174,35 @@ static int sync_lost_backlog(struct run_ctx *r, const struct endpoint *source,
     return 0;
 }
 
+/* A resume after a clean stop took the expiry margin off (the w record
+ * says so): it goes back on every expiry before the stream is followed, as
+ * every expiry written while following carries it. 0, or 1 after saying why. */
+static int margin_again(struct run_ctx *r)
+{
+    const struct sync_opts *o = r->o;
+    for (unsigned i = 0; i < r->nodes->nnodes; i++) {
+        if (!dest_nodes_serves(r->nodes, i))
+            continue;
+        struct control_link cl = {0};
+        struct rs_error err = {0};
+        uint64_t n = 0;
+        int rc = control_link_open(&cl, &r->nodes->eps[i], o->timeout_ms, &err);
+        if (rc == 0)
+            rc = expiry_margin_remove(&cl, -o->expiry_margin_ms, &n, &err);
+        control_link_close(&cl);
+        if (rc < 0) {
+            rs_log("cannot put the expiry margin back on the expiries of destination %s: %s",
+                   r->nodes->eps[i].name, err.msg);
+            return 1;
+        }
+        if (n > 0 && !o->quiet)
+            rs_log("expiries of %" PRIu64 " keys of destination %s written %" PRId64
+                   " s later again (--expiry-margin) while the job follows",
+                   n, r->nodes->eps[i].name, o->expiry_margin_ms / 1000);
+    }
+    return 0;
+}
+
 /* From the source link scl (open, to one source node) onwards: the
  * handshake, the RDB header, the RESTORE probe on tcl, then the job. Closes
  * scl and tcl. initial: SYNC_INITIAL_MAX bytes of the caller's. */
@@ -1201,6 +1247,11 @@ static int sync_from(struct run_ctx *r, struct control_link *scl, struct control
     control_link_close(scl);
     if (!hr.full) { /* a resume: the stream from the checkpoint on */
         control_link_close(tcl);
+        if (r->cps.margin_on == 0 && o->expiry_margin_ms > 0 && !r->source_is_shard &&
+            margin_again(r) != 0) {
+            close(r->input_fd);
+            return 1;
+        }
         r->initial = initial;
         r->resumed = true;
         r->stream_start = (uint64_t)hr.offset;

@@ -328,3 +328,64 @@ Test(checkpoints, a_destination_master_killed_is_followed_to_its_replica, .timeo
     assert_cluster_equals(c, t.rep, "native replica", "after a destination master was killed");
     ringsync_stop(p, "after a destination failover");
 }
+
+/* The soak found it: a resume started in db 0, and the stream after a
+ * partial resync has no SELECT until the source changes db. */
+Test(checkpoints, a_resume_starts_in_the_db_the_stream_was_in, .timeout = 120)
+{
+    struct trio t;
+    trio_start(&t, NULL, 0);
+    redis_fixture_exec(t.src->ctx, "SELECT 1");
+    redis_fixture_exec(t.src->ctx, "SET a 1");
+    struct program *p = start(&t, "1");
+    wait_snapshot_applied(p);
+    for (int i = 0; i < 200; i++)
+        redis_fixture_exec(t.src->ctx, "INCR b");
+    wait_caught_up(t.src, t.rep->port, p, "in db 1");
+    sleep_ms(1500); /* the w record (once a second) moves past the SELECT */
+    redis_fixture_exec(t.src->ctx, "INCR b");
+    sleep_ms(1500);
+    crash(p);
+    for (int i = 0; i < 100; i++)
+        redis_fixture_exec(t.src->ctx, "INCR b"); /* still db 1: no SELECT in the stream */
+    redis_fixture_exec(t.src->ctx, "SET after x");
+    p = start(&t, "1");
+    wait_caught_up(t.src, t.rep->port, p, "after the resume in db 1");
+    redis_fixture_exec(t.src->ctx, "SELECT 0");
+    assert_dataset_equals(t.dst, t.rep, "native replica", "after a resume in db 1");
+    ringsync_stop(p, "after a resume in db 1");
+}
+
+/* The soak found it too: every clean stop took the expiry margin off every
+ * expiry, also the ones an earlier stop had made exact. */
+Test(checkpoints, clean_stops_and_resumes_keep_expiries_exact, .timeout = 120)
+{
+    struct trio t;
+    trio_start(&t, NULL, 0);
+    redis_fixture_exec(t.src->ctx, "SET long v EX 100000");
+    struct program *p = start(&t, "1");
+    wait_snapshot_applied(p);
+    for (int k = 0; k < 3; k++) {
+        redis_fixture_exec(t.src->ctx, "SET during:%d v EX 50000", k);
+        redis_fixture_exec(t.src->ctx, "INCR n");
+        wait_caught_up(t.src, t.rep->port, p, "before a clean stop");
+        ringsync_stop(p, "a clean stop");
+        p = start(&t, "1");
+        if (!program_wait_for_stderr(p, "partial resync", 20000))
+            ringsync_fail(p, "no resume after clean stop %d", k + 1);
+    }
+    wait_caught_up(t.src, t.rep->port, p, "after three clean stops");
+    ringsync_stop(p, "the last stop");
+    /* stopped: the destination's expiries are the source's, to the ms */
+    const char *keys[] = {"long", "during:0", "during:1", "during:2"};
+    for (size_t i = 0; i < 4; i++) {
+        redisReply *x = redis_fixture_command(t.src->ctx, "PEXPIRETIME %s", keys[i]);
+        redisReply *y = redis_fixture_command(t.dst->ctx, "PEXPIRETIME %s", keys[i]);
+        cr_assert(x->type == REDIS_REPLY_INTEGER && y->type == REDIS_REPLY_INTEGER);
+        cr_assert_eq(y->integer, x->integer,
+                     "%s expires at %lld on the destination, %lld on the source (%lld s off)",
+                     keys[i], y->integer, x->integer, (y->integer - x->integer) / 1000);
+        freeReplyObject(x);
+        freeReplyObject(y);
+    }
+}
