@@ -88,6 +88,8 @@ static void crash(struct program *p)
     program_result_deinit(&r);
 }
 
+TestSuite(checkpoints, .fini = redis_fixture_stop_all);
+
 Test(checkpoints, killed_in_the_stream_ten_times_ends_equal_to_a_native_replica, .timeout = 240)
 {
     struct trio t;
@@ -291,6 +293,7 @@ Test(checkpoints, killed_in_the_stream_into_a_cluster_ends_equal, .timeout = 240
     wait_caught_up(t.src, t.rep->port, p, "after five kills into a cluster");
     assert_cluster_equals(c, t.rep, "native replica", "after five kills into a cluster");
     ringsync_stop(p, "after kills into a cluster");
+    cluster_fixture_stop(c);
 }
 
 /* A destination master killed: its replica takes over; ringsync loses its
@@ -327,6 +330,7 @@ Test(checkpoints, a_destination_master_killed_is_followed_to_its_replica, .timeo
     wait_caught_up(t.src, t.rep->port, p, "after a destination master was killed");
     assert_cluster_equals(c, t.rep, "native replica", "after a destination master was killed");
     ringsync_stop(p, "after a destination failover");
+    cluster_fixture_stop(c);
 }
 
 /* The soak found it: a resume started in db 0, and the stream after a

@@ -56,6 +56,8 @@ static void trio_start(struct trio *t, const char *const *dst_args)
     redis_fixture_replicate(t->rep, t->src, 20000);
 }
 
+TestSuite(dest_faults, .fini = redis_fixture_stop_all);
+
 Test(dest_faults, connections_cut_three_times_are_taken_up_again, .timeout = 120)
 {
     struct trio t;

@@ -41,6 +41,8 @@ static long long stat(redisContext *c, const char *field)
     return info_number(c, "stats", field);
 }
 
+TestSuite(source_reconnect, .fini = redis_fixture_stop_all);
+
 Test(source_reconnect, a_source_that_drops_its_replicas_is_followed_with_partial_resyncs,
      .timeout = 120)
 {
@@ -229,6 +231,7 @@ Test(source_reconnect, a_cluster_source_master_killed_is_followed_to_its_promote
     cr_assert(stderr_has(p, "reconnected to source"), "no reconnect was said");
     assert_cluster_equals(src, dst, "destination", "after a source master failed over");
     ringsync_stop_jobs(p, "after a source failover", 3);
+    cluster_fixture_stop(src);
 }
 
 /* The source shut down (saving its RDB, with its replication id) and
