@@ -424,6 +424,8 @@ static int run_job(struct run_ctx *rc)
     struct rs_error cerr = {0};
     if (dest_nodes_connect(rc->nodes, o->workers, o->timeout_ms, fds, &cerr) < 0) {
         rs_log("%s", cerr.msg);
+        /* with checkpoints, as a link lost while running: sync_recover waits */
+        rc->dest_lost = rc->cp_on && rc->input_is_socket && !o->snapshot_only;
         goto out;
     }
     nfds = nnodes * o->workers;
