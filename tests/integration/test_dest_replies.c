@@ -185,6 +185,19 @@ Test(dest_replies, a_target_busy_past_the_retry_timeout_stops_naming_it)
     const char *const extra[] = {"--target-retry-timeout", "0.5", NULL};
     struct program *p = ringsync_start_with(src, dst, "1", extra);
     wait_snapshot_applied(p);
+    /* the job's checkpoint record is written first (src/CHECKPOINTS.md):
+     * the busy script must meet the stream's INCR, not that record */
+    long long deadline = fixture_now_ms() + 10000;
+    for (;;) {
+        redisReply *w =
+            redis_fixture_command(dst->ctx, "GET ringsync:cp:127.0.0.1:%d:w", src->port);
+        bool written = w->type == REDIS_REPLY_STRING && strstr(w->str, " stream ") != NULL;
+        freeReplyObject(w);
+        if (written)
+            break;
+        cr_assert(fixture_now_ms() < deadline, "no checkpoint record within 10 s");
+        sleep_ms(10);
+    }
     redisContext *script = redis_fixture_connect(dst);
     send_only(script, "EVAL %s 0", BUSY_SCRIPT);
     sleep_ms(200);
