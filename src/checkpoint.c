@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "control_link.h"
+#include "decimal.h"
 #include "dest_nodes.h"
 #include "endpoint.h"
 #include "log.h"
@@ -94,23 +95,10 @@ void checkpoint_deinit(struct checkpoint *cp)
 
 /* ------------------------------------------------------------ RESP output */
 
-static char *put_u64(char *p, uint64_t v)
-{
-    char tmp[U64_DIGITS];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
 static char *put_bulk(char *p, const char *s, size_t n)
 {
     *p++ = '$';
-    p = put_u64(p, n);
+    p += decimal_u64(p, n);
     *p++ = '\r';
     *p++ = '\n';
     memcpy(p, s, n);
@@ -141,7 +129,7 @@ char *checkpoint_put_end(const struct checkpoint *cp, char *p, unsigned worker, 
 {
     char key[CHECKPOINT_KEY_MAX], val[U64_DIGITS];
     size_t klen = record_key(cp, key, worker, slot);
-    size_t vlen = (size_t)(put_u64(val, offset) - val);
+    size_t vlen = decimal_u64(val, offset);
     memcpy(p, "*3\r\n$3\r\nSET\r\n", 13);
     p = put_bulk(put_bulk(p + 13, key, klen), val, vlen);
     memcpy(p, "*1\r\n$4\r\nEXEC\r\n", 14);

@@ -45,29 +45,31 @@ void job_deinit(struct job *job)
     pthread_mutex_destroy(&job->fail_mu);
 }
 
-void job_fail_lost(struct job *job, const char *fmt, ...)
+/* The first failure wins; lost marks it as a lost destination link. */
+static void vfail(struct job *job, bool lost, const char *fmt, va_list ap)
 {
     pthread_mutex_lock(&job->fail_mu);
     if (!atomic_load(&job->failed)) {
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(job->fail_msg, sizeof(job->fail_msg), fmt, ap);
-        va_end(ap);
-        atomic_store(&job->dest_lost, 1);
+        if (lost)
+            atomic_store(&job->dest_lost, 1);
         atomic_store(&job->failed, 1);
     }
     pthread_mutex_unlock(&job->fail_mu);
 }
 
+void job_fail_lost(struct job *job, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(job, true, fmt, ap);
+    va_end(ap);
+}
+
 void job_fail(struct job *job, const char *fmt, ...)
 {
-    pthread_mutex_lock(&job->fail_mu);
-    if (!atomic_load(&job->failed)) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(job->fail_msg, sizeof(job->fail_msg), fmt, ap);
-        va_end(ap);
-        atomic_store(&job->failed, 1);
-    }
-    pthread_mutex_unlock(&job->fail_mu);
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(job, false, fmt, ap);
+    va_end(ap);
 }
