@@ -1,5 +1,5 @@
 /* replay.h - the pace and the measurements of `ringsync replay` (the command
- * itself is in sync.c, which runs the write path).
+ * itself is in restore_cmd.c, which runs the write path of sync_run.h).
  *
  * A replay feeder is a thread that hands a capture (capture_file.h) to the
  * write path through a pipe: the snapshot as fast as it is taken, then, once

@@ -1,4 +1,6 @@
-/* sync.c - `ringsync sync` and `ringsync restore` (see sync.h).
+/* sync.c - `ringsync sync` (see sync.h), and the write path's stages that
+ * restore and replay (restore_cmd.c) and the recovery code (recovery.c) run
+ * too (sync_run.h).
  *
  *   parse options -> check the destination (empty? eviction?) -> open the input
  *   (PSYNC handshake, or the file) -> read the RDB header -> probe RESTORE ->
@@ -6,9 +8,9 @@
  */
 #include "sync.h"
 #include "sync_opts.h"
+#include "sync_run.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,7 +21,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +28,6 @@
 
 #include "batch.h"
 #include "checkpoint.h"
-#include "capture_file.h"
 #include "cluster_redirect.h"
 #include "cross_slot.h"
 #include "control_link.h"
@@ -42,7 +42,7 @@
 #include "log.h"
 #include "rs_error.h"
 #include "rdb_decoder.h"
-#include "replay.h"
+#include "recovery.h"
 #include "router.h"
 #include "slot.h"
 #include "snapshot_writer.h"
@@ -52,8 +52,6 @@
 #include "spill.h"
 #include "worker.h"
 
-#define SYNC_HEADER_BYTES       9
-#define SYNC_INITIAL_MAX        (64 * 1024)
 #define SYNC_BATCHES_PER_WORKER 64
 #define SYNC_DRAIN_S            30 /* a clean stop waits this long for the destination */
 
@@ -66,6 +64,16 @@ static void on_signal(int sig)
 {
     sync_signal = sig;
     sync_signals++;
+}
+
+bool sync_is_stopping(void)
+{
+    return sync_signals || sync_abort;
+}
+
+int sync_signal_caught(void)
+{
+    return sync_signal;
 }
 
 /* ---------------------------------------------------------------- logging */
@@ -173,15 +181,13 @@ static int check_target(struct control_link *cl, const struct sync_opts *o,
     return 0;
 }
 
-/* Whether the destination takes a RESTORE payload of this RDB version: tries
- * one on a probe key, then deletes it. 1 yes, 0 no, -1 the destination cannot
- * be written at all (said on stderr). */
+/* The RESTORE probe's key: this process's own. */
 static void probe_key(char *key, size_t cap)
 {
     snprintf(key, cap, "ringsync:restore-probe:%ld", (long)getpid());
 }
 
-static int probe_restore(struct control_link *cl, int rdb_version, const struct endpoint *ep)
+int sync_probe_restore(struct control_link *cl, int rdb_version, const struct endpoint *ep)
 {
     char key[64];
     probe_key(key, sizeof(key));
@@ -255,52 +261,6 @@ static void progress(const struct job *job, double t0, uint64_t total, bool tty)
             tty ? "\r" : "", mb, atomic_load(&job->keys_read), rate, eta, tty ? "   " : "\n");
 }
 
-struct run_ctx {
-    const struct sync_opts *o;
-    struct endpoint target;
-    struct dest_nodes *nodes; /* the target's nodes: itself, or a cluster's masters */
-    struct dest_route route;  /* each key's lane and destination db */
-    unsigned probe_node;      /* the node the RESTORE probe (tcl) talks to */
-    bool checks_done;         /* the destination was checked already (a cluster source) */
-    bool margin_by_caller;    /* the caller takes the expiry margin off, once, at the end */
-    bool source_is_shard;     /* one master of a cluster source */
-    bool wrote;               /* the job wrote to the destination */
-    const char *source_name;
-    int input_fd;
-    bool input_is_socket;
-    uint8_t *initial;
-    size_t initial_len;
-    int rdb_version;
-    uint64_t rdb_len; /* UINT64_MAX when unknown */
-    const char *eof_mark;
-    size_t eof_mark_len;
-    bool use_restore;
-    uint64_t stream_start; /* the FULLRESYNC offset */
-    bool is_replay;        /* the input is a replay's pipe: the snapshot, then the stream */
-    /* replay: called once the workers run, and after they ended */
-    void (*on_start)(struct job *job, void *ctx);
-    void (*on_end)(void *ctx);
-    void *hook_ctx;
-    uint64_t applied_at_end; /* the applied offset when the workers ended */
-    /* checkpoints (CHECKPOINTS.md): the job's records, how it starts */
-    char job_id[CHECKPOINT_JOB_MAX];
-    bool cp_on;
-    struct checkpoint cp;
-    enum checkpoint_start start;
-    struct checkpoint_state cps;
-    bool resumed;                     /* +CONTINUE: the stream only */
-    const struct endpoint *source_ep; /* for reconnects (NULL: a file or a replay) */
-    bool dest_lost;         /* the job ended on a lost destination link, resumable (sync_recover) */
-    uint64_t backlog_bytes; /* the source's repl-backlog-size (0: not known) */
-    long long *link_ids;    /* the destination links' CLIENT IDs, per node and worker */
-    struct endpoint *link_eps; /* their nodes */
-    unsigned link_nodes;
-    unsigned shard_slot;          /* a cluster source's master: the first slot it served */
-    const struct endpoint *seeds; /* ... and every node of that cluster, to find it again */
-    size_t nseeds;
-    char replid[SOURCE_REPLID_LEN + 1]; /* the stream's */
-};
-
 /* Counts keys as the decoder delivers them, then passes events on. */
 struct counting_sink {
     struct job *job;
@@ -356,42 +316,7 @@ static int remove_margin(struct run_ctx *rc, int64_t margin_ms)
     return status;
 }
 
-/* The source's write rate over the first BACKLOG_WATCH_S seconds of the
- * stream, against its repl-backlog-size: a resume (a restart, a lost link)
- * needs the backlog to hold what is written while ringsync is away. */
-#define BACKLOG_WATCH_S 10.0
-struct backlog_watch {
-    double t0;
-    uint64_t r0;
-    bool done;
-};
-
-/* Warns once when the backlog holds less than a minute of the writes seen. */
-static void backlog_check(const struct run_ctx *rc, struct backlog_watch *bw, uint64_t received)
-{
-    if (bw->done || rc->backlog_bytes == 0)
-        return;
-    double t = now_s();
-    if (bw->t0 == 0) {
-        bw->t0 = t;
-        bw->r0 = received;
-        return;
-    }
-    if (t - bw->t0 < BACKLOG_WATCH_S)
-        return;
-    bw->done = true;
-    double rate = (double)(received - bw->r0) / (t - bw->t0);
-    if (rate <= 0 || (double)rc->backlog_bytes / rate >= 60)
-        return;
-    rs_log("warning: source %s writes %.2f MB/s and its repl-backlog-size (%.1f MB) holds %.0f s "
-           "of that: a stop or a lost link longer than that cannot resume without a full sync; "
-           "raise it (CONFIG SET repl-backlog-size) to at least %.0f MB for a minute, more for "
-           "longer stops",
-           rc->source_name, rate / 1e6, (double)rc->backlog_bytes / 1e6,
-           (double)rc->backlog_bytes / rate, rate * 60 / 1e6 + 1);
-}
-
-static int run_job(struct run_ctx *rc)
+int sync_run_job(struct run_ctx *rc)
 {
     const struct sync_opts *o = rc->o;
     struct job job;
@@ -583,7 +508,7 @@ static int run_job(struct run_ctx *rc)
         struct timespec ts = {0, 5 * 1000 * 1000}; /* how soon the end is noticed */
         nanosleep(&ts, NULL);
         if (rc->cp_on && atomic_load(&job.snapshot_applied))
-            backlog_check(rc, &bwatch, atomic_load(&job.stream_received));
+            sync_backlog_check(rc, &bwatch, atomic_load(&job.stream_received));
         if (sync_signals == 1 && !sync_abort && drain_at == 0 && feed.cp != NULL &&
             atomic_load(&job.snapshot_applied)) {
             /* a clean stop: what was received is applied, then the last checkpoint */
@@ -797,9 +722,7 @@ static int check_margin(struct control_link *tcl, const struct sync_opts *o,
     return 1;
 }
 
-/* The db map and lanes over rc->nodes (dest_route.h), and the node of the
- * RESTORE probe's key. 0, or -1 with err. */
-static int route_init(struct run_ctx *rc, struct rs_error *err)
+int sync_route_init(struct run_ctx *rc, struct rs_error *err)
 {
     const struct sync_opts *o = rc->o;
     if (dest_route_init(
@@ -816,11 +739,7 @@ static int route_init(struct run_ctx *rc, struct rs_error *err)
     return 0;
 }
 
-/* Finds the destination's nodes (dest_nodes.h) and its db map, checks
- * every node, and leaves tcl open on the node the RESTORE probe's key
- * belongs to (rc->probe_node), for that probe once the RDB version is known
- * (rc->rdb_version). Free rc->nodes with dest_nodes_deinit either way. */
-static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
+int sync_prepare_target(struct run_ctx *rc, struct control_link *tcl)
 {
     const struct sync_opts *o = rc->o;
     struct rs_error err = {0};
@@ -838,7 +757,7 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
         rs_log("--db-map and --db-prefix exclude each other: --db-prefix maps every database");
         return 2;
     }
-    if (route_init(rc, &err) < 0) {
+    if (sync_route_init(rc, &err) < 0) {
         rs_log("%s", err.msg);
         return 2;
     }
@@ -902,7 +821,7 @@ static int prepare_target(struct run_ctx *rc, struct control_link *tcl)
     return 0;
 }
 
-static int parse_header_version(const uint8_t *p, size_t n, int *version)
+int sync_parse_header_version(const uint8_t *p, size_t n, int *version)
 {
     if (n < SYNC_HEADER_BYTES)
         return -1;
@@ -919,7 +838,7 @@ static int parse_header_version(const uint8_t *p, size_t n, int *version)
     return 0;
 }
 
-static void install_signals(void)
+void sync_install_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -927,195 +846,6 @@ static void install_signals(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-}
-
-static int restore_run(int argc, char **argv, struct dest_nodes *nodes);
-
-int restore_main(int argc, char **argv)
-{
-    struct dest_nodes nodes = {0};
-    int status = restore_run(argc, argv, &nodes);
-    dest_nodes_deinit(&nodes);
-    return status;
-}
-
-static int restore_run(int argc, char **argv, struct dest_nodes *nodes)
-{
-    struct sync_opts o;
-    int rc = sync_opts_parse(argc, argv, MODE_RESTORE, &o);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    struct run_ctx r = {.o = &o, .rdb_len = UINT64_MAX, .nodes = nodes};
-    struct rs_error err = {0};
-    if (endpoint_parse(o.target_uri, "RINGSYNC_TARGET_PASSWORD", &r.target, &err) < 0) {
-        rs_log("--target: %s", err.msg);
-        return 2;
-    }
-    install_signals();
-    r.source_name = strcmp(o.file, "-") == 0 ? "standard input" : o.file;
-    r.input_fd = strcmp(o.file, "-") == 0 ? STDIN_FILENO : open(o.file, O_RDONLY | O_CLOEXEC);
-    if (r.input_fd < 0) {
-        rs_log("cannot open %s: %s", o.file, strerror(errno));
-        return 1;
-    }
-    struct stat sb;
-    if (fstat(r.input_fd, &sb) == 0 && S_ISREG(sb.st_mode))
-        r.rdb_len = (uint64_t)sb.st_size;
-    static uint8_t initial[SYNC_INITIAL_MAX];
-    while (r.initial_len < SYNC_HEADER_BYTES) {
-        ssize_t n = read(r.input_fd, initial + r.initial_len, sizeof(initial) - r.initial_len);
-        if (n <= 0)
-            break;
-        r.initial_len += (size_t)n;
-    }
-    r.initial = initial;
-    struct control_link tcl = {0};
-    int status = prepare_target(&r, &tcl);
-    if (status == 0) {
-        int probe = 0;
-        if (!o.restore_never && parse_header_version(initial, r.initial_len, &r.rdb_version) == 0)
-            probe = probe_restore(&tcl, r.rdb_version, &r.nodes->eps[r.probe_node]);
-        r.use_restore = probe == 1;
-        control_link_close(&tcl);
-        if (probe < 0) {
-            if (r.input_fd != STDIN_FILENO)
-                close(r.input_fd);
-            return 1;
-        }
-        if (!o.quiet)
-            rs_log("restore: %s -> %s, %u workers, %s", r.source_name, r.target.name, o.workers,
-                   r.use_restore ? "RESTORE for small values" : "native commands only");
-        status = run_job(&r);
-    } else {
-        control_link_close(&tcl);
-    }
-    if (r.input_fd != STDIN_FILENO)
-        close(r.input_fd);
-    return status;
-}
-
-/* replay: the feeder runs beside the workers, from their start to their end. */
-struct replay_hooks {
-    struct capture_reader *cr;
-    int pipe_w;
-    double speed;
-    struct replay_feeder *feeder;
-};
-
-static void replay_on_start(struct job *job, void *ctx)
-{
-    struct replay_hooks *h = ctx;
-    h->feeder = replay_feeder_start(h->cr, h->pipe_w, h->speed, job);
-    if (h->feeder == NULL) {
-        close(h->pipe_w);
-        job_fail(job, "cannot start the replay's feeder thread");
-    }
-    h->pipe_w = -1; /* the feeder's now */
-}
-
-static void replay_on_end(void *ctx)
-{
-    struct replay_hooks *h = ctx;
-    if (h->feeder != NULL)
-        replay_feeder_join(h->feeder);
-}
-
-static int replay_run(int argc, char **argv, struct dest_nodes *nodes);
-
-int replay_main(int argc, char **argv)
-{
-    struct dest_nodes nodes = {0};
-    int status = replay_run(argc, argv, &nodes);
-    dest_nodes_deinit(&nodes);
-    return status;
-}
-
-static int replay_run(int argc, char **argv, struct dest_nodes *nodes)
-{
-    struct sync_opts o;
-    int rc = sync_opts_parse(argc, argv, MODE_REPLAY, &o);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    struct run_ctx r = {.o = &o, .is_replay = true, .nodes = nodes};
-    struct rs_error err = {0};
-    if (endpoint_parse(o.target_uri, "RINGSYNC_TARGET_PASSWORD", &r.target, &err) < 0) {
-        rs_log("--target: %s", err.msg);
-        return 2;
-    }
-    install_signals();
-    struct capture_reader cr;
-    if (capture_reader_open(&cr, o.file, &err) < 0) {
-        rs_log("replay: the capture in %s cannot be replayed (nothing was applied): %s (%s)",
-               o.file, err.msg, rs_error_code_name(err.code));
-        capture_reader_close(&cr);
-        return 1;
-    }
-    /* the snapshot's first bytes decide RESTORE */
-    static uint8_t initial[SYNC_HEADER_BYTES];
-    int hfd = open(cr.snapshot_path, O_RDONLY | O_CLOEXEC);
-    ssize_t hn = hfd >= 0 ? read(hfd, initial, sizeof(initial)) : -1;
-    if (hfd >= 0)
-        close(hfd);
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        rs_log("replay: pipe: %s", strerror(errno));
-        capture_reader_close(&cr);
-        return 1;
-    }
-    r.source_name = o.file;
-    r.input_fd = fds[0];
-    r.rdb_len = cr.meta.snapshot_bytes;
-    r.stream_start = cr.meta.start_offset;
-    struct replay_hooks hooks = {.cr = &cr, .pipe_w = fds[1], .speed = o.speed};
-    r.on_start = replay_on_start;
-    r.on_end = replay_on_end;
-    r.hook_ctx = &hooks;
-    struct control_link tcl = {0};
-    int status = prepare_target(&r, &tcl);
-    if (status == 0) {
-        int probe = 0;
-        if (!o.restore_never && hn == SYNC_HEADER_BYTES &&
-            parse_header_version(initial, (size_t)hn, &r.rdb_version) == 0)
-            probe = probe_restore(&tcl, r.rdb_version, &r.nodes->eps[r.probe_node]);
-        r.use_restore = probe == 1;
-        control_link_close(&tcl);
-        if (probe < 0)
-            status = 1;
-    } else {
-        control_link_close(&tcl);
-    }
-    if (status == 0) {
-        char pace[32] = "max";
-        if (o.speed > 0)
-            snprintf(pace, sizeof(pace), "%gx", o.speed);
-        if (!o.quiet)
-            rs_log("replay: %s (source %s, %" PRIu64 " snapshot bytes, %" PRIu64
-                   " stream bytes over %.2f s) -> %s at %s, %u workers",
-                   o.file, cr.meta.source, cr.meta.snapshot_bytes, cr.meta.stream_bytes,
-                   cr.meta.duration_s - cr.meta.snapshot_s, r.target.name, pace, o.workers);
-        status = run_job(&r);
-        if (hooks.feeder != NULL) {
-            const char *ferr = replay_error(hooks.feeder);
-            if (ferr != NULL) {
-                rs_log("replay: %s", ferr);
-                status = 1;
-            } else if (status == 0 && !replay_complete(hooks.feeder) && !sync_signal) {
-                rs_log("replay: the stream was not applied to its end (offset %" PRIu64
-                       " of %" PRIu64 ")",
-                       r.applied_at_end, cr.meta.end_offset);
-                status = 1;
-            }
-            if (replay_report(hooks.feeder, stdout, o.json_path, o.file, r.target.name) < 0 &&
-                status == 0)
-                status = 1;
-            replay_feeder_free(hooks.feeder);
-        }
-    }
-    if (hooks.pipe_w >= 0)
-        close(hooks.pipe_w);
-    close(fds[0]);
-    capture_reader_close(&cr);
-    return status;
 }
 
 static int sync_run(int argc, char **argv, struct dest_nodes *nodes, struct run_ctx *r);
@@ -1133,83 +863,8 @@ int sync_main(int argc, char **argv)
     return status;
 }
 
-/* A resume the source answered with +FULLRESYNC: its backlog no longer
- * holds the offset. With --resync-on-lost-backlog the destination is
- * flushed and the full sync goes on (0); else 1 after saying how far
- * behind the job was and what backlog it needs. */
-static int sync_lost_backlog(struct run_ctx *r, const struct endpoint *source,
-                             const struct source_handshake_result *hr)
-{
-    const struct sync_opts *o = r->o;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double ago = ((double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6 - (double)r->cps.at_ms) / 1e3;
-    uint64_t gap = (uint64_t)hr->offset > r->cps.w ? (uint64_t)hr->offset - r->cps.w : 0;
-    double rate = ago > 0 ? (double)gap / ago : 0;
-    bool same = strcmp(hr->replid, r->cps.replid) == 0;
-    char what[1024];
-    snprintf(what, sizeof(what),
-             "source %s cannot continue job %s from offset %" PRIu64 " of replid %s: it answered "
-             "+FULLRESYNC (replid %s, offset %" PRId64 "): %s; %.1f MB were written since the "
-             "checkpoint of %.0f s ago (%.2f MB/s)",
-             source->name, r->job_id, r->cps.w + 1, r->cps.replid, hr->replid, hr->offset,
-             same ? "its backlog no longer holds that offset"
-                  : "its replication history changed (a restart without its data, or a failover "
-                    "beyond replid2)",
-             (double)gap / 1e6, ago, rate / 1e6);
-    if (!o->resync_on_lost_backlog) {
-        rs_log("%s. To resume after a stop this long, the source's repl-backlog-size must hold "
-               "what it writes meanwhile: at least %.0f MB (the writes since the checkpoint), "
-               "%.0f MB for every minute stopped at that rate. Pass --resync-on-lost-backlog to "
-               "flush the destination and sync anew",
-               what, (double)gap / 1e6 + 1, rate * 60 / 1e6 + 1);
-        return 1;
-    }
-    rs_log("%s: flushing the destination and syncing anew (--resync-on-lost-backlog)", what);
-    struct rs_error err = {0};
-    if (checkpoint_flush(r->nodes, o->timeout_ms, &err) < 0) {
-        rs_log("%s", err.msg);
-        return 1;
-    }
-    r->start = CHECKPOINT_START_REDO; /* flushed: a full sync as on an empty destination */
-    snprintf(r->cps.phase, sizeof(r->cps.phase), "%s", CHECKPOINT_FULL);
-    return 0;
-}
-
-/* A resume after a clean stop took the expiry margin off (the w record
- * says so): it goes back on every expiry before the stream is followed, as
- * every expiry written while following carries it. 0, or 1 after saying why. */
-static int margin_again(struct run_ctx *r)
-{
-    const struct sync_opts *o = r->o;
-    for (unsigned i = 0; i < r->nodes->nnodes; i++) {
-        if (!dest_nodes_serves(r->nodes, i))
-            continue;
-        struct control_link cl = {0};
-        struct rs_error err = {0};
-        uint64_t n = 0;
-        int rc = control_link_open(&cl, &r->nodes->eps[i], o->timeout_ms, &err);
-        if (rc == 0)
-            rc = expiry_margin_remove(&cl, -o->expiry_margin_ms, &n, &err);
-        control_link_close(&cl);
-        if (rc < 0) {
-            rs_log("cannot put the expiry margin back on the expiries of destination %s: %s",
-                   r->nodes->eps[i].name, err.msg);
-            return 1;
-        }
-        if (n > 0 && !o->quiet)
-            rs_log("expiries of %" PRIu64 " keys of destination %s written %" PRId64
-                   " s later again (--expiry-margin) while the job follows",
-                   n, r->nodes->eps[i].name, o->expiry_margin_ms / 1000);
-    }
-    return 0;
-}
-
-/* From the source link scl (open, to one source node) onwards: the
- * handshake, the RDB header, the RESTORE probe on tcl, then the job. Closes
- * scl and tcl. initial: SYNC_INITIAL_MAX bytes of the caller's. */
-static int sync_from(struct run_ctx *r, struct control_link *scl, struct control_link *tcl,
-                     const struct endpoint *source, uint8_t *initial)
+int sync_from(struct run_ctx *r, struct control_link *scl, struct control_link *tcl,
+              const struct endpoint *source, uint8_t *initial)
 {
     const struct sync_opts *o = r->o;
     struct rs_error err = {0};
@@ -1221,7 +876,7 @@ static int sync_from(struct run_ctx *r, struct control_link *scl, struct control
         ho.replid = r->cps.replid;
         ho.offset = (int64_t)r->cps.w + 1;
     }
-    char backlog[32] = ""; /* for the warning of backlog_check */
+    char backlog[32] = ""; /* for the warning of sync_backlog_check */
     if (control_link_info_field(scl, "replication", "repl_backlog_size", backlog, sizeof(backlog),
                                 &err) == 0)
         r->backlog_bytes = strtoull(backlog, NULL, 10);
@@ -1250,7 +905,7 @@ static int sync_from(struct run_ctx *r, struct control_link *scl, struct control
     if (!hr.full) { /* a resume: the stream from the checkpoint on */
         control_link_close(tcl);
         if (r->cps.margin_on == 0 && o->expiry_margin_ms > 0 && !r->source_is_shard &&
-            margin_again(r) != 0) {
+            sync_margin_again(r) != 0) {
             close(r->input_fd);
             return 1;
         }
@@ -1263,7 +918,7 @@ static int sync_from(struct run_ctx *r, struct control_link *scl, struct control
         rs_log("sync: %s -> %s, %u workers, resumed with a partial resync (replid %s, from "
                "offset %" PRId64 ")",
                source->name, r->target.name, o->workers, hr.replid, hr.offset + 1);
-        status = run_job(r);
+        status = sync_run_job(r);
         close(r->input_fd);
         return status;
     }
@@ -1295,8 +950,9 @@ static int sync_from(struct run_ctx *r, struct control_link *scl, struct control
     r->eof_mark = hr.eof_mark;
     r->eof_mark_len = hr.eof_mark_len;
     int probe = 0;
-    if (!o->restore_never && parse_header_version(initial, r->initial_len, &r->rdb_version) == 0)
-        probe = probe_restore(tcl, r->rdb_version, &r->nodes->eps[r->probe_node]);
+    if (!o->restore_never &&
+        sync_parse_header_version(initial, r->initial_len, &r->rdb_version) == 0)
+        probe = sync_probe_restore(tcl, r->rdb_version, &r->nodes->eps[r->probe_node]);
     r->use_restore = probe == 1;
     control_link_close(tcl);
     if (probe < 0) {
@@ -1308,156 +964,12 @@ static int sync_from(struct run_ctx *r, struct control_link *scl, struct control
                source->name, r->target.name, o->workers, hr.eof_mark_len ? "diskless" : "from disk",
                hr.replid, hr.offset,
                r->use_restore ? "RESTORE for small values" : "native commands only");
-    status = run_job(r);
+    status = sync_run_job(r);
     close(r->input_fd);
     return status;
 fail:
     control_link_close(scl);
     control_link_close(tcl);
-    return status;
-}
-
-/* A cluster destination's nodes found again (dest_nodes_open), through the
- * target or any node it had (a master may be gone, its replica promoted):
- * r->nodes and the route are replaced. 0, or -1 with err. */
-static int cluster_again(struct run_ctx *r, struct rs_error *err)
-{
-    const struct sync_opts *o = r->o;
-    const struct cluster_topology *t = &r->nodes->topo;
-    size_t nseeds = 1;
-    for (size_t i = 0; i < t->nmasters; i++)
-        nseeds += 1 + t->masters[i].nreplicas;
-    struct endpoint *seeds = calloc(nseeds, sizeof(*seeds));
-    if (seeds == NULL) {
-        rs_error_set(err, RS_E_LIMIT, 0, "out of memory");
-        return -1;
-    }
-    size_t n = 0;
-    seeds[n++] = r->target;
-    for (size_t i = 0; i < t->nmasters; i++)
-        for (size_t k = 0; k <= t->masters[i].nreplicas; k++) {
-            const struct cluster_node *nd =
-                k == 0 ? &t->masters[i].node : &t->masters[i].replicas[k - 1];
-            seeds[n] = r->target;
-            snprintf(seeds[n].host, sizeof(seeds[n].host), "%s", nd->host);
-            seeds[n].port = nd->port;
-            snprintf(seeds[n].name, sizeof(seeds[n].name), "%s", nd->name);
-            n++;
-        }
-    int rc = -1;
-    for (size_t i = 0; i < n && rc < 0; i++) {
-        struct dest_nodes nd = {0};
-        if (dest_nodes_open(&nd, &seeds[i], DEST_NODES_CLUSTER, o->timeout_ms, err) < 0) {
-            dest_nodes_deinit(&nd);
-            continue;
-        }
-        dest_nodes_deinit(r->nodes);
-        *r->nodes = nd;
-        rc = route_init(r, err);
-    }
-    free(seeds);
-    return rc;
-}
-
-/* The destination's nodes answer and are ready again: 0; 1 after
- * --target-retry-timeout (or a signal), saying so. */
-static int wait_destination(struct run_ctx *r, double t0)
-{
-    const struct sync_opts *o = r->o;
-    int backoff_ms = 100;
-    for (;;) {
-        struct rs_error err = {0};
-        bool ok = true;
-        if (r->nodes->is_cluster) /* a failover or a reshard since: its masters now */
-            ok = cluster_again(r, &err) == 0;
-        for (unsigned i = 0; i < r->nodes->nnodes && ok; i++) {
-            struct control_link cl = {0};
-            if (!dest_nodes_serves(r->nodes, i))
-                continue;
-            ok = control_link_open(&cl, &r->nodes->eps[i], o->timeout_ms, &err) == 0;
-            if (ok) {
-                struct control_reply rep = {0};
-                ok = control_link_commandv(&cl, &rep, &err, "PING", NULL) == 0 &&
-                     rep.r->type != REDIS_REPLY_ERROR;
-                if (!ok && rep.r != NULL)
-                    snprintf(err.msg, sizeof(err.msg), "%.100s answers %.100s", cl.name,
-                             rep.r->str);
-                control_reply_free(&rep);
-            }
-            control_link_close(&cl);
-        }
-        if (ok)
-            return 0;
-        if (sync_signals || sync_abort ||
-            (o->retry_timeout_s > 0 && now_s() - t0 > o->retry_timeout_s)) {
-            rs_log("the destination did not come back within %.0f s (--target-retry-timeout): "
-                   "%s; the same command line resumes the job from its checkpoints",
-                   now_s() - t0, err.msg);
-            return 1;
-        }
-        struct timespec ts = {0, (long)backoff_ms * 1000000L};
-        nanosleep(&ts, NULL);
-        backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
-    }
-}
-
-/* CLIENT KILL what the destination still has of the links of the run that
- * ended: commands they sent and the server has not read yet then never run
- * (their links were closed with RST too, worker_free). Best effort. */
-static void kill_old_links(struct run_ctx *r)
-{
-    for (unsigned n = 0; r->link_ids != NULL && n < r->link_nodes; n++)
-        dest_nodes_kill_clients(&r->link_eps[n], r->link_ids + (size_t)n * r->o->workers,
-                                r->o->workers, r->o->timeout_ms);
-}
-
-/* After a job that ended on a lost destination link (r->dest_lost): waits
- * for the destination, reads its checkpoints again and resumes the job
- * (PSYNC from them: nothing lost, nothing applied twice), as often as it
- * takes. Returns the final status (status when there is nothing to do). */
-static int sync_recover(struct run_ctx *r, const struct endpoint *source, uint8_t *initial,
-                        int status)
-{
-    const struct sync_opts *o = r->o;
-    double t0 = 0;
-    while (status != 0 && r->dest_lost && !sync_signals && !sync_abort) {
-        if (t0 == 0) {
-            t0 = now_s();
-            rs_log("destination lost: waiting for it, then resuming job %s from its checkpoints",
-                   r->job_id);
-        }
-        kill_old_links(r); /* nothing sent before the loss may run after the records are read */
-        if (wait_destination(r, t0) != 0)
-            return status;
-        kill_old_links(r);
-        struct rs_error err = {0};
-        checkpoint_state_free(&r->cps);
-        free(r->cp.skip);
-        r->cp.skip = NULL;
-        if (checkpoint_start(r->nodes, &r->cp, o->timeout_ms, o->quiet, &r->start, &r->cps, &err) <
-            0) {
-            /* a cluster still settling a failover answers CLUSTERDOWN: wait on */
-            if (o->retry_timeout_s > 0 && now_s() - t0 > o->retry_timeout_s) {
-                rs_log("cannot read the checkpoints of job %s: %s", r->job_id, err.msg);
-                return 1;
-            }
-            struct timespec ts = {0, 200 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        struct control_link scl = {0}, tcl = {0};
-        if (control_link_open(&tcl, &r->nodes->eps[r->probe_node], o->timeout_ms, &err) < 0 ||
-            control_link_open(&scl, source, o->timeout_ms, &err) < 0) {
-            rs_log("%s", err.msg);
-            control_link_close(&tcl);
-            continue; /* gone again: wait again */
-        }
-        r->dest_lost = false;
-        r->resumed = false;
-        rs_log("destination back after %.2f s: resuming job %s", now_s() - t0, r->job_id);
-        t0 = 0;
-        status = sync_from(r, &scl, &tcl, source, initial);
-    }
     return status;
 }
 
@@ -1477,7 +989,7 @@ static void *shard_main(void *arg)
     struct shard_job *sj = arg;
     struct control_link tcl = {0}, scl = {0};
     struct rs_error err = {0};
-    sj->status = prepare_target(&sj->r, &tcl); /* the checks were made once, before */
+    sj->status = sync_prepare_target(&sj->r, &tcl); /* the checks were made once, before */
     if (sj->status == 0 && control_link_open(&scl, &sj->source, sj->r.o->timeout_ms, &err) < 0) {
         rs_log("%s", err.msg);
         sj->status = 1;
@@ -1624,14 +1136,14 @@ static int sync_run(int argc, char **argv, struct dest_nodes *nodes, struct run_
         rs_log("--target: %s", err.msg);
         return 2;
     }
-    install_signals();
+    sync_install_signals();
     rp->source_name = source.name;
     if (o.job_id != NULL)
         snprintf(rp->job_id, sizeof(rp->job_id), "%s", o.job_id);
     else
         default_job_id(rp->job_id, sizeof(rp->job_id), source.name);
     struct control_link tcl = {0}, scl = {0};
-    int status = prepare_target(rp, &tcl);
+    int status = sync_prepare_target(rp, &tcl);
     if (status != 0) {
         control_link_close(&tcl);
         return status;

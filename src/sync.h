@@ -2,7 +2,8 @@
  *   ringsync sync --source URI --target URI [...]   from a live source (PSYNC)
  *   ringsync restore FILE.rdb|- --target URI [...]  from a snapshot file
  *   ringsync replay DIR --target URI [...]          from a capture, at its pace
- * Both run the same write path: decoder -> snapshot_writer -> workers. */
+ * All run the same write path: decoder -> snapshot_writer -> workers.
+ * sync_main is in sync.c, restore_main and replay_main in restore_cmd.c. */
 #ifndef RS_SYNC_H
 #define RS_SYNC_H
 
