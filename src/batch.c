@@ -36,7 +36,11 @@ struct lane {
     /* the checkpoint transaction open in `open` (CHECKPOINTS.md) */
     bool tx_open;
     int64_t tx_db;
-    unsigned tx_slot;        /* a cluster: the slot of all its commands */
+    unsigned tx_slot; /* a cluster: the slot of all its commands */
+    /* a cluster: the one key of all its commands (two keys of a slot being
+     * migrated may sit on two nodes: TRYAGAIN); tx_key_len 0: no other joins */
+    char tx_key[BATCH_TX_KEY_MAX];
+    size_t tx_key_len;
     uint64_t tx_from, tx_to; /* the source offsets it covers */
 };
 
@@ -67,8 +71,9 @@ struct batch_writer {
     size_t cp_end;               /* the bytes a transaction's end takes */
 };
 
-static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot, const char *head,
-                  size_t hn, const void *p, size_t n0);
+static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,
+                  const struct rs_slice *key, const char *head, size_t hn, const void *p,
+                  size_t n0);
 static int mset_flush(struct batch_writer *bw, unsigned to);
 static int stage_emit(struct batch *b, struct mset_stage *s);
 static size_t stage_bytes(const struct mset_stage *s, unsigned more, size_t n);
@@ -331,7 +336,7 @@ static int tx_close(struct batch_writer *bw, unsigned to)
         return -ENOMEM;
     struct batch *b = l->open;
     RS_ASSERT(b != NULL && b->cap - b->len >= bw->cp_end);
-    char *e = checkpoint_put_end(bw->cp, b->buf + b->len, to % bw->nworkers, l->tx_slot, l->tx_to);
+    char *e = checkpoint_put_end(bw->cp, b->buf + b->len, to, l->tx_slot, l->tx_to);
     b->len = (size_t)(e - b->buf);
     b->ncmds += 2;
     l->tx_open = false;
@@ -536,7 +541,7 @@ int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, cons
 {
     struct mset_stage *s = &bw->lanes[to].stage;
     struct lane *l = &bw->lanes[to];
-    if (l->tx_open && (!batch_writer_in_tx(bw, to, db, slot) ||
+    if (l->tx_open && (!batch_writer_in_tx(bw, to, db, slot, NULL) ||
                        l->open->cap - l->open->len < stage_bytes(s, 1, n) + bw->cp_end)) {
         /* a checkpoint transaction's record covers every command of the
          * lane up to its last: SETs gathered meanwhile go out inside it
@@ -740,22 +745,28 @@ void batch_writer_set_checkpoints(struct batch_writer *bw, const struct checkpoi
     bw->cp_end = cp ? checkpoint_end_size(cp) : 0;
 }
 
-bool batch_writer_in_tx(const struct batch_writer *bw, unsigned to, int64_t db, unsigned slot)
+bool batch_writer_in_tx(const struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,
+                        const struct rs_slice *key)
 {
     const struct lane *l = &bw->lanes[to];
-    return l->tx_open && l->tx_db == db && (!bw->single_slot || l->tx_slot == slot);
+    if (!l->tx_open || l->tx_db != db)
+        return false;
+    if (!bw->single_slot)
+        return true;
+    return l->tx_slot == slot && key != NULL && l->tx_key_len > 0 && key->len == l->tx_key_len &&
+           memcmp(key->p, l->tx_key, key->len) == 0;
 }
 
 /* batch_writer_raw_cp of the bytes head[0..hn) then p[0..n). */
-static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot, const char *head,
-                  size_t hn, const void *p, size_t n0)
+static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,
+                  const struct rs_slice *key, const char *head, size_t hn, const void *p, size_t n0)
 {
     static const char multi[] = "*1\r\n$5\r\nMULTI\r\n";
     size_t n = hn + n0;
     struct lane *l = &bw->lanes[to];
     RS_ASSERT(bw->cp != NULL && bw->stream_mode);
     if (l->tx_open &&
-        (!batch_writer_in_tx(bw, to, db, slot) ||
+        (!batch_writer_in_tx(bw, to, db, slot, key) ||
          l->open->cap - l->open->len < n + bw->cp_end + stage_bytes(&l->stage, 0, 0)) &&
         tx_close(bw, to) != 0)
         return -ENOMEM;
@@ -774,6 +785,11 @@ static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slo
         l->tx_open = true;
         l->tx_db = db;
         l->tx_slot = slot;
+        l->tx_key_len = 0;
+        if (key != NULL && key->len > 0 && key->len <= sizeof(l->tx_key)) {
+            memcpy(l->tx_key, key->p, key->len);
+            l->tx_key_len = key->len;
+        }
         l->tx_from = bw->cur_off;
     }
     struct batch *b = l->open;
@@ -787,9 +803,9 @@ static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slo
 }
 
 int batch_writer_raw_cp(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,
-                        const void *p, size_t n)
+                        const struct rs_slice *key, const void *p, size_t n)
 {
-    return tx_put(bw, to, db, slot, "", 0, p, n);
+    return tx_put(bw, to, db, slot, key, "", 0, p, n);
 }
 
 int batch_writer_aux(struct batch_writer *bw, unsigned to, const void *p, size_t n)

@@ -175,12 +175,17 @@ void batch_writer_set_self_sink(struct batch_writer *bw, void (*sink)(void *ctx,
  * (its record `SET <lane or slot record> <offset of its last command>`,
  * then EXEC) before any other write to the lane and at every publish; it
  * never spans two batches. batch_writer_in_tx: the lane's open transaction
- * would take a command of (db, slot). */
+ * would take a command of (db, slot) and, on a cluster, of the one key
+ * `key` (NULL: several keys): a cluster transaction holds one key's
+ * commands, so that a slot being migrated answers it as that key's command
+ * (ASK or MOVED; TRYAGAIN only for commands of several keys). */
+#define BATCH_TX_KEY_MAX 128
 struct checkpoint;
 void batch_writer_set_checkpoints(struct batch_writer *bw, const struct checkpoint *cp);
-bool batch_writer_in_tx(const struct batch_writer *bw, unsigned to, int64_t db, unsigned slot);
+bool batch_writer_in_tx(const struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,
+                        const struct rs_slice *key);
 int batch_writer_raw_cp(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,
-                        const void *p, size_t n);
+                        const struct rs_slice *key, const void *p, size_t n);
 
 /* Appends one complete command ringsync adds of its own (a checkpoint's w
  * record) for lane `to`, in whatever db the connection is in; its reply

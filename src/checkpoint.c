@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "control_link.h"
@@ -16,6 +17,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "slot.h"
+#include "cluster_topology.h"
 
 #define TAG_CHARS  "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 #define U64_DIGITS 20
@@ -117,23 +119,209 @@ static size_t record_key(const struct checkpoint *cp, char *out, unsigned worker
     return (size_t)n;
 }
 
-size_t checkpoint_end_size(const struct checkpoint *cp)
+/* A cluster's record (CHECKPOINTS.md, "A cluster destination"): a script
+ * with no declared key, so that the transaction around it has only its
+ * command's keys and a slot being migrated answers it as it answers that
+ * command alone (ASK, MOVED; never TRYAGAIN for the record). It sets the
+ * first of its candidate keys that this node lets it write, in order; a
+ * candidate written "+key" is set only where it exists (SET XX). ARGV:
+ * offset, the job's key prefix, the candidates. Its error starts with
+ * CHECKPOINT_NO_RECORD. */
+#define CP_SCRIPT                                                                                  \
+    "local v,p,e=ARGV[1],ARGV[2],'' for i=3,#ARGV do local k,r=ARGV[i] if k:byte(1)==43 then "     \
+    "r=redis.pcall('SET',p..k:sub(2),v,'XX') else r=redis.pcall('SET',p..k,v) end if "             \
+    "type(r)=='table' and r.ok then return i-2 end if type(r)=='table' and r.err then e=r.err "    \
+    "end end return redis.error_reply('" CHECKPOINT_NO_RECORD                                      \
+    " no candidate record key is writable here ('..table.concat(ARGV,' ',3)..'): '..e)"
+#define CP_CANDIDATES 3
+/* "+{tag}" or "{tag}@16383" or "{tag}#<offset>" */
+#define CP_CAND_MAX   (1 + 5 + 1 + U64_DIGITS)
+
+void checkpoint_set_topology(struct checkpoint *cp, const struct cluster_topology *topo)
 {
-    /* *3 $3 SET $<k> key $<20> value, then *1 $4 EXEC */
-    return 4 + 9 + (1 + 3 + 2 + CHECKPOINT_KEY_MAX + 2) + (1 + 2 + 2 + U64_DIGITS + 2) + 14 +
-           (cp->cluster ? 0 : 0);
+    cp->topo = topo;
 }
 
-char *checkpoint_put_end(const struct checkpoint *cp, char *p, unsigned worker, unsigned slot,
+/* Up to two slots that node serves by the table now, other than slot,
+ * nearest to it first; how many. The table may change under a consumer's
+ * feet: each owner is read whole. */
+static unsigned near_slots(const struct cluster_topology *topo, unsigned node, unsigned slot,
+                           unsigned out[2])
+{
+    unsigned n = 0;
+    if (topo == NULL)
+        return 0;
+    for (unsigned d = 1; d <= SLOT_COUNT / 2 && n < 2; d++) {
+        unsigned cand[2] = {(slot + SLOT_COUNT - d) % SLOT_COUNT, (slot + d) % SLOT_COUNT};
+        for (unsigned k = 0; k < 2 && n < 2; k++) {
+            uint16_t o = __atomic_load_n(&topo->slot_owner[cand[k]], __ATOMIC_RELAXED);
+            if (o == node + 1 && (n == 0 || out[0] != cand[k]))
+                out[n++] = cand[k];
+        }
+    }
+    return n;
+}
+
+static size_t put_cand(const struct checkpoint *cp, char *out, const char *lead, unsigned tag_slot,
+                       char kind, uint64_t num)
+{
+    size_t n = (size_t)snprintf(out, CP_CAND_MAX + 1, "%s{%s}", lead, cp->tags[tag_slot]);
+    if (kind != 0) {
+        out[n++] = kind;
+        n += decimal_u64(out + n, num);
+    }
+    return n;
+}
+
+/* EVAL CP_SCRIPT 0 <offset> <prefix> <candidates...> EXEC at p. */
+static char *put_eval(const struct checkpoint *cp, char *p, uint64_t offset,
+                      char cands[][CP_CAND_MAX + 1], const size_t *lens, unsigned n)
+{
+    char val[U64_DIGITS], prefix[CHECKPOINT_KEY_MAX];
+    size_t vlen = decimal_u64(val, offset);
+    size_t plen = (size_t)snprintf(prefix, sizeof(prefix), CHECKPOINT_PREFIX "%s:", cp->job);
+    *p++ = '*';
+    p += decimal_u64(p, 5 + n);
+    *p++ = '\r';
+    *p++ = '\n';
+    p = put_bulk(p, "EVAL", 4);
+    p = put_bulk(p, CP_SCRIPT, sizeof(CP_SCRIPT) - 1);
+    p = put_bulk(p, "0", 1);
+    p = put_bulk(p, val, vlen);
+    p = put_bulk(p, prefix, plen);
+    for (unsigned i = 0; i < n; i++)
+        p = put_bulk(p, cands[i], lens[i]);
+    memcpy(p, "*1\r\n$4\r\nEXEC\r\n", 14);
+    return p + 14;
+}
+
+size_t checkpoint_end_size(const struct checkpoint *cp)
+{
+    if (cp->cluster) /* *8 EVAL script 0 offset prefix 3 candidates, EXEC */
+        return 4 + 10 + (1 + 5 + 2 + sizeof(CP_SCRIPT) + 2) + 7 + (1 + 2 + 2 + U64_DIGITS + 2) +
+               (1 + 3 + 2 + CHECKPOINT_KEY_MAX + 2) +
+               CP_CANDIDATES * (1 + 2 + 2 + CP_CAND_MAX + 2) + 14;
+    /* *3 $3 SET $<k> key $<20> value, then *1 $4 EXEC */
+    return 4 + 9 + (1 + 3 + 2 + CHECKPOINT_KEY_MAX + 2) + (1 + 2 + 2 + U64_DIGITS + 2) + 14;
+}
+
+char *checkpoint_put_end(const struct checkpoint *cp, char *p, unsigned lane, unsigned slot,
                          uint64_t offset)
 {
+    if (cp->cluster) {
+        /* the slot's own record, else one of this node's kept in a slot near
+         * it (while the slot migrates and its record has left) */
+        char cands[CP_CANDIDATES][CP_CAND_MAX + 1];
+        size_t lens[CP_CANDIDATES];
+        unsigned near[2];
+        unsigned nn = near_slots(cp->topo, lane / cp->nworkers, slot, near);
+        lens[0] = put_cand(cp, cands[0], "", slot, 0, 0);
+        for (unsigned i = 0; i < nn; i++)
+            lens[1 + i] = put_cand(cp, cands[1 + i], "", near[i], '@', slot);
+        return put_eval(cp, p, offset, cands, lens, 1 + nn);
+    }
     char key[CHECKPOINT_KEY_MAX], val[U64_DIGITS];
-    size_t klen = record_key(cp, key, worker, slot);
+    size_t klen = record_key(cp, key, lane, slot);
     size_t vlen = decimal_u64(val, offset);
     memcpy(p, "*3\r\n$3\r\nSET\r\n", 13);
     p = put_bulk(put_bulk(p + 13, key, klen), val, vlen);
     memcpy(p, "*1\r\n$4\r\nEXEC\r\n", 14);
     return p + 14;
+}
+
+int checkpoint_probe_node(struct control_link *cl, struct rs_error *err)
+{
+    /* the script with no candidate: its own error says it may run */
+    struct control_reply rep = {0};
+    if (control_link_commandv(cl, &rep, err, "EVAL", CP_SCRIPT, "0", "0", "", NULL) < 0)
+        return -1;
+    size_t nr = sizeof(CHECKPOINT_NO_RECORD) - 1;
+    int r = 0;
+    if (rep.r->type != REDIS_REPLY_ERROR || strncmp(rep.r->str, CHECKPOINT_NO_RECORD, nr) != 0) {
+        rs_error_set(err, RS_E_UNSUPPORTED, 0,
+                     "destination %s cannot run the script that writes the checkpoint records "
+                     "of a cluster (EVAL answered %.200s): allow EVAL to this user, or give "
+                     "--checkpoint none (the job then cannot resume after a stop)",
+                     cl->name, rep.r->type == REDIS_REPLY_ERROR ? rep.r->str : "no error");
+        r = -1;
+    }
+    control_reply_free(&rep);
+    return r;
+}
+
+/* The bulk string at p (inside [p, end)): its bytes; NULL when p is not one. */
+static const char *get_bulk(const char *p, const char *end, size_t *len, const char **next)
+{
+    if (p >= end || *p != '$')
+        return NULL;
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (nl == NULL)
+        return NULL;
+    size_t n = (size_t)strtoull(p + 1, NULL, 10);
+    const char *s = nl + 1;
+    if ((size_t)(end - s) < n + 2)
+        return NULL;
+    *len = n;
+    *next = s + n + 2;
+    return s;
+}
+
+ssize_t checkpoint_ask_form(const struct checkpoint *cp, const char *block, size_t len,
+                            unsigned node, unsigned slot, char *out, size_t cap)
+{
+    /* the record is the block's last command but EXEC: find where it starts */
+    static const char exec_cmd[] = "*1\r\n$4\r\nEXEC\r\n";
+    if (!cp->cluster || len < 14 || memcmp(block + len - 14, exec_cmd, 14) != 0)
+        return -1;
+    const char *p = block, *end = block + len - 14, *eval_at = NULL;
+    while (p < end) {
+        const char *start = p;
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (*p != '*' || nl == NULL)
+            return -1;
+        long argc = strtol(p + 1, NULL, 10);
+        p = nl + 1;
+        for (long a = 0; a < argc; a++) {
+            size_t n;
+            if (get_bulk(p, end, &n, &p) == NULL)
+                return -1;
+        }
+        eval_at = start;
+    }
+    /* EVAL CP_SCRIPT 0 <offset> ... */
+    size_t n;
+    const char *q = eval_at, *s;
+    q = (const char *)memchr(q, '\n', (size_t)(end - q)) + 1;
+    if ((s = get_bulk(q, end, &n, &q)) == NULL || n != 4 || strncasecmp(s, "EVAL", 4) != 0 ||
+        (s = get_bulk(q, end, &n, &q)) == NULL || n != sizeof(CP_SCRIPT) - 1 ||
+        memcmp(s, CP_SCRIPT, n) != 0 || get_bulk(q, end, &n, &q) == NULL ||
+        (s = get_bulk(q, end, &n, &q)) == NULL)
+        return -1;
+    uint64_t offset = 0;
+    for (size_t i = 0; i < n; i++)
+        offset = offset * 10 + (uint64_t)(s[i] - '0');
+    /* On the node the slot migrates to, under ASKING: the slot's record only
+     * where it already came over (never a second copy of a key the other
+     * node still has: a resharding tool stops on that), else one of this
+     * node's near the slot, else a key of this command's alone. */
+    char cands[CP_CANDIDATES][CP_CAND_MAX + 1];
+    size_t lens[CP_CANDIDATES];
+    unsigned near[2];
+    unsigned nn = near_slots(cp->topo, node, slot, near);
+    unsigned k = 0;
+    lens[k++] = put_cand(cp, cands[0], "+", slot, 0, 0);
+    if (nn > 0) {
+        lens[k] = put_cand(cp, cands[k], "", near[0], '@', slot);
+        k++;
+    }
+    lens[k] = put_cand(cp, cands[k], "", slot, '#', offset);
+    k++;
+    size_t head = (size_t)(eval_at - block);
+    if (head + checkpoint_end_size(cp) > cap)
+        return -1;
+    memcpy(out, block, head);
+    char *e = put_eval(cp, out + head, offset, cands, lens, k);
+    return (ssize_t)(e - out);
 }
 
 static int64_t now_ms(void)
@@ -262,6 +450,23 @@ static int scan_node(struct control_link *cl, bool cluster, const char *pattern,
     return 0;
 }
 
+/* A link to node i of d, to read or clear records: 0, -1 with err, or 1 to
+ * pass it by: a cluster master that serves no slot and does not answer (a
+ * failed master whose replica took over). One that answers is read: it may
+ * hold records of a slot it imports (CHECKPOINTS.md, "#" records). */
+static int open_node(const struct dest_nodes *d, unsigned i, int timeout_ms,
+                     struct control_link *cl, struct rs_error *err)
+{
+    if (dest_nodes_serves(d, i))
+        return control_link_open(cl, &d->eps[i], timeout_ms, err) < 0 ? -1 : 0;
+    struct rs_error ignored = {0};
+    if (control_link_open(cl, &d->eps[i], timeout_ms, &ignored) < 0) {
+        control_link_close(cl);
+        return 1;
+    }
+    return 0;
+}
+
 struct read_ctx {
     const struct checkpoint *cp;
     struct checkpoint_state *st;
@@ -282,6 +487,16 @@ static bool parse_u64(const char *s, size_t n, uint64_t *v)
     return true;
 }
 
+/* ASKING before the next command: a node importing a slot holds records of
+ * it ("#") that it serves only so. */
+static int asking(struct control_link *cl, struct rs_error *err)
+{
+    struct control_reply rep = {0};
+    int r = control_link_commandv(cl, &rep, err, "ASKING", NULL);
+    control_reply_free(&rep);
+    return r;
+}
+
 static int read_one(void *vctx, struct control_link *cl, unsigned db, const char *key, size_t len,
                     struct rs_error *err)
 {
@@ -293,10 +508,27 @@ static int read_one(void *vctx, struct control_link *cl, unsigned db, const char
     size_t slen = len - plen;
     bool is_w = slen == 1 && suffix[0] == 'w';
     bool is_lane = slen >= 4 && suffix[0] == 'L' && memchr(suffix, '/', slen) != NULL;
-    bool is_slot = slen >= 3 && suffix[0] == '{' && suffix[slen - 1] == '}';
+    const char *close = slen >= 3 && suffix[0] == '{' ? memchr(suffix, '}', slen) : NULL;
+    bool is_slot = close != NULL && close > suffix + 1;
+    unsigned rec_slot = 0; /* the slot a cluster's record is of (CHECKPOINTS.md) */
+    if (is_slot) {
+        size_t rest = slen - (size_t)(close + 1 - suffix);
+        uint64_t num = 0;
+        if (rest == 0)
+            rec_slot = slot_of_key(key, len);
+        else if (rest >= 2 && close[1] == '#' && parse_u64(close + 2, rest - 1, &num))
+            rec_slot = slot_of_key(key, len);
+        else if (rest >= 2 && close[1] == '@' && parse_u64(close + 2, rest - 1, &num) &&
+                 num < SLOT_COUNT)
+            rec_slot = (unsigned)num;
+        else
+            is_slot = false;
+    }
     if (!is_w && !is_lane && !is_slot)
         return 0; /* another job's, whose id starts with ours and a ':' */
     struct control_reply rep = {0};
+    if (rc->cp->cluster && asking(cl, err) < 0)
+        return -1;
     const char *argv[2] = {"GET", key};
     size_t argvlen[2] = {3, len};
     if (control_link_command(cl, &rep, err, 2, argv, argvlen) < 0)
@@ -362,9 +594,8 @@ static int read_one(void *vctx, struct control_link *cl, unsigned db, const char
     control_reply_free(&rep);
     st->lanes++;
     if (is_slot) {
-        unsigned s = slot_of_key(key, len);
-        if (off > rc->lane_max[s])
-            rc->lane_max[s] = off;
+        if (off > rc->lane_max[rec_slot])
+            rc->lane_max[rec_slot] = off;
         return 0;
     }
     unsigned w = 0, n = 0;
@@ -394,9 +625,9 @@ int checkpoint_read(const struct dest_nodes *d, const struct checkpoint *cp, int
     snprintf(pattern, sizeof(pattern), CHECKPOINT_PREFIX "%s:*", cp->job);
     for (unsigned i = 0; i < d->nnodes; i++) {
         struct control_link cl = {0};
-        if (!dest_nodes_serves(d, i))
+        int r = open_node(d, i, timeout_ms, &cl, err);
+        if (r == 1)
             continue;
-        int r = control_link_open(&cl, &d->eps[i], timeout_ms, err);
         if (r == 0)
             r = scan_node(&cl, d->is_cluster, pattern, read_one, &rc, err);
         control_link_close(&cl);
@@ -460,6 +691,7 @@ int checkpoint_write_w(const struct dest_nodes *d, const struct checkpoint *cp, 
 
 struct clear_ctx {
     uint64_t deleted;
+    bool cluster;
 };
 
 static int clear_one(void *vctx, struct control_link *cl, unsigned db, const char *key, size_t len,
@@ -470,7 +702,8 @@ static int clear_one(void *vctx, struct control_link *cl, unsigned db, const cha
     const char *argv[2] = {"DEL", key};
     size_t argvlen[2] = {3, len};
     struct control_reply rep = {0};
-    if (control_link_command(cl, &rep, err, 2, argv, argvlen) < 0)
+    if ((cc->cluster && asking(cl, err) < 0) ||
+        control_link_command(cl, &rep, err, 2, argv, argvlen) < 0)
         return -1;
     if (rep.r->type == REDIS_REPLY_INTEGER)
         cc->deleted += (uint64_t)rep.r->integer;
@@ -498,12 +731,12 @@ int checkpoint_clear(const struct dest_nodes *d, const char *job, int timeout_ms
         snprintf(pattern, sizeof(pattern), CHECKPOINT_PREFIX "%s:*", job);
     else
         snprintf(pattern, sizeof(pattern), CHECKPOINT_PREFIX "*");
-    struct clear_ctx cc = {0};
+    struct clear_ctx cc = {.cluster = d->is_cluster};
     for (unsigned i = 0; i < d->nnodes; i++) {
         struct control_link cl = {0};
-        if (!dest_nodes_serves(d, i))
+        int r = open_node(d, i, timeout_ms, &cl, err);
+        if (r == 1)
             continue;
-        int r = control_link_open(&cl, &d->eps[i], timeout_ms, err);
         if (r == 0)
             r = scan_node(&cl, d->is_cluster, pattern, clear_one, &cc, err);
         control_link_close(&cl);

@@ -7,6 +7,9 @@
  *                                the expiries carry the expiry margin now
  *   ringsync:cp:<job>:L<w>/<N>   "<offset>"  standalone: lane w of N workers, applied to here
  *   ringsync:cp:<job>:{<tag>}    "<offset>"  cluster: the slot <tag> hashes to, applied to here
+ *   ringsync:cp:<job>:{<tag>}@<s> "<offset>" cluster: slot s, kept in <tag>'s slot while s migrates
+ *   ringsync:cp:<job>:{<tag>}#<o> "<offset>" cluster: <tag>'s slot, written once on the node it
+ *                                migrates to (o: that command's offset)
  *
  * Threads: built before the workers start, then read-only (the producer
  * writes the records through its batches); the control-link functions are
@@ -18,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "rs_error.h"
 #include "source_link.h"
@@ -28,6 +32,11 @@
 
 struct control_link;
 struct dest_nodes;
+struct cluster_topology;
+
+/* The error a cluster's record script answers when no candidate key is
+ * writable on the node that ran it (the command before it ran). */
+#define CHECKPOINT_NO_RECORD "RSCP"
 
 /* Phases of the w record. */
 #define CHECKPOINT_FULL "full" /* a full sync began (the destination was empty, or flushed) */
@@ -41,9 +50,10 @@ struct checkpoint {
     unsigned nworkers; /* the lanes of a standalone destination */
     char w_key[CHECKPOINT_KEY_MAX];
     size_t w_key_len;
-    unsigned w_slot;                    /* the w record's hash slot */
-    char replid[SOURCE_REPLID_LEN + 1]; /* the source's, for the w record */
-    char (*tags)[4];                    /* cluster: per slot, a tag that hashes to it */
+    unsigned w_slot;                     /* the w record's hash slot */
+    char replid[SOURCE_REPLID_LEN + 1];  /* the source's, for the w record */
+    char (*tags)[4];                     /* cluster: per slot, a tag that hashes to it */
+    const struct cluster_topology *topo; /* cluster: the live slot table (near_slots) */
     /* resume: per slot, commands ending at or below skip[slot] are applied
      * (NULL: nothing to skip); skip_max is the largest */
     uint64_t *skip;
@@ -62,12 +72,33 @@ int checkpoint_job_valid(const char *job, struct rs_error *err);
 int checkpoint_init(struct checkpoint *cp, const char *job, bool cluster, unsigned nworkers);
 void checkpoint_deinit(struct checkpoint *cp);
 
-/* The record that a transaction of lane `worker` (standalone) or hash slot
- * `slot` (cluster) ends with, then EXEC: at most checkpoint_end_size bytes,
- * written at p; returns the end. Two commands (SET, EXEC). */
+/* The record that a transaction of `lane` (standalone: its worker) and hash
+ * slot `slot` ends with, then EXEC: at most checkpoint_end_size bytes,
+ * written at p; returns the end. Two commands: `SET <lane record> <offset>`
+ * on a standalone destination; on a cluster an EVAL of a script with no
+ * declared key that sets the slot's record, or while the slot migrates a
+ * record of it in a slot near it of the lane's node (CHECKPOINTS.md). */
 size_t checkpoint_end_size(const struct checkpoint *cp);
-char *checkpoint_put_end(const struct checkpoint *cp, char *p, unsigned worker, unsigned slot,
+char *checkpoint_put_end(const struct checkpoint *cp, char *p, unsigned lane, unsigned slot,
                          uint64_t offset);
+
+/* A cluster: the table the record candidates are chosen from (read with
+ * whole loads: a consumer may call checkpoint_ask_form while the producer
+ * changes it). */
+void checkpoint_set_topology(struct checkpoint *cp, const struct cluster_topology *topo);
+
+/* Checks at start that a cluster node runs the record script (EVAL may be
+ * refused to the job's user). 0, or -1 with err saying what to do. */
+int checkpoint_probe_node(struct control_link *cl, struct rs_error *err);
+
+/* A transaction block (MULTI ... record EXEC) that node `node` answered
+ * ASK for slot `slot` goes to that node with ASKING: written at out
+ * (capacity cap) with its record for that node (the slot's record only
+ * where it already exists there, else one of that node's near it, else one
+ * of its own); the new length, or -1 when the block does not end with a
+ * record (send it as it is). */
+ssize_t checkpoint_ask_form(const struct checkpoint *cp, const char *block, size_t len,
+                            unsigned node, unsigned slot, char *out, size_t cap);
 
 /* `SET <w key> "<replid> <w> <phase> <now ms>"` at p (at most
  * checkpoint_w_size bytes); returns the end. One command. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "checkpoint.h"
 #include "dest_link.h"
 #include "job.h"
 #include "rs_error.h"
@@ -48,6 +49,7 @@ struct cluster_redirect {
     _Atomic uint64_t *floor;   /* cluster_redirect_floor's, per worker */
     _Atomic uint64_t *pending; /* redirected commands not yet applied, per worker */
     _Atomic uint64_t moved, asked, resent;
+    const struct checkpoint *cp; /* checkpoint transactions' records (or NULL) */
 };
 
 /* One command to send again. */
@@ -112,6 +114,11 @@ struct cluster_redirect *cluster_redirect_new(struct job *job, struct cluster_to
     for (unsigned w = 0; w < nworkers; w++)
         atomic_init(&h->floor[w], UINT64_MAX);
     return h;
+}
+
+void cluster_redirect_set_checkpoint(struct cluster_redirect *h, const struct checkpoint *cp)
+{
+    h->cp = cp;
 }
 
 void cluster_redirect_free(struct cluster_redirect *h)
@@ -369,10 +376,17 @@ int cluster_redirect_worker_on_reply(struct cluster_redirect_worker *rw, struct 
         rw->qcap = cap;
     }
     struct entry *e = &rw->q[rw->nq];
-    if ((e->bytes = malloc(cmd_len)) == NULL)
+    size_t room = cmd_len + (h->cp != NULL ? checkpoint_end_size(h->cp) : 0);
+    if ((e->bytes = malloc(room)) == NULL)
         goto oom;
-    memcpy(e->bytes, cmd, cmd_len);
-    e->len = cmd_len;
+    /* a checkpoint transaction sent with ASKING writes the record the
+     * importing node may write (checkpoint_ask_form) */
+    ssize_t asked_len = -1;
+    if (is_ask && ncmds > 1 && h->cp != NULL)
+        asked_len = checkpoint_ask_form(h->cp, cmd, cmd_len, (unsigned)node, slot, e->bytes, room);
+    if (asked_len < 0)
+        memcpy(e->bytes, cmd, cmd_len);
+    e->len = asked_len < 0 ? cmd_len : (size_t)asked_len;
     e->ncmds = ncmds;
     e->node = (unsigned)node;
     e->asking = is_ask;

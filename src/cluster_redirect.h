@@ -51,6 +51,12 @@ struct cluster_redirect *cluster_redirect_new(struct job *job, struct cluster_to
                                               int timeout_ms);
 void cluster_redirect_free(struct cluster_redirect *h);
 
+/* Checkpoint transactions are on (CHECKPOINTS.md): one answered ASK goes
+ * with the record the importing node may write (checkpoint_ask_form). Set
+ * before the workers start. */
+struct checkpoint;
+void cluster_redirect_set_checkpoint(struct cluster_redirect *h, const struct checkpoint *cp);
+
 /* The producer, once per loop iteration, between commands: applies the
  * table changes workers asked for, hands every open batch over and
  * acknowledges (CLUSTER_DESTINATION.md §3, step 3). One atomic load when

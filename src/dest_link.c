@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "checkpoint.h"
 #include "command_table.h"
 #include "dest_reply.h"
 #include "job.h"
@@ -223,8 +224,22 @@ static int refused(struct dest_link *dl, const char *what, const char *name, con
 {
     char reply[200];
     struct dest_reply_advice adv;
-    enum dest_reply_kind kind = dest_reply_classify(line, len, name, &adv);
     rs_escape_bytes(reply, sizeof(reply), line, len, 160);
+    size_t nr = sizeof(CHECKPOINT_NO_RECORD) - 1;
+    if (len > nr && memcmp(line, CHECKPOINT_NO_RECORD " ", nr + 1) == 0) {
+        /* the command ran, its slot's record did not move (a cluster whose
+         * slot migrates, and no candidate key writable): a crash before the
+         * slot's next record would apply the command again */
+        uint64_t n = atomic_fetch_add(&dl->job->cp_records_missed, 1) + 1;
+        if (n <= 10)
+            fprintf(stderr,
+                    "ringsync: warning: destination %s ran %s but could not write its "
+                    "checkpoint record (-%s): until the slot's next record, a crash would "
+                    "apply it again%s\n",
+                    dl->name, what, reply, n == 10 ? " (no more of these are shown)" : "");
+        return 0;
+    }
+    enum dest_reply_kind kind = dest_reply_classify(line, len, name, &adv);
     if (kind == DEST_REPLY_REDIRECT) { /* in a transaction, or while retrying: not followed */
         job_fail(dl->job,
                  "destination %s refused %s: -%s; ringsync follows a cluster's redirections for "

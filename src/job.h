@@ -55,7 +55,8 @@ struct job {
     struct cluster_redirect *redirect; /* a cluster destination's redirections; NULL standalone */
     double retry_timeout_s;            /* --target-retry-timeout: stop waiting after (0: never) */
     _Atomic uint64_t errors_skipped;
-    _Atomic uint64_t unmapped_skipped; /* keys and commands of unmapped dbs (--db-unmapped skip) */
+    _Atomic uint64_t cp_records_missed; /* a cluster record no candidate key could take */
+    _Atomic uint64_t unmapped_skipped;  /* keys and commands of unmapped dbs (--db-unmapped skip) */
     _Atomic uint64_t cross_slot_skipped; /* commands a cluster cannot run (--cross-slot skip) */
     _Atomic uint64_t tx_split;           /* transactions split per slot (a cluster destination) */
 };

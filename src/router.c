@@ -717,7 +717,8 @@ static int cluster_exec(struct router *r, const struct resp_cmd *exec)
             if (at == NULL && rc == RS_OK)
                 rc = oom(r);
             if (at != NULL) {
-                char *end = checkpoint_put_end(r->cfg.cp, at, 0, slot, exec->end_offset);
+                char *end =
+                    checkpoint_put_end(r->cfg.cp, at, lane_of(r, slot), slot, exec->end_offset);
                 r->scratch_len = (size_t)(end - r->scratch);
                 ncmds++;
             }
@@ -1109,10 +1110,12 @@ static int route(struct router *r, const struct resp_cmd *c)
         }
         if (settle(r, n) != RS_OK)
             return RS_ERR;
+        /* its one key (a cluster transaction holds one key's commands) */
+        const struct rs_slice *key = n == 1 ? &c->argv[r->keys[0]] : NULL;
         if (r->cfg.cp != NULL && (!command_is_absolute(spec, c->argc, c->argv) ||
-                                  batch_writer_in_tx(r->bw, to, db, r->slots[0]))) {
+                                  batch_writer_in_tx(r->bw, to, db, r->slots[0], key))) {
             /* it must not run twice: inside a checkpoint transaction */
-            if (batch_writer_raw_cp(r->bw, to, db, r->slots[0], c->raw.p, c->raw.len) != 0)
+            if (batch_writer_raw_cp(r->bw, to, db, r->slots[0], key, c->raw.p, c->raw.len) != 0)
                 return oom(r);
             return 0;
         }

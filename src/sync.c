@@ -375,6 +375,8 @@ int sync_run_job(struct run_ctx *rc)
         rs_log("out of memory");
         goto out;
     }
+    if (job.redirect != NULL && rc->cp_on)
+        cluster_redirect_set_checkpoint(job.redirect, &rc->cp);
     bw = batch_writer_new(&job, 0, SYNC_BATCHES_PER_WORKER * o->workers * nnodes,
                           rc->route.node_cap, rc->nodes->is_cluster);
     bool follow = (rc->input_is_socket && !o->snapshot_only) || rc->is_replay;
@@ -764,16 +766,13 @@ int sync_prepare_target(struct run_ctx *rc, struct control_link *tcl)
     if (rc->nodes->is_cluster && !o->quiet && !rc->checks_done)
         rs_log("destination %s is a cluster of %u masters: writing to each", rc->target.name,
                rc->nodes->nnodes);
-    bool cp = o->checkpoint && (!rc->nodes->is_cluster || o->checkpoint_given);
-    if (o->checkpoint && !cp && !rc->checks_done)
-        rs_log("no checkpoints on a cluster destination unless --checkpoint target is given: "
-               "their per-slot transactions meet TRYAGAIN while the cluster migrates a slot; "
-               "this job cannot resume after a stop");
-    if (cp && !rc->cp_on) {
+    if (o->checkpoint && !rc->cp_on) {
         if (checkpoint_init(&rc->cp, rc->job_id, rc->nodes->is_cluster, o->workers) < 0) {
             rs_log("out of memory");
             return 1;
         }
+        if (rc->nodes->is_cluster)
+            checkpoint_set_topology(&rc->cp, &rc->nodes->topo);
         rc->cp_on = true;
         for (unsigned i = 0; i < rc->nodes->nnodes; i++) { /* a loading node cannot be read */
             struct control_link cl = {0};
@@ -784,6 +783,10 @@ int sync_prepare_target(struct run_ctx *rc, struct control_link *tcl)
                 return 1;
             }
             int r = wait_target_ready(&cl, o, &rc->nodes->eps[i]);
+            if (r == 0 && rc->nodes->is_cluster && checkpoint_probe_node(&cl, &err) < 0) {
+                rs_log("%s", err.msg);
+                r = 1;
+            }
             control_link_close(&cl);
             if (r != 0)
                 return 1;

@@ -416,3 +416,25 @@ bool cluster_fixture_view_take_from(const struct cluster_fixture *c, int i,
     cf_view_fill(c, text, i, v);
     return true;
 }
+
+long long cluster_fixture_data_keys(const struct cluster_fixture *c)
+{
+    long long n = 0;
+    for (int m = 0; m < c->nmasters; m++) {
+        redisReply *r = redis_fixture_command(c->nodes[m]->ctx, "DBSIZE");
+        cr_assert(r->type == REDIS_REPLY_INTEGER, "DBSIZE on node %d failed", m);
+        n += r->integer;
+        freeReplyObject(r);
+        char cursor[32] = "0";
+        do {
+            r = redis_fixture_command(c->nodes[m]->ctx, "SCAN %s MATCH ringsync:cp:* COUNT 1000",
+                                      cursor);
+            cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 2, "SCAN on node %d failed",
+                      m);
+            snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+            n -= (long long)r->element[1]->elements;
+            freeReplyObject(r);
+        } while (strcmp(cursor, "0") != 0);
+    }
+    return n;
+}

@@ -98,6 +98,10 @@ void cluster_fixture_writer_flush(struct cluster_fixture_writer *w);
 /* Flushes, then closes the connections. */
 void cluster_fixture_writer_deinit(struct cluster_fixture_writer *w);
 
+/* Keys the masters of c hold in all, but ringsync's checkpoint records
+ * (keys under "ringsync:cp:"): DBSIZE summed, the records SCANned out. */
+long long cluster_fixture_data_keys(const struct cluster_fixture *c);
+
 /* Who serves the slots now, as one node tells it (CLUSTER NODES): after a
  * failover or a resharding, no longer what the fixture gave at the start. */
 struct cluster_fixture_view {

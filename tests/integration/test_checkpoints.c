@@ -274,8 +274,8 @@ Test(checkpoints, killed_in_the_stream_into_a_cluster_ends_equal, .timeout = 240
     srand(seed);
     cr_log_info("kill points: seed %u", seed);
     load_burst(t.src->ctx, 0, 1000);
-    /* per-slot records in the cluster (not the default there: see the README) */
-    const char *const extra[] = {"--checkpoint", "target", NULL};
+    /* per-slot records in the cluster: the default */
+    const char *const extra[] = {NULL};
     struct program *p = ringsync_start_with(t.src, c->nodes[0], "2", extra);
     wait_snapshot_applied(p);
     int round = 1000;
@@ -308,7 +308,7 @@ Test(checkpoints, a_destination_master_killed_is_followed_to_its_replica, .timeo
     struct cluster_fixture_opts co = {.masters = 3, .replicas_per_master = 1};
     struct cluster_fixture *c = cluster_fixture_start(&co);
     load_burst(t.src->ctx, 0, 1000);
-    const char *const extra[] = {"--checkpoint", "target", "--timeout-ms", "1000", NULL};
+    const char *const extra[] = {"--timeout-ms", "1000", NULL};
     struct program *p = ringsync_start_with(t.src, c->nodes[0], "2", extra);
     wait_snapshot_applied(p);
     load_burst(t.src->ctx, 1000, 3000);
@@ -392,4 +392,218 @@ Test(checkpoints, clean_stops_and_resumes_keep_expiries_exact, .timeout = 120)
         freeReplyObject(x);
         freeReplyObject(y);
     }
+}
+
+/* ------------------------------------------- a slot migrated by hand (cluster) */
+
+/* A burst on the keys of hash tag `tag`: counters, a list, an append (a
+ * command applied twice or lost shows). */
+static void tag_burst(redisContext *c, const char *tag, int r0, int n)
+{
+    struct redis_pipeline pl;
+    redis_pipeline_init(&pl, c, 1000);
+    for (int i = r0; i < r0 + n; i++) {
+        redis_pipeline_append(&pl, "INCR {%s}a", tag);
+        redis_pipeline_append(&pl, "INCRBY {%s}b 3", tag);
+        redis_pipeline_append(&pl, "LPUSH {%s}l %d", tag, i);
+        redis_pipeline_append(&pl, "APPEND {%s}s x", tag);
+    }
+    redis_pipeline_flush(&pl);
+}
+
+/* n counters on the tag's key `which` alone ('a': INCR, 'b': INCRBY): the
+ * records of that key's node are the slot's newest. */
+static void counter_burst(redisContext *c, const char *tag, char which, int n)
+{
+    struct redis_pipeline pl;
+    redis_pipeline_init(&pl, c, 1000);
+    for (int i = 0; i < n; i++)
+        redis_pipeline_append(&pl, which == 'a' ? "INCR {%s}a" : "INCRBY {%s}b 3", tag);
+    redis_pipeline_flush(&pl);
+}
+
+/* How many keys of node n match pattern (SCAN). */
+static long long count_matching(redisContext *c, const char *pattern)
+{
+    long long n = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redis_fixture_command(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 2, "SCAN failed");
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        n += (long long)r->element[1]->elements;
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return n;
+}
+
+/* MIGRATE the keys to node `to` (the slot is open on both). */
+static void migrate_keys(const struct cluster_fixture *c, int from, int to, const char *const *keys,
+                         int n)
+{
+    for (int i = 0; i < n; i++) {
+        redisReply *r = redis_fixture_command(c->nodes[from]->ctx, "MIGRATE 127.0.0.1 %d %s 0 5000",
+                                              c->nodes[to]->port, keys[i]);
+        cr_assert(r->type == REDIS_REPLY_STATUS, "MIGRATE %s: %s", keys[i],
+                  r->type == REDIS_REPLY_ERROR ? r->str : "not +OK");
+        freeReplyObject(r);
+    }
+}
+
+/* DEBUG DIGEST-VALUE of key on a node (DEBUG reads the node's own keys:
+ * no redirection), or NULL when the node does not hold it. */
+static char *digest_on(redisContext *ctx, const char *key)
+{
+    redisReply *r = redis_fixture_command(ctx, "DEBUG DIGEST-VALUE %s", key);
+    cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+                  (r->element[0]->type == REDIS_REPLY_STATUS ||
+                   r->element[0]->type == REDIS_REPLY_STRING),
+              "DEBUG DIGEST-VALUE %s: %s", key,
+              r->type == REDIS_REPLY_ERROR ? r->str : "not one digest");
+    char *d =
+        strspn(r->element[0]->str, "0") == r->element[0]->len ? NULL : strdup(r->element[0]->str);
+    freeReplyObject(r);
+    return d;
+}
+
+/* While the slot migrates (split between masters 0 and 2), the tag's keys
+ * equal the native replica's, each on exactly one of the two. */
+static void assert_tag_keys_equal(const struct cluster_fixture *c, struct redis_fixture *rep,
+                                  const char *tag, const char *what)
+{
+    static const char *const suffix[] = {"a", "b", "l", "s"};
+    for (int i = 0; i < 4; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "{%s}%s", tag, suffix[i]);
+        char *want = digest_on(rep->ctx, key), *d0 = digest_on(c->nodes[0]->ctx, key),
+             *d2 = digest_on(c->nodes[2]->ctx, key);
+        cr_assert(want != NULL, "%s: the native replica has no %s", what, key);
+        cr_assert((d0 == NULL) != (d2 == NULL), "%s: %s is on %s of masters 0 and 2", what, key,
+                  d0 ? "both" : "neither");
+        const char *got = d0 ? d0 : d2;
+        cr_assert(strcmp(got, want) == 0,
+                  "%s: %s (on master %d) differs from the native replica's: a command of the "
+                  "migrating slot applied twice or lost",
+                  what, key, d0 ? 0 : 2);
+        free(want);
+        free(d0);
+        free(d2);
+    }
+    cr_log_info("%s: the migrating slot's keys equal the native replica's", what);
+}
+
+/* SIGKILL, writes while it is down, the same command line again: it must
+ * resume from its records and end equal to the native replica (while the
+ * slot migrates: its keys; after: everything). */
+static struct program *crash_and_resume(struct trio *t, struct cluster_fixture *c,
+                                        struct program *p, const char *tag, char which, int *round,
+                                        bool migrating, const char *what)
+{
+    /* counters on one key, and the kill while their records are the slot's
+     * newest and newer than the w record (written once a second): the
+     * resume must read them where they are */
+    counter_burst(t->src->ctx, tag, which, 50);
+    sleep_ms(30);
+    crash(p);
+    tag_burst(t->src->ctx, tag, *round, 10);
+    load_burst(t->src->ctx, *round, 50);
+    *round += 50;
+    p = ringsync_start_with(t->src, c->nodes[0], "2", NULL);
+    if (!program_wait_for_stderr(p, "resum", 20000))
+        ringsync_fail(p, "%s: the restart did not resume from its checkpoints", what);
+    wait_caught_up(t->src, t->rep->port, p, what);
+    if (migrating)
+        assert_tag_keys_equal(c, t->rep, tag, what);
+    else
+        assert_cluster_equals(c, t->rep, "native replica", what);
+    return p;
+}
+
+/* CHECKPOINTS.md, "A cluster destination": while a slot migrates, a
+ * counter's record is written where a node may write it: on the node the
+ * slot goes to, a key of that command alone when the node serves nothing yet
+ * ("#"), then the slot's record once it came over ("+"); on the old owner,
+ * once the record has left, a record of the slot kept in a slot near it
+ * ("@"). Each is read back by a resume after a SIGKILL: a record missed or
+ * misread applies counters twice or not at all. With the default options:
+ * checkpoints are on for a cluster. */
+Test(checkpoints, a_slot_migrated_by_hand_keeps_exact_records_across_crashes, .timeout = 240)
+{
+    struct trio t;
+    trio_start(&t, NULL, 0);
+    /* master 2 serves nothing: the slot goes to a node without slots */
+    static const struct cluster_fixture_range ranges[] = {{0, 0, 8191}, {1, 8192, 16383}};
+    struct cluster_fixture_opts co = {.masters = 3, .ranges = ranges, .nranges = 2};
+    struct cluster_fixture *c = cluster_fixture_start(&co);
+    char tag[16] = "";
+    unsigned slot = 0;
+    for (int i = 0; tag[0] == '\0'; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "mig%d", i);
+        slot = cluster_fixture_keyslot(c, k, strlen(k));
+        if (slot > 10 && slot < 8180)
+            snprintf(tag, sizeof(tag), "%s", k);
+    }
+    cr_log_info("migrating slot %u (tag {%s}) from master 0 to master 2", slot, tag);
+    load_burst(t.src->ctx, 0, 300);
+    tag_burst(t.src->ctx, tag, 0, 20);
+    struct program *p = ringsync_start_with(t.src, c->nodes[0], "2", NULL);
+    wait_snapshot_applied(p);
+    int round = 300;
+    tag_burst(t.src->ctx, tag, round, 20);
+    load_burst(t.src->ctx, round, 50);
+    round += 50;
+    wait_caught_up(t.src, t.rep->port, p, "before the migration");
+    /* the slot's own record, on master 0 */
+    char rec[256] = "";
+    redisReply *r = redis_fixture_command(c->nodes[0]->ctx, "CLUSTER GETKEYSINSLOT %u 100", slot);
+    for (size_t i = 0; i < r->elements; i++)
+        if (strncmp(r->element[i]->str, "ringsync:cp:", 12) == 0)
+            snprintf(rec, sizeof(rec), "%s", r->element[i]->str);
+    freeReplyObject(r);
+    cr_assert(rec[0] != '\0', "no checkpoint record of slot %u on master 0", slot);
+
+    redis_fixture_exec(c->nodes[2]->ctx, "CLUSTER SETSLOT %u IMPORTING %s", slot, c->ids[0]);
+    redis_fixture_exec(c->nodes[0]->ctx, "CLUSTER SETSLOT %u MIGRATING %s", slot, c->ids[2]);
+
+    /* "#": {tag}a has moved, the record not: INCR {tag}a is answered ASK */
+    char ka[32], kb[32], kl[32], ks[32];
+    snprintf(ka, sizeof(ka), "{%s}a", tag);
+    snprintf(kb, sizeof(kb), "{%s}b", tag);
+    snprintf(kl, sizeof(kl), "{%s}l", tag);
+    snprintf(ks, sizeof(ks), "{%s}s", tag);
+    const char *first[] = {ka};
+    migrate_keys(c, 0, 2, first, 1);
+    tag_burst(t.src->ctx, tag, round, 20);
+    round += 20;
+    wait_caught_up(t.src, t.rep->port, p, "{tag}a moved, its record not");
+    cr_assert(count_matching(c->nodes[2]->ctx, "ringsync:cp:*#*") > 0,
+              "master 2 (no slots) holds no \"#\" record after commands sent to it with ASKING");
+    p = crash_and_resume(&t, c, p, tag, 'a', &round, true, "killed with a \"#\" record");
+
+    /* "@": the record has moved, {tag}b and the others not */
+    const char *second[] = {rec};
+    migrate_keys(c, 0, 2, second, 1);
+    tag_burst(t.src->ctx, tag, round, 20);
+    round += 20;
+    wait_caught_up(t.src, t.rep->port, p, "the record moved, {tag}b not");
+    char at_pattern[64];
+    snprintf(at_pattern, sizeof(at_pattern), "ringsync:cp:*@%u", slot);
+    cr_assert(count_matching(c->nodes[0]->ctx, at_pattern) > 0,
+              "master 0 holds no record of slot %u in a slot near it once the slot's record left",
+              slot);
+    /* "+": INCR {tag}a with ASKING now finds the record on master 2 */
+    p = crash_and_resume(&t, c, p, tag, 'b', &round, true, "killed with an \"@\" record");
+    p = crash_and_resume(&t, c, p, tag, 'a', &round, true, "killed with a \"+\" record");
+
+    /* the rest moves; the slot is master 2's: MOVED */
+    const char *rest[] = {kb, kl, ks};
+    migrate_keys(c, 0, 2, rest, 3);
+    for (int i = 0; i < c->nmasters; i++)
+        redis_fixture_exec(c->nodes[i]->ctx, "CLUSTER SETSLOT %u NODE %s", slot, c->ids[2]);
+    tag_burst(t.src->ctx, tag, round, 20);
+    round += 20;
+    p = crash_and_resume(&t, c, p, tag, 'a', &round, false, "killed after the migration");
+    ringsync_stop(p, "after a slot migrated by hand");
+    cluster_fixture_stop(c);
 }

@@ -956,12 +956,7 @@ Test(cluster_dest, db_prefix_puts_every_database_under_its_prefix)
     wait_caught_up(src, -1, p, "--db-prefix");
     size_t n = assert_prefixed_db_equal(src, c, 0, "db0:");
     n += assert_prefixed_db_equal(src, c, 3, "db3:");
-    long long on_cluster = 0;
-    for (int i = 0; i < c->nmasters; i++) {
-        redisReply *r = redis_fixture_command(c->nodes[i]->ctx, "DBSIZE");
-        on_cluster += r->integer;
-        freeReplyObject(r);
-    }
+    long long on_cluster = cluster_fixture_data_keys(c);
     cr_assert(on_cluster == (long long)n,
               "the cluster holds %lld keys, the source's dbs 0 and 3 %zu", on_cluster, n);
     long long offset = info_number(src->ctx, "replication", "master_repl_offset");

@@ -56,9 +56,12 @@
  *     native replica, while it follows and after its stop (expiries exact);
  *   - a manual failover (CLUSTER FAILOVER on master 0's replica) during the
  *     load: the same;
- *   - a master killed (SIGKILL) during the load: exit 1, the standard error
- *     naming the node and the applied offset (recovering from it needs issue
- *     15's checkpoints, §5).
+ *   - a resharding, then a master killed (its replica takes over) during the
+ *     load, with the default checkpoints: the same (issue 14's "resharding
+ *     and failover in the middle of the load");
+ *   - a master killed (SIGKILL) during the load, with --checkpoint none: exit
+ *     1, the standard error naming the node and the applied offset (with
+ *     checkpoints, the default, the job follows it: integration_checkpoints).
  *
  * ringsync runs without --quiet in the first two kinds so that whatever it
  * logs about redirections is there to read.
@@ -964,6 +967,51 @@ Test(cluster_moves, a_manual_failover_of_a_destination_master_during_the_load_lo
     cluster_fixture_stop(c);
 }
 
+/* Issue 14's "the same, with a resharding and a failover in the middle of
+ * the load", with the default options (checkpoints on): a third of the slots
+ * resharded, then master 1 (which took slots and gave some) killed; its
+ * replica takes over, ringsync reads its records again and resumes from
+ * them (CHECKPOINTS.md: the replica holds records as old as its data). */
+Test(cluster_moves, a_resharding_then_a_killed_master_during_the_load_lose_nothing)
+{
+    const char *what = "--workers 2, a third of the slots resharded, then master 1 killed";
+    struct redis_fixture *src = start_source();
+    struct redis_fixture *rep = start_debug_server();
+    struct cluster_fixture *c = start_3_3();
+    static struct reshard r;
+    reshard_plan(&r, c);
+    fill_source(src, &r);
+    redis_fixture_replicate(rep, src, 30000);
+    struct program *p = ringsync_loud(src, c, 0, "2");
+    wait_snapshot_applied(p);
+
+    struct load l;
+    load_init(&l, src, p, what);
+    load_for_ms(&l, LOAD_BEFORE_MS);
+    reshard_run(&r, &l, what);
+    load_for_ms(&l, LOAD_BEFORE_MS);
+    const int killed = 1, replica = c->nmasters + 1;
+    cr_assert(kill(c->nodes[killed]->pid, SIGKILL) == 0, "kill: %s", strerror(errno));
+    long long deadline = fixture_now_ms() + 60000;
+    for (;;) { /* the load goes on while the replica takes over */
+        char role[32] = "";
+        redis_fixture_info(c->nodes[replica]->ctx, "replication", "role", role, sizeof(role));
+        if (strcmp(role, "master") == 0)
+            break;
+        cr_assert(fixture_now_ms() < deadline, "%s: no failover within 60 s", what);
+        load_for_ms(&l, 50);
+    }
+    while (!program_wait_for_stderr(p, "destination back after", 50)) {
+        cr_assert(fixture_now_ms() < deadline, "%s: ringsync did not resume within 60 s", what);
+        load_for_ms(&l, 50);
+    }
+    load_for_ms(&l, LOAD_AFTER_MS);
+    load_deinit(&l);
+    assert_caught_up_and_equal(src, rep, c, p, what);
+    dataset_set_migrated_expiry_tolerance(NULL, 0);
+    cluster_fixture_stop(c);
+}
+
 /* The number after the first "applied offset" of text that has one, or -1. */
 static long long applied_offset_named(const char *text)
 {
@@ -978,13 +1026,16 @@ static long long applied_offset_named(const char *text)
 }
 
 Test(cluster_moves,
-     a_killed_destination_master_stops_the_job_naming_the_node_and_the_applied_offset)
+     without_checkpoints_a_killed_destination_master_stops_the_job_naming_the_node_and_offset)
 {
     const char *what = "--workers 2, master 1 killed";
     struct redis_fixture *src = start_source();
     struct cluster_fixture *c = start_3_3();
     fill_source(src, NULL);
-    const char *const extra[] = {"--target-retry-timeout", "10", NULL};
+    /* without checkpoints: nothing says how far the promoted replica holds
+     * the stream (with them, the default, it is followed:
+     * integration_checkpoints) */
+    const char *const extra[] = {"--target-retry-timeout", "10", "--checkpoint", "none", NULL};
     struct program *p = ringsync_start_with(src, c->nodes[0], "2", extra);
     wait_snapshot_applied(p);
 
