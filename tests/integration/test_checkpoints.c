@@ -607,3 +607,37 @@ Test(checkpoints, a_slot_migrated_by_hand_keeps_exact_records_across_crashes, .t
     ringsync_stop(p, "after a slot migrated by hand");
     cluster_fixture_stop(c);
 }
+
+/* A cluster's records are written by a script: a user that may not run
+ * EVAL is told so at start, with what to do, before anything is written;
+ * --checkpoint none then runs. */
+Test(checkpoints, a_cluster_user_without_eval_is_told_at_start, .timeout = 60)
+{
+    struct redis_fixture_opts so = {.extra_args = source_args};
+    struct redis_fixture *src = redis_fixture_start(&so);
+    redis_fixture_exec(src->ctx, "SET a 1");
+    struct cluster_fixture_opts co = {.masters = 3};
+    struct cluster_fixture *c = cluster_fixture_start(&co);
+    for (int i = 0; i < c->nmasters; i++)
+        redis_fixture_exec(c->nodes[i]->ctx, "ACL SETUSER rs on >pw ~* &* +@all -eval");
+    char suri[64], turi[64];
+    snprintf(suri, sizeof(suri), "redis://127.0.0.1:%d", src->port);
+    snprintf(turi, sizeof(turi), "redis://rs:pw@127.0.0.1:%d", c->nodes[1]->port);
+    const char *argv[] = {
+        fixture_env("RS_RINGSYNC"), "sync",         "--source", suri, "--target", turi,
+        "--snapshot-only",          "--checkpoint", "target",   NULL};
+    struct program_result r;
+    cr_assert(program_run(argv, NULL, NULL, 30000, &r) == 0);
+    cr_assert(r.exited && r.exit_code == 1 && strstr(r.err, "EVAL") != NULL &&
+                  strstr(r.err, "--checkpoint none") != NULL,
+              "a user without EVAL should be told at start: exit %d, stderr:\n%s", r.exit_code,
+              r.err);
+    program_result_deinit(&r);
+    cr_assert_eq(cluster_fixture_data_keys(c), 0, "something was written before the refusal");
+    argv[8] = "none";
+    cr_assert(program_run(argv, NULL, NULL, 30000, &r) == 0);
+    cr_assert(r.exited && r.exit_code == 0, "--checkpoint none should run: %s", r.err);
+    program_result_deinit(&r);
+    cr_assert_eq(cluster_fixture_data_keys(c), 1);
+    cluster_fixture_stop(c);
+}
