@@ -105,8 +105,15 @@
 
 TestSuite(cluster_moves, .fini = redis_fixture_stop_all, .timeout = 240);
 
-static const char *const source_args[] = {"--enable-debug-command", "yes",
-                                          "--repl-diskless-sync-delay", "0", NULL};
+/* a backlog that holds what is written while ringsync waits out a killed
+ * destination master (the default 1 MB is a few seconds of the load) */
+static const char *const source_args[] = {"--enable-debug-command",
+                                          "yes",
+                                          "--repl-diskless-sync-delay",
+                                          "0",
+                                          "--repl-backlog-size",
+                                          "64mb",
+                                          NULL};
 static const char *const debug_args[] = {"--enable-debug-command", "yes", NULL};
 
 /* ---------------------------------------------------------------- servers */
