@@ -37,6 +37,22 @@
 
 #define CONTROL_LINK_QUOTE_BYTES 48 /* of a peer's bytes in a message */
 
+/* The calling thread's peers lost (control_link_last_loss): per thread, as
+ * a link belongs to the thread that opened it. */
+static _Thread_local struct control_link_loss control_link_loss;
+
+/* cl could not reach its peer, or lost it: counted, and named. */
+static void control_link_lost(const struct control_link *cl)
+{
+    control_link_loss.count++;
+    snprintf(control_link_loss.name, sizeof(control_link_loss.name), "%s", cl->name);
+}
+
+void control_link_last_loss(struct control_link_loss *out)
+{
+    *out = control_link_loss;
+}
+
 void control_reply_free(struct control_reply *rep)
 {
     if (rep->r != NULL)
@@ -132,6 +148,7 @@ int control_link_open(struct control_link *cl, const struct endpoint *ep, int ti
     int rc;
     int gai = getaddrinfo(ep->host, port, &hints, &res);
     if (gai != 0) {
+        control_link_lost(cl);
         rs_error_set(err, RS_E_TRUNCATED, 0, "cannot connect to %s: cannot resolve '%s': %s",
                      cl->name, ep->host, gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
         rc = -EHOSTUNREACH;
@@ -145,6 +162,7 @@ int control_link_open(struct control_link *cl, const struct endpoint *ep, int ti
     }
     freeaddrinfo(res);
     if (rc < 0) {
+        control_link_lost(cl);
         if (rc == -ETIMEDOUT)
             rs_error_set(err, RS_E_TRUNCATED, 0, "cannot connect to %s: no answer within %d ms",
                          cl->name, timeout_ms);
@@ -215,6 +233,7 @@ static int control_link_fill(struct control_link *cl, int timeout_ms, const char
             return (int)n;
         }
         if (n == 0) {
+            control_link_lost(cl);
             rs_error_set(err, RS_E_TRUNCATED, 0, "%s closed the connection (waiting for %s)",
                          cl->name, waiting);
             return -ECONNRESET;
@@ -223,11 +242,14 @@ static int control_link_fill(struct control_link *cl, int timeout_ms, const char
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             int e = errno;
+            control_link_lost(cl);
             rs_error_set(err, RS_E_TRUNCATED, 0, "reading from %s: %s (waiting for %s)", cl->name,
                          strerror(e), waiting);
             return e == ECONNRESET || e == EPIPE ? -ECONNRESET : -e;
         }
         int rc = control_link_poll(cl->fd, POLLIN, timeout_ms);
+        if (rc <= 0)
+            control_link_lost(cl); /* a timeout, or poll itself failed */
         if (rc == 0) {
             rs_error_set(err, RS_E_TRUNCATED, 0, "%s did not answer within %d ms (waiting for %s)",
                          cl->name, timeout_ms, waiting);
@@ -257,6 +279,8 @@ static int control_link_write(struct control_link *cl, const char *s, size_t len
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             int rc = control_link_poll(cl->fd, POLLOUT, cl->timeout_ms);
+            if (rc <= 0)
+                control_link_lost(cl);
             if (rc == 0) {
                 rs_error_set(err, RS_E_TRUNCATED, 0, "%s did not take what was sent within %d ms",
                              cl->name, cl->timeout_ms);
@@ -267,6 +291,7 @@ static int control_link_write(struct control_link *cl, const char *s, size_t len
             continue;
         }
         int e = n < 0 ? errno : EPIPE;
+        control_link_lost(cl);
         if (e == EPIPE || e == ECONNRESET) {
             rs_error_set(err, RS_E_TRUNCATED, 0, "%s closed the connection", cl->name);
             return -ECONNRESET;

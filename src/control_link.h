@@ -138,6 +138,19 @@ int control_link_detach(struct control_link *cl, struct rs_slice *pending);
  * all-zero link is a no-op. */
 void control_link_close(struct control_link *cl);
 
+/* The peers the calling thread's links could not reach or lost: every
+ * failure above whose err->code is RS_E_TRUNCATED (no connection, a
+ * timeout, a closed connection) counts, and the last one's endpoint is
+ * named. For a caller that runs a whole stage of other code, which only
+ * logs its failures (sync_prepare_target), and must tell afterwards a peer
+ * lost from a peer that refused: it compares count before and after. */
+struct control_link_loss {
+    unsigned long count; /* since the thread began */
+    char name[300];      /* the last one's endpoint (ep->name), "" before any */
+};
+
+void control_link_last_loss(struct control_link_loss *out);
+
 /* INFO <section>, then the value of its "field:value" line copied into out
  * (capacity cap, NUL-terminated; cut to fit). -ENOENT when the section has
  * no such field; -EPERM when INFO itself got an error reply (message

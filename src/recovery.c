@@ -83,6 +83,8 @@ int sync_margin_again(struct run_ctx *r)
         if (rc < 0) {
             rs_log("cannot put the expiry margin back on the expiries of destination %s: %s",
                    r->nodes->eps[i].name, err.msg);
+            /* lost before the workers ran: sync_recover starts the job again */
+            r->dest_lost = r->dest_lost_at_start = err.code == RS_E_TRUNCATED;
             return 1;
         }
         if (n > 0 && !o->quiet)
@@ -135,8 +137,27 @@ static int cluster_again(struct run_ctx *r, struct rs_error *err)
     return rc;
 }
 
+/* Whether the node at ep answers PING with something else than an error
+ * (-LOADING ...); else err says what it did. */
+static bool node_answers(const struct run_ctx *r, const struct endpoint *ep, struct rs_error *err)
+{
+    struct control_link cl = {0};
+    bool ok = control_link_open(&cl, ep, r->o->timeout_ms, err) == 0;
+    if (ok) {
+        struct control_reply rep = {0};
+        ok = control_link_commandv(&cl, &rep, err, "PING", NULL) == 0 &&
+             rep.r->type != REDIS_REPLY_ERROR;
+        if (!ok && rep.r != NULL)
+            snprintf(err->msg, sizeof(err->msg), "%.100s answers %.100s", cl.name, rep.r->str);
+        control_reply_free(&rep);
+    }
+    control_link_close(&cl);
+    return ok;
+}
+
 /* The destination's nodes answer and are ready again: 0; 1 after
- * --target-retry-timeout (or a signal), saying so. */
+ * --target-retry-timeout (or a signal), saying so. Nodes not found yet (a
+ * start whose dest_nodes_open failed): the target itself. */
 static int wait_destination(struct run_ctx *r, double t0)
 {
     const struct sync_opts *o = r->o;
@@ -146,22 +167,11 @@ static int wait_destination(struct run_ctx *r, double t0)
         bool ok = true;
         if (r->nodes->is_cluster) /* a failover or a reshard since: its masters now */
             ok = cluster_again(r, &err) == 0;
-        for (unsigned i = 0; i < r->nodes->nnodes && ok; i++) {
-            struct control_link cl = {0};
-            if (!dest_nodes_serves(r->nodes, i))
-                continue;
-            ok = control_link_open(&cl, &r->nodes->eps[i], o->timeout_ms, &err) == 0;
-            if (ok) {
-                struct control_reply rep = {0};
-                ok = control_link_commandv(&cl, &rep, &err, "PING", NULL) == 0 &&
-                     rep.r->type != REDIS_REPLY_ERROR;
-                if (!ok && rep.r != NULL)
-                    snprintf(err.msg, sizeof(err.msg), "%.100s answers %.100s", cl.name,
-                             rep.r->str);
-                control_reply_free(&rep);
-            }
-            control_link_close(&cl);
-        }
+        else if (r->nodes->nnodes == 0)
+            ok = node_answers(r, &r->target, &err);
+        for (unsigned i = 0; i < r->nodes->nnodes && ok; i++)
+            if (dest_nodes_serves(r->nodes, i))
+                ok = node_answers(r, &r->nodes->eps[i], &err);
         if (ok)
             return 0;
         if (sync_is_stopping() || (o->retry_timeout_s > 0 && now_s() - t0 > o->retry_timeout_s)) {
@@ -170,10 +180,82 @@ static int wait_destination(struct run_ctx *r, double t0)
                    now_s() - t0, err.msg);
             return 1;
         }
-        struct timespec ts = {0, (long)backoff_ms * 1000000L};
+        struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
     }
+}
+
+/* ------------------------------------------- a destination lost at the start */
+
+/* Whether the last peer the calling thread's control links lost since
+ * before (control_link_last_loss) was the destination's: a node of it, not
+ * the source (which dest_check reads too, and whose loss it only warns of). */
+static bool dest_lost_since(const struct run_ctx *r, const struct control_link_loss *before)
+{
+    struct control_link_loss now;
+    control_link_last_loss(&now);
+    return now.count != before->count &&
+           (r->source_name == NULL || strcmp(now.name, r->source_name) != 0);
+}
+
+/* What sync_prepare_target found (the nodes, the checkpoints read) is
+ * forgotten, so that it runs again from the start. */
+static void forget_target(struct run_ctx *r)
+{
+    dest_nodes_deinit(r->nodes);
+    if (r->cp_on)
+        checkpoint_deinit(&r->cp);
+    r->cp_on = false;
+    checkpoint_state_free(&r->cps);
+    memset(&r->cps, 0, sizeof(r->cps));
+    r->start = CHECKPOINT_START_NEW;
+}
+
+/* sync_start_target's loop; reached: the destination answered an earlier
+ * start, t0: when it was lost (0: not yet). Bounded by --target-retry-timeout
+ * from t0 even while the destination answers PING at once (a step that
+ * keeps losing its link, a timeout on a slow command), with a pause that
+ * doubles between the starts. */
+static int start_target(struct run_ctx *r, struct control_link *tcl, bool reached, double t0)
+{
+    const struct sync_opts *o = r->o;
+    int pause_ms = 100;
+    for (;;) {
+        struct control_link_loss before;
+        control_link_last_loss(&before);
+        int status = sync_prepare_target(r, tcl);
+        if (status == 0)
+            return 0;
+        control_link_close(tcl);
+        reached |= r->nodes->nnodes > 0; /* dest_nodes_open answered: the first contact */
+        if (status != 1 || !reached || !dest_lost_since(r, &before) || sync_is_stopping())
+            return status;
+        if (t0 == 0) {
+            t0 = now_s();
+            rs_log("destination %s lost while job %s started: waiting for it (--target-retry-"
+                   "timeout), then starting again",
+                   r->target.name, r->job_id);
+        } else if (o->retry_timeout_s > 0 && now_s() - t0 > o->retry_timeout_s) {
+            rs_log("destination %s was lost again and again for %.0f s (--target-retry-timeout) "
+                   "while job %s started: giving up",
+                   r->target.name, now_s() - t0, r->job_id);
+            return 1;
+        }
+        if (wait_destination(r, t0) != 0)
+            return 1;
+        struct timespec ts = {pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        pause_ms = pause_ms * 2 > 5000 ? 5000 : pause_ms * 2;
+        rs_log("destination %s back after %.2f s: starting job %s again", r->target.name,
+               now_s() - t0, r->job_id);
+        forget_target(r);
+    }
+}
+
+int sync_start_target(struct run_ctx *r, struct control_link *tcl)
+{
+    return start_target(r, tcl, false, 0);
 }
 
 /* CLIENT KILL what the destination still has of the links of the run that
@@ -186,46 +268,90 @@ static void kill_old_links(struct run_ctx *r)
                                 r->o->workers, r->o->timeout_ms);
 }
 
+/* The source could not be opened while the job is taken up again: it was
+ * reached before, so it is waited for as a reconnect waits, up to
+ * --source-retry-timeout from *since (set on the first call). 0 after a
+ * pause (try again), 1 when that time has passed, saying so. */
+static int source_pause(const struct run_ctx *r, const struct endpoint *source, double *since)
+{
+    double limit = r->o->source_retry_timeout_s;
+    if (*since == 0)
+        *since = now_s();
+    if (limit > 0 && now_s() - *since > limit) {
+        rs_log("source %s did not come back within %.0f s (--source-retry-timeout)", source->name,
+               now_s() - *since);
+        return 1;
+    }
+    struct timespec ts = {1, 0};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
 int sync_recover(struct run_ctx *r, const struct endpoint *source, uint8_t *initial, int status)
 {
     const struct sync_opts *o = r->o;
-    double t0 = 0;
+    double t0 = 0, source_t0 = 0;
     while (status != 0 && r->dest_lost && !sync_is_stopping()) {
+        bool at_start = r->dest_lost_at_start;
         if (t0 == 0) {
             t0 = now_s();
-            rs_log("destination lost: waiting for it, then resuming job %s from its checkpoints",
-                   r->job_id);
+            if (at_start)
+                rs_log("destination %s lost while job %s started: waiting for it "
+                       "(--target-retry-timeout), then starting again",
+                       r->target.name, r->job_id);
+            else
+                rs_log("destination lost: waiting for it, then resuming job %s from its "
+                       "checkpoints",
+                       r->job_id);
         }
         kill_old_links(r); /* nothing sent before the loss may run after the records are read */
         if (wait_destination(r, t0) != 0)
             return status;
         kill_old_links(r);
         struct rs_error err = {0};
-        checkpoint_state_free(&r->cps);
-        free(r->cp.skip);
-        r->cp.skip = NULL;
-        if (checkpoint_start(r->nodes, &r->cp, o->timeout_ms, o->quiet, &r->start, &r->cps, &err) <
-            0) {
-            /* a cluster still settling a failover answers CLUSTERDOWN: wait on */
-            if (o->retry_timeout_s > 0 && now_s() - t0 > o->retry_timeout_s) {
-                rs_log("cannot read the checkpoints of job %s: %s", r->job_id, err.msg);
-                return 1;
-            }
-            struct timespec ts = {0, 200 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-            continue;
-        }
         struct control_link scl = {0}, tcl = {0};
-        if (control_link_open(&tcl, &r->nodes->eps[r->probe_node], o->timeout_ms, &err) < 0 ||
-            control_link_open(&scl, source, o->timeout_ms, &err) < 0) {
+        if (at_start) {
+            /* the workers never ran: the start again, checks and all (the
+             * destination may have come back with other keys, or none) */
+            forget_target(r);
+            int st = start_target(r, &tcl, true, t0);
+            if (st != 0)
+                return st;
+        } else {
+            checkpoint_state_free(&r->cps);
+            free(r->cp.skip);
+            r->cp.skip = NULL;
+            if (checkpoint_start(r->nodes, &r->cp, o->timeout_ms, o->quiet, &r->start, &r->cps,
+                                 &err) < 0) {
+                /* a cluster still settling a failover answers CLUSTERDOWN: wait on */
+                if (o->retry_timeout_s > 0 && now_s() - t0 > o->retry_timeout_s) {
+                    rs_log("cannot read the checkpoints of job %s: %s", r->job_id, err.msg);
+                    return 1;
+                }
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            if (control_link_open(&tcl, &r->nodes->eps[r->probe_node], o->timeout_ms, &err) < 0) {
+                rs_log("%s", err.msg);
+                continue; /* gone again: wait again */
+            }
+        }
+        if (control_link_open(&scl, source, o->timeout_ms, &err) < 0) {
             rs_log("%s", err.msg);
             control_link_close(&tcl);
-            continue; /* gone again: wait again */
+            if (source_pause(r, source, &source_t0) != 0)
+                return status;
+            continue;
         }
-        r->dest_lost = false;
+        r->dest_lost = r->dest_lost_at_start = false;
         r->resumed = false;
-        rs_log("destination back after %.2f s: resuming job %s", now_s() - t0, r->job_id);
-        t0 = 0;
+        if (at_start)
+            rs_log("destination %s back after %.2f s: starting job %s again", r->target.name,
+                   now_s() - t0, r->job_id);
+        else
+            rs_log("destination back after %.2f s: resuming job %s", now_s() - t0, r->job_id);
+        t0 = source_t0 = 0;
         status = sync_from(r, &scl, &tcl, source, initial);
     }
     return status;

@@ -209,7 +209,11 @@ int source_link_handshake(struct control_link *cl, const struct source_handshake
         return 0;
     }
     if (line.p[0] == '-') {
-        if (source_link_starts(line, "-NOMASTERLINK") || source_link_starts(line, "-LOADING")) {
+        /* a replica whose own master link is down (MASTERDOWN: with
+         * replica-serve-stale-data no), a source loading its data: what a
+         * native replica waits out */
+        if (source_link_starts(line, "-NOMASTERLINK") || source_link_starts(line, "-LOADING") ||
+            source_link_starts(line, "-MASTERDOWN")) {
             r->retryable = true;
             rs_error_set(err, RS_E_FORMAT, 0, "source %s cannot serve PSYNC now (retry later): %s",
                          cl->name, quoted + 1);

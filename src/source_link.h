@@ -39,7 +39,8 @@ struct source_handshake_opts {
 
 struct source_handshake_result {
     bool full;      /* +FULLRESYNC: a snapshot follows; else +CONTINUE: the stream */
-    bool retryable; /* on failure: the source cannot serve now (-LOADING, -NOMASTERLINK) */
+    bool retryable; /* on failure: the source cannot serve now (-LOADING, -NOMASTERLINK,
+                       -MASTERDOWN) */
     /* The source's replication id: from +FULLRESYNC, or the new one of
      * +CONTINUE <replid>, or (+CONTINUE alone) the one asked for. */
     char replid[SOURCE_REPLID_LEN + 1];
@@ -61,7 +62,8 @@ struct source_handshake_result {
  * Fails with a negative errno and err naming the source and the reason:
  *   -EACCES     the source wants a password (-NOAUTH) or the user may not
  *               run REPLCONF (-NOPERM);
- *   -EAGAIN     r->retryable: -LOADING, -NOMASTERLINK; try again later;
+ *   -EAGAIN     r->retryable: -LOADING, -NOMASTERLINK, -MASTERDOWN; try
+ *               again later (source_reconnect_handshake does);
  *   -EPERM      any other error answer to PSYNC: "source 127.0.0.1:6379
  *               refused PSYNC: <reply>";
  *   -EPROTO     an answer that is not what PROTOCOL.md §1 says;

@@ -11,6 +11,7 @@
 
 #include "cluster_topology.h"
 #include "control_link.h"
+#include "log.h"
 
 static double now_s(void)
 {
@@ -19,10 +20,11 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Sleeps ms, in slices, returning early when *stop is set. */
-static void nap(int ms, const volatile sig_atomic_t *stop)
+/* Sleeps ms, in slices, returning early when *stop is set or is_stopping()
+ * says so (either may be NULL). */
+static void nap(int ms, const volatile sig_atomic_t *stop, bool (*is_stopping)(void))
 {
-    while (ms > 0 && !(stop && *stop)) {
+    while (ms > 0 && !(stop && *stop) && !(is_stopping && is_stopping())) {
         int k = ms < 50 ? ms : 50;
         struct timespec ts = {0, (long)k * 1000000L};
         nanosleep(&ts, NULL);
@@ -127,7 +129,67 @@ int source_reconnect_run(struct source_reconnect *sr, uint64_t received,
             return -1;
         }
         /* jitter: 50..100 % of the backoff, so many jobs do not retry in step */
-        nap(backoff / 2 + rand() % (backoff / 2 + 1), stop);
+        nap(backoff / 2 + rand() % (backoff / 2 + 1), stop, NULL);
         backoff = backoff * 2 > SOURCE_RECONNECT_MAX_MS ? SOURCE_RECONNECT_MAX_MS : backoff * 2;
+    }
+}
+
+/* A failure the source may get over by itself: it cannot serve PSYNC yet
+ * (-LOADING, -NOMASTERLINK, -MASTERDOWN), or the link could not be made or
+ * was lost (no connection, a timeout, a closed connection). */
+static bool is_transient(int rc, const struct rs_error *err)
+{
+    return rc == -EAGAIN || err->code == RS_E_TRUNCATED;
+}
+
+int source_reconnect_handshake(struct control_link *cl, const struct endpoint *ep, int timeout_ms,
+                               double give_up_s, const struct source_handshake_opts *ho,
+                               struct source_handshake_result *hr, bool (*is_stopping)(void),
+                               struct rs_error *err)
+{
+    double t0 = now_s();
+    int backoff = SOURCE_RECONNECT_MIN_MS;
+    unsigned attempts = 1;
+    int rc = source_link_handshake(cl, ho, hr, err);
+    for (;;) {
+        if (rc == 0) {
+            if (attempts > 1)
+                rs_log("source %s served PSYNC after %.2f s (%u attempts)", ep->name, now_s() - t0,
+                       attempts);
+            return 0;
+        }
+        if (!is_transient(rc, err))
+            return rc;
+        if (attempts == 1) { /* said once: what is awaited, and for how long */
+            if (give_up_s > 0)
+                rs_log("%s; waiting for it as a replica would, up to %.0f s "
+                       "(--source-retry-timeout)",
+                       err->msg, give_up_s);
+            else
+                rs_log("%s; waiting for it as a replica would, without a limit "
+                       "(--source-retry-timeout 0)",
+                       err->msg);
+        }
+        if (give_up_s > 0 && now_s() - t0 > give_up_s) {
+            char last[sizeof(err->msg)];
+            snprintf(last, sizeof(last), "%s", err->msg);
+            rs_error_set(err, RS_E_UNSUPPORTED, 0,
+                         "source %s could not serve PSYNC within %.0f s "
+                         "(--source-retry-timeout), %u attempts; the last: %s",
+                         ep->name, give_up_s, attempts, last);
+            return -ETIMEDOUT;
+        }
+        nap(backoff / 2 + rand() % (backoff / 2 + 1), NULL, is_stopping);
+        if (is_stopping != NULL && is_stopping()) {
+            rs_error_set(err, RS_E_UNSUPPORTED, 0, "stopped while waiting for source %s", ep->name);
+            return -EINTR;
+        }
+        backoff = backoff * 2 > SOURCE_RECONNECT_MAX_MS ? SOURCE_RECONNECT_MAX_MS : backoff * 2;
+        control_link_close(cl);
+        attempts++;
+        *err = (struct rs_error){0};
+        rc = control_link_open(cl, ep, timeout_ms, err);
+        if (rc == 0)
+            rc = source_link_handshake(cl, ho, hr, err);
     }
 }

@@ -15,15 +15,31 @@
  * A +FULLRESYNC answer (the source's backlog no longer holds the offset,
  * or its history changed beyond replid2) ends the attempts: the job stops,
  * saying so; a restart resumes from the checkpoints or says what to do.
+ *
+ * The job's first PSYNC (source_reconnect_handshake) is retried the same
+ * way once the source has been reached: a source that answers but cannot
+ * serve yet, or drops the link during the handshake, is waited for up to
+ * --source-retry-timeout, as a native replica keeps trying its master;
+ * one that cannot be reached at all, or refuses (a wrong password), is
+ * the caller's to report at once.
+ *
+ *   sync_from: control_link_open (the first contact: a failure ends the job)
+ *     -> source_reconnect_handshake: source_link_handshake
+ *          -EAGAIN (-LOADING, -NOMASTERLINK, -MASTERDOWN) or a lost link
+ *            -> said once, jittered backoff, control_link_open again, PSYNC again
+ *          +FULLRESYNC / +CONTINUE -> the caller goes on
+ *
  * Threads: the caller's (the thread that runs the job's main loop).
  */
 #ifndef RS_SOURCE_RECONNECT_H
 #define RS_SOURCE_RECONNECT_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "control_link.h"
 #include "endpoint.h"
 #include "rs_error.h"
 #include "source_link.h"
@@ -57,5 +73,21 @@ struct source_reconnect {
  * non-zero (a signal) between attempts. */
 int source_reconnect_run(struct source_reconnect *sr, uint64_t received,
                          const volatile sig_atomic_t *stop, struct rs_error *err);
+
+/* source_link_handshake on cl, which the caller opened (the source was
+ * reached), retried while the failure is one the source may get over by
+ * itself: -EAGAIN (-LOADING, -NOMASTERLINK, -MASTERDOWN) or a link that
+ * could not be made or was lost (err->code RS_E_TRUNCATED). Each retry
+ * reopens cl to ep (timeout_ms) after the reconnects' jittered backoff.
+ * Logs once what it waits for (the source, its answer, how long), and once
+ * more when the source served. Returns 0 with *hr and cl open, the
+ * handshake's answer in it; else cl may be closed and err says why:
+ * a failure that is not transient (its code, as source_link_handshake's),
+ * -ETIMEDOUT after give_up_s (0: never), -EINTR when is_stopping (may be
+ * NULL) said so between attempts. */
+int source_reconnect_handshake(struct control_link *cl, const struct endpoint *ep, int timeout_ms,
+                               double give_up_s, const struct source_handshake_opts *ho,
+                               struct source_handshake_result *hr, bool (*is_stopping)(void),
+                               struct rs_error *err);
 
 #endif

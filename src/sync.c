@@ -203,7 +203,7 @@ int sync_probe_restore(struct control_link *cl, int rdb_version, const struct en
     struct rs_error err = {0};
     if (control_link_command(cl, &rep, &err, 5, argv, lens) < 0) {
         rs_log("%s", err.msg);
-        return -1;
+        return err.code == RS_E_TRUNCATED ? -2 : -1;
     }
     int ok = 1;
     if (rep.r->type == REDIS_REPLY_ERROR) {
@@ -884,7 +884,9 @@ int sync_from(struct run_ctx *r, struct control_link *scl, struct control_link *
                                 &err) == 0)
         r->backlog_bytes = strtoull(backlog, NULL, 10);
     err = (struct rs_error){0};
-    if (source_link_handshake(scl, &ho, &hr, &err) < 0) {
+    /* a source that answered but cannot serve yet is waited for */
+    if (source_reconnect_handshake(scl, source, o->timeout_ms, o->source_retry_timeout_s, &ho, &hr,
+                                   sync_is_stopping, &err) < 0) {
         rs_log("%s", err.msg);
         goto fail;
     }
@@ -931,6 +933,7 @@ int sync_from(struct run_ctx *r, struct control_link *scl, struct control_link *
             (r->start == CHECKPOINT_START_REDO && strcmp(r->cps.phase, CHECKPOINT_FULL_KEEP) == 0);
         if (checkpoint_begin_full(r->nodes, &r->cp, o->timeout_ms, keep, &err) < 0) {
             rs_log("cannot write the checkpoint of job %s: %s", r->job_id, err.msg);
+            r->dest_lost = r->dest_lost_at_start = err.code == RS_E_TRUNCATED; /* sync_recover */
             close(r->input_fd);
             control_link_close(tcl);
             return 1;
@@ -959,6 +962,7 @@ int sync_from(struct run_ctx *r, struct control_link *scl, struct control_link *
     r->use_restore = probe == 1;
     control_link_close(tcl);
     if (probe < 0) {
+        r->dest_lost = r->dest_lost_at_start = probe == -2; /* sync_recover starts again */
         close(r->input_fd);
         return 1;
     }
@@ -992,7 +996,7 @@ static void *shard_main(void *arg)
     struct shard_job *sj = arg;
     struct control_link tcl = {0}, scl = {0};
     struct rs_error err = {0};
-    sj->status = sync_prepare_target(&sj->r, &tcl); /* the checks were made once, before */
+    sj->status = sync_start_target(&sj->r, &tcl); /* the checks were made once, before */
     if (sj->status == 0 && control_link_open(&scl, &sj->source, sj->r.o->timeout_ms, &err) < 0) {
         rs_log("%s", err.msg);
         sj->status = 1;
@@ -1146,7 +1150,7 @@ static int sync_run(int argc, char **argv, struct dest_nodes *nodes, struct run_
     else
         default_job_id(rp->job_id, sizeof(rp->job_id), source.name);
     struct control_link tcl = {0}, scl = {0};
-    int status = sync_prepare_target(rp, &tcl);
+    int status = sync_start_target(rp, &tcl); /* a destination lost meanwhile is waited for */
     if (status != 0) {
         control_link_close(&tcl);
         return status;

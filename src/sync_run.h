@@ -6,7 +6,9 @@
  *
  * A run goes through the stages below, each of them in sync.c:
  *
- *   sync_prepare_target (the destination's nodes, checks, checkpoints)
+ *   sync_prepare_target (the destination's nodes, checks, checkpoints;
+ *                        sync_start_target in recovery.h runs it again
+ *                        while the destination is lost)
  *   -> [sync_from: PSYNC handshake]   or   [restore, replay: the file's header]
  *   -> sync_parse_header_version -> sync_probe_restore -> sync_run_job
  *
@@ -71,9 +73,10 @@ struct run_ctx {
     struct checkpoint_state cps;
     bool resumed;                     /* +CONTINUE: the stream only */
     const struct endpoint *source_ep; /* for reconnects (NULL: a file or a replay) */
-    bool dest_lost;         /* the job ended on a lost destination link, resumable (sync_recover) */
-    uint64_t backlog_bytes; /* the source's repl-backlog-size (0: not known) */
-    long long *link_ids;    /* the destination links' CLIENT IDs, per node and worker */
+    bool dest_lost; /* the job ended on a lost destination link, resumable (sync_recover) */
+    bool dest_lost_at_start;   /* ... before its workers ran: sync_recover starts it again */
+    uint64_t backlog_bytes;    /* the source's repl-backlog-size (0: not known) */
+    long long *link_ids;       /* the destination links' CLIENT IDs, per node and worker */
     struct endpoint *link_eps; /* their nodes */
     unsigned link_nodes;
     unsigned shard_slot;          /* a cluster source's master: the first slot it served */
@@ -99,7 +102,7 @@ int sync_parse_header_version(const uint8_t *p, size_t n, int *version);
 
 /* Whether the destination takes a RESTORE payload of this RDB version: tries
  * one on a probe key, then deletes it. 1 yes, 0 no, -1 the destination cannot
- * be written at all (said on stderr). */
+ * be written at all, -2 the link to it was lost (either said on stderr). */
 int sync_probe_restore(struct control_link *cl, int rdb_version, const struct endpoint *ep);
 
 /* Runs the workers over rc's input until the end, a stop or a failure, and

@@ -94,6 +94,7 @@ struct fault_relay {
     bool is_reset_asked;
     uint64_t req_seq, done_seq; /* changes asked, changes taken by the relay thread */
     struct relay_faults faults[2];
+    int64_t pass_left; /* FAULT_RELAY_RESET_NEW: connections still let through; -1: off */
     struct relay_conn *conns[RELAY_MAX_CONNS];
     size_t nconns;
     struct fault_relay_stats stats;
@@ -165,6 +166,13 @@ static void set_nodelay(int fd)
 static void conn_open(struct fault_relay *r, int cfd)
 {
     r->stats.accepted++;
+    if (r->pass_left == 0) { /* FAULT_RELAY_RESET_NEW */
+        r->stats.resets_new++;
+        leg_reset(cfd);
+        return;
+    }
+    if (r->pass_left > 0)
+        r->pass_left--;
     struct relay_conn *c = r->nconns < RELAY_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
     if (c == NULL) {
         r->stats.refused++;
@@ -512,6 +520,7 @@ struct fault_relay *fault_relay_start(int target_port)
     if (r == NULL)
         return NULL;
     r->target_port = target_port;
+    r->pass_left = -1;
     for (int d = 0; d < 2; d++)
         r->faults[d].cut_left = -1;
     r->listen_fd = listen_loopback(&r->port);
@@ -535,14 +544,19 @@ int fault_relay_port(const struct fault_relay *r)
 
 int fault_relay_set(struct fault_relay *r, unsigned dirs, enum fault_relay_fault f, long long arg)
 {
-    if ((dirs & ~(unsigned)FAULT_RELAY_BOTH) != 0 || (dirs == 0 && f != FAULT_RELAY_RESET) ||
-        arg < 0 || f > FAULT_RELAY_CUT)
+    bool any_dirs = f == FAULT_RELAY_RESET || f == FAULT_RELAY_RESET_NEW;
+    if ((dirs & ~(unsigned)FAULT_RELAY_BOTH) != 0 || (dirs == 0 && !any_dirs) || arg < 0 ||
+        f > FAULT_RELAY_RESET_NEW)
         return -EINVAL;
     pthread_mutex_lock(&r->mu);
     int64_t now = mono_us();
     if (f == FAULT_RELAY_RESET)
         r->is_reset_asked = true;
-    for (int d = 0; d < 2 && f != FAULT_RELAY_RESET; d++) {
+    if (f == FAULT_RELAY_RESET_NEW)
+        r->pass_left = arg;
+    if (f == FAULT_RELAY_CLEAR)
+        r->pass_left = -1;
+    for (int d = 0; d < 2 && !any_dirs; d++) {
         if (!(dirs & (1u << d)))
             continue;
         struct relay_faults *ft = &r->faults[d];
@@ -569,6 +583,7 @@ int fault_relay_set(struct fault_relay *r, unsigned dirs, enum fault_relay_fault
             ft->cut_arg = arg;
             break;
         case FAULT_RELAY_RESET:
+        case FAULT_RELAY_RESET_NEW:
             break;
         }
     }

@@ -15,8 +15,9 @@
  * an EOF is passed on as a half-close (shutdown SHUT_WR), a read or write
  * error on one leg resets the other.
  *
- * Faults are per direction, for every connection open now and every one
- * accepted while they last. Several may hold at once (a black hole wins).
+ * Faults are per direction (but a RESET and a RESET_NEW, which are for
+ * connections), for every connection open now and every one accepted while
+ * they last. Several may hold at once (a black hole wins).
  * fault_relay_set returns once the relay thread has taken the change: a
  * RESET has been done when it returns, a CUT is armed.
  *
@@ -61,6 +62,12 @@ enum fault_relay_fault {
      * command is cut after exactly arg bytes. Once per direction: armed
      * again only by another call. */
     FAULT_RELAY_CUT,
+    /* The next arg connections accepted pass; every one accepted after
+     * them is reset at once, before its server leg is made: its client sees
+     * its connect succeed, then a reset, as from a server that went away
+     * after answering arg connections. Connections open now are left
+     * alone. dirs are ignored. Until cleared (FAULT_RELAY_CLEAR, any dirs). */
+    FAULT_RELAY_RESET_NEW,
 };
 
 struct fault_relay_stats {
@@ -69,6 +76,7 @@ struct fault_relay_stats {
     uint64_t refused;     /* connections whose server leg could not connect, or over the cap */
     uint64_t bytes[2];    /* forwarded: [0] C2S, [1] S2C */
     uint64_t resets;      /* connections reset by FAULT_RELAY_RESET */
+    uint64_t resets_new;  /* connections reset as they came by FAULT_RELAY_RESET_NEW */
     uint64_t cuts;        /* connections closed by FAULT_RELAY_CUT */
     uint64_t byte_writes; /* one-byte writes made by FAULT_RELAY_ONE_BYTE */
     /* The last cut: its direction, the bytes forwarded just before it and

@@ -422,16 +422,23 @@ struct redis_fixture *redis_fixture_try_start(const struct redis_fixture_opts *o
     return NULL;
 }
 
-void redis_fixture_restart(struct redis_fixture *f, const struct redis_fixture_opts *opts, int sig)
+void redis_fixture_kill(struct redis_fixture *f, int sig)
+{
+    int status = 0;
+    kill(f->pid, sig);
+    cr_assert(wait_exit(f->pid, 20000, &status), "redis-server on port %d did not exit", f->port);
+    f->pid = -1;
+    redisFree(f->ctx);
+    f->ctx = NULL;
+}
+
+void redis_fixture_start_again(struct redis_fixture *f, const struct redis_fixture_opts *opts)
 {
     static const struct redis_fixture_opts no_opts;
     if (opts == NULL)
         opts = &no_opts;
     int status = 0;
-    kill(f->pid, sig);
-    cr_assert(wait_exit(f->pid, 20000, &status), "redis-server on port %d did not exit", f->port);
-    redisFree(f->ctx);
-    f->ctx = NULL;
+    cr_assert(f->pid <= 0, "redis-server on port %d is running", f->port);
     for (int attempt = 0; attempt < 50; attempt++) {
         f->pid = spawn_server(f, opts);
         cr_assert(f->pid > 0, "fork: %s", strerror(errno));
@@ -443,6 +450,12 @@ void redis_fixture_restart(struct redis_fixture *f, const struct redis_fixture_o
         sleep_ms(100); /* the port is not free again yet */
     }
     cr_assert_fail("redis-server on port %d: its port stayed taken", f->port);
+}
+
+void redis_fixture_restart(struct redis_fixture *f, const struct redis_fixture_opts *opts, int sig)
+{
+    redis_fixture_kill(f, sig);
+    redis_fixture_start_again(f, opts);
 }
 
 struct redis_fixture *redis_fixture_start(const struct redis_fixture_opts *opts)

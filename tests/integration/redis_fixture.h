@@ -71,6 +71,12 @@ void redis_fixture_stop(struct redis_fixture *f);
  * connection. */
 void redis_fixture_restart(struct redis_fixture *f, const struct redis_fixture_opts *opts, int sig);
 
+/* The two halves of redis_fixture_restart, for a server that stays away a
+ * while: kill (with sig, reaped; f keeps its port and directory, f->ctx is
+ * NULL), then start again on them with opts (f->ctx a new connection). */
+void redis_fixture_kill(struct redis_fixture *f, int sig);
+void redis_fixture_start_again(struct redis_fixture *f, const struct redis_fixture_opts *opts);
+
 /* Stops every fixture still running: a suite's .fini. */
 void redis_fixture_stop_all(void);
 

@@ -216,8 +216,10 @@ Test(sync_errors, a_source_that_never_answers_times_out)
     program_result_deinit(&r);
 }
 
-/* A replica whose primary is down refuses PSYNC (-NOMASTERLINK). */
-Test(sync_errors, a_refused_psync_is_named)
+/* A replica whose primary is down refuses PSYNC (-NOMASTERLINK): waited
+ * for as a replica waits (test_startup_faults.c), until
+ * --source-retry-timeout, then named. */
+Test(sync_errors, a_refused_psync_is_named_after_source_retry_timeout)
 {
     char primary[32];
     snprintf(primary, sizeof(primary), "127.0.0.1 %d", free_port());
@@ -229,13 +231,14 @@ Test(sync_errors, a_refused_psync_is_named)
     uri_of(src, source, sizeof(source));
     uri_of(dst, target, sizeof(target));
     snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", src->port);
-    const char *const run[] = {"sync", "--snapshot-only", "--source", source, "--target", target,
-                               NULL};
+    const char *const run[] = {"sync", "--snapshot-only",        "--source", source, "--target",
+                               target, "--source-retry-timeout", "1",        NULL};
     struct program_result r;
     run_ringsync(run, &r);
     assert_exit(&r, 1, "refused PSYNC");
     assert_says(&r, endpoint, "refused PSYNC");
     assert_says(&r, "NOMASTERLINK", "refused PSYNC");
+    assert_says(&r, "within 1 s (--source-retry-timeout)", "refused PSYNC");
     program_result_deinit(&r);
 }
 
