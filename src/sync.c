@@ -660,21 +660,17 @@ int sync_run_job(struct run_ctx *rc)
                atomic_load(&job.tx_split));
     bool wrote = atomic_load(&job.keys_read) > 0 || atomic_load(&job.snapshot_applied);
     rc->wrote = wrote;
+    if (rc->cp_on && feed.drain_written) { /* a clean stop: where its last record stands */
+        rc->drained = true;
+        rc->drained_w = feed.cp_written;
+        rc->drained_db = router_db_at(router, feed.cp_written);
+    }
     if (margin_ms > 0 && wrote && !rc->margin_by_caller && !rc->dest_lost) {
         if (remove_margin(rc, margin_ms) != 0) {
             if (status == 0)
                 status = 1;
-        } else if (rc->cp_on && feed.drain_written) {
-            /* the records say the expiries are exact now: a resume puts the
-             * margin back on them before it follows again */
-            struct rs_error werr = {0};
-            rc->cp.margin_on = false;
-            if (checkpoint_write_w(rc->nodes, &rc->cp, o->timeout_ms, feed.cp_written,
-                                   router_db_at(router, feed.cp_written), CHECKPOINT_STREAM,
-                                   &werr) < 0)
-                rs_log("could not record that the expiries are exact again: %s; a resume "
-                       "would take the margin off them once more",
-                       werr.msg);
+        } else {
+            sync_record_margin_off(rc);
         }
     }
 out:
@@ -1011,6 +1007,47 @@ static void *shard_main(void *arg)
     return NULL;
 }
 
+void sync_record_margin_off(struct run_ctx *rc)
+{
+    if (!rc->drained)
+        return;
+    struct rs_error werr = {0};
+    rc->cp.margin_on = false;
+    if (checkpoint_write_w(rc->nodes, &rc->cp, rc->o->timeout_ms, rc->drained_w, rc->drained_db,
+                           CHECKPOINT_STREAM, &werr) < 0)
+        rs_log("could not record that the expiries of job %s are exact again: %s; a resume "
+               "would take the margin off them once more",
+               rc->job_id, werr.msg);
+}
+
+/* A cluster source's jobs resume together: when any of them recorded at a
+ * clean stop that the expiries are exact, the margin goes back on every key
+ * once, before any of them follows (each job's own resume does not: the
+ * keys are shared). 0, or 1 when it could not. */
+static int shards_margin_again(struct run_ctx *main_r, const struct shard_job *jobs, size_t n)
+{
+    const struct sync_opts *o = main_r->o;
+    if (!o->checkpoint || o->snapshot_only || o->expiry_margin_ms <= 0)
+        return 0;
+    bool off = false;
+    for (size_t i = 0; i < n && !off; i++) {
+        struct checkpoint cp;
+        struct checkpoint_state st;
+        struct rs_error err = {0};
+        if (checkpoint_init(&cp, jobs[i].r.job_id, main_r->nodes->is_cluster, o->workers) < 0)
+            return 1;
+        int r = checkpoint_read(main_r->nodes, &cp, o->timeout_ms, &st, &err);
+        checkpoint_deinit(&cp);
+        if (r < 0) {
+            rs_log("cannot read the checkpoints of job %s: %s", jobs[i].r.job_id, err.msg);
+            return 1;
+        }
+        off = st.found && st.margin_on == 0 && strcmp(st.phase, CHECKPOINT_STREAM) == 0;
+        checkpoint_state_free(&st);
+    }
+    return off ? sync_margin_again(main_r) : 0;
+}
+
 /* A Redis Cluster source (scl: a link to any of its nodes): one PSYNC and
  * one job per master, side by side, each writing its masters' slots (which
  * no other master's stream touches); the expiry margin is taken off once,
@@ -1081,13 +1118,14 @@ static int sync_cluster_source(struct run_ctx *main_r, struct control_link *scl,
         sj->r.nseeds = nseeds;
     }
     size_t started = 0;
-    for (; started < n; started++)
+    bool ready = shards_margin_again(main_r, jobs, n) == 0; /* else said */
+    for (; ready && started < n; started++)
         if (pthread_create(&jobs[started].thread, NULL, shard_main, &jobs[started]) != 0) {
             rs_log("cannot start the job of source master %s", jobs[started].source.name);
             sync_abort = 1;
             break;
         }
-    int status = started == n ? 0 : 1;
+    int status = ready && started == n ? 0 : 1;
     bool wrote = false;
     for (size_t i = 0; i < started; i++) {
         pthread_join(jobs[i].thread, NULL);
@@ -1096,8 +1134,15 @@ static int sync_cluster_source(struct run_ctx *main_r, struct control_link *scl,
         wrote |= jobs[i].r.wrote;
     }
     int64_t margin_ms = o->snapshot_only ? 0 : o->expiry_margin_ms;
-    if (margin_ms > 0 && wrote && remove_margin(main_r, margin_ms) != 0 && status == 0)
-        status = 1;
+    if (margin_ms > 0 && wrote) {
+        if (remove_margin(main_r, margin_ms) != 0) {
+            if (status == 0)
+                status = 1;
+        } else {
+            for (size_t i = 0; i < started; i++) /* each job's record says so */
+                sync_record_margin_off(&jobs[i].r);
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         dest_nodes_deinit(&jobs[i].nodes);
         checkpoint_deinit(&jobs[i].r.cp);

@@ -45,6 +45,9 @@ struct run_ctx {
     struct dest_route route;  /* each key's lane and destination db */
     unsigned probe_node;      /* the node the RESTORE probe (tcl) talks to */
     bool checks_done;         /* the destination was checked already (a cluster source) */
+    bool drained;             /* the run ended in a clean stop with its last record ... */
+    uint64_t drained_w;       /* ... of W ... */
+    int64_t drained_db;       /* ... and the source's db at W */
     bool margin_by_caller;    /* the caller takes the expiry margin off, once, at the end */
     bool source_is_shard;     /* one master of a cluster source */
     bool wrote;               /* the job wrote to the destination */
@@ -127,5 +130,9 @@ bool sync_is_stopping(void);
 
 /* The last signal caught (SIGINT, SIGTERM), 0 for none. */
 int sync_signal_caught(void);
+
+/* A clean stop took the expiry margin off (the caller's remove_margin):
+ * the job's w record says so, so that a resume puts it back. */
+void sync_record_margin_off(struct run_ctx *rc);
 
 #endif

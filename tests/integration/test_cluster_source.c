@@ -623,3 +623,54 @@ Test(cluster_source, a_flushall_on_a_source_master_stops_the_job_naming_it)
     cluster_fixture_stop(dst);
     cluster_fixture_stop(src);
 }
+
+/* A clean stop takes the expiry margin off the destination's expiries once,
+ * for all the source's masters, and records it; the resume puts it back
+ * once before the jobs follow; so after three stops and resumes the
+ * expiries are the source's to the millisecond (before: each later stop took
+ * the margin off again, and the keys expired an hour early). */
+Test(cluster_source, clean_stops_and_resumes_keep_expiries_exact)
+{
+    struct cluster_fixture *src = start_source_cluster(0);
+    struct cluster_fixture *dst = start_dest_cluster();
+    struct cluster_fixture_writer w;
+    cluster_fixture_writer_init(&w, src);
+    static const char *const keys[] = {"long", "x:1", "x:2", "x:3", "y:1", "y:2"};
+    for (size_t i = 0; i < 2; i++)
+        redis_pipeline_append(cluster_fixture_writer_for(&w, keys[i], strlen(keys[i])),
+                              "SET %s v EX 100000", keys[i]);
+    cluster_fixture_writer_flush(&w);
+    struct program *p = ringsync_from(src, 0, dst, 0, "1");
+    wait_snapshots_applied(p, SOURCE_MASTERS);
+    for (int k = 0; k < 3; k++) {
+        const char *key = keys[2 + k];
+        redis_pipeline_append(cluster_fixture_writer_for(&w, key, strlen(key)), "SET %s v EX 50000",
+                              key);
+        cluster_fixture_writer_flush(&w);
+        wait_caught_up_all(src, p, "before a clean stop");
+        ringsync_stop(p, "a clean stop of a cluster source's jobs");
+        p = ringsync_from(src, 0, dst, 0, "1");
+        if (!program_wait_for_stderr(p, "partial resync", 20000))
+            ringsync_fail(p, "no resume after clean stop %d", k + 1);
+    }
+    wait_caught_up_all(src, p, "after three clean stops");
+    ringsync_stop(p, "the last stop");
+    cluster_fixture_writer_deinit(&w);
+    for (size_t i = 0; i < 5; i++) {
+        redisContext *s = cluster_fixture_connect_owner(src, keys[i], strlen(keys[i]));
+        redisContext *d = cluster_fixture_connect_owner(dst, keys[i], strlen(keys[i]));
+        redisReply *x = redis_fixture_command(s, "PEXPIRETIME %s", keys[i]);
+        redisReply *y = redis_fixture_command(d, "PEXPIRETIME %s", keys[i]);
+        cr_assert(x->type == REDIS_REPLY_INTEGER && y->type == REDIS_REPLY_INTEGER &&
+                  x->integer > 0);
+        cr_assert_eq(y->integer, x->integer,
+                     "%s expires at %lld on the destination, %lld on the source (%lld s off)",
+                     keys[i], y->integer, x->integer, (y->integer - x->integer) / 1000);
+        freeReplyObject(x);
+        freeReplyObject(y);
+        redisFree(s);
+        redisFree(d);
+    }
+    cluster_fixture_stop(src);
+    cluster_fixture_stop(dst);
+}
