@@ -657,20 +657,32 @@ void checkpoint_state_free(struct checkpoint_state *st)
     st->skip = NULL;
 }
 
-/* The node of d that serves slot (a cluster's owner; node 0 standalone). */
-static const struct endpoint *node_of(const struct dest_nodes *d, unsigned slot)
+/* The node of d that serves slot (a cluster's owner; node 0 standalone),
+ * into *ep: a master first met in a MOVED while the job ran is in the table
+ * but not among d's endpoints (the same credentials). */
+static void node_of(const struct dest_nodes *d, unsigned slot, struct endpoint *ep)
 {
-    if (!d->is_cluster)
-        return &d->eps[0];
-    int n = cluster_topology_owner(&d->topo, slot);
-    return &d->eps[n < 0 ? 0 : n];
+    int n = d->is_cluster ? cluster_topology_owner(&d->topo, slot) : 0;
+    if (n < 0)
+        n = 0;
+    if ((unsigned)n < d->nnodes) {
+        *ep = d->eps[n];
+        return;
+    }
+    const struct cluster_node *nd = &d->topo.masters[n].node;
+    *ep = d->eps[0];
+    snprintf(ep->host, sizeof(ep->host), "%s", nd->host);
+    ep->port = nd->port;
+    snprintf(ep->name, sizeof(ep->name), "%s", nd->name);
 }
 
 int checkpoint_write_w(const struct dest_nodes *d, const struct checkpoint *cp, int timeout_ms,
                        uint64_t w, int64_t db, const char *phase, struct rs_error *err)
 {
     struct control_link cl = {0};
-    const struct endpoint *ep = node_of(d, cp->w_slot);
+    struct endpoint node;
+    node_of(d, cp->w_slot, &node);
+    const struct endpoint *ep = &node;
     if (control_link_open(&cl, ep, timeout_ms, err) < 0)
         return -1;
     char val[128];
