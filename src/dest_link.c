@@ -226,7 +226,8 @@ static int refused(struct dest_link *dl, const char *what, const char *name, con
     struct dest_reply_advice adv;
     rs_escape_bytes(reply, sizeof(reply), line, len, 160);
     size_t nr = sizeof(CHECKPOINT_NO_RECORD) - 1;
-    if (len > nr && memcmp(line, CHECKPOINT_NO_RECORD " ", nr + 1) == 0) {
+    if (len >= nr && memcmp(line, CHECKPOINT_NO_RECORD, nr) == 0 &&
+        (len == nr || line[nr] == ' ')) {
         /* the command ran, its slot's record did not move (a cluster whose
          * slot migrates, and no candidate key writable): a crash before the
          * slot's next record would apply the command again */
