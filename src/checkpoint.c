@@ -166,7 +166,12 @@ static unsigned near_slots(const struct cluster_topology *topo, unsigned node, u
 static size_t put_cand(const struct checkpoint *cp, char *out, const char *lead, unsigned tag_slot,
                        char kind, uint64_t num)
 {
-    size_t n = (size_t)snprintf(out, CP_CAND_MAX + 1, "%s{%s}", lead, cp->tags[tag_slot]);
+    size_t n = strlen(lead), t = strlen(cp->tags[tag_slot]);
+    memcpy(out, lead, n);
+    out[n++] = '{';
+    memcpy(out + n, cp->tags[tag_slot], t);
+    n += t;
+    out[n++] = '}';
     if (kind != 0) {
         out[n++] = kind;
         n += decimal_u64(out + n, num);
@@ -178,9 +183,8 @@ static size_t put_cand(const struct checkpoint *cp, char *out, const char *lead,
 static char *put_eval(const struct checkpoint *cp, char *p, uint64_t offset,
                       char cands[][CP_CAND_MAX + 1], const size_t *lens, unsigned n)
 {
-    char val[U64_DIGITS], prefix[CHECKPOINT_KEY_MAX];
+    char val[U64_DIGITS];
     size_t vlen = decimal_u64(val, offset);
-    size_t plen = (size_t)snprintf(prefix, sizeof(prefix), CHECKPOINT_PREFIX "%s:", cp->job);
     *p++ = '*';
     p += decimal_u64(p, 5 + n);
     *p++ = '\r';
@@ -189,7 +193,7 @@ static char *put_eval(const struct checkpoint *cp, char *p, uint64_t offset,
     p = put_bulk(p, CP_SCRIPT, sizeof(CP_SCRIPT) - 1);
     p = put_bulk(p, "0", 1);
     p = put_bulk(p, val, vlen);
-    p = put_bulk(p, prefix, plen);
+    p = put_bulk(p, cp->w_key, cp->w_key_len - 1); /* the job's prefix: "...:w" without w */
     for (unsigned i = 0; i < n; i++)
         p = put_bulk(p, cands[i], lens[i]);
     memcpy(p, "*1\r\n$4\r\nEXEC\r\n", 14);

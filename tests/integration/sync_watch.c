@@ -24,9 +24,15 @@ struct program *ringsync_start_with(const struct redis_fixture *src,
                                     const struct redis_fixture *dst, const char *workers,
                                     const char *const *extra)
 {
+    return ringsync_start_ports(src->port, dst->port, workers, true, extra);
+}
+
+struct program *ringsync_start_ports(int source_port, int target_port, const char *workers,
+                                     bool quiet, const char *const *extra)
+{
     char source[64], target[64];
-    snprintf(source, sizeof(source), "redis://127.0.0.1:%d", src->port);
-    snprintf(target, sizeof(target), "redis://127.0.0.1:%d", dst->port);
+    snprintf(source, sizeof(source), "redis://127.0.0.1:%d", source_port);
+    snprintf(target, sizeof(target), "redis://127.0.0.1:%d", target_port);
     const char *argv[32] = {fixture_env("RS_RINGSYNC"),
                             "sync",
                             "--source",
@@ -35,8 +41,8 @@ struct program *ringsync_start_with(const struct redis_fixture *src,
                             target,
                             "--workers",
                             workers,
-                            "--quiet"};
-    int argc = 9;
+                            quiet ? "--quiet" : NULL};
+    int argc = quiet ? 9 : 8;
     for (int i = 0; extra != NULL && extra[i] != NULL; i++) {
         cr_assert(argc < 31, "too many options");
         argv[argc++] = extra[i];

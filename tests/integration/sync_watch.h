@@ -25,6 +25,10 @@ struct program *ringsync_start_with(const struct redis_fixture *src,
                                     const struct redis_fixture *dst, const char *workers,
                                     const char *const *extra);
 
+/* The same between two ports (a relay's, a cluster node's), --quiet or not. */
+struct program *ringsync_start_ports(int source_port, int target_port, const char *workers,
+                                     bool quiet, const char *const *extra);
+
 /* The same with one more option (or NULL). */
 struct program *ringsync_start(const struct redis_fixture *src, const struct redis_fixture *dst,
                                const char *workers, const char *extra);

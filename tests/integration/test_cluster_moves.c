@@ -779,24 +779,8 @@ static struct program *ringsync_loud(const struct redis_fixture *src,
                                      const struct cluster_fixture *c, int node, const char *workers,
                                      const char *job_id)
 {
-    char source[64], target[64];
-    snprintf(source, sizeof(source), "redis://127.0.0.1:%d", src->port);
-    snprintf(target, sizeof(target), "redis://127.0.0.1:%d", c->nodes[node]->port);
-    const char *argv[] = {fixture_env("RS_RINGSYNC"),
-                          "sync",
-                          "--source",
-                          source,
-                          "--target",
-                          target,
-                          "--workers",
-                          workers,
-                          job_id ? "--job-id" : NULL,
-                          job_id,
-                          NULL};
-    int e = 0;
-    struct program *p = program_start(argv, NULL, &e);
-    cr_assert(p != NULL, "cannot start %s: %s", argv[0], strerror(e));
-    return p;
+    const char *const extra[] = {job_id ? "--job-id" : NULL, job_id, NULL};
+    return ringsync_start_ports(src->port, c->nodes[node]->port, workers, false, extra);
 }
 
 /* Logs how many ASKING commands the masters ran (ringsync's, after ASK). */

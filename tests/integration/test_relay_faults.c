@@ -203,31 +203,16 @@ TestSuite(relay_faults, .fini = relay_faults_fini, .timeout = 60);
 
 static struct program *ringsync_via(int source_port, int target_port, const char *source_timeout)
 {
-    char source[64], target[64];
-    snprintf(source, sizeof(source), "redis://127.0.0.1:%d", source_port);
-    snprintf(target, sizeof(target), "redis://127.0.0.1:%d", target_port);
-    const char *const argv[] = {fixture_env("RS_RINGSYNC"),
-                                "sync",
-                                "--source",
-                                source,
-                                "--target",
-                                target,
-                                "--workers",
-                                "2",
-                                "--quiet",
-                                "--source-timeout",
-                                source_timeout,
-                                "--timeout-ms",
-                                "1000",
-                                "--source-retry-timeout",
-                                "20",
-                                "--target-retry-timeout",
-                                "20",
-                                NULL};
-    int e = 0;
-    struct program *p = program_start(argv, NULL, &e);
-    cr_assert(p != NULL, "cannot start %s: %s", argv[0], strerror(e));
-    return p;
+    const char *const extra[] = {"--source-timeout",
+                                 source_timeout,
+                                 "--timeout-ms",
+                                 "1000",
+                                 "--source-retry-timeout",
+                                 "20",
+                                 "--target-retry-timeout",
+                                 "20",
+                                 NULL};
+    return ringsync_start_ports(source_port, target_port, "2", true, extra);
 }
 
 /* Servers, the native replica, a seed, the relay in front of side, ringsync

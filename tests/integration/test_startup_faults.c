@@ -72,28 +72,7 @@ static struct fault_relay_stats relay_stats(void)
 /* `ringsync sync` from source_port to target_port, 2 workers, quiet, then extra. */
 static struct program *ringsync_ports(int source_port, int target_port, const char *const *extra)
 {
-    char source[64], target[64];
-    snprintf(source, sizeof(source), "redis://127.0.0.1:%d", source_port);
-    snprintf(target, sizeof(target), "redis://127.0.0.1:%d", target_port);
-    const char *argv[24] = {fixture_env("RS_RINGSYNC"),
-                            "sync",
-                            "--source",
-                            source,
-                            "--target",
-                            target,
-                            "--workers",
-                            "2",
-                            "--quiet"};
-    int argc = 9;
-    for (int i = 0; extra != NULL && extra[i] != NULL; i++) {
-        cr_assert(argc < 23, "too many options");
-        argv[argc++] = extra[i];
-    }
-    argv[argc] = NULL;
-    int e = 0;
-    struct program *p = program_start(argv, NULL, &e);
-    cr_assert(p != NULL, "cannot start %s: %s", argv[0], strerror(e));
-    return p;
+    return ringsync_start_ports(source_port, target_port, "2", true, extra);
 }
 
 /* How many times needle is in p's standard error. */
