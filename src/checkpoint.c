@@ -819,8 +819,8 @@ int checkpoint_start(const struct dest_nodes *d, const struct checkpoint *cp, in
         *how = CHECKPOINT_START_RESUME;
         (void)quiet; /* an event, not progress: said even with --quiet */
         rs_log("destination holds checkpoints of job %s (source replid %s, applied offset "
-               "%" PRIu64 ", %u lane records): resuming from there",
-               cp->job, st->replid, st->w, st->lanes);
+               "%" PRIu64 ", %u %s records): resuming from there",
+               cp->job, st->replid, st->w, st->lanes, cp->cluster ? "slot" : "lane");
         return 0;
     }
     *how = CHECKPOINT_START_REDO;
@@ -955,8 +955,9 @@ int checkpoint_main(int argc, char **argv)
         printf("job %s: no checkpoint on %s\n", job, ep.name);
     else
         printf("job %s: phase %s, source replid %s, applied offset %" PRIu64
-               ", %u lane records, highest %" PRIu64 "\n",
-               job, st.phase, st.replid, st.w, st.lanes, st.skip_max);
+               ", %u %s records, highest %" PRIu64 "\n",
+               job, st.phase, st.replid, st.w, st.lanes, d.is_cluster ? "slot" : "lane",
+               st.skip_max);
     checkpoint_state_free(&st);
     checkpoint_deinit(&cp);
     status = 0;
