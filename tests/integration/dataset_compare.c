@@ -268,17 +268,21 @@ static redisReply *next_reply(redisContext *ctx)
 }
 
 /* One side of the per-key digests: the masters of a cluster view (the
- * master serving a key's slot answers for it), or one standalone server
- * (view NULL: ctxs[0] answers for every key). */
+ * master serving a key's slot answers for it), servers sharing a key space
+ * (held set: the first server holding a key answers for it), or one
+ * standalone server (neither: ctxs[0] answers for every key). */
 struct digest_side {
     const struct cluster_fixture_view *v;
     redisContext *const *ctxs;
     int ctx_of_node[CLUSTER_FIXTURE_MAX_NODES];
+    const struct redis_model *held_model; /* its db 0's keys, aligned with held */
+    const unsigned *held;                 /* redis_model_from_servers's masks */
 };
 
 static void digest_side_init(struct digest_side *s, const struct cluster_fixture_view *v,
                              redisContext *const *ctxs)
 {
+    memset(s, 0, sizeof(*s));
     s->v = v;
     s->ctxs = ctxs;
     for (int i = 0; i < CLUSTER_FIXTURE_MAX_NODES; i++)
@@ -287,9 +291,17 @@ static void digest_side_init(struct digest_side *s, const struct cluster_fixture
         s->ctx_of_node[v->masters[i]] = i;
 }
 
-/* The connection answering for key; NULL when nobody serves its slot. */
+/* The connection answering for key; NULL when nobody serves its slot (or,
+ * for servers, when none holds it). */
 static redisContext *digest_side_for(const struct digest_side *s, const struct model_bytes *key)
 {
+    if (s->held != NULL) {
+        const struct model_key *k = redis_model_find(s->held_model, 0, key->p, key->len);
+        if (k == NULL)
+            return NULL;
+        unsigned mask = s->held[k - s->held_model->dbs[0].keys];
+        return s->ctxs[__builtin_ctz(mask)];
+    }
     if (s->v == NULL)
         return s->ctxs[0];
     int node = s->v->slot_node[slot_of_key(key->p, key->len)];
@@ -482,6 +494,70 @@ void assert_cluster_comparison_catches_a_change(const struct cluster_fixture *ds
     dataset_compare_cluster(dst, oracle, &cmp);
     assert_caught_the_change(&cmp, key, node);
     dataset_comparison_deinit(&cmp);
+}
+
+/* ------------------------------------------------ servers behind a proxy */
+
+void dataset_compare_servers(struct redis_fixture *const *servers, size_t n,
+                             struct redis_fixture *oracle, struct dataset_comparison *c,
+                             struct dataset_placement *placement)
+{
+    memset(c, 0, sizeof(*c));
+    cr_assert(n > 0 && n <= DATASET_MAX_SERVERS, "%zu servers (1..%d)", n, DATASET_MAX_SERVERS);
+    redisContext *ctxs[DATASET_MAX_SERVERS];
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        ctxs[i] = redis_fixture_connect(servers[i]);
+        int w = snprintf(c->masters + used, sizeof(c->masters) - used, "%sserver %zu 127.0.0.1:%d",
+                         i ? ", " : "", i, servers[i]->port);
+        if (w > 0 && used + (size_t)w < sizeof(c->masters))
+            used += (size_t)w;
+    }
+
+    struct redis_model got, want;
+    unsigned *held;
+    redis_model_from_servers(&got, ctxs, n, &held);
+    redis_model_from_server(&want, oracle->ctx);
+    count_outside_db0(&want, c);
+    if (placement != NULL) { /* before compare_cluster_models: nothing reorders the keys */
+        const struct model_db *d = &got.dbs[0];
+        placement->nkeys = d->nkeys;
+        placement->keys = calloc(d->nkeys + 1, sizeof(*placement->keys));
+        placement->held = calloc(d->nkeys + 1, sizeof(*placement->held));
+        cr_assert(placement->keys != NULL && placement->held != NULL);
+        for (size_t k = 0; k < d->nkeys; k++) {
+            placement->keys[k].p = malloc(d->keys[k].key.len + 1);
+            cr_assert(placement->keys[k].p != NULL);
+            memcpy(placement->keys[k].p, d->keys[k].key.p, d->keys[k].key.len + 1);
+            placement->keys[k].len = d->keys[k].key.len;
+            placement->held[k] = held[k];
+        }
+    }
+    compare_cluster_models(&got, &want, c);
+    struct digest_side target_side, oracle_side;
+    digest_side_init(&target_side, NULL, ctxs);
+    target_side.held_model = &got;
+    target_side.held = held;
+    digest_side_init(&oracle_side, NULL, &oracle->ctx);
+    compare_key_digests(&target_side, &oracle_side, &want, c);
+    redis_model_free(&got);
+    redis_model_free(&want);
+    free(held);
+
+    /* redis_model_from_servers checked the servers agree on the code; the
+     * whole FUNCTION LIST (names, flags) of the first against the oracle's. */
+    compare_function_lists(ctxs[0], oracle->ctx, c);
+    for (size_t i = 0; i < n; i++)
+        redisFree(ctxs[i]);
+}
+
+void dataset_placement_deinit(struct dataset_placement *p)
+{
+    for (size_t k = 0; k < p->nkeys; k++)
+        free(p->keys[k].p);
+    free(p->keys);
+    free(p->held);
+    memset(p, 0, sizeof(*p));
 }
 
 /* ------------------------------------------------ a cluster as the oracle */

@@ -92,6 +92,34 @@ void assert_cluster_equals(const struct cluster_fixture *dst, struct redis_fixtu
 void assert_cluster_comparison_catches_a_change(const struct cluster_fixture *dst,
                                                 struct redis_fixture *oracle, const char *key);
 
+/* ------------------------------------------------ servers behind a proxy
+ *
+ * The target is n standalone servers sharing one key space (the servers
+ * behind a proxy, proxy_fixture.h): db 0 of each read into one model
+ * (redis_model_from_servers), compared with the oracle's as
+ * dataset_compare_cluster compares a cluster's (the oracle's db 0 only, keys
+ * elsewhere counted in oracle_keys_outside_db0; expiries exact after
+ * dataset_set_target_expiry_shift's; consumers' times left out), each key's
+ * DEBUG DIGEST-VALUE on the first server holding it against the oracle's, and
+ * the function libraries. `masters` names the servers ("server 0
+ * 127.0.0.1:p, ..."). A key held by several servers counts once here, with
+ * the first one's value: where the keys are is the caller's to judge, from
+ * placement (NULL: not wanted), filled with every key of the union and which
+ * servers hold it. */
+#define DATASET_MAX_SERVERS 8
+
+struct dataset_placement {
+    size_t nkeys;
+    struct model_bytes *keys; /* sorted by bytes, owned copies */
+    unsigned *held;           /* per key: bit i set when servers[i] holds it */
+};
+
+void dataset_compare_servers(struct redis_fixture *const *servers, size_t n,
+                             struct redis_fixture *oracle, struct dataset_comparison *c,
+                             struct dataset_placement *placement);
+
+void dataset_placement_deinit(struct dataset_placement *p);
+
 /* ------------------------------------------------ a cluster as the oracle
  *
  * Both sides are Redis Clusters (a cluster source copied into a cluster

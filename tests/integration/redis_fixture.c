@@ -178,6 +178,13 @@ static int pick_free_port(void)
     return ntohs(sa.sin_port);
 }
 
+int fixture_free_port(void)
+{
+    int port = pick_free_port();
+    cr_assert(port > 0, "no free port: %s", strerror(-port));
+    return port;
+}
+
 const char *redis_fixture_path(const struct redis_fixture *f, const char *name, char *buf,
                                size_t cap)
 {
@@ -208,6 +215,11 @@ static const char *file_tail(const char *path, char *buf, size_t cap)
     buf[keep] = '\0';
     free(data);
     return buf;
+}
+
+const char *fixture_file_tail(const char *path, char *buf, size_t cap)
+{
+    return file_tail(path, buf, cap);
 }
 
 const char *redis_fixture_log_tail(const struct redis_fixture *f, char *buf, size_t cap)

@@ -211,6 +211,15 @@ char *fixture_read_file(const char *path, size_t *len);
 /* The value of environment variable name; fails the test if it is unset. */
 const char *fixture_env(const char *name);
 
+/* A loopback port nobody listens on right now (someone may take it before
+ * the caller does: retry on "Address already in use"); fails the test when
+ * none can be had. */
+int fixture_free_port(void);
+
+/* The last lines of the file at path (at most cap-1 bytes, from a line's
+ * start) in buf; "" when it cannot be read. */
+const char *fixture_file_tail(const char *path, char *buf, size_t cap);
+
 /* Current Unix time in milliseconds. */
 long long fixture_now_ms(void);
 

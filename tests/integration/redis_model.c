@@ -657,59 +657,58 @@ static const char *context_name(const redisContext *c, char *buf, size_t cap)
     return buf;
 }
 
-/* Merges one master's keys (sorted, as server_scan_db leaves them) into
- * all (sorted), moving them; from[k] is the master index of all's key k.
- * The same key on two masters fails the test: a cluster in the middle of a
- * migration, or a write that reached a node that does not serve its slot. */
-static void merge_master_keys(struct model_db *all, size_t **from, struct model_db *one,
-                              size_t master, redisContext *const *masters)
+/* Merges one server's keys (sorted, as server_scan_db leaves them) into
+ * all (sorted), moving them; held[k] gets bit `server` for all's key k. A key
+ * all already has keeps the copy it has (the other is freed). */
+static void merge_server_keys(struct model_db *all, unsigned **held, struct model_db *one,
+                              size_t server)
 {
     size_t n = all->nkeys + one->nkeys;
     struct model_key *keys = xcalloc(n, sizeof(*keys));
-    size_t *owner = xcalloc(n, sizeof(*owner));
+    unsigned *mask = xcalloc(n, sizeof(*mask));
     size_t i = 0, j = 0, o = 0;
     while (i < all->nkeys || j < one->nkeys) {
         int c = i == all->nkeys   ? 1
                 : j == one->nkeys ? -1
                                   : bytes_cmp(&all->keys[i].key, &one->keys[j].key);
+        if (c <= 0) {
+            mask[o] = (*held)[i];
+            keys[o] = all->keys[i++];
+        }
         if (c == 0) {
-            char e[200], a[64], b[64];
-            cr_assert_fail("key '%s' is held by two masters of the cluster, %s and %s",
-                           model_escape(e, sizeof(e), one->keys[j].key.p, one->keys[j].key.len, 64),
-                           context_name(masters[(*from)[i]], a, sizeof(a)),
-                           context_name(masters[master], b, sizeof(b)));
+            mask[o] |= 1u << server;
+            key_free(&one->keys[j++]);
+        } else if (c > 0) {
+            mask[o] = 1u << server;
+            keys[o] = one->keys[j++];
         }
-        if (c < 0) {
-            owner[o] = (*from)[i];
-            keys[o++] = all->keys[i++];
-        } else {
-            owner[o] = master;
-            keys[o++] = one->keys[j++];
-        }
+        o++;
     }
     free(all->keys);
-    free(*from);
+    free(*held);
     free(one->keys);
     memset(one, 0, sizeof(*one));
     all->keys = keys;
-    all->nkeys = all->cap = n;
-    *from = owner;
+    all->nkeys = o;
+    all->cap = n;
+    *held = mask;
 }
 
-void redis_model_from_cluster(struct redis_model *m, redisContext *const *masters, size_t n)
+void redis_model_from_servers(struct redis_model *m, redisContext *const *servers, size_t n,
+                              unsigned **held)
 {
-    cr_assert(n > 0, "a cluster model needs at least one master");
+    cr_assert(n > 0 && n <= MODEL_MAX_SERVERS, "a model of %zu servers (1..%d)", n,
+              MODEL_MAX_SERVERS);
     memset(m, 0, sizeof(*m));
-    size_t *from = NULL;
+    *held = NULL;
     for (size_t i = 0; i < n; i++) {
         struct model_db one = {0};
-        server_scan_db(&one, masters[i],
-                       &m->checkpoint_keys); /* a cluster node has db 0 only: no SELECT */
-        merge_master_keys(&m->dbs[0], &from, &one, i, masters);
+        server_scan_db(&one, servers[i], &m->checkpoint_keys); /* db 0 only: no SELECT */
+        merge_server_keys(&m->dbs[0], held, &one, i);
 
-        /* Functions: every master must hold the same libraries; kept once. */
+        /* Functions: every server must hold the same libraries; kept once. */
         struct redis_model fns = {0};
-        server_read_functions(&fns, masters[i]);
+        server_read_functions(&fns, servers[i]);
         sort_array(fns.functions, fns.nfunctions, sizeof(*fns.functions), bytes_qcmp);
         if (i == 0) {
             m->functions = fns.functions;
@@ -723,17 +722,39 @@ void redis_model_from_cluster(struct redis_model *m, redisContext *const *master
             char a[64], b[64], e[200];
             const struct model_bytes *lib =
                 f < m->nfunctions ? &m->functions[f] : &fns.functions[f];
-            cr_assert_fail("the cluster's masters hold different function libraries: %s has %zu, "
+            cr_assert_fail("the servers hold different function libraries: %s has %zu, "
                            "%s has %zu; they first differ at library %zu (sorted by code): "
                            "\"%s\"",
-                           context_name(masters[0], a, sizeof(a)), m->nfunctions,
-                           context_name(masters[i], b, sizeof(b)), fns.nfunctions, f,
+                           context_name(servers[0], a, sizeof(a)), m->nfunctions,
+                           context_name(servers[i], b, sizeof(b)), fns.nfunctions, f,
                            model_escape(e, sizeof(e), lib->p, lib->len, 120));
         }
         redis_model_free(&fns);
     }
-    free(from);
-    model_canonicalize(m);
+    model_canonicalize(m); /* the keys are sorted already: held[] stays aligned */
+}
+
+void redis_model_from_cluster(struct redis_model *m, redisContext *const *masters, size_t n)
+{
+    cr_assert(n > 0, "a cluster model needs at least one master");
+    unsigned *held;
+    redis_model_from_servers(m, masters, n, &held);
+    /* The same key on two masters: a cluster in the middle of a migration,
+     * or a write that reached a node that does not serve its slot. */
+    for (size_t k = 0; k < m->dbs[0].nkeys; k++) {
+        if ((held[k] & (held[k] - 1)) == 0)
+            continue;
+        unsigned first = (unsigned)__builtin_ctz(held[k]);
+        unsigned second = (unsigned)__builtin_ctz(held[k] & ~(1u << first));
+        char e[200], a[64], b[64];
+        const struct model_bytes *key = &m->dbs[0].keys[k].key;
+        free(held);
+        cr_assert_fail("key '%s' is held by two masters of the cluster, %s and %s",
+                       model_escape(e, sizeof(e), key->p, key->len, 64),
+                       context_name(masters[first], a, sizeof(a)),
+                       context_name(masters[second], b, sizeof(b)));
+    }
+    free(held);
 }
 
 /* ================================================================ from inspect */

@@ -132,16 +132,29 @@ struct redis_model {
  * on db 0). Fails the test on a command error. m must be zeroed or freed. */
 void redis_model_from_server(struct redis_model *m, redisContext *c);
 
+/* Most servers redis_model_from_servers reads (bits of its masks). */
+#define MODEL_MAX_SERVERS 32
+
+/* Builds ONE model of db 0 of n servers that share a key space (a cluster's
+ * masters, the servers behind a proxy; servers[0..n), 1 <= n <=
+ * MODEL_MAX_SERVERS, each connection left in db 0, none SELECTed): their keys
+ * merged into m->dbs[0] in canonical order. *held (allocated, the caller
+ * frees it) gets one mask per key of m->dbs[0], bit i set when servers[i]
+ * holds it; a key held by several keeps the first one's value in m. Fails
+ * the test unless every server holds the same function libraries (FUNCTION
+ * LIST WITHCODE, compared by code), which m keeps once. m must be zeroed or
+ * freed. */
+void redis_model_from_servers(struct redis_model *m, redisContext *const *servers, size_t n,
+                              unsigned **held);
+
 /* Builds ONE model of a Redis Cluster's data set from every one of its
- * masters (masters[0..n), n >= 1, each a connection to a master node): db 0
- * of each (a cluster node has no other db; none is SELECTed), its keys merged
- * into m->dbs[0], then put in canonical order. Fails the test when a key is
- * held by two masters (a migration in progress), when a master holds a key
- * of a slot it does not serve (its TYPE gets MOVED, quoted), and unless every
- * master holds the same
- * function libraries (FUNCTION LIST WITHCODE, compared by code), which m
- * keeps once. The caller picks the masters: the nodes that serve slots now,
- * after a failover too. m must be zeroed or freed; the contexts stay in db 0. */
+ * masters (masters[0..n), n >= 1, each a connection to a master node), as
+ * redis_model_from_servers does (a cluster node has db 0 only). Fails the
+ * test when a key is held by two masters (a migration in progress), when a
+ * master holds a key of a slot it does not serve (its TYPE gets MOVED,
+ * quoted), and unless every master holds the same function libraries. The
+ * caller picks the masters: the nodes that serve slots now, after a failover
+ * too. m must be zeroed or freed; the contexts stay in db 0. */
 void redis_model_from_cluster(struct redis_model *m, redisContext *const *masters, size_t n);
 
 /* Builds the model from inspect's default output in path. Returns 0, or -1
