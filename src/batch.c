@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "command_table.h"
 #include "job.h"
+#include "proxy_commands.h"
 #include "rs_error.h"
 #include "slot.h"
 
@@ -69,6 +71,11 @@ struct batch_writer {
     void *wake_ctx;
     const struct checkpoint *cp; /* checkpoints on (batch_writer_set_checkpoints), or NULL */
     size_t cp_end;               /* the bytes a transaction's end takes */
+    bool proxy;                  /* batch_writer_set_proxy */
+    bool proxy_eval;
+    const char *proxy_name;
+    struct rs_slice *wrapped; /* room for a wrapped command's arguments */
+    size_t wrapped_cap;
 };
 
 static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,
@@ -453,6 +460,7 @@ void batch_writer_free(struct batch_writer *bw)
 {
     if (bw == NULL)
         return;
+    free(bw->wrapped);
     for (unsigned i = 0; i < bw->nlanes; i++) {
         if (bw->lanes[i].open)
             batch_free(bw->lanes[i].open);
@@ -475,9 +483,57 @@ void batch_writer_free(struct batch_writer *bw)
     free(bw);
 }
 
+void batch_writer_set_proxy(struct batch_writer *bw, bool eval, const char *name)
+{
+    bw->proxy = true;
+    bw->proxy_eval = eval;
+    bw->proxy_name = name;
+}
+
+/* argv in the form the proxy runs: itself, or *wargv (EVAL-wrapped, in
+ * bw->wrapped). 0, -ENOMEM, or -EPERM after job_fail. */
+static int proxy_form(struct batch_writer *bw, int *argc, const struct rs_slice **argv)
+{
+    const struct command_spec *spec = command_lookup((*argv)[0].p, (*argv)[0].len);
+    int key = 0;
+    if (spec == NULL || command_keys(spec, *argc, *argv, &key, 1) != 1)
+        key = 0;
+    enum proxy_form f = proxy_form_of(*argc, *argv, key);
+    if (f == PROXY_AS_IS)
+        return 0;
+    const char *why = f == PROXY_NO_FORM ? "it has no key to route it by"
+                      : !bw->proxy_eval  ? "the proxy refuses it and scripting (EVAL, the "
+                                           "wrapped form) was refused at the start"
+                      : *argc > PROXY_WRAP_MAX_ARGC ? "it has too many arguments for the "
+                                                      "wrapped form (EVAL)"
+                                                    : NULL;
+    if (why == NULL) {
+        size_t need = (size_t)*argc + PROXY_WRAP_EXTRA;
+        if (need > bw->wrapped_cap) {
+            struct rs_slice *w = realloc(bw->wrapped, need * sizeof(*w));
+            if (w == NULL)
+                return -ENOMEM;
+            bw->wrapped = w;
+            bw->wrapped_cap = need;
+        }
+        *argc = proxy_wrap(*argc, *argv, key, bw->wrapped);
+        *argv = bw->wrapped;
+        return 0;
+    }
+    job_fail(bw->job, "destination %s is a proxy, and %.*s cannot go through it: %s",
+             bw->proxy_name ? bw->proxy_name : "", (int)((*argv)[0].len > 40 ? 40 : (*argv)[0].len),
+             (*argv)[0].p, why);
+    return -EPERM;
+}
+
 int batch_writer_cmd(struct batch_writer *bw, unsigned to, int64_t db, int argc,
                      const struct rs_slice *argv)
 {
+    if (bw->proxy) {
+        int x = proxy_form(bw, &argc, &argv);
+        if (x != 0)
+            return x;
+    }
     int rc = bw->stream_mode ? tx_close(bw, to) : mset_flush(bw, to);
     if (rc == 0)
         rc = select_db(bw, to, db);

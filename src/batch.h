@@ -87,9 +87,17 @@ void batch_writer_free(struct batch_writer *bw);
 
 /* Appends one command (argv) for consumer worker `to`, to run in database db
  * (-1: whatever database the connection is in). Emits SELECT first when the
- * connection's database differs. Returns 0 or -ENOMEM. */
+ * connection's database differs. Through a proxy (batch_writer_set_proxy) a
+ * command the proxy would refuse goes EVAL-wrapped (proxy_commands.h).
+ * Returns 0 or -ENOMEM; -EPERM after job_fail when a proxy has no form for
+ * it (no key, or EVAL refused). */
 int batch_writer_cmd(struct batch_writer *bw, unsigned to, int64_t db, int argc,
                      const struct rs_slice *argv);
+
+/* The destination is a proxy (src/PROXY_DESTINATION.md): batch_writer_cmd
+ * wraps what it refuses, in EVAL when eval is true (the start-time probe
+ * passed), else fails the job naming the command. Set before writing. */
+void batch_writer_set_proxy(struct batch_writer *bw, bool eval, const char *name);
 
 /* Adds key=value (of hash slot `slot`) to the MSET being gathered for lane
  * `to` in db; the MSET goes out when it has BATCH_MSET_KEYS keys, when any

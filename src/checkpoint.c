@@ -928,8 +928,15 @@ int checkpoint_main(int argc, char **argv)
     }
     struct dest_nodes d = {0};
     int status = 1;
-    if (dest_nodes_open(&d, &ep, DEST_NODES_AUTO, timeout_ms, &err) < 0) {
+    struct dest_nodes_opts no = {.mode = DEST_NODES_AUTO, .timeout_ms = timeout_ms};
+    if (dest_nodes_open(&d, &ep, &no, &err) < 0) {
         rs_log("%s", err.msg);
+        goto out;
+    }
+    if (d.is_proxy) {
+        rs_log("destination %s is a proxy: a job through a proxy keeps no records there "
+               "(src/PROXY_DESTINATION.md §8), and the proxy runs no SCAN to find them",
+               ep.name);
         goto out;
     }
     if (strcmp(what, "clear") == 0) {

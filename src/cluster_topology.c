@@ -550,6 +550,11 @@ int cluster_topology_apply_moved(struct cluster_topology *t, unsigned slot, cons
     return mi;
 }
 
+int cluster_topology_add_master(struct cluster_topology *t, const struct cluster_node *n)
+{
+    return topo_add_master(t, n);
+}
+
 int cluster_topology_master_at(struct cluster_topology *t, unsigned slot, const char *addr,
                                size_t addr_len, struct rs_error *err)
 {

@@ -162,6 +162,11 @@ int cluster_topology_master_at(struct cluster_topology *t, unsigned slot, const 
                                size_t addr_len, struct rs_error *err);
 void cluster_topology_set_owner(struct cluster_topology *t, unsigned slot, int mi);
 
+/* Appends master n (copied; nslots 0) even when one of that name exists:
+ * a proxy's connections, all at its one address. Returns its index, or
+ * -E2BIG (reserved and full), -ENOMEM. */
+int cluster_topology_add_master(struct cluster_topology *t, const struct cluster_node *n);
+
 /* Room for cap masters at least (capped at CLUSTER_TOPOLOGY_MAX_MASTERS),
  * reserved now: the masters array never moves again, so other threads may
  * keep reading masters[i] for i < cluster_topology_nmasters() while one

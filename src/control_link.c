@@ -48,6 +48,12 @@ static void control_link_lost(const struct control_link *cl)
     snprintf(control_link_loss.name, sizeof(control_link_loss.name), "%s", cl->name);
 }
 
+void control_link_loss_expected(void)
+{
+    if (control_link_loss.count > 0)
+        control_link_loss.count--;
+}
+
 void control_link_last_loss(struct control_link_loss *out)
 {
     *out = control_link_loss;

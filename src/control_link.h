@@ -151,6 +151,10 @@ struct control_link_loss {
 
 void control_link_last_loss(struct control_link_loss *out);
 
+/* The calling thread's last loss was expected (a proxy closes the
+ * connection at INFO: how dest_nodes_open tells it): not counted. */
+void control_link_loss_expected(void);
+
 /* INFO <section>, then the value of its "field:value" line copied into out
  * (capacity cap, NUL-terminated; cut to fit). -ENOENT when the section has
  * no such field; -EPERM when INFO itself got an error reply (message

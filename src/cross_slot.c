@@ -15,9 +15,11 @@
 #include <hiredis/hiredis.h>
 
 #include "cluster_redirect.h"
+#include "command_table.h"
 #include "control_link.h"
 #include "dest_reply.h"
 #include "job.h"
+#include "proxy_commands.h"
 #include "rs_error.h"
 #include "slot.h"
 
@@ -32,6 +34,8 @@ struct cross_slot {
     uint32_t *tag_of_slot; /* a counter whose text hashes to each slot (made when first needed) */
     uint64_t count;
     const char *what; /* the command being carried out, for messages */
+    bool proxy;       /* cross_slot_set_proxy: steps the proxy refuses go EVAL-wrapped */
+    bool proxy_eval;
     /* scratch */
     const char *argv[CROSS_SLOT_MAX_ARGS];
     size_t lens[CROSS_SLOT_MAX_ARGS];
@@ -46,6 +50,12 @@ struct cross_slot *cross_slot_new(struct job *job, struct cluster_redirect *h)
     x->job = job;
     x->h = h;
     return x;
+}
+
+void cross_slot_set_proxy(struct cross_slot *x, bool eval)
+{
+    x->proxy = true;
+    x->proxy_eval = eval;
 }
 
 void cross_slot_free(struct cross_slot *x)
@@ -98,12 +108,59 @@ static struct control_link *link_to(struct cross_slot *x, int node)
     return cl;
 }
 
+/* A step in the form the proxy runs, into wv/wl: as it is, or EVAL-wrapped
+ * (routed by its first key). Its argc, or -1 after job_fail (no form). */
+static int proxy_step(struct cross_slot *x, int argc, const char **argv, const size_t *lens,
+                      const char **wv, size_t *wl)
+{
+    struct rs_slice sv[CROSS_SLOT_MAX_ARGS], out[CROSS_SLOT_MAX_ARGS + PROXY_WRAP_EXTRA];
+    if (argc > CROSS_SLOT_MAX_ARGS) {
+        job_fail(x->job, "while carrying out %s: a step of %d arguments", x->what, argc);
+        return -1;
+    }
+    for (int i = 0; i < argc; i++)
+        sv[i] = (struct rs_slice){argv[i], lens[i]};
+    const struct command_spec *spec = command_lookup(argv[0], lens[0]);
+    int key = argc >= 2 ? 1 : 0; /* the steps not in the table (PEXPIRETIME) have it there */
+    if (spec != NULL && command_keys(spec, argc, sv, &key, 1) != 1)
+        key = 0;
+    enum proxy_form f = proxy_form_of(argc, sv, key);
+    int n = argc;
+    if (f == PROXY_WRAP && x->proxy_eval)
+        n = proxy_wrap(argc, sv, key, out);
+    else if (f == PROXY_AS_IS)
+        memcpy(out, sv, (size_t)argc * sizeof(*sv));
+    else
+        n = -1;
+    if (n < 0) {
+        job_fail(x->job,
+                 "while carrying out %s through the proxy: its step %.*s has no form the proxy "
+                 "runs (%s)",
+                 x->what, (int)(lens[0] > 30 ? 30 : lens[0]), argv[0],
+                 f == PROXY_WRAP ? "EVAL was refused at the start" : "no key");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        wv[i] = out[i].p;
+        wl[i] = out[i].len;
+    }
+    return n;
+}
+
 /* Runs argv[0..argc) on the node serving slot, following MOVED and ASK and
  * waiting out BUSY/LOADING/TRYAGAIN/CLUSTERDOWN; *rep is its reply (an
  * error reply included: the caller decides). 0, or -1 after job_fail. */
 static int run(struct cross_slot *x, unsigned slot, int argc, const char **argv, const size_t *lens,
                struct control_reply *rep)
 {
+    const char *wv[CROSS_SLOT_MAX_ARGS + PROXY_WRAP_EXTRA];
+    size_t wl[CROSS_SLOT_MAX_ARGS + PROXY_WRAP_EXTRA];
+    if (x->proxy && (argc = proxy_step(x, argc, argv, lens, wv, wl)) < 0)
+        return -1;
+    if (x->proxy) {
+        argv = wv;
+        lens = wl;
+    }
     double t0 = mono_s();
     int node = cluster_redirect_owner(x->h, slot);
     bool asking = false;
@@ -370,6 +427,16 @@ static const char *const store_family_names[] = {
     "sunionstore", "sinterstore", "sdiffstore",       "zunionstore", "zinterstore",
     "zdiffstore",  "zrangestore", "geosearchstore",   "pfmerge",     "bitop",
     "sort",        "georadius",   "georadiusbymember"};
+
+bool cross_slot_can_carry_proxy(int argc, const struct rs_slice *argv)
+{
+    if (!cross_slot_can_carry(argc, argv))
+        return false;
+    for (size_t i = 0; i < sizeof(store_family_names) / sizeof(store_family_names[0]); i++)
+        if (is(&argv[0], store_family_names[i]))
+            return false;
+    return true;
+}
 
 bool cross_slot_can_carry(int argc, const struct rs_slice *argv)
 {

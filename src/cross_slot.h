@@ -51,6 +51,16 @@ int cross_slot_carry(struct cross_slot *x, int argc, const struct rs_slice *argv
 /* True when cross_slot_carry takes this command (by its name and form). */
 bool cross_slot_can_carry(int argc, const struct rs_slice *argv);
 
+/* The same through a proxy: RENAME, RENAMENX, COPY, SMOVE, LMOVE and
+ * RPOPLPUSH; not the *STORE family, whose temporaries would have to share
+ * the written key's server (src/PROXY_DESTINATION.md §4.3: not yet). */
+bool cross_slot_can_carry_proxy(int argc, const struct rs_slice *argv);
+
+/* The destination is a proxy: every step the proxy refuses (PEXPIRETIME
+ * ...) goes EVAL-wrapped when eval is true, else the command fails the job
+ * naming the step. Set before the first command. */
+void cross_slot_set_proxy(struct cross_slot *x, bool eval);
+
 /* Runs a command whose keys are all in `slot` on the node serving it, as
  * the steps are run (following MOVED and ASK, waiting out BUSY ...): for
  * the single-slot commands of a transaction carried out command by command.

@@ -19,15 +19,88 @@ static int one_node(struct dest_nodes *d, const struct endpoint *target)
     return 0;
 }
 
-int dest_nodes_open(struct dest_nodes *d, const struct endpoint *target, enum dest_nodes_mode mode,
-                    int timeout_ms, struct rs_error *err)
+/* True when target looks like a proxy: it closed the connection at INFO
+ * (rc, err from cluster_mode_of), and a new connection's PING is answered. */
+static bool is_proxy(const struct endpoint *target, int timeout_ms, const struct rs_error *err)
+{
+    if (err->code != RS_E_TRUNCATED)
+        return false;
+    struct control_link cl = {0};
+    struct rs_error e = {0};
+    if (control_link_open(&cl, target, timeout_ms, &e) < 0)
+        return false;
+    struct control_reply rep = {0};
+    bool pong = control_link_commandv(&cl, &rep, &e, "PING", NULL) == 0 &&
+                rep.r->type == REDIS_REPLY_STATUS && strcmp(rep.r->str, "PONG") == 0;
+    control_reply_free(&rep);
+    control_link_close(&cl);
+    return pong;
+}
+
+/* A proxy as C nodes at its one address: slot s on connection (s /
+ * nworkers) % C of its worker, so a slot's commands take one connection. */
+static int proxy_nodes(struct dest_nodes *d, const struct endpoint *target,
+                       const struct dest_nodes_opts *o, struct rs_error *err)
+{
+    if (target->user[0] != '\0') {
+        rs_error_set(err, RS_E_UNSUPPORTED, 0,
+                     "destination %s is a proxy: it closes the connection at AUTH with a user "
+                     "name (AUTH user password); give the proxy's password alone "
+                     "(redis://:password@host:port)",
+                     target->name);
+        return -1;
+    }
+    unsigned c = o->proxy_connections ? o->proxy_connections : 4;
+    unsigned nw = o->nworkers ? o->nworkers : 1;
+    if (cluster_topology_reserve(&d->topo, c) < 0 ||
+        (d->eps = calloc(c, sizeof(*d->eps))) == NULL) {
+        rs_error_set(err, RS_E_LIMIT, 0, "out of memory");
+        return -1;
+    }
+    for (unsigned i = 0; i < c; i++) {
+        struct cluster_node n = {.port = target->port};
+        snprintf(n.host, sizeof(n.host), "%s", target->host);
+        snprintf(n.name, sizeof(n.name), "%s", target->name);
+        if (cluster_topology_add_master(&d->topo, &n) < 0) {
+            rs_error_set(err, RS_E_LIMIT, 0, "out of memory");
+            return -1;
+        }
+        d->eps[i] = *target;
+    }
+    for (unsigned s = 0; s < SLOT_COUNT; s++)
+        cluster_topology_set_owner(&d->topo, s, (s / nw) % c);
+    d->is_proxy = true;
+    d->proxy_tag = o->proxy_tag;
+    d->nnodes = c;
+    return 0;
+}
+
+int dest_nodes_open(struct dest_nodes *d, const struct endpoint *target,
+                    const struct dest_nodes_opts *o, struct rs_error *err)
 {
     memset(d, 0, sizeof(*d));
+    enum dest_nodes_mode mode = o->mode;
+    int timeout_ms = o->timeout_ms;
+    if (mode == DEST_NODES_PROXY) {
+        if (proxy_nodes(d, target, o, err) == 0)
+            return 0;
+        dest_nodes_deinit(d);
+        return -1;
+    }
     struct control_link cl = {0};
     if (control_link_open(&cl, target, timeout_ms, err) < 0)
         return -1;
     enum cluster_mode found = CLUSTER_MODE_STANDALONE;
     int rc = cluster_mode_of(&cl, &found, err);
+    if (rc < 0 && mode == DEST_NODES_AUTO && is_proxy(target, timeout_ms, err)) {
+        control_link_close(&cl);
+        control_link_loss_expected();
+        memset(err, 0, sizeof(*err));
+        if (proxy_nodes(d, target, o, err) == 0)
+            return 0;
+        dest_nodes_deinit(d);
+        return -1;
+    }
     if (rc == 0 && found == CLUSTER_MODE_CLUSTER && mode == DEST_NODES_STANDALONE) {
         rs_error_set(err, RS_E_UNSUPPORTED, 0,
                      "destination %s is a node of a Redis Cluster (INFO cluster: "

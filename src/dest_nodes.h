@@ -26,25 +26,41 @@
 #define DEST_NODES_SPARE 16
 
 enum dest_nodes_mode {
-    DEST_NODES_AUTO = 0, /* ask the target (INFO cluster) */
+    DEST_NODES_AUTO = 0, /* ask the target (INFO cluster; a proxy closes the connection) */
     DEST_NODES_STANDALONE,
     DEST_NODES_CLUSTER,
+    DEST_NODES_PROXY, /* a proxy of nutcracker's kind (src/PROXY_DESTINATION.md) */
+};
+
+/* What dest_nodes_open needs to know. */
+struct dest_nodes_opts {
+    enum dest_nodes_mode mode;
+    int timeout_ms;
+    unsigned nworkers;          /* a proxy's lanes: slot s goes to connection (s / nworkers) % C */
+    unsigned proxy_connections; /* C, per worker (--proxy-connections); 0: 4 */
+    bool proxy_tag;             /* --proxy-hash-tag {}: the proxy hashes a key's {tag} */
 };
 
 struct dest_nodes {
     bool is_cluster;
+    bool is_proxy;                /* a proxy: proxy_connections "nodes", all the target's address */
+    bool proxy_tag;               /* the proxy hashes {tags} (--proxy-hash-tag) */
     struct cluster_topology topo; /* a cluster's slot table; empty when standalone */
     unsigned nnodes;
     struct endpoint *eps; /* per node: host and port, with the target's credentials */
 };
 
-/* Decides the mode and finds the nodes. Returns 0, or -1 with err naming
- * what was wrong (the target unreachable, a cluster node given with
- * --target-mode standalone, a standalone server with cluster, a cluster not
- * serving every slot with the ranges, a refused CLUSTER command). d is
- * empty after a failure; free it with dest_nodes_deinit either way. */
-int dest_nodes_open(struct dest_nodes *d, const struct endpoint *target, enum dest_nodes_mode mode,
-                    int timeout_ms, struct rs_error *err);
+/* Decides the mode and finds the nodes. A proxy (named by the mode, or in
+ * auto mode a target that closes the connection at INFO and then answers
+ * PING) becomes proxy_connections nodes at the target's address, with a
+ * fixed slot table (the lanes of PROXY_DESTINATION.md §3). Returns 0, or
+ * -1 with err naming what was wrong (the target unreachable, a cluster node
+ * given with --target-mode standalone, a standalone server with cluster, a
+ * cluster not serving every slot with the ranges, a refused CLUSTER
+ * command, a proxy given a user name). d is empty after a failure; free it
+ * with dest_nodes_deinit either way. */
+int dest_nodes_open(struct dest_nodes *d, const struct endpoint *target,
+                    const struct dest_nodes_opts *o, struct rs_error *err);
 
 /* Opens nworkers connections to every node into fds[node * nworkers +
  * worker] (the caller closes them). Returns 0, or -1 with err naming the

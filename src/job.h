@@ -59,6 +59,9 @@ struct job {
     _Atomic uint64_t unmapped_skipped;  /* keys and commands of unmapped dbs (--db-unmapped skip) */
     _Atomic uint64_t cross_slot_skipped; /* commands a cluster cannot run (--cross-slot skip) */
     _Atomic uint64_t tx_split;           /* transactions split per slot (a cluster destination) */
+    _Atomic uint64_t tx_unwrapped;       /* transactions sent as their commands (a proxy) */
+    _Atomic uint64_t keyless_skipped;    /* FUNCTION / SCRIPT a proxy cannot pass, dropped */
+    _Atomic uint64_t proxy_wrapped;      /* stream commands sent EVAL-wrapped through a proxy */
 };
 
 /* Creates the ring matrix for n workers. Returns 0 or -ENOMEM. */

@@ -125,7 +125,8 @@ static int cluster_again(struct run_ctx *r, struct rs_error *err)
     int rc = -1;
     for (size_t i = 0; i < n && rc < 0; i++) {
         struct dest_nodes nd = {0};
-        if (dest_nodes_open(&nd, &seeds[i], DEST_NODES_CLUSTER, o->timeout_ms, err) < 0) {
+        struct dest_nodes_opts no = {.mode = DEST_NODES_CLUSTER, .timeout_ms = o->timeout_ms};
+        if (dest_nodes_open(&nd, &seeds[i], &no, err) < 0) {
             dest_nodes_deinit(&nd);
             continue;
         }

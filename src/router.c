@@ -12,6 +12,7 @@
 #include "batch.h"
 #include "checkpoint.h"
 #include "cluster_redirect.h"
+#include "proxy_commands.h"
 #include "command_table.h"
 #include "cross_slot.h"
 #include "dest_route.h"
@@ -40,6 +41,8 @@ struct router {
     const struct dest_route *route;
     unsigned nlanes;
     bool cluster;
+    bool proxy; /* a proxy destination: cfg.proxy */
+    bool keyless_said, unwrap_said;
     struct batch_writer *bw;
     struct job *job;
     struct resp_scanner *sc;
@@ -102,6 +105,7 @@ struct router *router_new(const struct router_config *cfg, struct batch_writer *
     r->cfg = *cfg;
     r->route = cfg->route;
     r->cluster = dest_route_is_cluster(r->route);
+    r->proxy = cfg->proxy;
     r->nlanes = r->route->nworkers * r->route->node_cap;
     r->bw = bw;
     r->job = job;
@@ -190,6 +194,21 @@ static unsigned lane_of(const struct router *r, unsigned slot)
 static unsigned group_of(const struct router *r, unsigned slot)
 {
     return r->cluster ? slot : lane_of(r, slot);
+}
+
+/* True when one destination command may hold the n keys found (r->keys of
+ * c): of one group (group_of), or through a proxy, hashed alike by it (a
+ * slot's keys may sit on two of its servers). */
+static bool keys_together(const struct router *r, const struct resp_cmd *c, int n)
+{
+    for (int i = 1; i < n; i++) {
+        bool with =
+            r->proxy ? proxy_same_server(c->argv[r->keys[i]], c->argv[r->keys[0]], r->cfg.proxy_tag)
+                     : group_of(r, r->slots[i]) == group_of(r, r->slots[0]);
+        if (!with)
+            return false;
+    }
+    return true;
 }
 
 /* The keys of a command (r->keys) and their slots (r->slots); -1 when
@@ -362,9 +381,9 @@ static int cross_slot(struct router *r, const struct resp_cmd *c, int nkeys, con
              nkeys > 0 ? ")" : "", why);
     if (!r->cfg.cross_slot_skip) {
         job_fail(r->job,
-                 "the cluster destination cannot run %s; pass --cross-slot skip to drop such "
+                 "the %s destination cannot run %s; pass --cross-slot skip to drop such "
                  "commands (each is logged and counted)",
-                 what);
+                 r->proxy ? "proxy" : "cluster", what);
         return RS_ERR;
     }
     uint64_t k = atomic_fetch_add_explicit(&r->job->cross_slot_skipped, 1, memory_order_relaxed);
@@ -532,6 +551,52 @@ static int tx_command(struct router *r, const struct command_spec *spec, const s
         r->tx_first_slot = r->slots[0];
     }
     return RS_OK;
+}
+
+/* ------------------------------------------------------------- a proxy */
+
+/* A command whose n keys the proxy puts on one server, in lane `to`: as it
+ * came when the proxy runs it, else EVAL-wrapped (batch_writer_cmd wraps),
+ * else --cross-slot decides (PROXY_DESTINATION.md §4). */
+static int proxy_write(struct router *r, unsigned to, int64_t db, const struct resp_cmd *c, int n)
+{
+    enum proxy_form f = proxy_form_of(c->argc, c->argv, n > 0 ? r->keys[0] : 0);
+    if (f == PROXY_AS_IS)
+        return write_raw(r, to, db, c);
+    if (f == PROXY_WRAP && r->cfg.proxy_eval && c->argc <= PROXY_WRAP_MAX_ARGC) {
+        atomic_fetch_add_explicit(&r->job->proxy_wrapped, 1, memory_order_relaxed);
+        return batch_writer_cmd(r->bw, to, db, c->argc, c->argv) == 0 ? RS_OK : oom(r);
+    }
+    return cross_slot(r, c, n,
+                      f != PROXY_WRAP ? "the proxy runs no command without a key"
+                      : !r->cfg.proxy_eval
+                          ? "the proxy refuses it, and its wrapped form (EVAL) was refused at the "
+                            "start"
+                          : "the proxy refuses it, and it has too many arguments for its wrapped "
+                            "form (EVAL)");
+}
+
+/* A command without keys through a proxy: FUNCTION and SCRIPT are dropped
+ * and counted (they cannot reach the servers behind it; said once), the
+ * rest (FLUSHALL, SWAPDB ...) meet --cross-slot. */
+static int proxy_keyless(struct router *r, const struct resp_cmd *c)
+{
+    const struct rs_slice *n = &c->argv[0];
+    bool code = (n->len == 8 && strncasecmp(n->p, "function", 8) == 0) ||
+                (n->len == 6 && strncasecmp(n->p, "script", 6) == 0);
+    if (!code)
+        return cross_slot(r, c, 0,
+                          "the proxy runs no command without a key (it closes the connection)");
+    atomic_fetch_add_explicit(&r->job->keyless_skipped, 1, memory_order_relaxed);
+    if (!r->keyless_said) {
+        r->keyless_said = true;
+        fprintf(stderr,
+                "ringsync: the source ran %.*s at offset %" PRIu64 ": a proxy passes no "
+                "FUNCTION or SCRIPT command to its servers, so load the source's functions and "
+                "scripts on each server behind it yourself (said once; the report counts them)\n",
+                (int)(n->len > 20 ? 20 : n->len), n->p, c->end_offset);
+    }
+    return 0;
 }
 
 /* ------------------------------------------------ transactions on a cluster */
@@ -756,11 +821,10 @@ static int tx_needs_carry(struct router *r, struct resp_scanner *sc)
         if (tx_parse(r, i, sc, &c) != 0)
             return oom(r);
         int n = find_keys(r, spec, &c);
-        bool one = n > 0;
-        for (int k = 1; k < n && one; k++)
-            one = r->slots[k] == r->slots[0];
+        bool one = n > 0 && keys_together(r, &c, n);
         if (n > 1 && !one) {
-            if (!cross_slot_can_carry(c.argc, c.argv) ||
+            if (!(r->proxy ? cross_slot_can_carry_proxy(c.argc, c.argv)
+                           : cross_slot_can_carry(c.argc, c.argv)) ||
                 command_reads_unnamed_keys(spec, c.argc, c.argv))
                 return 0;
             need = 1;
@@ -796,15 +860,14 @@ static int cluster_exec_carried(struct router *r, struct resp_scanner *sc, uint6
         }
         int n = spec && !(spec->flags & CMD_FENCE) ? find_keys(r, spec, &c) : -1;
         if (n <= 0) {
-            if (cross_slot(r, &c, 0,
-                           "inside a transaction, a command whose node ringsync "
-                           "cannot tell") != 0)
+            if ((r->proxy ? proxy_keyless(r, &c)
+                          : cross_slot(r, &c, 0,
+                                       "inside a transaction, a command whose node ringsync "
+                                       "cannot tell")) != 0)
                 return RS_ERR;
             continue;
         }
-        bool one = true;
-        for (int k = 1; k < n && one; k++)
-            one = r->slots[k] == r->slots[0];
+        bool one = keys_together(r, &c, n);
         int x;
         if (one || !(spec->flags & (CMD_SPLIT | CMD_SPLIT_AS_MSET))) {
             x = one ? cross_slot_run(r->cfg.carry, c.argc, c.argv, r->slots[0], r->routed, end)
@@ -828,6 +891,66 @@ static int cluster_exec_carried(struct router *r, struct resp_scanner *sc, uint6
             return RS_ERR;
     }
     return RS_OK;
+}
+
+/* EXEC through a proxy (PROXY_DESTINATION.md §5): no MULTI ever goes
+ * through it (it closes the connection), so the transaction goes out as its
+ * commands, each on its own lane in source order as route() would send it
+ * alone; atomicity is lost, said once and counted (job->tx_unwrapped). A
+ * command across servers that does not split meets --cross-slot (one that
+ * is carried out made tx_needs_carry choose cluster_exec_carried). */
+static int proxy_exec(struct router *r, const struct resp_cmd *exec)
+{
+    struct resp_scanner *sc = r->txsc;
+    atomic_fetch_add_explicit(&r->job->tx_unwrapped, 1, memory_order_relaxed);
+    if (!r->unwrap_said) {
+        r->unwrap_said = true;
+        fprintf(stderr,
+                "ringsync: a transaction at source offset %" PRIu64 " goes through the proxy "
+                "as its commands, each applied on its own (a proxy runs no MULTI/EXEC; said "
+                "once, the report counts them)\n",
+                exec->end_offset);
+    }
+    int64_t db_save = r->db;
+    int rc = RS_OK;
+    for (size_t i = 0; i < r->ntxc && rc == RS_OK; i++) {
+        const struct command_spec *spec = r->txc[i].spec;
+        if (spec == NULL || (spec->flags & (CMD_MULTI | CMD_EXEC | CMD_SELECT)))
+            continue;
+        struct resp_cmd c;
+        if (tx_parse(r, i, sc, &c) != 0) {
+            rc = oom(r);
+            break;
+        }
+        r->db = r->txc[i].db;
+        bool failed;
+        int64_t db = dest_db(r, &c, &failed);
+        if (db < 0) {
+            rc = failed ? RS_ERR : RS_OK;
+            continue;
+        }
+        int n = !(spec->flags & CMD_FENCE) ? find_keys(r, spec, &c) : -1;
+        if (n <= 0) {
+            rc = proxy_keyless(r, &c) == 0 ? RS_OK : RS_ERR;
+            continue;
+        }
+        if (settle(r, n) != RS_OK) {
+            rc = RS_ERR;
+            break;
+        }
+        if (n > 1 && (spec->flags & (CMD_SPLIT | CMD_SPLIT_AS_MSET)))
+            rc = write_split(r, spec, &c, n, db);
+        else if (keys_together(r, &c, n) && !command_reads_unnamed_keys(spec, c.argc, c.argv))
+            rc = proxy_write(r, lane_of(r, r->slots[0]), db, &c, n);
+        else
+            rc = cross_slot(r, &c, n,
+                            "inside a transaction, a command whose keys the proxy may put on "
+                            "different servers, and that has no form that splits them") == 0
+                     ? RS_OK
+                     : RS_ERR;
+    }
+    r->db = db_save;
+    return rc;
 }
 
 /* One master's stream of a cluster source, beside the other masters' own:
@@ -972,7 +1095,9 @@ static int route(struct router *r, const struct resp_cmd *c)
                     rc = RS_ERR;
             } else {
                 r->in_tx = false;
-                rc = need < 0 ? RS_ERR : cluster_exec(r, c) == RS_OK ? 0 : RS_ERR;
+                rc = need < 0                                                      ? RS_ERR
+                     : (r->proxy ? proxy_exec(r, c) : cluster_exec(r, c)) == RS_OK ? 0
+                                                                                   : RS_ERR;
             }
             return rc;
         }
@@ -1066,8 +1191,16 @@ static int route(struct router *r, const struct resp_cmd *c)
     }
     int n = flags & CMD_FENCE ? 0 : find_keys(r, spec, c);
     if (n > 0 && !r->cluster && command_reads_unnamed_keys(spec, c->argc, c->argv))
-        n = 0;    /* SORT BY/GET patterns read keys it does not name: alone (a cluster
-                     refuses a pattern outside the key's slot itself) */
+        n = 0; /* SORT BY/GET patterns read keys it does not name: alone (a cluster
+                  refuses a pattern outside the key's slot itself) */
+    if (n <= 0 && r->proxy)
+        return proxy_keyless(r, c) == 0 ? 0 : RS_ERR;
+    if (r->proxy && command_reads_unnamed_keys(spec, c->argc, c->argv))
+        return cross_slot(r, c, n,
+                          "it reads keys by a pattern (BY / GET), which the proxy's server of "
+                          "its key may not hold")
+                   ? RS_ERR
+                   : 0;
     if (n <= 0) { /* global, keyless, or malformed for its spec: alone */
         if (r->cluster && !(flags & CMD_EVERY_NODE))
             return cross_slot(r, c, 0,
@@ -1081,10 +1214,7 @@ static int route(struct router *r, const struct resp_cmd *c)
             return 1;
         return fence(r, c->raw.p, c->raw.len, 1, db, db, r->cluster);
     }
-    unsigned g = group_of(r, r->slots[0]);
-    bool one = true;
-    for (int i = 1; i < n && one; i++)
-        one = group_of(r, r->slots[i]) == g;
+    bool one = keys_together(r, c, n);
     unsigned to = lane_of(r, r->slots[0]);
     bool splits = (flags & CMD_SPLIT) || (r->cluster && (flags & CMD_SPLIT_AS_MSET));
     if (one && r->cluster && n > 1 && splits) {
@@ -1099,7 +1229,7 @@ static int route(struct router *r, const struct resp_cmd *c)
          * as received. It keeps gathering across commands of other slots.
          * Not on a cluster, where an MSET of two keys meets TRYAGAIN while
          * its slot migrates (write_split). */
-        if (!r->cluster && c->argc == 3 && spec->first == 1 && c->argv[0].len == 3 &&
+        if ((!r->cluster || r->proxy) && c->argc == 3 && spec->first == 1 && c->argv[0].len == 3 &&
             (c->argv[0].p[0] | 0x20) == 's' && (c->argv[0].p[1] | 0x20) == 'e' &&
             (c->argv[0].p[2] | 0x20) == 't') {
             const char *args = c->argv[0].p + c->argv[0].len + 2;
@@ -1110,6 +1240,8 @@ static int route(struct router *r, const struct resp_cmd *c)
         }
         if (settle(r, n) != RS_OK)
             return RS_ERR;
+        if (r->proxy)
+            return proxy_write(r, to, db, c, n) == RS_OK ? 0 : RS_ERR;
         /* its one key (a cluster transaction holds one key's commands) */
         const struct rs_slice *key = n == 1 ? &c->argv[r->keys[0]] : NULL;
         if (r->cfg.cp != NULL && (!command_is_absolute(spec, c->argc, c->argv) ||
@@ -1129,7 +1261,8 @@ static int route(struct router *r, const struct resp_cmd *c)
      * under that lane's record (which covers all its slots alike) */
     if (applied_before(r, r->slots[0], c->end_offset))
         return 0;
-    if (r->cluster && r->cfg.carry != NULL && !command_reads_unnamed_keys(spec, c->argc, c->argv)) {
+    if (r->cluster && r->cfg.carry != NULL && !command_reads_unnamed_keys(spec, c->argc, c->argv) &&
+        (!r->proxy || cross_slot_can_carry_proxy(c->argc, c->argv))) {
         /* the same effects, run by cross_slot.c once everything before is
          * applied (invariant 3): a fence without a command of its own */
         if (!fence_ready(r))
@@ -1141,6 +1274,10 @@ static int route(struct router *r, const struct resp_cmd *c)
         if (x != 0)
             return x > 0 ? 0 : RS_ERR;
     }
+    if (r->proxy)
+        return cross_slot(r, c, n,
+                          "the proxy may put its keys on different servers (it routes such a "
+                          "command by its first key alone), and it has no form that splits them");
     if (r->cluster)
         return cross_slot(r, c, n, "its keys span hash slots and it has no per-slot form");
     if (!fence_ready(r))

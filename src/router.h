@@ -55,6 +55,14 @@ struct router_config {
      * command already applied is dropped */
     const struct checkpoint *cp;
     int64_t start_db; /* the source's db at the start offset (a resume: from the w record) */
+    /* a proxy destination (src/PROXY_DESTINATION.md §4): a cluster's rules
+     * (route->topo holds its connections), plus keys together only when the
+     * proxy hashes them alike (proxy_tag: by {tag}), commands it refuses
+     * EVAL-wrapped (proxy_eval: the start-time probe passed), transactions
+     * sent as their commands, FUNCTION and SCRIPT dropped and counted */
+    bool proxy;
+    bool proxy_tag;
+    bool proxy_eval;
 };
 
 struct router;

@@ -551,6 +551,15 @@ static int on_key_end(struct snapshot_writer *sw, const struct rdb_event *ev)
 /* sw->argv[0..argc) to every destination node (functions, scripts). */
 static int every_node(struct snapshot_writer *sw, int argc)
 {
+    if (sw->cfg.proxy) { /* nothing keyless passes a proxy: the user loads these */
+        if (sw->st.code_skipped++ == 0)
+            fprintf(stderr,
+                    "ringsync: the snapshot holds %.*s code (functions or Lua scripts): a proxy "
+                    "passes no FUNCTION or SCRIPT command to its servers, so load them on each "
+                    "server behind it yourself (said once; the report counts them)\n",
+                    (int)sw->argv[0].len, sw->argv[0].p);
+        return 0;
+    }
     for (unsigned n = 0; n < dest_route_nodes(sw->cfg.route); n++) {
         if (dest_route_node_serves(sw->cfg.route, n) &&
             batch_writer_cmd(sw->bw, dest_route_node_lane(sw->cfg.route, n), -1, argc, sw->argv) !=
@@ -581,7 +590,7 @@ int snapshot_writer_on_event(void *ctx, const struct rdb_event *ev)
         sw->argv[1] = lit("LOAD");
         sw->argv[2] = lit("REPLACE");
         sw->argv[3] = ev->function.code;
-        sw->st.functions++;
+        sw->st.functions += !sw->cfg.proxy;
         return every_node(sw, 4);
     case RDB_EV_AUX:
         if (ev->aux.name.len == 3 && memcmp(ev->aux.name.p, "lua", 3) == 0) {

@@ -33,6 +33,7 @@ struct snapshot_writer_config {
     bool use_restore; /* RESTORE small non-string values; false: native commands for all */
     const struct dest_route *route; /* each key's lane and destination db */
     int64_t expiry_margin_ms;       /* expiries written this much later (stream_rewrite.h) */
+    bool proxy; /* a proxy: functions and scripts are skipped (counted in code_skipped) */
 };
 
 struct snapshot_writer;
@@ -51,12 +52,13 @@ int snapshot_writer_on_event(void *ctx, const struct rdb_event *ev);
 
 /* Counters for the report. */
 struct snapshot_writer_stats {
-    uint64_t keys;      /* keys written */
-    uint64_t expired;   /* keys skipped as already expired */
-    uint64_t empty;     /* empty collections skipped */
-    uint64_t restored;  /* keys written with RESTORE */
-    uint64_t native;    /* keys written with native commands */
-    uint64_t functions; /* function libraries loaded */
+    uint64_t keys;         /* keys written */
+    uint64_t expired;      /* keys skipped as already expired */
+    uint64_t empty;        /* empty collections skipped */
+    uint64_t restored;     /* keys written with RESTORE */
+    uint64_t native;       /* keys written with native commands */
+    uint64_t functions;    /* function libraries loaded */
+    uint64_t code_skipped; /* functions and scripts a proxy could not pass */
     int rdb_version;
 };
 void snapshot_writer_stats(const struct snapshot_writer *sw, struct snapshot_writer_stats *st);

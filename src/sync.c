@@ -369,7 +369,7 @@ int sync_run_job(struct run_ctx *rc)
         }
     }
     rc->route.nworkers = o->workers;
-    if (rc->nodes->is_cluster &&
+    if ((rc->nodes->is_cluster || rc->nodes->is_proxy) &&
         (job.redirect = cluster_redirect_new(&job, &rc->nodes->topo, &rc->target, o->workers,
                                              o->timeout_ms)) == NULL) {
         rs_log("out of memory");
@@ -383,6 +383,9 @@ int sync_run_job(struct run_ctx *rc)
     int64_t margin_ms = follow ? o->expiry_margin_ms : 0; /* nothing follows a lone snapshot */
     struct snapshot_writer_config swc = {
         .use_restore = rc->use_restore, .route = &rc->route, .expiry_margin_ms = margin_ms};
+    swc.proxy = rc->nodes->is_proxy;
+    if (bw != NULL && rc->nodes->is_proxy)
+        batch_writer_set_proxy(bw, rc->proxy.eval, rc->target.name);
     sw = bw ? snapshot_writer_new(&swc, bw, &job) : NULL;
     struct rdb_decoder_config dc = {0};
     if (sw)
@@ -398,6 +401,8 @@ int sync_run_job(struct run_ctx *rc)
             rs_log("out of memory");
             goto out;
         }
+        if (carry != NULL && rc->nodes->is_proxy)
+            cross_slot_set_proxy(carry, rc->proxy.eval);
         struct router_config rcfg = {.route = &rc->route,
                                      .carry = carry,
                                      .source_is_shard = rc->source_is_shard,
@@ -405,7 +410,10 @@ int sync_run_job(struct run_ctx *rc)
                                      .cross_slot_skip = o->cross_slot_skip,
                                      .expiry_margin_ms = margin_ms,
                                      .cp = rc->cp_on ? &rc->cp : NULL,
-                                     .start_db = rc->resumed ? rc->cps.db : 0};
+                                     .start_db = rc->resumed ? rc->cps.db : 0,
+                                     .proxy = rc->nodes->is_proxy,
+                                     .proxy_tag = rc->nodes->proxy_tag,
+                                     .proxy_eval = rc->proxy.eval};
         router = router_new(&rcfg, bw, &job, rc->stream_start);
         if (router == NULL) {
             rs_log("out of memory");
@@ -658,6 +666,8 @@ int sync_run_job(struct run_ctx *rc)
         rs_log("%" PRIu64 " transactions across hash slots went out as one transaction per slot "
                "(atomic per slot, not as a whole)",
                atomic_load(&job.tx_split));
+    if (rc->nodes->is_proxy)
+        proxy_target_report(&job, st.code_skipped);
     bool wrote = atomic_load(&job.keys_read) > 0 || atomic_load(&job.snapshot_applied);
     rc->wrote = wrote;
     if (rc->cp_on && feed.drain_written) { /* a clean stop: where its last record stands */
@@ -723,17 +733,17 @@ static int check_margin(struct control_link *tcl, const struct sync_opts *o,
 int sync_route_init(struct run_ctx *rc, struct rs_error *err)
 {
     const struct sync_opts *o = rc->o;
-    if (dest_route_init(
-            &rc->route, o->workers, rc->nodes->is_cluster ? &rc->nodes->topo : NULL, o->db_map,
-            o->db_unmapped_skip ? DEST_ROUTE_UNMAPPED_SKIP : DEST_ROUTE_UNMAPPED_STOP, err) < 0 ||
+    bool topo = rc->nodes->is_cluster || rc->nodes->is_proxy;
+    if (dest_route_init(&rc->route, o->workers, topo ? &rc->nodes->topo : NULL, o->db_map,
+                        o->db_unmapped_skip ? DEST_ROUTE_UNMAPPED_SKIP : DEST_ROUTE_UNMAPPED_STOP,
+                        err) < 0 ||
         (o->db_prefix != NULL && dest_route_set_prefix(&rc->route, o->db_prefix, err) < 0))
         return -1;
     char key[64];
     probe_key(key, sizeof(key));
     rc->probe_node =
-        rc->nodes->is_cluster
-            ? (unsigned)cluster_topology_owner(&rc->nodes->topo, slot_of_key(key, strlen(key)))
-            : 0;
+        topo ? (unsigned)cluster_topology_owner(&rc->nodes->topo, slot_of_key(key, strlen(key)))
+             : 0;
     return 0;
 }
 
@@ -741,11 +751,22 @@ int sync_prepare_target(struct run_ctx *rc, struct control_link *tcl)
 {
     const struct sync_opts *o = rc->o;
     struct rs_error err = {0};
-    if (dest_nodes_open(rc->nodes, &rc->target, o->target_mode, o->timeout_ms, &err) < 0) {
+    struct dest_nodes_opts no = {.mode = o->target_mode,
+                                 .timeout_ms = o->timeout_ms,
+                                 .nworkers = o->workers,
+                                 .proxy_connections = o->proxy_connections,
+                                 .proxy_tag = o->proxy_tag};
+    if (dest_nodes_open(rc->nodes, &rc->target, &no, &err) < 0) {
         rs_log("%s", err.msg);
         return 1;
     }
-    if (!rc->nodes->is_cluster && (o->db_map != NULL || o->db_prefix != NULL)) {
+    if (rc->nodes->is_proxy && !rc->checks_done) {
+        int r = proxy_target_settle(rc->o, rc->target.name);
+        if (r != 0)
+            return r;
+    }
+    if (!rc->nodes->is_cluster && !rc->nodes->is_proxy &&
+        (o->db_map != NULL || o->db_prefix != NULL)) {
         rs_log("%s is for a cluster destination (database 0 only); destination %s is a "
                "standalone server, whose databases take the source's as they are",
                o->db_map ? "--db-map" : "--db-prefix", rc->target.name);
@@ -792,6 +813,24 @@ int sync_prepare_target(struct run_ctx *rc, struct control_link *tcl)
             rs_log("cannot read the checkpoints of job %s: %s", rc->job_id, err.msg);
             return 1;
         }
+    }
+    if (rc->nodes->is_proxy) { /* its connections all reach one address */
+        const struct endpoint *ep = &rc->nodes->eps[0];
+        struct control_link cl = {0};
+        if (control_link_open(&cl, ep, o->timeout_ms, &err) < 0) {
+            rs_log("%s", err.msg);
+            return 1;
+        }
+        int r = wait_target_ready(&cl, o, ep);
+        if (r == 0 && !rc->checks_done)
+            r = proxy_target_probe(ep, o->timeout_ms, o->proxy_tag, &rc->proxy);
+        if (r != 0) {
+            control_link_close(&cl);
+            return r;
+        }
+        *tcl = cl;
+        rc->probe_node = 0;
+        return 0;
     }
     for (unsigned i = 0; i < rc->nodes->nnodes; i++) {
         const struct endpoint *ep = &rc->nodes->eps[i];
@@ -1055,7 +1094,7 @@ static int shards_margin_again(struct run_ctx *main_r, const struct shard_job *j
 static int sync_cluster_source(struct run_ctx *main_r, struct control_link *scl,
                                const struct endpoint *seed)
 {
-    const struct sync_opts *o = main_r->o;
+    struct sync_opts *o = main_r->o;
     struct cluster_topology t;
     struct rs_error err = {0};
     cluster_topology_init(&t);

@@ -49,7 +49,11 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
                "                              destination refuses (default 300; 0 forever)\n"
                "  --quiet                     no progress line\n"
                "  --target-mode M             auto (default: ask the target) | standalone |\n"
-               "                              cluster (the target is any node of it)\n"
+               "                              cluster (the target is any node of it) | proxy\n"
+               "                              (twemproxy/nutcracker in front of the servers)\n"
+               "  --proxy-connections N       a proxy: connections per worker (default 4)\n"
+               "  --proxy-hash-tag {}         a proxy: its hash_tag, so that keys of one {tag}\n"
+               "                              share a server (default: none)\n"
                "  --db-map SRC:DST[,...]      source db to destination db (default: each to\n"
                "                              itself; on a cluster 0:0, its only db)\n"
                "  --db-prefix[=PATTERN]       a cluster: every source db N into db 0 with its\n"
@@ -107,7 +111,7 @@ static int choice(const char *arg, const char *option, const char *const *names)
 static const char *const nonempty_names[] = {"refuse", "keep", "flush", NULL};
 static const char *const restore_names[] = {"auto", "never", NULL};
 static const char *const on_error_names[] = {"stop", "skip", NULL};
-static const char *const target_mode_names[] = {"auto", "standalone", "cluster", NULL};
+static const char *const target_mode_names[] = {"auto", "standalone", "cluster", "proxy", NULL};
 static const char *const checkpoint_names[] = {"target", "none", NULL};
 
 int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts *o)
@@ -131,6 +135,8 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         {"json", required_argument, NULL, 'J'},
         {"expiry-margin", required_argument, NULL, 'X'},
         {"target-mode", required_argument, NULL, 'G'},
+        {"proxy-connections", required_argument, NULL, 'y'},
+        {"proxy-hash-tag", required_argument, NULL, 'Y'},
         {"db-map", required_argument, NULL, 'B'},
         {"db-prefix", optional_argument, NULL, 'K'},
         {"db-unmapped", required_argument, NULL, 'U'},
@@ -269,6 +275,24 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
             if ((pick = choice(optarg, "--target-mode", target_mode_names)) < 0)
                 return 2;
             o->target_mode = (enum dest_nodes_mode)pick;
+            break;
+        case 'y': {
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 64) {
+                rs_log("--proxy-connections must be a number from 1 to 64, not '%s'", optarg);
+                return 2;
+            }
+            o->proxy_connections = (unsigned)v;
+            break;
+        }
+        case 'Y':
+            if (strcmp(optarg, "{}") != 0) {
+                rs_log("--proxy-hash-tag takes {} (the tags Redis Cluster uses, and the proxy's "
+                       "hash_tag must be the same), not '%s'",
+                       optarg);
+                return 2;
+            }
+            o->proxy_tag = true;
             break;
         case 'B':
             o->db_map = optarg;

@@ -33,6 +33,8 @@ struct sync_opts {
     int64_t expiry_margin_ms; /* expiries written this much later while following */
     bool expiry_margin_given;
     enum dest_nodes_mode target_mode; /* --target-mode */
+    unsigned proxy_connections;       /* --proxy-connections, 0: the default (4) */
+    bool proxy_tag;                   /* --proxy-hash-tag {} */
     const char *db_map;               /* --db-map, NULL: the default map */
     const char *db_prefix;            /* --db-prefix's pattern, NULL: none */
     bool db_unmapped_skip;            /* --db-unmapped skip */

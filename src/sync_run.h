@@ -33,13 +33,14 @@
 #include "job.h"
 #include "rs_error.h"
 #include "source_link.h"
+#include "proxy_target.h"
 #include "sync_opts.h"
 
 #define SYNC_HEADER_BYTES 9           /* "REDIS0011": the RDB version decides RESTORE */
 #define SYNC_INITIAL_MAX  (64 * 1024) /* the buffer of input read before the workers start */
 
 struct run_ctx {
-    const struct sync_opts *o;
+    struct sync_opts *o; /* a proxy destination changes some (proxy_target_settle) */
     struct endpoint target;
     struct dest_nodes *nodes; /* the target's nodes: itself, or a cluster's masters */
     struct dest_route route;  /* each key's lane and destination db */
@@ -61,8 +62,9 @@ struct run_ctx {
     const char *eof_mark;
     size_t eof_mark_len;
     bool use_restore;
-    uint64_t stream_start; /* the FULLRESYNC offset */
-    bool is_replay;        /* the input is a replay's pipe: the snapshot, then the stream */
+    struct proxy_probe proxy; /* a proxy destination: what its probes found */
+    uint64_t stream_start;    /* the FULLRESYNC offset */
+    bool is_replay;           /* the input is a replay's pipe: the snapshot, then the stream */
     /* replay: called once the workers run, and after they ended */
     void (*on_start)(struct job *job, void *ctx);
     void (*on_end)(void *ctx);

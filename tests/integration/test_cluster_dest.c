@@ -62,6 +62,7 @@
 #include "redis_model.h"
 #include "slot.h"
 #include "sync_watch.h"
+#include "write_families.h"
 
 #define POPULATE_KEYS        100000
 #define BIG_LIST_N           200000
@@ -461,146 +462,6 @@ static void load_during_snapshot(redisContext *c)
  * tag), then what ringsync splits per slot, then transactions. Every command
  * succeeds on a source that holds none of these keys (the load runs again
  * after FLUSHALL); TTLs are days or far in the future. */
-static const char *const single_slot_families[] = {
-    /* strings */
-    "SET s:1 v1",
-    "SET s:2 v2 EX 100000",
-    "SET s:3 v3 PX 100000000",
-    "SET s:1 nope NX",
-    "SET s:1 v1b XX",
-    "SET s:2 v2b KEEPTTL",
-    "SET s:1 v1c GET",
-    "SET s:11 v EXAT 4102444800",
-    "SET s:12 v PXAT 4102444800123",
-    "SETEX s:5 100000 five",
-    "PSETEX s:10 100000000 ten",
-    "SETNX s:6 six",
-    "APPEND s:6 -more",
-    "SET s:4 10",
-    "INCR s:4",
-    "DECR s:4",
-    "INCRBY s:4 100",
-    "DECRBY s:4 7",
-    "INCRBYFLOAT s:8 1.5",
-    "SETRANGE s:7 2 XYZ",
-    "GETSET s:9 replaced",
-    "GETDEL s:3",
-    "GETEX s:6 EX 100000",
-    "GETEX s:2 PERSIST",
-    "MSET {m}1 1 {m}2 2 {m}3 3",
-    "MSETNX {m}4 4 {m}5 5",
-    /* keys */
-    "SET k:3 3",
-    "SET k:4 4",
-    "SET k:5 5",
-    "EXPIRE k:3 100000",
-    "PEXPIRE k:4 100000000",
-    "EXPIRE k:5 100000",
-    "PERSIST k:5",
-    "PEXPIREAT k:4 4102444800456",
-    "EXPIRE k:4 100 GT",
-    "SET {k}1 one",
-    "SET {k}2 two",
-    "RENAME {k}1 {k}1r",
-    "RENAMENX {k}2 {k}2r",
-    "COPY {k}1r {k}copy",
-    "RPUSH {k}list 3 1 2",
-    "SORT {k}list STORE {k}sorted",
-    "DEL k:5",
-    "UNLINK k:4",
-    /* lists */
-    "RPUSH l:1 a b c d e f g h",
-    "LPUSH l:1 z y",
-    "LPUSHX l:1 x0",
-    "RPUSHX l:none x",
-    "LPOP l:1",
-    "RPOP l:1 2",
-    "LINSERT l:1 BEFORE c C",
-    "LSET l:1 0 first",
-    "LREM l:1 1 d",
-    "LTRIM l:1 0 6",
-    "RPUSH {l}1 1 2 3",
-    "RPUSH {l}2 x",
-    "LMOVE {l}1 {l}2 LEFT RIGHT",
-    "RPOPLPUSH {l}2 {l}1",
-    "LMPOP 2 {l}none {l}1 LEFT COUNT 2",
-    /* sets */
-    "SADD st:1 a b c d e",
-    "SREM st:1 e",
-    "SPOP st:1",
-    "SADD {s}1 a b c x",
-    "SADD {s}2 c d",
-    "SMOVE {s}1 {s}2 a",
-    "SINTERSTORE {s}i {s}1 {s}2",
-    "SUNIONSTORE {s}u {s}1 {s}2",
-    "SDIFFSTORE {s}d {s}1 {s}2",
-    /* sorted sets */
-    "ZADD z:1 1 a 2 b 3 c 4 d",
-    "ZADD z:1 INCR 5 a",
-    "ZINCRBY z:1 2.5 b",
-    "ZREM z:1 c",
-    "ZPOPMIN z:1",
-    "ZADD {z}1 1 a 2 b 3 c",
-    "ZADD {z}2 2 b 4 d",
-    "ZUNIONSTORE {z}u 2 {z}1 {z}2 WEIGHTS 1 2",
-    "ZINTERSTORE {z}i 2 {z}1 {z}2 AGGREGATE MAX",
-    "ZDIFFSTORE {z}d 2 {z}1 {z}2",
-    "ZRANGESTORE {z}r {z}1 0 -1",
-    "ZREMRANGEBYSCORE {z}u 100 200",
-    "ZMPOP 1 {z}2 MAX",
-    /* hashes */
-    "HSET h:1 f1 v1 f2 v2 f3 3",
-    "HSETNX h:1 f4 v4",
-    "HDEL h:1 f2",
-    "HINCRBY h:1 f3 10",
-    "HINCRBYFLOAT h:1 f5 1.25",
-    /* streams */
-    "XADD x:1 1-1 a 1",
-    "XADD x:1 1-2 b 2",
-    "XADD x:1 * c 3",
-    "XADD x:1 MAXLEN 10 * d 4",
-    "XDEL x:1 1-2",
-    "XGROUP CREATE x:1 g1 0",
-    "XREADGROUP GROUP g1 c1 COUNT 2 STREAMS x:1 >",
-    "XACK x:1 g1 1-1",
-    "XADD x:2 MAXLEN ~ 2 3-1 a 1",
-    "XADD x:2 MAXLEN ~ 2 3-2 a 2",
-    "XTRIM x:2 MAXLEN 1",
-    "XGROUP CREATE x:3 g $ MKSTREAM",
-    "XSETID x:3 5-5",
-    /* bitmaps, HyperLogLog, geo */
-    "SETBIT b:1 7 1",
-    "BITFIELD b:2 SET u8 0 200 INCRBY u8 0 100",
-    "SETBIT {b}1 3 1",
-    "SETBIT {b}2 5 1",
-    "BITOP OR {b}or {b}1 {b}2",
-    "PFADD {p}1 a b c",
-    "PFADD {p}2 c d",
-    "PFMERGE {p}m {p}1 {p}2",
-    "GEOADD {g}1 13.361389 38.115556 Palermo 15.087269 37.502669 Catania",
-    "GEOSEARCHSTORE {g}s {g}1 FROMLONLAT 15 37 BYRADIUS 200 km ASC",
-    /* across slots, split per slot by ringsync */
-    "MSET {a}x 1 {b}x 2 {c}x 3 plain:x 4",
-    "DEL {a}x {b}x nosuchkey",
-    "UNLINK {c}x plain:x",
-    "MSET {a}y 1 {b}y 2 {c}y 3",
-    "TOUCH {a}y {b}y",
-    /* a transaction of one hash tag */
-    "MULTI",
-    "SET {t}1 1",
-    "INCR {t}2",
-    "RPUSH {t}3 a",
-    "EXPIRE {t}3 100000",
-    "EXEC",
-    /* a transaction of single-slot commands over several slots */
-    "MULTI",
-    "SET {a}t 1",
-    "INCR {b}t",
-    "LPUSH {c}t x",
-    "HSET plain:th f v",
-    "DEL {a}y",
-    "EXEC",
-};
 
 /* Plain SETs (gathered into MSETs of one slot each) with what a gathering
  * must not jump over: INCR and APPEND of the same key, SET with options,
@@ -628,8 +489,8 @@ static void load_stream(redisContext *c, int round)
 {
     struct redis_pipeline p;
     redis_pipeline_init(&p, c, 1000);
-    for (size_t i = 0; i < sizeof(single_slot_families) / sizeof(single_slot_families[0]); i++)
-        redis_pipeline_append(&p, single_slot_families[i]);
+    for (size_t i = 0; i < write_families_one_tag_n; i++)
+        redis_pipeline_append(&p, write_families_one_tag[i]);
     merge_run(&p);
     for (int i = 0; i < 2000; i++) { /* over the snapshot's keys (round 1) */
         redis_pipeline_append(&p, "SET key:%d stream:%d", (i * 31) % POPULATE_KEYS, i);
