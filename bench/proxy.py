@@ -15,7 +15,8 @@ nutcracker on free loopback ports, and stops them. For each repeat:
      from the (empty) source into the proxy, paused (SIGSTOP) once it
      follows, SETS random SETs written to the source (redis-benchmark -P 32
      on the source), resumed: the rate is SETS over the time until the
-     source sees ringsync's acknowledged offset reach its own.
+     source sees ringsync's acknowledged offset reach its own; the servers
+     must then hold as many keys as the source.
 """
 import argparse
 import os
@@ -76,6 +77,11 @@ def info_offsets(port):
     return master, (acks[0] if acks else -1)
 
 
+def dbsize(port):
+    return int(subprocess.run(["redis-cli", "-p", str(port), "DBSIZE"], capture_output=True,
+                              text=True).stdout.strip())
+
+
 def ringsync_catch_up(ringsync, source, proxy_port, proxy_pid, servers, sets, conns):
     for s in servers:
         subprocess.run(["redis-cli", "-p", str(s.port), "FLUSHALL"], capture_output=True)
@@ -106,6 +112,10 @@ def ringsync_catch_up(ringsync, source, proxy_port, proxy_pid, servers, sets, co
         time.sleep(0.01)
     el = time.monotonic() - t0
     nc, rs = cpu_s(proxy_pid) - nc0, cpu_s(p.pid) - rs0
+    want = dbsize(source.port)
+    got = sum(dbsize(s.port) for s in servers)
+    if got != want:
+        raise RuntimeError("the servers hold %d keys, the source %d" % (got, want))
     p.send_signal(signal.SIGINT)
     p.wait(30)
     return sets / el, nc / el, rs / el
