@@ -48,8 +48,13 @@ int proxy_target_settle(struct sync_opts *o, const char *name)
     }
     if (o->checkpoint && !o->quiet)
         rs_log("destination %s is a proxy: the job keeps no checkpoints there (it runs no "
-               "MULTI/EXEC), so a restart starts with a full sync again",
+               "MULTI/EXEC), so a restart starts with a full sync again; --checkpoint "
+               "file:PATH keeps them in a local file (at least once)",
                name);
+    if (o->checkpoint_file != NULL && !o->quiet)
+        rs_log("destination %s is a proxy: checkpoints in %s, at least once (a restart applies "
+               "again what came after the last one)",
+               name, o->checkpoint_file);
     o->checkpoint = false;
     o->expiry_margin_ms = 0;
     if (!o->quiet)

@@ -56,6 +56,14 @@ int sync_lost_backlog(struct run_ctx *r, const struct endpoint *source,
                what, (double)gap / 1e6 + 1, rate * 60 / 1e6 + 1);
         return 1;
     }
+    if (r->nodes->is_proxy) { /* no FLUSHALL through it: the snapshot overwrites */
+        rs_log("%s: syncing anew over what the proxy's servers hold (--resync-on-lost-backlog; "
+               "a proxy cannot be flushed, so keys the source deleted meanwhile stay)",
+               what);
+        r->start = CHECKPOINT_START_REDO;
+        snprintf(r->cps.phase, sizeof(r->cps.phase), "%s", CHECKPOINT_FULL_KEEP);
+        return 0;
+    }
     rs_log("%s: flushing the destination and syncing anew (--resync-on-lost-backlog)", what);
     struct rs_error err = {0};
     if (checkpoint_flush(r->nodes, o->timeout_ms, &err) < 0) {

@@ -10,6 +10,7 @@
 
 #include "batch.h"
 #include "checkpoint.h"
+#include "checkpoint_file.h"
 #include "cluster_redirect.h"
 #include "dest_route.h"
 #include "job.h"
@@ -24,6 +25,7 @@
 #define SOURCE_FEED_CP_S      1.0     /* the w record is written this often while W moves */
 
 static void checkpoint_tick(struct source_feed *f, uint64_t w);
+static void checkpoint_file_tick(struct source_feed *f, uint64_t w);
 
 static double now_s(void)
 {
@@ -215,6 +217,8 @@ void source_feed_tick(void *ctx)
     uint64_t w = source_feed_applied(f);
     if (f->cp != NULL)
         checkpoint_tick(f, w);
+    else if (f->cp_file != NULL)
+        checkpoint_file_tick(f, w);
     if (f->input != NULL && f->stall_s > 0 && !f->stall_said &&
         !atomic_load_explicit(&f->job->source_lost, memory_order_relaxed) &&
         now_s() - f->input->last_read > f->stall_s) {
@@ -284,6 +288,44 @@ static void write_w(struct source_feed *f, uint64_t w)
     f->cp_written = w;
     f->cp_at = now_s();
     f->cp_stream = true;
+}
+
+/* The file's line at W (applied: every command up to it is on the
+ * destination), phase stream. */
+static void write_file(struct source_feed *f, uint64_t w)
+{
+    struct rs_error err = {0};
+    if (checkpoint_file_write(f->cp_file, f->cp_job, f->cp_target, f->cp_replid, w,
+                              router_db_at(f->router, w), CHECKPOINT_STREAM, &err) < 0) {
+        job_fail(f->job, "%s", err.msg);
+        return;
+    }
+    f->cp_written = w;
+    f->cp_at = now_s();
+    f->cp_stream = true;
+}
+
+/* Checkpoints in a file, every tick while following: once the snapshot is
+ * applied, then every second while the applied offset moves; at a clean
+ * stop, once all that was routed is applied, the last one, and the job
+ * stops. (An fsync a second on this thread: a few milliseconds.) */
+static void checkpoint_file_tick(struct source_feed *f, uint64_t w)
+{
+    struct job *job = f->job;
+    if (atomic_load_explicit(&job->drain, memory_order_relaxed)) {
+        bool idle = batch_writer_outstanding(f->bw) == 0 &&
+                    (job->redirect == NULL || cluster_redirect_idle(job->redirect));
+        if (!idle || f->drain_written)
+            return;
+        write_file(f, w);
+        f->drain_written = true;
+        atomic_store(&job->stop, 1);
+        return;
+    }
+    if (!atomic_load_explicit(&job->snapshot_applied, memory_order_relaxed))
+        return;
+    if (!f->cp_stream || (w > f->cp_written && now_s() - f->cp_at >= SOURCE_FEED_CP_S))
+        write_file(f, w);
 }
 
 /* Checkpoints, every tick while following: the w record once the snapshot

@@ -63,6 +63,10 @@ struct source_feed {
     uint64_t cp_written; /* the last W written */
     double cp_at;
     bool drain_written; /* job->drain: the last record is written */
+    /* or checkpoints in a file (checkpoint_file.h): W = the applied offset,
+     * every second while it moves, and at a clean stop */
+    const char *cp_file;
+    const char *cp_job, *cp_target;
     /* reconnects (source_reconnect.h), on a live source: */
     struct worker_input *input; /* its last_read and last_errno */
     double stall_s;             /* --source-timeout: silent this long, the link is lost */

@@ -28,6 +28,7 @@
 
 #include "batch.h"
 #include "checkpoint.h"
+#include "checkpoint_file.h"
 #include "cluster_redirect.h"
 #include "cross_slot.h"
 #include "control_link.h"
@@ -442,6 +443,12 @@ int sync_run_job(struct run_ctx *rc)
         feed.cp = &rc->cp;
         feed.route = &rc->route;
     }
+    if (follow && rc->cp_file != NULL) {
+        feed.cp_file = rc->cp_file;
+        feed.cp_job = rc->job_id;
+        feed.cp_target = rc->target.name;
+        feed.cp_replid = rc->cp.replid;
+    }
     if (rc->resumed)
         source_feed_resume(&feed);
     if (rc->cp_on)
@@ -480,7 +487,7 @@ int sync_run_job(struct run_ctx *rc)
         sr->cur = *rc->source_ep;
         feed.input = &input;
         feed.stall_s = o->source_timeout_s;
-        feed.cp_replid = rc->cp_on ? rc->cp.replid : NULL;
+        feed.cp_replid = rc->cp_on || rc->cp_file ? rc->cp.replid : NULL;
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     double t0 = now_s();
@@ -519,8 +526,8 @@ int sync_run_job(struct run_ctx *rc)
         nanosleep(&ts, NULL);
         if (rc->cp_on && atomic_load(&job.snapshot_applied))
             sync_backlog_check(rc, &bwatch, atomic_load(&job.stream_received));
-        if (sync_signals == 1 && !sync_abort && drain_at == 0 && feed.cp != NULL &&
-            atomic_load(&job.snapshot_applied)) {
+        if (sync_signals == 1 && !sync_abort && drain_at == 0 &&
+            (feed.cp != NULL || feed.cp_file != NULL) && atomic_load(&job.snapshot_applied)) {
             /* a clean stop: what was received is applied, then the last checkpoint */
             drain_at = now_s();
             atomic_store(&job.drain, 1);
@@ -606,8 +613,9 @@ int sync_run_job(struct run_ctx *rc)
                atomic_load(&job.stream_received), cpu, ru.ru_maxrss / 1024);
         if (feed.drain_written && atomic_load(&job.drain))
             rs_log("checkpoint of job %s written at offset %" PRIu64
-                   ": the next start resumes from there",
-                   rc->job_id, feed.cp_written);
+                   "%s%s: the next start resumes from there",
+                   rc->job_id, feed.cp_written, rc->cp_file ? " in " : "",
+                   rc->cp_file ? rc->cp_file : "");
         status = 0;
     } else if (atomic_load(&job.stop)) {
         rs_log("stopped by %s after %.2f s: %" PRIu64 " keys read, %" PRIu64
@@ -764,6 +772,31 @@ int sync_prepare_target(struct run_ctx *rc, struct control_link *tcl)
         int r = proxy_target_settle(rc->o, rc->target.name);
         if (r != 0)
             return r;
+    }
+    if (o->checkpoint_file != NULL && !rc->nodes->is_proxy) {
+        rs_log("--checkpoint file:PATH is for a proxy destination; %s keeps the job's records "
+               "itself, exactly once (--checkpoint target, the default)",
+               rc->target.name);
+        return 2;
+    }
+    if (o->checkpoint_file != NULL && rc->cp_file == NULL) {
+        if (checkpoint_file_read(o->checkpoint_file, rc->job_id, rc->target.name, &rc->cps, &err) <
+            0) {
+            rs_log("%s", err.msg);
+            return 1;
+        }
+        rc->cp_file = o->checkpoint_file;
+        rc->start = !rc->cps.found                                  ? CHECKPOINT_START_NEW
+                    : strcmp(rc->cps.phase, CHECKPOINT_STREAM) == 0 ? CHECKPOINT_START_RESUME
+                                                                    : CHECKPOINT_START_REDO;
+        if (!o->quiet && rc->cps.found)
+            rs_log("checkpoint file %s: job %s %s (replid %s, offset %" PRIu64 ")", rc->cp_file,
+                   rc->job_id,
+                   rc->start == CHECKPOINT_START_RESUME
+                       ? "resumes; what came after the checkpoint is applied again (at least "
+                         "once)"
+                       : "had a full sync cut: syncing anew over what the destination holds",
+                   rc->cps.replid, rc->cps.w);
     }
     if (!rc->nodes->is_cluster && !rc->nodes->is_proxy &&
         (o->db_map != NULL || o->db_prefix != NULL)) {
@@ -932,8 +965,7 @@ int sync_from(struct run_ctx *r, struct control_link *scl, struct control_link *
     }
     if (hr.full && resume && sync_lost_backlog(r, source, &hr) != 0)
         goto fail;
-    if (r->cp_on)
-        snprintf(r->cp.replid, sizeof(r->cp.replid), "%s", hr.replid);
+    snprintf(r->cp.replid, sizeof(r->cp.replid), "%s", hr.replid); /* the records' copy */
     snprintf(r->replid, sizeof(r->replid), "%s", hr.replid);
     r->source_ep = source;
     struct rs_slice pending;
@@ -961,6 +993,14 @@ int sync_from(struct run_ctx *r, struct control_link *scl, struct control_link *
         status = sync_run_job(r);
         close(r->input_fd);
         return status;
+    }
+    if (r->cp_file != NULL &&
+        checkpoint_file_write(r->cp_file, r->job_id, r->target.name, hr.replid, 0, 0,
+                              CHECKPOINT_FULL_KEEP, &err) < 0) {
+        rs_log("%s", err.msg);
+        close(r->input_fd);
+        control_link_close(tcl);
+        return 1;
     }
     if (r->cp_on) {
         bool keep =

@@ -82,7 +82,9 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
             "  --checkpoint target|none    keep the job's progress in the destination (default\n"
             "                              target: keys " CHECKPOINT_PREFIX
             "<job>:...), so that a\n"
-            "                              restart resumes exactly where it stopped\n"
+            "                              restart resumes exactly where it stopped;\n"
+            "                              file:PATH (a proxy destination): in a local file,\n"
+            "                              a restart applies again what came after it\n"
             "  --job-id ID                 names the job's checkpoints (default: the source\n"
             "                              as given, host:port)\n"
             "  --resync-on-lost-backlog    resuming, when the source no longer holds the\n"
@@ -311,6 +313,16 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
             o->cross_slot_skip = pick == 1;
             break;
         case 'k':
+            if (strncmp(optarg, "file:", 5) == 0) {
+                if (optarg[5] == '\0') {
+                    rs_log("--checkpoint file:PATH needs a path");
+                    return 2;
+                }
+                o->checkpoint_file = optarg + 5;
+                o->checkpoint = false;
+                o->checkpoint_given = true;
+                break;
+            }
             if ((pick = choice(optarg, "--checkpoint", checkpoint_names)) < 0)
                 return 2;
             o->checkpoint = pick == 0;

@@ -73,6 +73,7 @@ struct run_ctx {
     /* checkpoints (CHECKPOINTS.md): the job's records, how it starts */
     char job_id[CHECKPOINT_JOB_MAX];
     bool cp_on;
+    const char *cp_file; /* --checkpoint file:PATH read (a proxy): checkpoint_file.h */
     struct checkpoint cp;
     enum checkpoint_start start;
     struct checkpoint_state cps;

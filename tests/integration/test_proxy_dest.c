@@ -9,6 +9,7 @@
  * proxy cannot run stops the job naming the command and its offset; the
  * start refuses what a proxy cannot do.
  */
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,13 @@ TestSuite(proxy_dest, .fini = redis_fixture_stop_all, .timeout = 180);
 static const char *const source_args[] = {"--enable-debug-command", "yes",
                                           "--repl-diskless-sync-delay", "0", NULL};
 static const char *const debug_args[] = {"--enable-debug-command", "yes", NULL};
+static const char *const backlog_args[] = {"--enable-debug-command",
+                                           "yes",
+                                           "--repl-diskless-sync-delay",
+                                           "0",
+                                           "--repl-backlog-size",
+                                           "64mb",
+                                           NULL};
 
 static struct redis_fixture *start_with(const char *const *args)
 {
@@ -223,5 +231,86 @@ Test(proxy_dest, the_start_refuses_what_a_proxy_cannot_do_and_a_tag_it_does_not_
     start_ends_with(src, pf, cp, 2, "--checkpoint target cannot be kept through the proxy");
     const char *const tag[] = {"--target-nonempty", "keep", "--proxy-hash-tag", "{}", NULL};
     start_ends_with(src, pf, tag, 1, "its hash_tag is not \"{}\"");
+    proxy_fixture_stop(pf);
+}
+
+/* Absolute writes only (SET, HSET, DEL, SADD, PEXPIREAT): what a resume from
+ * a file checkpoint applies again leaves the same data. */
+static void absolute_load(redisContext *c, int round, int n)
+{
+    struct redis_pipeline p;
+    redis_pipeline_init(&p, c, 1000);
+    for (int i = 0; i < n; i++) {
+        unsigned k = (unsigned)(i * 2654435761u + (unsigned)round * 977u) % 50000u;
+        redis_pipeline_append(&p, "SET a:%u r%d:%d", k, round, i);
+        if (i % 5 == 0)
+            redis_pipeline_append(&p, "HSET h:%u f%d %d", k % 500, i % 20, round);
+        if (i % 7 == 0)
+            redis_pipeline_append(&p, "DEL a:%u", (k * 31) % 50000u);
+        if (i % 11 == 0)
+            redis_pipeline_append(&p, "SADD s:%u m%d", k % 300, i);
+        if (i % 13 == 0)
+            redis_pipeline_append(&p, "PEXPIREAT a:%u 4102444800123", k);
+    }
+    redis_pipeline_flush(&p);
+}
+
+/* The file's W= value; -1 when absent. */
+static long long file_w(const char *path)
+{
+    char *text = fixture_read_file(path, NULL);
+    if (text == NULL)
+        return -1;
+    const char *w = strstr(text, " W=");
+    long long v = w ? strtoll(w + 3, NULL, 10) : -1;
+    free(text);
+    return v;
+}
+
+Test(proxy_dest, file_checkpoints_resume_after_a_clean_stop_and_after_a_kill)
+{
+    struct redis_fixture *src = start_with(backlog_args);
+    struct redis_fixture *rep = start_with(debug_args);
+    struct proxy_fixture_opts po = {.servers = 2};
+    struct proxy_fixture *pf = proxy_fixture_start(&po);
+    absolute_load(src->ctx, 0, 5000);
+    redis_fixture_replicate(rep, src, 30000);
+    char path[256];
+    redis_fixture_path(src, "ringsync.checkpoint", path, sizeof(path));
+    char opt[300];
+    snprintf(opt, sizeof(opt), "file:%s", path);
+    const char *const extra[] = {"--target-nonempty", "keep", "--checkpoint", opt, NULL};
+
+    struct program *p = ringsync_start_ports(src->port, pf->port, "2", false, extra);
+    wait_snapshot_applied(p);
+    absolute_load(src->ctx, 1, 20000);
+    wait_caught_up(src, rep->port, p, "first run");
+    ringsync_stop(p, "first run: a clean stop");
+    struct repl_view v;
+    repl_view_take(src->ctx, rep->port, &v);
+    cr_assert_eq(file_w(path), v.master_offset,
+                 "after a clean stop the file's W is everything received (the source's offset)");
+    assert_proxy_equals(pf, rep, "native replica", "after a clean stop");
+
+    absolute_load(src->ctx, 2, 20000); /* while stopped */
+    p = ringsync_start_ports(src->port, pf->port, "1", false, extra);
+    wait_caught_up(src, rep->port, p, "after the clean stop");
+    cr_assert(stderr_has(p, "resumed with a partial resync") && !stderr_has(p, "snapshot applied"),
+              "the second run did not resume from the file: %s", program_stderr(p, NULL));
+    assert_proxy_equals(pf, rep, "native replica", "resumed after a clean stop");
+
+    long long before = file_w(path);
+    absolute_load(src->ctx, 3, 60000);
+    struct program_result killed;
+    program_finish(p, SIGKILL, 1000, &killed); /* in the middle, or soon after */
+    program_result_deinit(&killed);
+    absolute_load(src->ctx, 4, 5000);
+    cr_assert_geq(file_w(path), before, "W never goes back");
+    p = ringsync_start_ports(src->port, pf->port, "2", false, extra);
+    wait_caught_up(src, rep->port, p, "after a kill");
+    cr_assert(stderr_has(p, "resumed with a partial resync"), "no resume after the kill: %s",
+              program_stderr(p, NULL));
+    assert_proxy_equals(pf, rep, "native replica", "resumed after a kill");
+    ringsync_stop(p, "last run");
     proxy_fixture_stop(pf);
 }
