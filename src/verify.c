@@ -552,8 +552,13 @@ int verify_main(int argc, char **argv)
     for (unsigned i = 0; i < dst.neps; i++)
         if (!dst.is_cluster || dst.topo.masters[i].nslots > 0)
             ws[nws++] = (struct verify_worker){.cfg = cfg, .node = i, .is_reverse = true};
+    unsigned nforward = 0;
     for (size_t i = 0; i < nws; i++)
-        (void)verify_worker_start(&ws[i]);
+        nforward += !ws[i].is_reverse;
+    verify_config_init_shared(cfg, nforward);
+    for (size_t i = 0; i < nws; i++)
+        if (verify_worker_start(&ws[i]) < 0 && !ws[i].is_reverse)
+            verify_forward_done(cfg, NULL); /* reverse workers wait for it */
     bool failed = false;
     for (size_t i = 0; i < nws; i++) {
         verify_worker_join(&ws[i]);
@@ -607,6 +612,7 @@ out:
     for (size_t i = 0; i < nws; i++)
         verify_worker_deinit(&ws[i]);
     free(ws);
+    verify_config_deinit(cfg);
     free(cfg);
     side_deinit(&src);
     side_deinit(&dst);

@@ -25,6 +25,7 @@
 #include "verify_check.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,7 +344,7 @@ static int vconn_select(struct vconn *c, int db, struct rs_error *err)
 static void worker_keep(struct verify_worker *w, enum verify_kind kind, int db, const char *key,
                         size_t key_len, const char *detail)
 {
-    struct verify_config *cfg = (struct verify_config *)w->cfg;
+    struct verify_config *cfg = w->cfg;
     /* A budget shared by the workers; relaxed: it orders nothing. */
     if (__atomic_fetch_add(&cfg->diffs_kept, 1, __ATOMIC_RELAXED) >= cfg->diffs_max) {
         w->overflow[kind]++;
@@ -388,7 +389,8 @@ struct vkey {
     enum vtype type;
     char type_name[32]; /* the source's TYPE (a module type's name) */
     struct vside s, t;
-    int verdict; /* -1: equal (or gone from the source); else an enum verify_kind */
+    bool is_pending; /* not a string: its type is asked in round A */
+    int verdict;     /* -1: equal (or gone from the source); else an enum verify_kind */
     char detail[128];
 };
 
@@ -397,13 +399,22 @@ struct fwd {
     struct verify_worker *w;
     const struct verify_config *cfg;
     struct vconn src;
+    struct vconn scan; /* the source's SCAN, a page ahead */
     struct vconn *tgt; /* cfg->ntarget */
     struct rs_error *err;
     char *arena; /* target keys with a prefix */
     size_t arena_len, arena_cap;
     struct vkey *keys;
     size_t keys_cap;
+    struct value_digest *found; /* per target node: names of keys found there (pass 1) */
 };
+
+/* A key name's hash for the digests of names (verify_check.h): the db is
+ * the seed, so "k" of db 0 and "k" of db 1 differ. */
+static uint64_t keyname_hash(int64_t db, const char *key, size_t len)
+{
+    return value_digest_hash(key, len, 0x6e616d6573ULL + (uint64_t)db * 0x9e3779b97f4a7c15ULL);
+}
 
 static void vkey_side_init(struct vside *s, enum vtype t)
 {
@@ -649,17 +660,108 @@ static int fwd_target_key(struct fwd *f, struct vkey *k, int db)
     return 0;
 }
 
-/* Round A: the source's TYPE and PTTL of every key. */
+/* Round S, both sides at once: every key taken for a string (most are):
+ * PTTL and STRLEN (quick) or the first GETRANGE (full). A source key of
+ * another type answers WRONGTYPE and waits for rounds A and B (is_pending):
+ * strings, the bulk of most data sets, cost two commands a side and one
+ * round trip, and TYPE is never asked for them. */
+static int fwd_round_s(struct fwd *f, struct vkey *ks, size_t n)
+{
+    const struct verify_config *cfg = f->cfg;
+    bool full = cfg->is_full;
+    for (size_t i = 0; i < n; i++) {
+        struct vkey *k = &ks[i];
+        k->type = VT_STRING;
+        snprintf(k->type_name, sizeof(k->type_name), "string");
+        vkey_side_init(&k->s, VT_STRING);
+        vkey_side_init(&k->t, VT_STRING);
+        k->verdict = -1;
+        k->is_pending = false;
+        struct vconn *t = &f->tgt[k->tnode];
+        vconn_key_cmd(&f->src, "PTTL", k->key, k->len, NULL, NULL, NULL, NULL);
+        vconn_key_cmd(t, "PTTL", k->tkey, k->tlen, NULL, NULL, NULL, NULL);
+        if (full) {
+            append_chunk(&f->src, VT_STRING, k->key, k->len, &k->s, 0);
+            append_chunk(t, VT_STRING, k->tkey, k->tlen, &k->t, 0);
+        } else {
+            vconn_key_cmd(&f->src, "STRLEN", k->key, k->len, NULL, NULL, NULL, NULL);
+            vconn_key_cmd(t, "STRLEN", k->tkey, k->tlen, NULL, NULL, NULL, NULL);
+        }
+    }
+    int rc = vconn_flush(&f->src, f->err);
+    for (unsigned j = 0; j < cfg->ntarget && rc == 0; j++)
+        rc = vconn_flush(&f->tgt[j], f->err);
+    for (unsigned j = 0; j <= cfg->ntarget && rc == 0; j++) {
+        /* j == 0: the source; then target node j - 1 */
+        struct vconn *c = j == 0 ? &f->src : &f->tgt[j - 1];
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            struct vkey *k = &ks[i];
+            if (j > 0 && k->tnode != j - 1)
+                continue;
+            struct vside *sd = j == 0 ? &k->s : &k->t;
+            rc = vconn_integer(c, "PTTL", &sd->ttl, NULL, f->err);
+            redisReply *r;
+            if (rc == 0)
+                rc = vconn_reply(c, &r, f->err);
+            if (rc < 0)
+                break;
+            if (is_wrongtype(r)) {
+                if (j == 0)
+                    k->is_pending = true;
+                else
+                    sd->is_wrongtype = true;
+            } else if (r->type == REDIS_REPLY_ERROR) {
+                rc = vconn_refused(c, full ? "GETRANGE" : "STRLEN", r, f->err);
+            } else if (full) {
+                sd->len = LLONG_MAX; /* not known yet: complete by the chunk's size alone */
+                take_chunk(VT_STRING, sd, r, 0);
+                sd->len = sd->is_complete ? (long long)r->len : -1; /* -1: fwd_strlen's */
+            } else {
+                sd->len = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+            }
+            freeReplyObject(r);
+            if (j == 0 && !k->is_pending && k->s.ttl == -2)
+                k->type = VT_NONE; /* gone from the source: nothing to compare */
+        }
+    }
+    return rc;
+}
+
+/* A long string's true length on both sides (round S read its first
+ * VERIFY_FIRST_BYTES only). */
+static int fwd_strlen(struct fwd *f, struct vkey *k)
+{
+    struct vconn *t = &f->tgt[k->tnode];
+    vconn_key_cmd(&f->src, "STRLEN", k->key, k->len, NULL, NULL, NULL, NULL);
+    vconn_key_cmd(t, "STRLEN", k->tkey, k->tlen, NULL, NULL, NULL, NULL);
+    int rc = vconn_flush(&f->src, f->err);
+    if (rc == 0)
+        rc = vconn_flush(t, f->err);
+    bool wrong = false;
+    if (rc == 0)
+        rc = vconn_integer(&f->src, "STRLEN", &k->s.len, &wrong, f->err);
+    if (rc == 0)
+        rc = vconn_integer(t, "STRLEN", &k->t.len, &wrong, f->err);
+    if (wrong)
+        k->s.is_unstable = true;
+    return rc;
+}
+
+/* Round A: the source's TYPE and PTTL of the keys that are not strings. */
 static int fwd_round_a(struct fwd *f, struct vkey *ks, size_t n)
 {
     struct vconn *s = &f->src;
     for (size_t i = 0; i < n; i++) {
+        if (!ks[i].is_pending)
+            continue;
         vconn_key_cmd(s, "TYPE", ks[i].key, ks[i].len, NULL, NULL, NULL, NULL);
         vconn_key_cmd(s, "PTTL", ks[i].key, ks[i].len, NULL, NULL, NULL, NULL);
     }
     int rc = vconn_flush(s, f->err);
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct vkey *k = &ks[i];
+        if (!k->is_pending)
+            continue;
         redisReply *r;
         rc = vconn_reply(s, &r, f->err);
         if (rc < 0)
@@ -671,15 +773,14 @@ static int fwd_round_a(struct fwd *f, struct vkey *ks, size_t n)
             snprintf(k->type_name, sizeof(k->type_name), "%.*s", (int)r->len, r->str);
         }
         freeReplyObject(r);
+        long long ttl = -2;
         if (rc == 0)
-            rc = vconn_integer(s, "PTTL", &k->s.ttl, NULL, f->err);
-        if (rc == 0 && k->s.ttl == -2)
+            rc = vconn_integer(s, "PTTL", &ttl, NULL, f->err);
+        if (ttl == -2)
             k->type = VT_NONE; /* expired or deleted since TYPE */
         vkey_side_init(&k->t, k->type);
-        long long ttl = k->s.ttl;
         vkey_side_init(&k->s, k->type);
         k->s.ttl = ttl;
-        k->verdict = -1;
     }
     return rc;
 }
@@ -692,7 +793,7 @@ static int fwd_round_b(struct fwd *f, struct vkey *ks, size_t n)
     bool full = cfg->is_full;
     for (size_t i = 0; i < n; i++) {
         struct vkey *k = &ks[i];
-        if (k->type == VT_NONE)
+        if (k->type == VT_NONE || !k->is_pending)
             continue;
         struct vconn *t = &f->tgt[k->tnode];
         vconn_key_cmd(t, "PTTL", k->tkey, k->tlen, NULL, NULL, NULL, NULL);
@@ -716,7 +817,7 @@ static int fwd_round_b(struct fwd *f, struct vkey *ks, size_t n)
     /* the source's replies, in key order */
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct vkey *k = &ks[i];
-        if (k->type == VT_NONE || k->type == VT_OTHER)
+        if (k->type == VT_NONE || k->type == VT_OTHER || !k->is_pending)
             continue;
         bool wrong = false;
         rc = vconn_integer(&f->src, vtypes[k->type].len_cmd, &k->s.len, &wrong, f->err);
@@ -730,7 +831,7 @@ static int fwd_round_b(struct fwd *f, struct vkey *ks, size_t n)
         struct vconn *t = &f->tgt[j];
         for (size_t i = 0; i < n && rc == 0; i++) {
             struct vkey *k = &ks[i];
-            if (k->type == VT_NONE || k->tnode != j)
+            if (k->type == VT_NONE || k->tnode != j || !k->is_pending)
                 continue;
             rc = vconn_integer(t, "PTTL", &k->t.ttl, NULL, f->err);
             if (rc < 0)
@@ -890,12 +991,20 @@ static int fwd_check(struct fwd *f, int db, struct vkey *ks, size_t n)
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = fwd_target_key(f, &ks[i], db);
     if (rc == 0)
+        rc = fwd_round_s(f, ks, n);
+    bool any_pending = false;
+    for (size_t i = 0; i < n; i++)
+        any_pending |= ks[i].is_pending;
+    if (rc == 0 && any_pending)
         rc = fwd_round_a(f, ks, n);
-    if (rc == 0)
+    if (rc == 0 && any_pending)
         rc = fwd_round_b(f, ks, n);
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct vkey *k = &ks[i];
-        if (k->type == VT_NONE || !judge_meta(cfg, k) || !cfg->is_full)
+        if (k->type == VT_STRING && !k->is_pending && cfg->is_full && k->t.ttl != -2 &&
+            !k->t.is_wrongtype && (k->s.len < 0 || k->t.len < 0))
+            rc = fwd_strlen(f, k); /* longer than round S's GETRANGE on a side */
+        if (rc < 0 || k->type == VT_NONE || !judge_meta(cfg, k) || !cfg->is_full)
             continue;
         if (k->type == VT_OTHER) {
             if (!cfg->use_debug_digest) {
@@ -954,7 +1063,7 @@ struct rkey {
 
 struct rev {
     struct verify_worker *w;
-    const struct verify_config *cfg;
+    struct verify_config *cfg;
     struct vconn tgt;
     struct vconn *src; /* cfg->nsource */
     struct rs_error *err;
@@ -1152,18 +1261,21 @@ static int rev_check(struct rev *r, int tdb, struct rkey *ks, size_t n)
 /* ------------------------------------------------------------ scanning */
 
 /* SCAN of one page: the next cursor and the reply holding the keys. */
-static int scan_page(struct vconn *c, uint64_t cursor, unsigned count, uint64_t *next,
-                     redisReply **out, struct rs_error *err)
+static void scan_send(struct vconn *c, uint64_t cursor, unsigned count)
 {
     char cur[DECIMAL_MAX + 1], cnt[DECIMAL_MAX + 1];
     cur[decimal_u64(cur, cursor)] = '\0';
     cnt[decimal_u64(cnt, count)] = '\0';
     const char *argv[4] = {"SCAN", cur, "COUNT", cnt};
     vconn_cmd(c, 4, argv, NULL);
-    int rc = vconn_flush(c, err);
+}
+
+/* The reply to a SCAN sent: the next cursor and the reply holding the keys
+ * (the caller frees it). */
+static int scan_read(struct vconn *c, uint64_t *next, redisReply **out, struct rs_error *err)
+{
     redisReply *r;
-    if (rc == 0)
-        rc = vconn_reply(c, &r, err);
+    int rc = vconn_reply(c, &r, err);
     if (rc < 0)
         return rc;
     if (r->type == REDIS_REPLY_ERROR) {
@@ -1182,6 +1294,15 @@ static int scan_page(struct vconn *c, uint64_t cursor, unsigned count, uint64_t 
     return 0;
 }
 
+/* One page: SCAN sent and its reply read. */
+static int scan_page(struct vconn *c, uint64_t cursor, unsigned count, uint64_t *next,
+                     redisReply **out, struct rs_error *err)
+{
+    scan_send(c, cursor, count);
+    int rc = vconn_flush(c, err);
+    return rc < 0 ? rc : scan_read(c, next, out, err);
+}
+
 static void sleep_ms(unsigned ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -1196,15 +1317,23 @@ static int fwd_pass1(struct fwd *f)
     int rc = 0;
     for (unsigned d = 0; d < cfg->nsource_dbs && rc == 0; d++) {
         int db = cfg->source_dbs[d];
-        rc = vconn_select(&f->src, db, f->err);
+        /* SCAN on a connection of its own, a page ahead: the source walks
+         * its table for page i + 1 while page i's rounds are under way */
+        rc = vconn_select(&f->scan, db, f->err);
         uint64_t cursor = 0;
-        do {
+        if (rc == 0) {
+            scan_send(&f->scan, 0, cfg->scan_count);
+            rc = vconn_flush(&f->scan, f->err);
+        }
+        while (rc == 0) {
             redisReply *page;
-            rc = rc == 0 ? vconn_select(&f->src, db, f->err) : rc;
-            if (rc == 0)
-                rc = scan_page(&f->src, cursor, cfg->scan_count, &cursor, &page, f->err);
+            rc = scan_read(&f->scan, &cursor, &page, f->err);
             if (rc < 0)
                 break;
+            if (cursor != 0) {
+                scan_send(&f->scan, cursor, cfg->scan_count);
+                rc = vconn_flush(&f->scan, f->err);
+            }
             const redisReply *keys = page->element[1];
             size_t klen = 0;
             for (size_t i = 0; i < keys->elements; i++)
@@ -1219,17 +1348,22 @@ static int fwd_pass1(struct fwd *f)
                 f->keys[n].key = e->str;
                 f->keys[n++].len = e->len;
             }
-            if (n > 0)
+            if (n > 0 && rc == 0)
                 rc = fwd_check(f, db, f->keys, n);
+            int64_t tdb = dest_route_db(&cfg->route, db);
             for (size_t i = 0; i < n && rc == 0; i++) {
                 struct vkey *k = &f->keys[i];
                 if (k->type != VT_NONE)
                     f->w->keys++;
+                if (k->type != VT_NONE && k->t.ttl != -2)
+                    value_digest_add(&f->found[k->tnode], keyname_hash(tdb, k->tkey, k->tlen));
                 if (k->verdict >= 0)
                     worker_keep(f->w, (enum verify_kind)k->verdict, db, k->key, k->len, k->detail);
             }
             freeReplyObject(page);
-        } while (rc == 0 && cursor != 0);
+            if (cursor == 0)
+                break;
+        }
     }
     return rc;
 }
@@ -1282,13 +1416,20 @@ static int fwd_run(struct verify_worker *w)
     RS_ASSERT(f.tgt != NULL);
     for (unsigned j = 0; j < cfg->ntarget; j++)
         f.tgt[j].fd = -1;
+    f.scan.fd = -1;
     int rc = vconn_open(&f.src, &cfg->source_eps[w->node], cfg->timeout_ms, f.err);
+    if (rc == 0)
+        rc = vconn_open(&f.scan, &cfg->source_eps[w->node], cfg->timeout_ms, f.err);
     for (unsigned j = 0; j < cfg->ntarget && rc == 0; j++)
         rc = vconn_open(&f.tgt[j], &cfg->target_eps[j], cfg->timeout_ms, f.err);
+    f.found = calloc(cfg->ntarget, sizeof(*f.found)); /* all zero: empty order-free digests */
+    RS_ASSERT(f.found != NULL);
     uint64_t t0 = now_us();
     if (rc == 0)
         rc = fwd_pass1(&f);
     w->pass1_us = now_us() - t0;
+    verify_forward_done(w->cfg, rc == 0 ? f.found : NULL);
+    free(f.found);
     w->passes_run = 1;
     for (unsigned p = 2; p <= cfg->passes && rc == 0 && w->ndiffs > 0; p++) {
         sleep_ms(cfg->pass_delay_ms);
@@ -1296,6 +1437,7 @@ static int fwd_run(struct verify_worker *w)
         w->passes_run = p;
     }
     vconn_close(&f.src);
+    vconn_close(&f.scan);
     for (unsigned j = 0; j < cfg->ntarget; j++)
         vconn_close(&f.tgt[j]);
     free(f.tgt);
@@ -1352,6 +1494,86 @@ static int rev_pass1(struct rev *r)
     return rc;
 }
 
+/* Pass 1's first half: the digest of the names of every key of the node
+ * (in the dbs compared), into *d, counted in w->keys. */
+static int rev_digest_names(struct rev *r, struct value_digest *d)
+{
+    const struct verify_config *cfg = r->cfg;
+    int rc = 0;
+    for (unsigned x = 0; x < cfg->ntarget_dbs && rc == 0; x++) {
+        int db = cfg->target_dbs[x];
+        uint64_t cursor = 0;
+        do {
+            redisReply *page;
+            rc = vconn_select(&r->tgt, db, r->err);
+            if (rc == 0)
+                rc = scan_page(&r->tgt, cursor, cfg->scan_count, &cursor, &page, r->err);
+            if (rc < 0)
+                break;
+            const redisReply *keys = page->element[1];
+            for (size_t i = 0; i < keys->elements; i++) {
+                const redisReply *e = keys->element[i];
+                if (!reply_is_str(e) || is_checkpoint_key(e->str, e->len))
+                    continue;
+                value_digest_add(d, keyname_hash(db, e->str, e->len));
+                r->w->keys++;
+            }
+            freeReplyObject(page);
+        } while (rc == 0 && cursor != 0);
+    }
+    return rc;
+}
+
+/* Waits for every forward worker's pass 1; the names they found on this
+ * node into *found. False when one failed (no verdict anyway). */
+static bool rev_wait_forward(struct rev *r, struct value_digest *found)
+{
+    struct verify_config *cfg = r->cfg;
+    pthread_mutex_lock(&cfg->lock);
+    while (cfg->forward_left > 0)
+        pthread_cond_wait(&cfg->forward_done, &cfg->lock);
+    *found = cfg->found_on_target[r->w->node];
+    bool ok = !cfg->is_forward_failed;
+    pthread_mutex_unlock(&cfg->lock);
+    return ok;
+}
+
+void verify_config_init_shared(struct verify_config *cfg, unsigned nforward)
+{
+    pthread_mutex_init(&cfg->lock, NULL);
+    pthread_cond_init(&cfg->forward_done, NULL);
+    cfg->forward_left = nforward;
+    cfg->found_on_target = calloc(cfg->ntarget ? cfg->ntarget : 1, sizeof(struct value_digest));
+    RS_ASSERT(cfg->found_on_target != NULL);
+}
+
+void verify_config_deinit(struct verify_config *cfg)
+{
+    if (cfg->found_on_target == NULL)
+        return;
+    pthread_mutex_destroy(&cfg->lock);
+    pthread_cond_destroy(&cfg->forward_done);
+    free(cfg->found_on_target);
+    cfg->found_on_target = NULL;
+}
+
+void verify_forward_done(struct verify_config *cfg, const struct value_digest *found)
+{
+    pthread_mutex_lock(&cfg->lock);
+    if (found == NULL)
+        cfg->is_forward_failed = true;
+    for (unsigned j = 0; found != NULL && j < cfg->ntarget; j++) {
+        /* order-free digests add up lane by lane */
+        cfg->found_on_target[j].a += found[j].a;
+        cfg->found_on_target[j].b += found[j].b;
+        cfg->found_on_target[j].count += found[j].count;
+    }
+    RS_ASSERT(cfg->forward_left > 0);
+    if (--cfg->forward_left == 0)
+        pthread_cond_broadcast(&cfg->forward_done);
+    pthread_mutex_unlock(&cfg->lock);
+}
+
 /* Extra keys checked again: still on the target (EXISTS there), and still
  * on no source db. */
 static int rev_recheck(struct rev *r)
@@ -1402,7 +1624,7 @@ static int rev_recheck(struct rev *r)
 
 static int rev_run(struct verify_worker *w)
 {
-    const struct verify_config *cfg = w->cfg;
+    struct verify_config *cfg = w->cfg;
     struct rev r = {.w = w, .cfg = cfg, .err = &w->err};
     r.src = calloc(cfg->nsource, sizeof(*r.src));
     RS_ASSERT(r.src != NULL);
@@ -1412,8 +1634,14 @@ static int rev_run(struct verify_worker *w)
     for (unsigned j = 0; j < cfg->nsource && rc == 0; j++)
         rc = vconn_open(&r.src[j], &cfg->source_eps[j], cfg->timeout_ms, r.err);
     uint64_t t0 = now_us();
+    struct value_digest names = {0}, found = {0};
     if (rc == 0)
+        rc = rev_digest_names(&r, &names);
+    bool forward_ok = rev_wait_forward(&r, &found);
+    if (rc == 0 && forward_ok && !value_digest_equal(&names, &found)) {
+        w->keys = 0; /* counted again by the EXISTS pass */
         rc = rev_pass1(&r);
+    }
     w->pass1_us = now_us() - t0;
     w->passes_run = 1;
     for (unsigned p = 2; p <= cfg->passes && rc == 0 && w->ndiffs > 0; p++) {

@@ -4,15 +4,28 @@
  * Two kinds of worker, side by side, a thread each:
  *
  *   forward (one per source node)           reverse (one per target node)
- *     SCAN the node, per mapped db            SCAN the node, per mapped db
- *     round A, source: TYPE, PTTL             the source key of each target key
- *     round B, source: length [+ 1st chunk]   (db map, --db-prefix undone)
- *              target: PTTL, length by the    EXISTS k1 ... kn on a standalone
- *              source's type [+ 1st chunk]    source (one command per page), or
- *     big values: further chunks, both        EXISTS per key on the source's node
- *              sides at once, or DEBUG        -> extra: on the target only
- *              DIGEST-VALUE where allowed
+ *     SCAN the node, per mapped db            SCAN the node, per mapped db:
+ *     round S, both sides: PTTL, STRLEN       the key names' digest (below)
+ *              (or the 1st GETRANGE)          ... wait for every forward worker
+ *     round A, source: TYPE, PTTL of the      digests equal: no extra key; else
+ *              keys that are not strings      SCAN again, the source key of each
+ *     round B, source: length [+ 1st chunk]   target key (db map, --db-prefix
+ *              target: PTTL, length by the    undone), EXISTS k1 ... kn on a
+ *              source's type [+ 1st chunk]    standalone source (one command a
+ *     big values: further chunks, both        page), or EXISTS per key on the
+ *              sides at once, or DEBUG        source's node
+ *              DIGEST-VALUE where allowed     -> extra: on the target only
  *     -> missing, type, ttl, value
+ *
+ * Extra keys without asking the source: each forward worker adds the name
+ * of every key it found on the target (db and name, an order-free digest,
+ * value_digest.h) per target node; the reverse worker of that node adds
+ * every key its SCAN returns. The same set of names gives the same digest:
+ * every key of the target is then a key of the source, and the EXISTS pass
+ * (a lookup per key on the source, a third of the source's work) is not
+ * needed. Anything else (a real extra key, a write in flight, a key SCAN
+ * returned twice) makes them differ, and the EXISTS pass runs: a wrong
+ * "equal" needs two different sets of names with colliding 128-bit sums.
  *
  * A page is one SCAN reply (about --scan-count keys): every command of a
  * round is sent to each node in one write before any reply is read, so a
@@ -39,6 +52,7 @@
 #include "dest_route.h"
 #include "endpoint.h"
 #include "rs_error.h"
+#include "value_digest.h"
 
 #define VERIFY_MAX_DBS 256 /* databases compared: those of dest_route */
 
@@ -86,14 +100,30 @@ struct verify_config {
     unsigned nsource_dbs;
     int target_dbs[VERIFY_MAX_DBS]; /* the target dbs scanned for extra keys */
     unsigned ntarget_dbs;
+    /* the names forward workers found on each target node (see the top);
+     * under lock, final once forward_left is 0 */
+    pthread_mutex_t lock;
+    pthread_cond_t forward_done;
+    unsigned forward_left; /* forward workers still in pass 1 */
+    bool is_forward_failed;
+    struct value_digest *found_on_target; /* per target node */
 };
+
+/* Sets up the shared state of cfg (ntarget set) for nforward forward
+ * workers; verify_config_deinit frees it. */
+void verify_config_init_shared(struct verify_config *cfg, unsigned nforward);
+void verify_config_deinit(struct verify_config *cfg);
+
+/* A forward worker's pass 1 is over (found: its digests per target node,
+ * NULL when it failed or never started): the reverse workers may compare. */
+void verify_forward_done(struct verify_config *cfg, const struct value_digest *found);
 
 /* One thread's work and results. Zero it, set cfg, is_reverse and node,
  * then verify_worker_start. */
 struct verify_worker {
-    const struct verify_config *cfg;
-    bool is_reverse; /* scans a target node (extras), else a source node */
-    unsigned node;   /* index into cfg->source_eps or cfg->target_eps */
+    struct verify_config *cfg; /* shared: read-only but for its counters and lock */
+    bool is_reverse;           /* scans a target node (extras), else a source node */
+    unsigned node;             /* index into cfg->source_eps or cfg->target_eps */
     pthread_t thread;
     bool is_started;
     /* results, read after verify_worker_join */
