@@ -14,6 +14,7 @@
  *     DEL   str:17                      missing  yes
  *     SET   planted:extra               extra    yes
  *     big:hash field f:12345 changed    value    no (same length): full only
+ *     big:string byte 150000 changed    value    no (same length): full only
  *     PERSIST ttl:3                     ttl      yes
  *     str:5 made a list                 type     yes
  */
@@ -113,6 +114,15 @@ static void fill(struct sink *s)
         snprintf(v, sizeof(v), "e:%d", i);
         sink_argv(s, 3, (const char *[]){"RPUSH", "big:list", v});
     }
+    static char big[200001];
+    for (int i = 0; i < 200000; i++)
+        big[i] = (char)('a' + i % 23);
+    sink_argv(s, 3, (const char *[]){"SET", "big:string", big});
+    for (int i = 1; i <= 3000; i++) {
+        snprintf(k, sizeof(k), "%d-1", i);
+        snprintf(v, sizeof(v), "v%d", i);
+        sink_argv(s, 7, (const char *[]){"XADD", "big:stream", k, "f", v, "g", "w"});
+    }
     for (int i = 0; i < 3000; i++) {
         snprintf(v, sizeof(v), "m:%d", i);
         sink_argv(s, 3, (const char *[]){"SADD", "big:set", v});
@@ -142,6 +152,7 @@ static void plant_differences(struct sink *s)
     sink_argv(s, 2, (const char *[]){"DEL", "str:17"});
     sink_argv(s, 3, (const char *[]){"SET", "planted:extra", "1"});
     sink_argv(s, 4, (const char *[]){"HSET", "big:hash", "f:12345", "changed"});
+    sink_argv(s, 4, (const char *[]){"SETRANGE", "big:string", "150000", "X"});
     sink_argv(s, 2, (const char *[]){"PERSIST", "ttl:3"});
     sink_argv(s, 2, (const char *[]){"DEL", "str:5"});
     sink_argv(s, 3, (const char *[]){"RPUSH", "str:5", "now-a-list"});
@@ -267,13 +278,15 @@ static void assert_planted(const char *source, const char *target, const char *m
     cr_assert_eq(count_of(&res, "extra"), 1, "%s", what);
     cr_assert_eq(count_of(&res, "type"), 1, "%s", what);
     cr_assert_eq(count_of(&res, "ttl"), 1, "%s", what);
-    cr_assert_eq(count_of(&res, "value"), full ? 1 : 0, "%s", what);
+    cr_assert_eq(count_of(&res, "value"), full ? 2 : 0, "%s", what);
     assert_reported(&res, swapped ? "extra" : "missing", "str:17");
     assert_reported(&res, swapped ? "missing" : "extra", "planted:extra");
     assert_reported(&res, "type", "str:5");
     assert_reported(&res, "ttl", "ttl:3");
-    if (full)
+    if (full) {
         assert_reported(&res, "value", "big:hash");
+        assert_reported(&res, "value", "big:string");
+    }
     result_deinit(&res);
 }
 
@@ -315,7 +328,12 @@ Test(verify, a_cluster_on_either_side)
 {
     struct cluster_fixture_opts co = {.masters = 3, .replicas_per_master = 0};
     struct cluster_fixture *c = cluster_fixture_start(&co);
-    struct redis_fixture *one = redis_fixture_start(NULL);
+    /* DEBUG allowed on both sides (the cluster fixture's nodes allow it):
+     * big values are compared by DEBUG DIGEST-VALUE first, a differing one
+     * read natively */
+    const char *const debug[] = {"--enable-debug-command", "yes", NULL};
+    struct redis_fixture_opts ro = {.extra_args = debug};
+    struct redis_fixture *one = redis_fixture_start(&ro);
     struct sink s;
     sink_init_cluster(&s, c);
     fill_target(&s);
