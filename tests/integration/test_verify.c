@@ -471,3 +471,96 @@ Test(verify, writes_in_flight_are_not_reported_once_the_sides_converge)
     redis_fixture_stop(src);
     redis_fixture_stop(dst);
 }
+
+/* ------------------------------------------------------------ the db map */
+
+static void write_db(redisContext *c, int db, const char *prefix, int n)
+{
+    redis_fixture_exec(c, "SELECT %d", db);
+    for (int i = 0; i < n; i++)
+        redis_fixture_exec(c, "SET %s%d:%d v%d", prefix, db, i, i);
+    redis_fixture_exec(c, "SELECT 0");
+}
+
+Test(verify, two_source_dbs_into_one_target_db_with_db_map)
+{
+    struct redis_fixture *src = redis_fixture_start(NULL);
+    struct redis_fixture *dst = redis_fixture_start(NULL);
+    write_db(src->ctx, 0, "k", 200);
+    write_db(src->ctx, 3, "k", 200);
+    /* the target's db 2 holds both; its db 0 something else, not compared */
+    redis_fixture_exec(dst->ctx, "SELECT 2");
+    for (int db = 0; db <= 3; db += 3)
+        for (int i = 0; i < 200; i++)
+            redis_fixture_exec(dst->ctx, "SET k%d:%d v%d", db, i, i);
+    redis_fixture_exec(dst->ctx, "SELECT 0");
+    redis_fixture_exec(dst->ctx, "SET unrelated 1");
+    char a[64], b[64];
+    uri_of(src, a, sizeof(a));
+    uri_of(dst, b, sizeof(b));
+    struct verify_result res;
+    run_verify(&res, a, b, "full", (const char *[]){"--db-map", "0:2,3:2", "--passes", "1", NULL});
+    cr_assert_eq(res.exit_code, 0, "%s\nstderr:\n%s", json_object_to_json_string(res.report),
+                 res.err);
+    cr_assert(strstr(res.err, "target db 0") != NULL, "%s", res.err);
+    result_deinit(&res);
+
+    /* one key of db 3 missing, one extra in db 2 */
+    redis_fixture_exec(dst->ctx, "SELECT 2");
+    redis_fixture_exec(dst->ctx, "DEL k3:7");
+    redis_fixture_exec(dst->ctx, "SET k9:1 v");
+    redis_fixture_exec(dst->ctx, "SELECT 0");
+    run_verify(&res, a, b, "quick", (const char *[]){"--db-map", "0:2,3:2", "--passes", "1", NULL});
+    const char *what = json_object_to_json_string(res.report);
+    cr_assert_eq(res.exit_code, 1, "%s", what);
+    cr_assert_eq(count_of(&res, "missing"), 1, "%s", what);
+    cr_assert_eq(count_of(&res, "extra"), 1, "%s", what);
+    assert_reported(&res, "missing", "k3:7");
+    assert_reported(&res, "extra", "k9:1");
+    result_deinit(&res);
+    redis_fixture_stop(src);
+    redis_fixture_stop(dst);
+}
+
+Test(verify, two_source_dbs_into_a_cluster_with_db_prefix)
+{
+    struct cluster_fixture_opts co = {.masters = 3, .replicas_per_master = 0};
+    struct cluster_fixture *c = cluster_fixture_start(&co);
+    struct redis_fixture *src = redis_fixture_start(NULL);
+    write_db(src->ctx, 0, "k", 300);
+    write_db(src->ctx, 1, "k", 300);
+    struct sink s;
+    sink_init_cluster(&s, c);
+    char k[64], v[16];
+    for (int db = 0; db <= 1; db++)
+        for (int i = 0; i < 300; i++) {
+            snprintf(k, sizeof(k), "db%d:k%d:%d", db, db, i);
+            snprintf(v, sizeof(v), "v%d", i);
+            sink_argv(&s, 3, (const char *[]){"SET", k, v});
+        }
+    sink_done(&s);
+    char a[64], b[64];
+    uri_of(src, a, sizeof(a));
+    uri_of(c->nodes[0], b, sizeof(b));
+    struct verify_result res;
+    run_verify(&res, a, b, "full", (const char *[]){"--db-prefix", "--passes", "1", NULL});
+    cr_assert_eq(res.exit_code, 0, "%s\nstderr:\n%s", json_object_to_json_string(res.report),
+                 res.err);
+    result_deinit(&res);
+
+    /* a key of db 1 changed; a key that no prefix names: extra */
+    sink_init_cluster(&s, c);
+    sink_argv(&s, 3, (const char *[]){"SET", "db1:k1:5", "other"});
+    sink_argv(&s, 3, (const char *[]){"SET", "stray", "1"});
+    sink_done(&s);
+    run_verify(&res, a, b, "full", (const char *[]){"--db-prefix", "--passes", "1", NULL});
+    const char *what = json_object_to_json_string(res.report);
+    cr_assert_eq(res.exit_code, 1, "%s", what);
+    cr_assert_eq(count_of(&res, "value"), 1, "%s", what);
+    cr_assert_eq(count_of(&res, "extra"), 1, "%s", what);
+    assert_reported(&res, "value", "k1:5");
+    assert_reported(&res, "extra", "stray");
+    result_deinit(&res);
+    cluster_fixture_stop(c);
+    redis_fixture_stop(src);
+}
