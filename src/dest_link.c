@@ -37,6 +37,14 @@ static void batch_done(struct dest_link *dl, struct batch *b)
 
 static const uint64_t no_hold = UINT64_MAX;
 
+/* Adds n to a counter of the link's own stats: one writer, so a relaxed
+ * load and store (no locked instruction); readers load it relaxed. */
+static inline void stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
 int dest_link_init(struct dest_link *dl, int fd, const char *name, struct job *job,
                    void (*done)(void *ctx, struct batch *b), void *done_ctx)
 {
@@ -258,6 +266,7 @@ static int refused(struct dest_link *dl, const char *what, const char *name, con
         return 1;
     }
     /* --on-error skip: say it (the first hundred), count it, go on */
+    stat_add(&dl->stats.skipped, 1);
     uint64_t n = atomic_fetch_add(&dl->job->errors_skipped, 1) + 1;
     if (n <= 100)
         fprintf(stderr, "ringsync: skipped: destination %s refused %s: -%s%s\n", dl->name, what,
@@ -290,6 +299,7 @@ __attribute__((noinline, cold)) static int on_error_reply(struct dest_link *dl, 
             sp = b->spans[b->replies];
         if (dl->redirect(dl->redirect_ctx, dl, cmd, cmd_len, ncmds, &sp, line, len) != 0)
             return 1;
+        stat_add(len >= 3 && memcmp(line, "ASK", 3) == 0 ? &dl->stats.asked : &dl->stats.moved, 1);
         dl->redirected_b = last > b->replies ? b : NULL;
         dl->redirected_last = last;
         return -2; /* handled: counted as a reply, not as applied here */
@@ -360,8 +370,10 @@ void dest_link_on_send(struct dest_link *dl, int res)
             n = left;
         b->sent += n;
         left -= n;
-        if (b->sent == b->len)
+        if (b->sent == b->len) {
             dl->send_cur = b->next;
+            stat_add(&dl->stats.sent, b->ncmds);
+        }
     }
     if (dl->rstate != DEST_LINK_NORMAL) { /* DRAINING: the partly sent batch went on */
         retry_on_send(dl, 0);
@@ -429,6 +441,8 @@ void dest_link_on_recv(struct dest_link *dl, int res)
         return;
     }
     int rc = reply_reader_feed(&dl->rr, dl->rbuf, (size_t)res, on_reply, dl);
+    atomic_store_explicit(&dl->stats.acked, dl->replies, memory_order_relaxed);
+    atomic_store_explicit(&dl->stats.retried, dl->retried, memory_order_relaxed);
     if (rc < 0) {
         char q[64];
         job_fail(dl->job, "destination %s sent something that is not RESP: \"%s\"", dl->name,
