@@ -3,14 +3,19 @@
  * the source.
  *
  * The worker with the source records (input position, monotonic time)
- * samples as it reads, at most one per `interval` (10 ms at first): a
- * sample's time is when the first of its bytes arrived, its position the end
- * of the last, so every byte in (previous pos, pos] arrived within
+ * samples as it reads, at most one per LAG_CLOCK_INTERVAL_NS: a sample's
+ * time is when the first of its bytes arrived, its position the end of the
+ * last, so every byte in (previous pos, pos] arrived within
  * [time, time + interval) and the lag it gives is never low and at most one
- * interval high. Samples the applied position has passed are dropped. A full
- * ring merges its samples two by two (each pair keeps the older time) and
- * doubles the interval: the oldest unapplied byte's time stays exact, later
- * ones coarser; the interval goes back to 10 ms once the ring empties.
+ * interval high. Samples the applied position has passed are dropped. In a
+ * full ring the two neighbours whose merged sample spans the least time
+ * become one (the older time, the newer position): the oldest unapplied
+ * byte's sample keeps its time, and a byte's time is late by at most
+ * 2 * window / (LAG_CLOCK_SAMPLES - 1) plus one interval, for a ring that
+ * covers a window (an idle gap is never merged over while a shorter pair
+ * exists).
+ * Costs: a clock read per input read, an O(LAG_CLOCK_SAMPLES) merge at most
+ * once per interval while the ring is full.
  *
  *   ring: [tail ......................... head)
  *          oldest unapplied sample         newest (still taking bytes
@@ -38,7 +43,6 @@ struct lag_clock {
     struct lag_clock_sample s[LAG_CLOCK_SAMPLES];
     uint32_t tail, head; /* s[tail % N .. head % N): the samples, oldest first */
     uint64_t read_pos;   /* input bytes read so far */
-    int64_t interval_ns; /* 0: LAG_CLOCK_INTERVAL_NS */
 };
 
 /* n more input bytes arrived at now_ns (monotonic, never going back). */

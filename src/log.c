@@ -62,10 +62,11 @@ size_t rs_log_format_line(char *out, size_t cap, const char *msg, double unix_ti
         out[n] = '\0';
         return n;
     }
-    time_t t = (time_t)unix_time_s;
+    long long total_ms = (long long)(unix_time_s * 1000 + 0.5);
+    time_t t = (time_t)(total_ms / 1000);
+    int ms = (int)(total_ms % 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
-    int ms = (int)((unix_time_s - (double)t) * 1000);
     n = (size_t)snprintf(out, cap,
                          "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"level\":\"%s\","
                          "\"message\":\"",
