@@ -18,6 +18,7 @@
 #include "command_table.h"
 #include "dest_reply.h"
 #include "job.h"
+#include "log.h"
 #include "rs_error.h"
 #include "slot.h"
 
@@ -241,11 +242,10 @@ static int refused(struct dest_link *dl, const char *what, const char *name, con
          * slot's next record would apply the command again */
         uint64_t n = atomic_fetch_add(&dl->job->cp_records_missed, 1) + 1;
         if (n <= 10)
-            fprintf(stderr,
-                    "ringsync: warning: destination %s ran %s but could not write its "
-                    "checkpoint record (-%s): until the slot's next record, a crash would "
-                    "apply it again%s\n",
-                    dl->name, what, reply, n == 10 ? " (no more of these are shown)" : "");
+            rs_log("warning: destination %s ran %s but could not write its "
+                   "checkpoint record (-%s): until the slot's next record, a crash would "
+                   "apply it again%s",
+                   dl->name, what, reply, n == 10 ? " (no more of these are shown)" : "");
         return 0;
     }
     enum dest_reply_kind kind = dest_reply_classify(line, len, name, &adv);
@@ -269,8 +269,8 @@ static int refused(struct dest_link *dl, const char *what, const char *name, con
     stat_add(&dl->stats.skipped, 1);
     uint64_t n = atomic_fetch_add(&dl->job->errors_skipped, 1) + 1;
     if (n <= 100)
-        fprintf(stderr, "ringsync: skipped: destination %s refused %s: -%s%s\n", dl->name, what,
-                reply, n == 100 ? " (no more of these are shown)" : "");
+        rs_log("skipped: destination %s refused %s: -%s%s", dl->name, what, reply,
+               n == 100 ? " (no more of these are shown)" : "");
     return 0;
 }
 
@@ -860,10 +860,9 @@ static void retry_finish(struct dest_link *dl)
     struct dest_retry *rs = dl->retry;
     dl->rstate = DEST_LINK_NORMAL;
     release_held(dl);
-    fprintf(stderr,
-            "ringsync: destination %s takes writes again after %.2f s: %" PRIu64
-            " refused commands retried, in order\n",
-            dl->name, mono_s() - rs->started, rs->episode_retried);
+    rs_log("destination %s takes writes again after %.2f s: %" PRIu64
+           " refused commands retried, in order",
+           dl->name, mono_s() - rs->started, rs->episode_retried);
 }
 
 /* A round of the queue: at most max items, ending at the first SELECT (so
@@ -1053,10 +1052,9 @@ static int drain_block_reply(struct dest_link *dl, struct batch *b, const struct
             rs->q[rs->qlen - 1].select_db = -1;
             each_inner(rs, p, n, pending_add_fn, dl, NULL);
             if (rs->qlen == 1 && rs->episode_retried == 1)
-                fprintf(stderr,
-                        "ringsync: destination %s answers -%s: retrying the transaction (%s), "
-                        "waiting\n",
-                        dl->name, rs->reply, rs->blk_what);
+                rs_log("destination %s answers -%s: retrying the transaction (%s), "
+                       "waiting",
+                       dl->name, rs->reply, rs->blk_what);
         } else if (is_error) {
             if (refused(dl, what, "EXEC", line, len))
                 return 1;
@@ -1105,8 +1103,7 @@ static int drain_reply(struct dest_link *dl, bool is_error, const char *line, si
             return 1;
         pending_add(rs, &c);
         if (rs->qlen == 1 && rs->episode_retried == 1)
-            fprintf(stderr, "ringsync: destination %s answers -%s: retrying %s, waiting\n",
-                    dl->name, rs->reply, what);
+            rs_log("destination %s answers -%s: retrying %s, waiting", dl->name, rs->reply, what);
     } else if (is_error) {
         char name[40];
         snprintf(name, sizeof(name), "%.*s", (int)(c.argv[0].len < 39 ? c.argv[0].len : 39),
