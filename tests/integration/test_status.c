@@ -14,7 +14,9 @@
  *      falls back to 0 once it resumes;
  *   4. /metrics, taken in every phase, parses with prometheus_client's parser
  *      (Debian python3-prometheus-client) and agrees with /status;
- *      `ringsync status` prints the state for a person, --json the JSON.
+ *      `ringsync status` prints the state for a person, --json the JSON;
+ *   5. --status-addr none serves nothing, a bad one is bad usage, and
+ *      --log-format json writes every line as a JSON object.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -319,15 +321,29 @@ Test(status, the_status_follows_a_sync_through_every_phase)
     redis_fixture_stop(dst);
 }
 
-Test(status, status_addr_none_serves_nothing_and_a_bad_one_is_bad_usage)
+Test(status, status_addr_none_serves_nothing_and_json_logs_are_json_lines)
 {
     struct redis_fixture *src = redis_fixture_start(NULL);
     struct redis_fixture *dst = redis_fixture_start(NULL);
-    const char *const none[] = {"--status-addr", "none", "--checkpoint", "none", NULL};
-    struct program *p = ringsync_start_ports(src->port, dst->port, "1", false, none);
+    const char *const none[] = {"--status-addr", "none", "--checkpoint", "none", "--log-format",
+                                "json",          NULL};
+    struct program *p = ringsync_start_ports(src->port, dst->port, "1", true, none);
     wait_snapshot_applied(p);
     cr_assert(!stderr_has(p, "status on http://"), "a server was started");
-    ringsync_stop(p, "--status-addr none");
+    struct program_result res;
+    ringsync_stop_result(p, "--status-addr none", &res);
+    int lines = 0;
+    for (char *line = strtok(res.err, "\n"); line != NULL; line = strtok(NULL, "\n"), lines++) {
+        json_object *o = json_tokener_parse(line);
+        cr_assert(o != NULL && json_object_is_type(o, json_type_object), "not JSON: %s", line);
+        const char *level = json_object_get_string(get(o, "level"));
+        cr_assert(strcmp(level, "info") == 0 || strcmp(level, "warning") == 0, "%s", line);
+        cr_assert(json_object_get_string(get(o, "time"))[0] != '\0');
+        cr_assert(json_object_get_string(get(o, "message"))[0] != '\0');
+        json_object_put(o);
+    }
+    cr_assert_geq(lines, 2, "too few lines");
+    program_result_deinit(&res);
 
     char source[64], target[64];
     snprintf(source, sizeof(source), "redis://127.0.0.1:%d", src->port);
