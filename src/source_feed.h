@@ -10,7 +10,9 @@
  *
  * Threads: the worker with the input calls every function but
  * source_feed_applied, which the main thread may call once the workers
- * are joined.
+ * are joined (and source_feed_on_read, which worker_start calls for the
+ * initial bytes before the worker's thread starts). What the status reads
+ * (the lag, the bytes read) is published in the job's atomics each tick.
  */
 #ifndef RS_SOURCE_FEED_H
 #define RS_SOURCE_FEED_H

@@ -57,8 +57,9 @@ struct worker_input {
     const uint8_t *swap_initial;
     size_t swap_initial_len;
     void (*on_swap)(void *ctx, int fd);
-    /* n bytes arrived from the input (the initial ones, a read, a swapped
-     * socket's initial ones), on the worker; before they are fed. May be NULL. */
+    /* n bytes arrived from the input, before they are fed: a read or a
+     * swapped socket's initial bytes (on the worker), or the initial ones
+     * (in worker_start, on its caller, before the thread starts). May be NULL. */
     void (*on_read)(void *ctx, size_t n);
     /* the worker's monotonic clock when bytes last came (stall detection) */
     double last_read;
