@@ -15,6 +15,7 @@
 #include "checkpoint.h"
 #include "dest_link.h"
 #include "job.h"
+#include "log.h"
 #include "rs_error.h"
 #include "slot.h"
 
@@ -395,10 +396,9 @@ int cluster_redirect_worker_on_reply(struct cluster_redirect_worker *rw, struct 
     atomic_fetch_add_explicit(is_ask ? &h->asked : &h->moved, 1, memory_order_relaxed);
     if (is_ask && !rw->said_ask) {
         rw->said_ask = true;
-        fprintf(stderr,
-                "ringsync: destination %s answered ASK: slot %u is migrating to %.*s; sending "
-                "the keys already there with ASKING, in order\n",
-                dl->name, slot, (int)addr_len, addr);
+        rs_log("destination %s answered ASK: slot %u is migrating to %.*s; sending "
+               "the keys already there with ASKING, in order",
+               dl->name, slot, (int)addr_len, addr);
     }
     if (!is_ask && rw->want[slot] != node + 1) {
         /* Step 2: a new owner: ask the producer, as a new barrier. */
@@ -411,10 +411,9 @@ int cluster_redirect_worker_on_reply(struct cluster_redirect_worker *rw, struct 
             return 1;
         }
         if (rw->said_node != node) /* once per new owner in a row, not once per slot */
-            fprintf(stderr,
-                    "ringsync: destination %s answered MOVED: slot %u is served by %.*s now; "
-                    "following it (its commands go there, the refused ones again, in order)\n",
-                    dl->name, slot, (int)addr_len, addr);
+            rs_log("destination %s answered MOVED: slot %u is served by %.*s now; "
+                   "following it (its commands go there, the refused ones again, in order)",
+                   dl->name, slot, (int)addr_len, addr);
         rw->said_node = node;
         rw->want[slot] = (uint16_t)(node + 1);
         pthread_mutex_lock(&h->mu);

@@ -18,6 +18,7 @@
 #include "command_table.h"
 #include "dest_reply.h"
 #include "job.h"
+#include "log.h"
 #include "rs_error.h"
 #include "slot.h"
 
@@ -36,6 +37,14 @@ static void batch_done(struct dest_link *dl, struct batch *b)
 }
 
 static const uint64_t no_hold = UINT64_MAX;
+
+/* Adds n to a counter of the link's own stats: one writer, so a relaxed
+ * load and store (no locked instruction); readers load it relaxed. */
+static inline void stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
 
 int dest_link_init(struct dest_link *dl, int fd, const char *name, struct job *job,
                    void (*done)(void *ctx, struct batch *b), void *done_ctx)
@@ -233,11 +242,10 @@ static int refused(struct dest_link *dl, const char *what, const char *name, con
          * slot's next record would apply the command again */
         uint64_t n = atomic_fetch_add(&dl->job->cp_records_missed, 1) + 1;
         if (n <= 10)
-            fprintf(stderr,
-                    "ringsync: warning: destination %s ran %s but could not write its "
-                    "checkpoint record (-%s): until the slot's next record, a crash would "
-                    "apply it again%s\n",
-                    dl->name, what, reply, n == 10 ? " (no more of these are shown)" : "");
+            rs_log("warning: destination %s ran %s but could not write its "
+                   "checkpoint record (-%s): until the slot's next record, a crash would "
+                   "apply it again%s",
+                   dl->name, what, reply, n == 10 ? " (no more of these are shown)" : "");
         return 0;
     }
     enum dest_reply_kind kind = dest_reply_classify(line, len, name, &adv);
@@ -258,10 +266,11 @@ static int refused(struct dest_link *dl, const char *what, const char *name, con
         return 1;
     }
     /* --on-error skip: say it (the first hundred), count it, go on */
+    stat_add(&dl->stats.skipped, 1);
     uint64_t n = atomic_fetch_add(&dl->job->errors_skipped, 1) + 1;
     if (n <= 100)
-        fprintf(stderr, "ringsync: skipped: destination %s refused %s: -%s%s\n", dl->name, what,
-                reply, n == 100 ? " (no more of these are shown)" : "");
+        rs_log("skipped: destination %s refused %s: -%s%s", dl->name, what, reply,
+               n == 100 ? " (no more of these are shown)" : "");
     return 0;
 }
 
@@ -290,6 +299,7 @@ __attribute__((noinline, cold)) static int on_error_reply(struct dest_link *dl, 
             sp = b->spans[b->replies];
         if (dl->redirect(dl->redirect_ctx, dl, cmd, cmd_len, ncmds, &sp, line, len) != 0)
             return 1;
+        stat_add(len >= 3 && memcmp(line, "ASK", 3) == 0 ? &dl->stats.asked : &dl->stats.moved, 1);
         dl->redirected_b = last > b->replies ? b : NULL;
         dl->redirected_last = last;
         return -2; /* handled: counted as a reply, not as applied here */
@@ -360,8 +370,10 @@ void dest_link_on_send(struct dest_link *dl, int res)
             n = left;
         b->sent += n;
         left -= n;
-        if (b->sent == b->len)
+        if (b->sent == b->len) {
             dl->send_cur = b->next;
+            stat_add(&dl->stats.sent, b->ncmds);
+        }
     }
     if (dl->rstate != DEST_LINK_NORMAL) { /* DRAINING: the partly sent batch went on */
         retry_on_send(dl, 0);
@@ -429,6 +441,8 @@ void dest_link_on_recv(struct dest_link *dl, int res)
         return;
     }
     int rc = reply_reader_feed(&dl->rr, dl->rbuf, (size_t)res, on_reply, dl);
+    atomic_store_explicit(&dl->stats.acked, dl->replies, memory_order_relaxed);
+    atomic_store_explicit(&dl->stats.retried, dl->retried, memory_order_relaxed);
     if (rc < 0) {
         char q[64];
         job_fail(dl->job, "destination %s sent something that is not RESP: \"%s\"", dl->name,
@@ -846,10 +860,9 @@ static void retry_finish(struct dest_link *dl)
     struct dest_retry *rs = dl->retry;
     dl->rstate = DEST_LINK_NORMAL;
     release_held(dl);
-    fprintf(stderr,
-            "ringsync: destination %s takes writes again after %.2f s: %" PRIu64
-            " refused commands retried, in order\n",
-            dl->name, mono_s() - rs->started, rs->episode_retried);
+    rs_log("destination %s takes writes again after %.2f s: %" PRIu64
+           " refused commands retried, in order",
+           dl->name, mono_s() - rs->started, rs->episode_retried);
 }
 
 /* A round of the queue: at most max items, ending at the first SELECT (so
@@ -1039,10 +1052,9 @@ static int drain_block_reply(struct dest_link *dl, struct batch *b, const struct
             rs->q[rs->qlen - 1].select_db = -1;
             each_inner(rs, p, n, pending_add_fn, dl, NULL);
             if (rs->qlen == 1 && rs->episode_retried == 1)
-                fprintf(stderr,
-                        "ringsync: destination %s answers -%s: retrying the transaction (%s), "
-                        "waiting\n",
-                        dl->name, rs->reply, rs->blk_what);
+                rs_log("destination %s answers -%s: retrying the transaction (%s), "
+                       "waiting",
+                       dl->name, rs->reply, rs->blk_what);
         } else if (is_error) {
             if (refused(dl, what, "EXEC", line, len))
                 return 1;
@@ -1091,8 +1103,7 @@ static int drain_reply(struct dest_link *dl, bool is_error, const char *line, si
             return 1;
         pending_add(rs, &c);
         if (rs->qlen == 1 && rs->episode_retried == 1)
-            fprintf(stderr, "ringsync: destination %s answers -%s: retrying %s, waiting\n",
-                    dl->name, rs->reply, what);
+            rs_log("destination %s answers -%s: retrying %s, waiting", dl->name, rs->reply, what);
     } else if (is_error) {
         char name[40];
         snprintf(name, sizeof(name), "%.*s", (int)(c.argv[0].len < 39 ? c.argv[0].len : 39),

@@ -59,6 +59,7 @@
 #ifndef RS_DEST_LINK_H
 #define RS_DEST_LINK_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -88,6 +89,19 @@ enum dest_link_rstate {
     DEST_LINK_ROUND,
 };
 
+/* What a link did, for the status (status_server.h): written only by the
+ * link's worker (a relaxed load and store, no locked instruction), read by
+ * anyone with relaxed loads. Published per send and per recv completion,
+ * never per command. */
+struct dest_link_stats {
+    _Atomic uint64_t sent;    /* commands whose bytes were all sent */
+    _Atomic uint64_t acked;   /* replies (dest_link.replies) */
+    _Atomic uint64_t retried; /* commands refused with a retryable error (dest_link.retried) */
+    _Atomic uint64_t skipped; /* refused and skipped (--on-error skip) */
+    _Atomic uint64_t moved;   /* MOVED replies handed to the redirect */
+    _Atomic uint64_t asked;   /* ASK replies handed to the redirect */
+};
+
 struct dest_link {
     int fd;
     const char *name; /* "host:port", for messages */
@@ -114,6 +128,7 @@ struct dest_link {
     struct batch ping; /* the keepalive PING, the link's own */
     const struct batch *redirected_b; /* a transaction sent again whole: its other replies */
     uint32_t redirected_last;         /* up to this index of redirected_b are not ours */
+    struct dest_link_stats stats;
     /* called with each batch once all its replies are in */
     void (*done)(void *ctx, struct batch *b);
     void *done_ctx;

@@ -43,17 +43,25 @@ struct job {
     char fail_msg[1024];
 
     /* Progress, written by workers, read by anyone (relaxed). */
-    _Atomic uint64_t input_bytes;      /* snapshot bytes consumed */
-    _Atomic uint64_t keys_read;        /* keys decoded */
-    _Atomic uint64_t keys_skipped;     /* expired or empty keys not written */
-    _Atomic uint64_t cmds_acked;       /* replies received from destinations */
-    _Atomic int snapshot_applied;      /* every snapshot command has its reply */
-    _Atomic uint64_t stream_received;  /* source offset received so far */
-    _Atomic uint64_t stream_applied;   /* the applied offset (what REPLCONF ACK says) */
-    _Atomic uint64_t stream_cmds;      /* stream commands routed */
-    bool skip_errors;                  /* --on-error skip: count refused commands, go on */
-    struct cluster_redirect *redirect; /* a cluster destination's redirections; NULL standalone */
-    double retry_timeout_s;            /* --target-retry-timeout: stop waiting after (0: never) */
+    _Atomic uint64_t input_bytes;     /* snapshot bytes consumed */
+    _Atomic uint64_t keys_read;       /* keys decoded */
+    _Atomic uint64_t keys_skipped;    /* expired or empty keys not written */
+    _Atomic uint64_t cmds_acked;      /* replies received from destinations */
+    _Atomic int snapshot_applied;     /* every snapshot command has its reply */
+    _Atomic uint64_t stream_received; /* source offset received so far */
+    _Atomic uint64_t stream_applied;  /* the applied offset (what REPLCONF ACK says) */
+    _Atomic uint64_t stream_cmds;     /* stream commands routed */
+    /* For the status (status_server.h), written by the source's worker,
+     * read by anyone (relaxed: each is a value of its own, none orders another). */
+    _Atomic uint64_t stream_read;       /* source offset read from its socket (>= stream_received:
+                                           what waits in the spill counts) */
+    _Atomic int64_t lag_since_ns;       /* monotonic arrival of the oldest stream byte not
+                                           applied; 0 when all are (lag_clock.h) */
+    _Atomic uint64_t source_reconnects; /* the source's link taken up again */
+    _Atomic uint64_t spill_bytes;       /* source bytes waiting in the spill */
+    bool skip_errors;                   /* --on-error skip: count refused commands, go on */
+    struct cluster_redirect *redirect;  /* a cluster destination's redirections; NULL standalone */
+    double retry_timeout_s;             /* --target-retry-timeout: stop waiting after (0: never) */
     _Atomic uint64_t errors_skipped;
     _Atomic uint64_t cp_records_missed; /* a cluster record no candidate key could take */
     _Atomic uint64_t unmapped_skipped;  /* keys and commands of unmapped dbs (--db-unmapped skip) */

@@ -1,10 +1,26 @@
 /* log.h - the one line a message of ringsync's control plane takes on
- * standard error: "ringsync: <text>\n". Workers' hot paths never log. */
+ * standard error: "ringsync: <text>\n", or with --log-format json one JSON
+ * object {"time":"<UTC, ms>","level":"info|warning|error","message":"<text>"}.
+ * Workers' hot paths never log. Messages never hold a password (endpoint.h
+ * keeps them out of every name). */
 #ifndef RS_LOG_H
 #define RS_LOG_H
 
-/* Writes "ringsync: ", the formatted text and a newline to stderr, in one
- * write so that lines of two threads do not interleave. */
+#include <stddef.h>
+
+enum rs_log_format { RS_LOG_TEXT = 0, RS_LOG_JSON };
+
+/* Writes one line (see above) to stderr, in one write so that lines of two
+ * threads do not interleave. The level is "warning" for a text that begins
+ * with "warning", "error" for one that begins with "failed", "cannot" or
+ * "error", else "info". */
 void rs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The format of later lines; before any thread logs (option parsing). */
+void rs_log_set_format(enum rs_log_format f);
+
+/* The line rs_log writes for text msg, made in out (cap bytes, >= 64): its
+ * length, the newline included. Any thread. */
+size_t rs_log_format_line(char *out, size_t cap, const char *msg, double unix_time_s);
 
 #endif

@@ -10,6 +10,7 @@
 #include "capture.h"
 #include "checkpoint.h"
 #include "inspect.h"
+#include "status_client.h"
 #include "sync.h"
 #include "verify.h"
 
@@ -30,6 +31,7 @@ static const struct main_command main_commands[] = {
     {"replay", replay_main,
      "apply a capture to a Redis at its pace, N times faster or at full speed"},
     {"verify", verify_main, "compare two data sets: keys, types, TTLs, lengths (and values)"},
+    {"status", status_main, "print a running sync's status (its --status-addr)"},
 };
 
 static void main_print_usage(FILE *f)
@@ -41,7 +43,6 @@ static void main_print_usage(FILE *f)
     for (size_t i = 0; i < sizeof(main_commands) / sizeof(main_commands[0]); i++)
         fprintf(f, "  %-10s %s\n", main_commands[i].name, main_commands[i].summary);
     fprintf(f, "\n"
-               "Not yet available: status.\n"
                "Run 'ringsync <command> --help' for a command's options.\n");
 }
 

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "replay.h"
 #include "rs_error.h"
+#include "status_server.h"
 #include "sync_opts.h"
 #include "sync_run.h"
 
@@ -33,6 +34,7 @@ int restore_main(int argc, char **argv)
 {
     struct dest_nodes nodes = {0};
     int status = restore_run(argc, argv, &nodes);
+    status_server_stop();
     dest_nodes_deinit(&nodes);
     return status;
 }
@@ -50,6 +52,8 @@ static int restore_run(int argc, char **argv, struct dest_nodes *nodes)
         return 2;
     }
     sync_install_signals();
+    if ((rc = status_server_start(o.status_addr, o.cutover_lag_ms)) != 0)
+        return rc;
     r.source_name = strcmp(o.file, "-") == 0 ? "standard input" : o.file;
     r.input_fd = strcmp(o.file, "-") == 0 ? STDIN_FILENO : open(o.file, O_RDONLY | O_CLOEXEC);
     if (r.input_fd < 0) {
@@ -125,6 +129,7 @@ int replay_main(int argc, char **argv)
 {
     struct dest_nodes nodes = {0};
     int status = replay_run(argc, argv, &nodes);
+    status_server_stop();
     dest_nodes_deinit(&nodes);
     return status;
 }
@@ -142,6 +147,8 @@ static int replay_run(int argc, char **argv, struct dest_nodes *nodes)
         return 2;
     }
     sync_install_signals();
+    if ((rc = status_server_start(o.status_addr, o.cutover_lag_ms)) != 0)
+        return rc;
     struct capture_reader cr;
     if (capture_reader_open(&cr, o.file, &err) < 0) {
         rs_log("replay: the capture in %s cannot be replayed (nothing was applied): %s (%s)",

@@ -17,6 +17,7 @@
 #include "cross_slot.h"
 #include "dest_route.h"
 #include "job.h"
+#include "log.h"
 #include "resp_scanner.h"
 #include "slot.h"
 #include "stream_rewrite.h"
@@ -388,8 +389,8 @@ static int cross_slot(struct router *r, const struct resp_cmd *c, int nkeys, con
     }
     uint64_t k = atomic_fetch_add_explicit(&r->job->cross_slot_skipped, 1, memory_order_relaxed);
     if (k < 100)
-        fprintf(stderr, "ringsync: skipped (--cross-slot skip): %s%s\n", what,
-                k == 99 ? " (no more of these are shown)" : "");
+        rs_log("skipped (--cross-slot skip): %s%s", what,
+               k == 99 ? " (no more of these are shown)" : "");
     return 0;
 }
 
@@ -747,12 +748,11 @@ static int cluster_exec(struct router *r, const struct resp_cmd *exec)
         atomic_fetch_add_explicit(&r->job->tx_split, 1, memory_order_relaxed);
         if (!r->tx_split_said) {
             r->tx_split_said = true;
-            fprintf(stderr,
-                    "ringsync: a transaction at source offset %" PRIu64 " touches %zu hash "
-                    "slots: a cluster runs a transaction within one slot only, so it goes out as "
-                    "one transaction per slot, each atomic on its own (said once; the report "
-                    "counts them)\n",
-                    exec->end_offset, nslots);
+            rs_log("a transaction at source offset %" PRIu64 " touches %zu hash "
+                   "slots: a cluster runs a transaction within one slot only, so it goes out as "
+                   "one transaction per slot, each atomic on its own (said once; the report "
+                   "counts them)",
+                   exec->end_offset, nslots);
         }
     }
     for (size_t si = 0; si < nslots && rc == RS_OK; si++) {

@@ -77,9 +77,38 @@ static int feed_fail(struct source_feed *f, const struct rs_error *err)
     return RS_ERR;
 }
 
+static int feed_input(struct source_feed *f, const uint8_t *p, size_t n, size_t *used);
+
 int source_feed_feed(void *ctx, const uint8_t *p, size_t n, size_t *used)
 {
     struct source_feed *f = ctx;
+    int rc = feed_input(f, p, n, used);
+    f->in_pos += *used;
+    return rc;
+}
+
+void source_feed_on_read(void *ctx, size_t n)
+{
+    struct source_feed *f = ctx;
+    lag_clock_read(&f->lag, n, lag_clock_now_ns());
+}
+
+/* The lag for the status (job.h): what was read of the stream, and when
+ * the oldest byte not applied (at w) arrived. */
+static void lag_tick(struct source_feed *f, uint64_t w)
+{
+    if (!atomic_load_explicit(&f->job->snapshot_applied, memory_order_relaxed) ||
+        w < f->stream_start)
+        return;
+    int64_t since = lag_clock_applied(&f->lag, f->stream_in_pos + (w - f->stream_start));
+    atomic_store_explicit(&f->job->lag_since_ns, since, memory_order_relaxed);
+    atomic_store_explicit(&f->job->stream_read,
+                          f->stream_start + (f->lag.read_pos - f->stream_in_pos),
+                          memory_order_relaxed);
+}
+
+static int feed_input(struct source_feed *f, const uint8_t *p, size_t n, size_t *used)
+{
     size_t off = 0;
     *used = 0;
     if (f->in_stream) {
@@ -149,9 +178,10 @@ int source_feed_feed(void *ctx, const uint8_t *p, size_t n, size_t *used)
             batch_writer_set_offset(f->bw, f->stream_start); /* snapshot batches had 0 */
             batch_writer_stream_mode(f->bw); /* per-slot order by the router; offsets per reply */
             f->barrier_seq = batch_writer_next_seq(f->bw);
+            f->stream_in_pos = f->in_pos + off;
             send_ack(f, 0);
             size_t u = 0;
-            int rc = source_feed_feed(f, p + off, n - off, &u);
+            int rc = feed_input(f, p + off, n - off, &u);
             *used = off + u;
             return rc;
         }
@@ -198,7 +228,7 @@ void source_feed_tick(void *ctx)
     struct source_feed *f = ctx;
     if (f->source_fd < 0) {
         if (f->in_stream)
-            source_feed_applied(f); /* a replay measures latency with it */
+            lag_tick(f, source_feed_applied(f)); /* a replay measures latency with it */
         return;
     }
     if (!f->in_stream) {
@@ -215,6 +245,7 @@ void source_feed_tick(void *ctx)
      * behind (at most 4,000 small sends a second); every second anyway. Called every loop
      * iteration; cheap when idle. */
     uint64_t w = source_feed_applied(f);
+    lag_tick(f, w);
     if (f->cp != NULL)
         checkpoint_tick(f, w);
     else if (f->cp_file != NULL)
@@ -257,6 +288,7 @@ void source_feed_on_swap(void *ctx, int fd)
     struct source_feed *f = ctx;
     f->source_fd = fd;
     f->stall_said = false;
+    atomic_fetch_add_explicit(&f->job->source_reconnects, 1, memory_order_relaxed);
     if (f->cp_replid != NULL)
         memcpy(f->cp_replid, f->swap_replid, sizeof(f->swap_replid));
     send_ack(f, f->last_ack); /* the source counts us as caught up to here again */

@@ -10,7 +10,9 @@
  *
  * Threads: the worker with the input calls every function but
  * source_feed_applied, which the main thread may call once the workers
- * are joined.
+ * are joined (and source_feed_on_read, which worker_start calls for the
+ * initial bytes before the worker's thread starts). What the status reads
+ * (the lag, the bytes read) is published in the job's atomics each tick.
  */
 #ifndef RS_SOURCE_FEED_H
 #define RS_SOURCE_FEED_H
@@ -19,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lag_clock.h"
 #include "source_link.h"
 
 struct job;
@@ -73,6 +76,10 @@ struct source_feed {
     bool stall_said;
     char swap_replid[SOURCE_REPLID_LEN + 1]; /* set before the swap: the stream's replid */
     char *cp_replid;                         /* the checkpoints' copy, updated at the swap */
+    /* the lag in time (lag_clock.h), published in the job each tick */
+    struct lag_clock lag;   /* positions: input bytes, the snapshot's included */
+    uint64_t in_pos;        /* input bytes fed */
+    uint64_t stream_in_pos; /* the input position where the stream begins */
 };
 
 /* A resume (+CONTINUE): the stream from f->stream_start, no snapshot. Call
@@ -85,6 +92,7 @@ int source_feed_at_eof(void *ctx);
 void source_feed_tick(void *ctx);
 bool source_feed_is_blocked(void *ctx);
 void source_feed_on_swap(void *ctx, int fd);
+void source_feed_on_read(void *ctx, size_t n);
 
 /* The applied offset: 0 until every snapshot command has its reply, then
  * the highest offset all of whose commands the destination acknowledged.

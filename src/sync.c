@@ -51,6 +51,7 @@
 #include "source_link.h"
 #include "source_reconnect.h"
 #include "spill.h"
+#include "status_server.h"
 #include "worker.h"
 
 #define SYNC_BATCHES_PER_WORKER 64
@@ -470,6 +471,7 @@ int sync_run_job(struct run_ctx *rc)
         .initial_len = rc->initial_len,
         .swap_fd = -1,
         .on_swap = source_feed_on_swap,
+        .on_read = source_feed_on_read,
     };
     if (follow && rc->source_ep != NULL) { /* a lost link is taken up again */
         if ((sr = calloc(1, sizeof(*sr))) == NULL) {
@@ -518,6 +520,7 @@ int sync_run_job(struct run_ctx *rc)
     }
     if (rc->on_start)
         rc->on_start(&job, rc->hook_ctx);
+    int status_h = status_server_attach(rc, &job); /* served until the workers are freed */
     bool tty = isatty(STDERR_FILENO) && !o->quiet;
     double last = now_s(), drain_at = 0;
     struct backlog_watch bwatch = {0};
@@ -573,6 +576,7 @@ int sync_run_job(struct run_ctx *rc)
     for (unsigned i = 0; i < o->workers; i++)
         if (workers[i])
             worker_join(workers[i]);
+    status_server_detach(status_h);
     for (unsigned i = 0; i < o->workers; i++) /* all joined first: none touches a freed one */
         if (workers[i])
             worker_free(workers[i]);
@@ -926,6 +930,7 @@ int sync_main(int argc, char **argv)
     struct dest_nodes nodes = {0};
     struct run_ctx r = {0};
     int status = sync_run(argc, argv, &nodes, &r);
+    status_server_stop();
     checkpoint_deinit(&r.cp);
     checkpoint_state_free(&r.cps);
     free(r.link_ids);
@@ -1268,6 +1273,8 @@ static int sync_run(int argc, char **argv, struct dest_nodes *nodes, struct run_
         return 2;
     }
     sync_install_signals();
+    if ((rc = status_server_start(o.status_addr, o.cutover_lag_ms)) != 0)
+        return rc;
     rp->source_name = source.name;
     if (o.job_id != NULL)
         snprintf(rp->job_id, sizeof(rp->job_id), "%s", o.job_id);

@@ -9,6 +9,7 @@
 #include "checkpoint.h"
 #include "job.h"
 #include "log.h"
+#include "status_server.h"
 
 #define SYNC_CONNECT_TIMEOUT_MS 5000
 #define SYNC_HEADER_BYTES       9
@@ -62,7 +63,14 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
                "                              (default), or its keys and writes are dropped\n"
                "  --cross-slot stop|skip      a command a cluster cannot run (keys of several\n"
                "                              slots, no per-slot form) stops the job (default)\n"
-               "                              or is logged, counted and dropped\n");
+               "                              or is logged, counted and dropped\n"
+               "  --status-addr HOST:PORT     serve /status and /metrics over HTTP there (sync's\n"
+               "                              default 127.0.0.1:0, a free port, logged at\n"
+               "                              start; none: no server, restore's and replay's)\n"
+               "  --cutover-lag-ms N          ready_for_cutover needs a lag under N ms\n"
+               "                              (default 1000)\n"
+               "  --log-format text|json      one line per message: text (default), or a JSON\n"
+               "                              object with time, level and message\n");
     if (mode != MODE_RESTORE)
         fprintf(f,
                 "  --expiry-margin S           while following, write every expiry S seconds\n"
@@ -115,6 +123,7 @@ static const char *const restore_names[] = {"auto", "never", NULL};
 static const char *const on_error_names[] = {"stop", "skip", NULL};
 static const char *const target_mode_names[] = {"auto", "standalone", "cluster", "proxy", NULL};
 static const char *const checkpoint_names[] = {"target", "none", NULL};
+static const char *const log_format_names[] = {"text", "json", NULL};
 
 int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts *o)
 {
@@ -148,6 +157,9 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         {"resync-on-lost-backlog", no_argument, NULL, 'R'},
         {"source-timeout", required_argument, NULL, 'o'},
         {"source-retry-timeout", required_argument, NULL, 'O'},
+        {"status-addr", required_argument, NULL, 'A'},
+        {"cutover-lag-ms", required_argument, NULL, 'L'},
+        {"log-format", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -166,6 +178,8 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
     o->source_timeout_s = 60;
     o->source_retry_timeout_s = 300;
     o->expiry_margin_ms = (int64_t)SYNC_EXPIRY_MARGIN_S * 1000;
+    o->status_addr = mode == MODE_SYNC ? STATUS_SERVER_ADDR_DEFAULT : "none"; /* asked for */
+    o->cutover_lag_ms = STATUS_SERVER_CUTOVER_LAG_MS;
     optind = 1;
     int c, pick;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -355,6 +369,21 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
                 return 2;
             }
             o->source_given = true;
+            break;
+        case 'A':
+            o->status_addr = optarg;
+            break;
+        case 'L':
+            o->cutover_lag_ms = strtod(optarg, &end);
+            if (*end || end == optarg || !(o->cutover_lag_ms > 0)) {
+                rs_log("--cutover-lag-ms takes a number of milliseconds above 0, not '%s'", optarg);
+                return 2;
+            }
+            break;
+        case 'F':
+            if ((pick = choice(optarg, "--log-format", log_format_names)) < 0)
+                return 2;
+            rs_log_set_format(pick == 1 ? RS_LOG_JSON : RS_LOG_TEXT);
             break;
         case 'h':
             sync_opts_usage(stdout, mode);

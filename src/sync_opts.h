@@ -47,6 +47,8 @@ struct sync_opts {
     double source_timeout_s;       /* --source-timeout: a silent source link is lost */
     double source_retry_timeout_s; /* --source-retry-timeout: reconnecting gives up (0 never) */
     bool source_given;
+    const char *status_addr; /* --status-addr HOST:PORT or none (status_server.h) */
+    double cutover_lag_ms;   /* --cutover-lag-ms: ready_for_cutover's lag threshold */
 };
 
 /* Parses argv into o (zeroed first, then the defaults). Returns 0; -1 after

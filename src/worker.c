@@ -324,6 +324,8 @@ park:
         w->in_off = w->in_len;
         progress = true;
     }
+    if (in->spill != NULL && progress) /* for the status */
+        atomic_store_explicit(&w->job->spill_bytes, spill_pending(in->spill), memory_order_relaxed);
     return progress;
 }
 
@@ -375,6 +377,8 @@ static void take_swap(struct worker *w)
     in->last_read = mono_now();
     in->last_errno = 0;
     atomic_store_explicit(&in->swap_fd, -1, memory_order_relaxed);
+    if (in->on_read != NULL && w->in_len > 0)
+        in->on_read(in->ctx, w->in_len);
     if (in->on_swap)
         in->on_swap(in->ctx, fd);
 }
@@ -400,6 +404,8 @@ static void on_input_read(struct worker *w, int res)
     }
     w->in_len = (size_t)res;
     w->in_off = 0;
+    if (w->cfg.input->on_read != NULL)
+        w->cfg.input->on_read(w->cfg.input->ctx, w->in_len);
 }
 
 /* -------------------------------------------------------------------- loop */
@@ -589,6 +595,8 @@ struct worker *worker_start(const struct worker_config *cfg)
             memcpy(w->inbuf, cfg->input->initial, cfg->input->initial_len);
         w->in_len = cfg->input->initial_len;
         cfg->input->last_read = mono_now();
+        if (cfg->input->on_read != NULL && w->in_len > 0) /* before the thread: it sees this */
+            cfg->input->on_read(cfg->input->ctx, w->in_len);
     }
     unsigned cap = cfg->node_cap > cfg->ndest ? cfg->node_cap : cfg->ndest;
     RS_ASSERT(cfg->ndest >= 1 && cap <= WORKER_MAX_DEST);
@@ -669,4 +677,18 @@ uint64_t worker_replies(const struct worker *w)
     for (unsigned i = 0; i < w->nlinks; i++)
         n += w->links[i].replies;
     return n;
+}
+
+void worker_add_link_counts(const struct worker *w, unsigned node, struct worker_link_counts *c)
+{
+    unsigned cap = w->cfg.node_cap > w->cfg.ndest ? w->cfg.node_cap : w->cfg.ndest;
+    if (node >= cap)
+        return;
+    const struct dest_link_stats *st = &w->links[node].stats;
+    c->sent += atomic_load_explicit(&st->sent, memory_order_relaxed);
+    c->acked += atomic_load_explicit(&st->acked, memory_order_relaxed);
+    c->retried += atomic_load_explicit(&st->retried, memory_order_relaxed);
+    c->skipped += atomic_load_explicit(&st->skipped, memory_order_relaxed);
+    c->moved += atomic_load_explicit(&st->moved, memory_order_relaxed);
+    c->asked += atomic_load_explicit(&st->asked, memory_order_relaxed);
 }

@@ -57,6 +57,10 @@ struct worker_input {
     const uint8_t *swap_initial;
     size_t swap_initial_len;
     void (*on_swap)(void *ctx, int fd);
+    /* n bytes arrived from the input, before they are fed: a read or a
+     * swapped socket's initial bytes (on the worker), or the initial ones
+     * (in worker_start, on its caller, before the thread starts). May be NULL. */
+    void (*on_read)(void *ctx, size_t n);
     /* the worker's monotonic clock when bytes last came (stall detection) */
     double last_read;
     int last_errno; /* a socket's read error that ended it (0: a plain EOF) */
@@ -99,5 +103,14 @@ void worker_free(struct worker *w);
 
 /* Commands the worker's destination link has had replies to. */
 uint64_t worker_replies(const struct worker *w);
+
+/* What the worker's link to a destination node did (dest_link.h's stats). */
+struct worker_link_counts {
+    uint64_t sent, acked, retried, skipped, moved, asked;
+};
+
+/* Adds the counts of the worker's link to node (zero for a link never
+ * opened, or node past its links) to c. Any thread, until worker_free. */
+void worker_add_link_counts(const struct worker *w, unsigned node, struct worker_link_counts *c);
 
 #endif

@@ -8,7 +8,8 @@ RS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RS_PACKAGES=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
     liburing-dev libhiredis-dev libmimalloc-dev libcriterion-dev liblzf-dev libisal-dev libjson-c-dev
-    redis-server redis-tools nutcracker gnuplot-nox valgrind python3
+    libmicrohttpd-dev redis-server redis-tools nutcracker gnuplot-nox valgrind python3
+    python3-prometheus-client
 )
 
 # Prints the comment block at the top of the calling script, as its --help.
