@@ -62,7 +62,12 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
                "                              (default), or its keys and writes are dropped\n"
                "  --cross-slot stop|skip      a command a cluster cannot run (keys of several\n"
                "                              slots, no per-slot form) stops the job (default)\n"
-               "                              or is logged, counted and dropped\n");
+               "                              or is logged, counted and dropped\n"
+               "  --filter-key-prefix P       copy only keys starting with P (repeatable)\n"
+               "  --block-key-prefix P        leave out keys starting with P (repeatable)\n"
+               "  --filter-db N               copy only source database N (repeatable)\n"
+               "  --block-command NAME        leave out every NAME command (repeatable; any\n"
+               "                              case, FLUSHALL for example)\n");
     if (mode != MODE_RESTORE)
         fprintf(f,
                 "  --expiry-margin S           while following, write every expiry S seconds\n"
@@ -108,6 +113,9 @@ static int choice(const char *arg, const char *option, const char *const *names)
     return -1;
 }
 
+/* Options without a letter of their own (getopt_long's values past a char). */
+enum { OPT_FILTER_KEY_PREFIX = 256, OPT_BLOCK_KEY_PREFIX, OPT_FILTER_DB, OPT_BLOCK_COMMAND };
+
 static const char *const nonempty_names[] = {"refuse", "keep", "flush", NULL};
 static const char *const restore_names[] = {"auto", "never", NULL};
 static const char *const on_error_names[] = {"stop", "skip", NULL};
@@ -146,6 +154,10 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         {"resync-on-lost-backlog", no_argument, NULL, 'R'},
         {"source-timeout", required_argument, NULL, 'o'},
         {"source-retry-timeout", required_argument, NULL, 'O'},
+        {"filter-key-prefix", required_argument, NULL, OPT_FILTER_KEY_PREFIX},
+        {"block-key-prefix", required_argument, NULL, OPT_BLOCK_KEY_PREFIX},
+        {"filter-db", required_argument, NULL, OPT_FILTER_DB},
+        {"block-command", required_argument, NULL, OPT_BLOCK_COMMAND},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -344,6 +356,22 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
             }
             o->source_given = true;
             break;
+        case OPT_FILTER_KEY_PREFIX:
+        case OPT_BLOCK_KEY_PREFIX:
+        case OPT_FILTER_DB:
+        case OPT_BLOCK_COMMAND: {
+            struct rs_error err = {0};
+            int x =
+                c == OPT_FILTER_KEY_PREFIX  ? key_filter_add_keep_prefix(&o->filter, optarg, &err)
+                : c == OPT_BLOCK_KEY_PREFIX ? key_filter_add_block_prefix(&o->filter, optarg, &err)
+                : c == OPT_FILTER_DB        ? key_filter_add_db(&o->filter, optarg, &err)
+                                            : key_filter_add_command(&o->filter, optarg, &err);
+            if (x < 0) {
+                rs_log("%s", err.msg);
+                return 2;
+            }
+            break;
+        }
         case 'h':
             sync_opts_usage(stdout, mode);
             return -1;

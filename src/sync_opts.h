@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "dest_nodes.h"
+#include "key_filter.h"
 
 enum nonempty_policy { NONEMPTY_REFUSE, NONEMPTY_KEEP, NONEMPTY_FLUSH };
 enum sync_mode { MODE_SYNC, MODE_RESTORE, MODE_REPLAY };
@@ -46,6 +47,8 @@ struct sync_opts {
     double source_timeout_s;       /* --source-timeout: a silent source link is lost */
     double source_retry_timeout_s; /* --source-retry-timeout: reconnecting gives up (0 never) */
     bool source_given;
+    struct key_filter filter; /* --filter-key-prefix, --block-key-prefix, --filter-db,
+                                 --block-command (key_filter.h); all zero: none */
 };
 
 /* Parses argv into o (zeroed first, then the defaults). Returns 0; -1 after
