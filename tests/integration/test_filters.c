@@ -29,7 +29,8 @@
  *   5. the comparison proves it can fail: a changed kept key and an extra
  *      filtered one on the target are both seen.
  * A second test: a RENAME from a kept key to a dropped one stops the job by
- * default (exit 1), naming RENAME, the filter and its source offsets.
+ * default (exit 1), naming RENAME, the filter and its source offsets. A
+ * third: bad filter values are usage errors (exit 2) naming the option.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -396,4 +397,32 @@ Test(filters, a_rename_split_by_the_filter_stops_the_job_naming_it)
               "the failure does not name the filter, the keys and the way out:\n%s", r.err);
     cr_expect(exists(dst->ctx, "a:1"), "the RENAME was applied in part");
     program_result_deinit(&r);
+}
+
+/* Bad filter values are usage errors (exit 2) naming the option, before
+ * any connection. */
+Test(filters, bad_filter_values_are_usage_errors_naming_the_option)
+{
+    static const char *const cases[][3] = {
+        {"--filter-db", "x", "--filter-db"},
+        {"--filter-db", "256", "--filter-db"},
+        {"--filter-key-prefix", "", "--filter-key-prefix"},
+        {"--block-command", "MULTI", "--block-command"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *argv[] = {fixture_env("RS_RINGSYNC"),
+                              "sync",
+                              "--source",
+                              "redis://127.0.0.1:1",
+                              "--target",
+                              "redis://127.0.0.1:1",
+                              cases[i][0],
+                              cases[i][1],
+                              NULL};
+        struct program_result r;
+        cr_assert_eq(program_run(argv, NULL, NULL, EXIT_WAIT_MS, &r), 0);
+        cr_expect(r.exited && r.exit_code == 2 && strstr(r.err, cases[i][2]) != NULL,
+                  "%s '%s': exit %d, stderr:\n%s", cases[i][0], cases[i][1], r.exit_code, r.err);
+        program_result_deinit(&r);
+    }
 }
