@@ -70,6 +70,12 @@ struct job {
     _Atomic uint64_t tx_unwrapped;       /* transactions sent as their commands (a proxy) */
     _Atomic uint64_t keyless_skipped;    /* FUNCTION / SCRIPT a proxy cannot pass, dropped */
     _Atomic uint64_t proxy_wrapped;      /* stream commands sent EVAL-wrapped through a proxy */
+    /* the filters (key_filter.h) */
+    _Atomic uint64_t filtered_keys;        /* snapshot keys dropped */
+    _Atomic uint64_t filtered_cmds;        /* stream commands dropped whole */
+    _Atomic uint64_t filter_trimmed;       /* stream commands sent with their kept keys only */
+    _Atomic uint64_t filter_split_skipped; /* split by the filters, no form with the kept keys
+                                              alone: dropped (--cross-slot skip) */
 };
 
 /* Creates the ring matrix for n workers. Returns 0 or -ENOMEM. */

@@ -18,6 +18,7 @@
 #include "dest_route.h"
 #include "job.h"
 #include "log.h"
+#include "key_filter.h"
 #include "resp_scanner.h"
 #include "slot.h"
 #include "stream_rewrite.h"
@@ -95,6 +96,13 @@ struct router {
     int64_t db_base;        /* the db before dbh[0] */
     unsigned tx_first_slot; /* the slot of a transaction's first key */
     bool tx_has_key;
+    uint32_t tx_data; /* commands gathered in the transaction, SELECTs aside */
+    /* filters (key_filter.h): a command with its kept keys only */
+    char *flt;
+    size_t flt_cap;
+    struct rs_slice *flt_argv;
+    size_t flt_argc_cap;
+    uint64_t flt_counted; /* the end offset of the last command the filters counted */
 };
 
 struct router *router_new(const struct router_config *cfg, struct batch_writer *bw, struct job *job,
@@ -136,6 +144,8 @@ void router_free(struct router *r)
     free(r->pfx);
     free(r->pfx_argv);
     free(r->pfx_idx);
+    free(r->flt);
+    free(r->flt_argv);
     stream_rewrite_deinit(&r->rw);
     free(r->tx);
     free(r->keys);
@@ -525,6 +535,8 @@ static int tx_command(struct router *r, const struct command_spec *spec, const s
         return RS_OK; /* dropped, as outside a transaction */
     if (append_tx(r, c, spec) != RS_OK)
         return RS_ERR;
+    if (spec == NULL || !(spec->flags & CMD_SELECT))
+        r->tx_data++;
     if (spec != NULL && (spec->flags & CMD_SELECT)) {
         int64_t db = c->argc == 2 ? parse_db(&c->argv[1]) : -1;
         if (db < 0) {
@@ -1057,6 +1069,186 @@ static int prefix_keys(struct router *r, const struct command_spec *spec, const 
     return 1;
 }
 
+/* ---------------------------------------------------------------- filters */
+
+enum filter_verdict { FILTER_KEEP = 0, FILTER_DROP, FILTER_TRIM };
+
+/* Counts the command ending at end once in counter: a command put back at a
+ * fence is routed again. */
+static void filter_count(struct router *r, _Atomic uint64_t *counter, uint64_t end)
+{
+    if (r->flt_counted == end)
+        return;
+    r->flt_counted = end;
+    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
+
+/* A command whose keys (or dbs) the filters split, that has no form with
+ * the kept ones alone: --cross-slot stop fails the job naming it, the
+ * filters and its offsets; skip drops it, logged and counted. what says
+ * what is kept and what is not. FILTER_DROP, or RS_ERR after job_fail. */
+static int filter_split(struct router *r, const struct resp_cmd *c, const char *what)
+{
+    char name[40], filters[400], msg[800];
+    rs_escape_bytes(name, sizeof(name), c->argv[0].p, c->argv[0].len, 20);
+    for (char *q = name; *q; q++)
+        *q = (char)toupper((unsigned char)*q);
+    key_filter_describe(r->cfg.filter, filters, sizeof(filters));
+    snprintf(msg, sizeof(msg),
+             "%s at source offset %" PRIu64 "..%" PRIu64 " in db %" PRId64
+             ": the filters (%s) keep %s, and it has no form with the kept ones alone",
+             name, r->routed, c->end_offset, r->db, filters, what);
+    if (!r->cfg.cross_slot_skip) {
+        job_fail(r->job,
+                 "cannot apply %s; pass --cross-slot skip to drop such commands (each is "
+                 "logged and counted)",
+                 msg);
+        return RS_ERR;
+    }
+    uint64_t k = atomic_load_explicit(&r->job->filter_split_skipped, memory_order_relaxed);
+    filter_count(r, &r->job->filter_split_skipped, c->end_offset);
+    if (k < 100)
+        fprintf(stderr, "ringsync: skipped (--cross-slot skip): %s%s\n", msg,
+                k == 99 ? " (no more of these are shown)" : "");
+    return FILTER_DROP;
+}
+
+/* A splittable command (DEL, UNLINK, TOUCH, MSET; MSETNX as MSET) with the
+ * keys the filters keep (r->keys, n of them) alone, into *out (the router's
+ * buffers, valid until the next command). FILTER_TRIM or RS_ERR. */
+static int filter_trim(struct router *r, const struct command_spec *spec, const struct resp_cmd *c,
+                       int n, struct resp_cmd *out)
+{
+    struct rs_slice *args = r->argv; /* room for c->argc (find_keys) */
+    int argc = 0;
+    args[argc++] = spec->flags & CMD_SPLIT_AS_MSET ? (struct rs_slice){"MSET", 4} : c->argv[0];
+    for (int i = 0; i < n; i++) {
+        struct rs_slice k = c->argv[r->keys[i]];
+        if (!key_filter_keep_key(r->cfg.filter, r->db, k.p, k.len))
+            continue;
+        args[argc++] = k;
+        if (spec->step == 2)
+            args[argc++] = c->argv[r->keys[i] + 1];
+    }
+    size_t need = resp_argv_size(argc, args);
+    if (need > r->flt_cap) {
+        char *b = realloc(r->flt, need * 2);
+        if (b == NULL)
+            return oom(r);
+        r->flt = b;
+        r->flt_cap = need * 2;
+    }
+    if ((size_t)argc > r->flt_argc_cap) {
+        struct rs_slice *a = realloc(r->flt_argv, (size_t)c->argc * sizeof(*a));
+        if (a == NULL)
+            return oom(r);
+        r->flt_argv = a;
+        r->flt_argc_cap = (size_t)c->argc;
+    }
+    char *p = r->flt;
+    p += sprintf(p, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++) {
+        p += sprintf(p, "$%zu\r\n", args[i].len);
+        memcpy(p, args[i].p, args[i].len);
+        r->flt_argv[i] = (struct rs_slice){p, args[i].len};
+        p += args[i].len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    RS_ASSERT((size_t)(p - r->flt) == need);
+    *out = (struct resp_cmd){
+        .raw = {r->flt, need}, .argc = argc, .argv = r->flt_argv, .end_offset = c->end_offset};
+    filter_count(r, &r->job->filter_trimmed, c->end_offset);
+    return FILTER_TRIM;
+}
+
+/* COPY src dst ... DB n: n, else -1. */
+static int64_t copy_db(const struct resp_cmd *c)
+{
+    for (int i = 3; i + 1 < c->argc; i++)
+        if (c->argv[i].len == 2 && strncasecmp(c->argv[i].p, "db", 2) == 0)
+            return parse_db(&c->argv[i + 1]);
+    return -1;
+}
+
+/* The db the filters judge look i at a command's n keys in (filter_command):
+ * the current one; for look n (MOVE's key again) and COPY's destination
+ * key (i 1), the db they go to. */
+static int64_t look_db(int i, int n, bool is_move, int64_t to_db, int64_t db)
+{
+    return i == n || (!is_move && i == 1 && to_db >= 0) ? to_db : db;
+}
+
+/* What the filters (router.h) make of c: FILTER_KEEP (as it came),
+ * FILTER_DROP (counted), FILTER_TRIM (*out: its kept keys alone), or RS_ERR
+ * after job_fail. Judged on the source's names and db, before --db-prefix
+ * and the db map. */
+static int filter_command(struct router *r, const struct command_spec *spec,
+                          const struct resp_cmd *c, struct resp_cmd *out)
+{
+    const struct key_filter *f = r->cfg.filter;
+    char what[300], a[100], b[100];
+    if (key_filter_blocks_command(f, c->argv[0].p, c->argv[0].len))
+        goto drop;
+    if (spec == NULL || (spec->flags & CMD_PUBLISH) ||
+        ((spec->flags & CMD_EVERY_NODE) && strcmp(spec->name, "flushdb") != 0))
+        return FILTER_KEEP; /* keys unknown, a channel, or the whole server (FLUSHALL ...) */
+    if (strcmp(spec->name, "swapdb") == 0) {
+        int64_t x = c->argc == 3 ? parse_db(&c->argv[1]) : -1;
+        int64_t y = c->argc == 3 ? parse_db(&c->argv[2]) : -1;
+        if (x < 0 || y < 0)
+            return FILTER_KEEP; /* malformed: the destination says so */
+        bool kx = key_filter_keeps_db(f, x), ky = key_filter_keeps_db(f, y);
+        if (kx && ky)
+            return FILTER_KEEP;
+        if (!kx && !ky)
+            goto drop;
+        snprintf(what, sizeof(what), "database %" PRId64 " and not database %" PRId64, kx ? x : y,
+                 kx ? y : x);
+        return filter_split(r, c, what);
+    }
+    int n = find_keys(r, spec, c);
+    if (n <= 0) { /* FLUSHDB, a script without keys ...: its db decides */
+        if (key_filter_keeps_db(f, r->db))
+            return FILTER_KEEP;
+        goto drop;
+    }
+    /* each key in the db it is in; MOVE's also in the db it goes to, COPY
+     * ... DB n's destination in n */
+    bool is_move = strcmp(spec->name, "move") == 0;
+    int64_t to_db = is_move                           ? (c->argc == 3 ? parse_db(&c->argv[2]) : -1)
+                    : strcmp(spec->name, "copy") == 0 ? copy_db(c)
+                                                      : -1;
+    int looks = n + (is_move && to_db >= 0), kept = 0, first_kept = -1, first_dropped = -1;
+    for (int i = 0; i < looks; i++) {
+        struct rs_slice k = c->argv[r->keys[i < n ? i : 0]];
+        int64_t db = look_db(i, n, is_move, to_db, r->db);
+        if (key_filter_keep_key(f, db, k.p, k.len)) {
+            kept++;
+            first_kept = first_kept < 0 ? i : first_kept;
+        } else if (first_dropped < 0) {
+            first_dropped = i;
+        }
+    }
+    if (kept == looks)
+        return FILTER_KEEP;
+    if (kept == 0)
+        goto drop;
+    if (spec->flags & (CMD_SPLIT | CMD_SPLIT_AS_MSET))
+        return filter_trim(r, spec, c, n, out);
+    struct rs_slice kk = c->argv[r->keys[first_kept < n ? first_kept : 0]];
+    struct rs_slice kd = c->argv[r->keys[first_dropped < n ? first_dropped : 0]];
+    int64_t dk = look_db(first_kept, n, is_move, to_db, r->db);
+    int64_t dd = look_db(first_dropped, n, is_move, to_db, r->db);
+    snprintf(what, sizeof(what), "key '%s' of db %" PRId64 " and not key '%s' of db %" PRId64,
+             rs_escape_bytes(a, sizeof(a), kk.p, kk.len, 40), dk,
+             rs_escape_bytes(b, sizeof(b), kd.p, kd.len, 40), dd);
+    return filter_split(r, c, what);
+drop:
+    filter_count(r, &r->job->filtered_cmds, c->end_offset);
+    return FILTER_DROP;
+}
+
 /* ------------------------------------------------------------------ route */
 
 /* Routes one command; 1 when routing must pause (a fence). */
@@ -1064,6 +1256,19 @@ static int route(struct router *r, const struct resp_cmd *c)
 {
     const struct command_spec *spec = command_lookup(c->argv[0].p, c->argv[0].len);
     unsigned flags = spec ? spec->flags : CMD_FENCE;
+    struct resp_cmd kept;
+    if (r->cfg.filter != NULL && !(flags & (CMD_SKIP | CMD_SELECT | CMD_MULTI | CMD_EXEC))) {
+        int x = filter_command(r, spec, c, &kept);
+        if (x < 0)
+            return RS_ERR;
+        if (x == FILTER_DROP)
+            return 0; /* consumed, as a skipped command: the applied offset passes it */
+        if (x == FILTER_TRIM) {
+            c = &kept; /* a command of the same family (MSETNX's is MSET) */
+            spec = command_lookup(c->argv[0].p, c->argv[0].len);
+            flags = spec->flags;
+        }
+    }
     struct resp_cmd rewritten;
     if (spec != NULL && command_rewrite_of(spec) != CMD_RW_NONE) {
         int x = stream_rewrite_cmd(&r->rw, spec, c, &rewritten);
@@ -1082,6 +1287,10 @@ static int route(struct router *r, const struct resp_cmd *c)
             c = &prefixed;
     }
     if (r->in_tx) {
+        if ((flags & CMD_EXEC) && r->cfg.filter != NULL && r->tx_data == 0) {
+            r->in_tx = false; /* the filters left none of its commands: nothing to send */
+            return 0;
+        }
         if (flags & CMD_EXEC && r->cluster) {
             struct resp_scanner *sc = r->txsc;
             int need = tx_needs_carry(r, sc);
@@ -1174,6 +1383,7 @@ static int route(struct router *r, const struct resp_cmd *c)
         r->tx_workers = 0;
         r->tx_fence = false;
         r->tx_has_key = false;
+        r->tx_data = 0;
         return append_tx(r, c, spec) == RS_OK ? 0 : RS_ERR;
     }
     bool failed;

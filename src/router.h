@@ -25,6 +25,23 @@
  *                     its slots and offsets) or skip (dropped, counted)
  *   every command's db goes through the db map; an unmapped db stops the
  *   job or, with --db-unmapped skip, drops the command (counted).
+ *
+ * Filters (key_filter.h), before anything else, on the source's key names
+ * and db, per command (inside MULTI/EXEC too; a transaction left with no
+ * command is dropped whole), every dropped command counted in job->filtered_cmds:
+ *   a --block-command          dropped
+ *   every key kept             as it came
+ *   every key dropped          dropped
+ *   keys split by the filter   DEL/UNLINK/TOUCH/MSET/MSETNX (as MSET): with the
+ *                              kept keys only (job->filter_trimmed); anything
+ *                              else (RENAME a b, SUNIONSTORE ...) meets
+ *                              --cross-slot: stop naming the command, the
+ *                              filter and the offsets, or skip (counted)
+ *   FLUSHDB, keyless commands  dropped in a db --filter-db leaves out
+ *   SWAPDB a b                 as it came when both dbs are kept, dropped when
+ *                              neither is, else --cross-slot
+ *   MOVE k db, COPY ... DB db  the key judged in both dbs, as a split above
+ *   FLUSHALL, FUNCTION, SCRIPT, PUBLISH, unknown commands: --block-command only
  */
 #ifndef RS_ROUTER_H
 #define RS_ROUTER_H
@@ -41,6 +58,7 @@ struct job;
 struct dest_route;
 struct cross_slot;
 struct checkpoint;
+struct key_filter;
 
 struct router_config {
     const struct dest_route *route; /* lanes and the db map (dest_route.h) */
@@ -63,6 +81,8 @@ struct router_config {
     bool proxy;
     bool proxy_tag;
     bool proxy_eval;
+    /* the filters (above), or NULL: none, and nothing paid for them */
+    const struct key_filter *filter;
 };
 
 struct router;

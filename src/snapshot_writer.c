@@ -13,6 +13,7 @@
 #include "batch.h"
 #include "crc64.h"
 #include "job.h"
+#include "key_filter.h"
 #include "rs_error.h"
 #include "dest_route.h"
 #include "slot.h"
@@ -417,6 +418,12 @@ static int on_key_begin(struct snapshot_writer *sw, const struct rdb_key_info *k
     sw->npel = 0;
     sw->ntomb = 0;
     sw->has_live = false;
+    if (sw->cfg.filter != NULL &&
+        !key_filter_keep_key(sw->cfg.filter, (int64_t)k->db, k->key.p, k->key.len)) {
+        sw->skip = true; /* before the db map: a db left out needs no mapping */
+        atomic_fetch_add_explicit(&sw->job->filtered_keys, 1, memory_order_relaxed);
+        return 0;
+    }
     sw->skip = k->expire_ms >= 0 && k->expire_ms <= now_ms();
     if (sw->skip) {
         sw->st.expired++;
@@ -551,6 +558,11 @@ static int on_key_end(struct snapshot_writer *sw, const struct rdb_event *ev)
 /* sw->argv[0..argc) to every destination node (functions, scripts). */
 static int every_node(struct snapshot_writer *sw, int argc)
 {
+    if (sw->cfg.filter != NULL &&
+        key_filter_blocks_command(sw->cfg.filter, sw->argv[0].p, sw->argv[0].len)) {
+        sw->st.code_blocked++;
+        return 0;
+    }
     if (sw->cfg.proxy) { /* nothing keyless passes a proxy: the user loads these */
         if (sw->st.code_skipped++ == 0)
             fprintf(stderr,
@@ -590,7 +602,9 @@ int snapshot_writer_on_event(void *ctx, const struct rdb_event *ev)
         sw->argv[1] = lit("LOAD");
         sw->argv[2] = lit("REPLACE");
         sw->argv[3] = ev->function.code;
-        sw->st.functions += !sw->cfg.proxy;
+        sw->st.functions +=
+            !sw->cfg.proxy &&
+            !(sw->cfg.filter != NULL && key_filter_blocks_command(sw->cfg.filter, "FUNCTION", 8));
         return every_node(sw, 4);
     case RDB_EV_AUX:
         if (ev->aux.name.len == 3 && memcmp(ev->aux.name.p, "lua", 3) == 0) {

@@ -14,7 +14,8 @@
  *
  * Commands of one key go to one lane (its hash slot's worker and node), in
  * order, in the database the db map gives (dest_route.h). Functions and Lua
- * scripts go to every node.
+ * scripts go to every node. Keys the filters drop (key_filter.h, on the
+ * source's key name and db) are read and not written.
  */
 #ifndef RS_SNAPSHOT_WRITER_H
 #define RS_SNAPSHOT_WRITER_H
@@ -28,12 +29,18 @@ struct batch_writer;
 struct job;
 
 struct dest_route;
+struct key_filter;
 
 struct snapshot_writer_config {
     bool use_restore; /* RESTORE small non-string values; false: native commands for all */
     const struct dest_route *route; /* each key's lane and destination db */
     int64_t expiry_margin_ms;       /* expiries written this much later (stream_rewrite.h) */
     bool proxy; /* a proxy: functions and scripts are skipped (counted in code_skipped) */
+    /* the filters (key_filter.h), or NULL: none. A key record they drop is
+     * not written (counted in job->filtered_keys); --block-command FUNCTION
+     * or SCRIPT leaves the snapshot's functions or Lua scripts out
+     * (code_blocked) */
+    const struct key_filter *filter;
 };
 
 struct snapshot_writer;
@@ -59,6 +66,7 @@ struct snapshot_writer_stats {
     uint64_t native;       /* keys written with native commands */
     uint64_t functions;    /* function libraries loaded */
     uint64_t code_skipped; /* functions and scripts a proxy could not pass */
+    uint64_t code_blocked; /* functions and scripts --block-command left out */
     int rdb_version;
 };
 void snapshot_writer_stats(const struct snapshot_writer *sw, struct snapshot_writer_stats *st);

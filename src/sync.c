@@ -40,6 +40,7 @@
 #include "endpoint.h"
 #include "expiry_margin.h"
 #include "job.h"
+#include "key_filter.h"
 #include "log.h"
 #include "rs_error.h"
 #include "rdb_decoder.h"
@@ -277,6 +278,27 @@ static int counting_on_event(void *ctx, const struct rdb_event *ev)
     return snapshot_writer_on_event(cs->sw, ev);
 }
 
+/* The report's lines on the filters (key_filter.h): what they left out. */
+static void report_filters(struct job *job, const struct key_filter *f,
+                           const struct snapshot_writer_stats *st)
+{
+    char what[400];
+    key_filter_describe(f, what, sizeof(what));
+    rs_log("filters (%s): %" PRIu64 " snapshot keys and %" PRIu64
+           " stream commands left out, %" PRIu64 " stream commands sent with their kept keys "
+           "only",
+           what, atomic_load(&job->filtered_keys), atomic_load(&job->filtered_cmds),
+           atomic_load(&job->filter_trimmed));
+    if (st->code_blocked > 0)
+        rs_log("%" PRIu64 " function libraries and Lua scripts of the snapshot were not loaded "
+               "(--block-command)",
+               st->code_blocked);
+    if (atomic_load(&job->filter_split_skipped) > 0)
+        rs_log("%" PRIu64 " stream commands whose keys the filters split, with no form for the "
+               "kept keys alone, were dropped (--cross-slot skip)",
+               atomic_load(&job->filter_split_skipped));
+}
+
 /* Every worker is gone: the destination's expiries are made exact again
  * (expiry_margin.h). 0, or 1 after saying which are still late. */
 static int remove_margin(struct run_ctx *rc, int64_t margin_ms)
@@ -386,6 +408,8 @@ int sync_run_job(struct run_ctx *rc)
     struct snapshot_writer_config swc = {
         .use_restore = rc->use_restore, .route = &rc->route, .expiry_margin_ms = margin_ms};
     swc.proxy = rc->nodes->is_proxy;
+    const struct key_filter *filter = key_filter_is_active(&o->filter) ? &o->filter : NULL;
+    swc.filter = filter;
     if (bw != NULL && rc->nodes->is_proxy)
         batch_writer_set_proxy(bw, rc->proxy.eval, rc->target.name);
     sw = bw ? snapshot_writer_new(&swc, bw, &job) : NULL;
@@ -415,7 +439,8 @@ int sync_run_job(struct run_ctx *rc)
                                      .start_db = rc->resumed ? rc->cps.db : 0,
                                      .proxy = rc->nodes->is_proxy,
                                      .proxy_tag = rc->nodes->proxy_tag,
-                                     .proxy_eval = rc->proxy.eval};
+                                     .proxy_eval = rc->proxy.eval,
+                                     .filter = filter};
         router = router_new(&rcfg, bw, &job, rc->stream_start);
         if (router == NULL) {
             rs_log("out of memory");
@@ -678,6 +703,8 @@ int sync_run_job(struct run_ctx *rc)
         rs_log("%" PRIu64 " transactions across hash slots went out as one transaction per slot "
                "(atomic per slot, not as a whole)",
                atomic_load(&job.tx_split));
+    if (filter != NULL)
+        report_filters(&job, filter, &st);
     if (rc->nodes->is_proxy)
         proxy_target_report(&job, st.code_skipped);
     bool wrote = atomic_load(&job.keys_read) > 0 || atomic_load(&job.snapshot_applied);

@@ -62,8 +62,14 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
                "  --db-unmapped stop|skip     a source db the map leaves out stops the job\n"
                "                              (default), or its keys and writes are dropped\n"
                "  --cross-slot stop|skip      a command a cluster cannot run (keys of several\n"
-               "                              slots, no per-slot form) stops the job (default)\n"
-               "                              or is logged, counted and dropped\n"
+               "                              slots, no per-slot form), or whose keys the\n"
+               "                              filters split, stops the job (default) or is\n"
+               "                              logged, counted and dropped\n"
+               "  --filter-key-prefix P       copy only keys starting with P (repeatable)\n"
+               "  --block-key-prefix P        leave out keys starting with P (repeatable)\n"
+               "  --filter-db N               copy only source database N (repeatable)\n"
+               "  --block-command NAME        leave out every NAME command (repeatable; any\n"
+               "                              case, FLUSHALL for example)\n"
                "  --status-addr HOST:PORT     serve /status and /metrics over HTTP there (sync's\n"
                "                              default 127.0.0.1:0, a free port, logged at\n"
                "                              start; none: no server, restore's and replay's)\n"
@@ -118,6 +124,9 @@ static int choice(const char *arg, const char *option, const char *const *names)
     return -1;
 }
 
+/* Options without a letter of their own (getopt_long's values past a char). */
+enum { OPT_FILTER_KEY_PREFIX = 256, OPT_BLOCK_KEY_PREFIX, OPT_FILTER_DB, OPT_BLOCK_COMMAND };
+
 static const char *const nonempty_names[] = {"refuse", "keep", "flush", NULL};
 static const char *const restore_names[] = {"auto", "never", NULL};
 static const char *const on_error_names[] = {"stop", "skip", NULL};
@@ -160,6 +169,10 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         {"status-addr", required_argument, NULL, 'A'},
         {"cutover-lag-ms", required_argument, NULL, 'L'},
         {"log-format", required_argument, NULL, 'F'},
+        {"filter-key-prefix", required_argument, NULL, OPT_FILTER_KEY_PREFIX},
+        {"block-key-prefix", required_argument, NULL, OPT_BLOCK_KEY_PREFIX},
+        {"filter-db", required_argument, NULL, OPT_FILTER_DB},
+        {"block-command", required_argument, NULL, OPT_BLOCK_COMMAND},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -385,6 +398,22 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
                 return 2;
             rs_log_set_format(pick == 1 ? RS_LOG_JSON : RS_LOG_TEXT);
             break;
+        case OPT_FILTER_KEY_PREFIX:
+        case OPT_BLOCK_KEY_PREFIX:
+        case OPT_FILTER_DB:
+        case OPT_BLOCK_COMMAND: {
+            struct rs_error err = {0};
+            int x =
+                c == OPT_FILTER_KEY_PREFIX  ? key_filter_add_keep_prefix(&o->filter, optarg, &err)
+                : c == OPT_BLOCK_KEY_PREFIX ? key_filter_add_block_prefix(&o->filter, optarg, &err)
+                : c == OPT_FILTER_DB        ? key_filter_add_db(&o->filter, optarg, &err)
+                                            : key_filter_add_command(&o->filter, optarg, &err);
+            if (x < 0) {
+                rs_log("%s", err.msg);
+                return 2;
+            }
+            break;
+        }
         case 'h':
             sync_opts_usage(stdout, mode);
             return -1;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "dest_nodes.h"
+#include "key_filter.h"
 
 enum nonempty_policy { NONEMPTY_REFUSE, NONEMPTY_KEEP, NONEMPTY_FLUSH };
 enum sync_mode { MODE_SYNC, MODE_RESTORE, MODE_REPLAY };
@@ -47,8 +48,10 @@ struct sync_opts {
     double source_timeout_s;       /* --source-timeout: a silent source link is lost */
     double source_retry_timeout_s; /* --source-retry-timeout: reconnecting gives up (0 never) */
     bool source_given;
-    const char *status_addr; /* --status-addr HOST:PORT or none (status_server.h) */
-    double cutover_lag_ms;   /* --cutover-lag-ms: ready_for_cutover's lag threshold */
+    const char *status_addr;  /* --status-addr HOST:PORT or none (status_server.h) */
+    double cutover_lag_ms;    /* --cutover-lag-ms: ready_for_cutover's lag threshold */
+    struct key_filter filter; /* --filter-key-prefix, --block-key-prefix, --filter-db,
+                                 --block-command (key_filter.h); all zero: none */
 };
 
 /* Parses argv into o (zeroed first, then the defaults). Returns 0; -1 after
