@@ -72,7 +72,7 @@ static void write_conf(const struct proxy_fixture *pf, const struct proxy_fixtur
             "  timeout: %d\n",
             pf->port, opts->auto_eject_hosts ? "true" : "false",
             opts->server_connections > 0 ? opts->server_connections : 1,
-            opts->timeout_ms > 0 ? opts->timeout_ms : 2000);
+            opts->timeout_ms > 0 ? opts->timeout_ms : 30000);
     if (opts->auto_eject_hosts) /* nutcracker's defaults: 30 s, 2 failures */
         fprintf(f, "  server_retry_timeout: 1000\n  server_failure_limit: 1\n");
     if (pf->hash_tag[0] != '\0')

@@ -42,7 +42,7 @@ struct proxy_fixture_opts {
     const char *hash_tag;   /* NULL: none; else two characters, as "{}" */
     int server_connections; /* the pool's server_connections; 0: 1 */
     bool auto_eject_hosts;  /* false: a dead server answers errors, keys stay put */
-    int timeout_ms;         /* the pool's timeout; 0: 2000 */
+    int timeout_ms;         /* the pool's timeout; 0: 30000 (a loaded test box is slow) */
     int ready_timeout_ms;   /* 0: 10 s */
 };
 
