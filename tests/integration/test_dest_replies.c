@@ -40,14 +40,16 @@ static const char *const source_args[] = {"--enable-debug-command", "yes",
                                           "--repl-diskless-sync-delay", "0", NULL};
 static const char *const debug_args[] = {"--enable-debug-command", "yes", NULL};
 
-#define BUSY_SCRIPT                                                                                \
+/* A script that keeps the server busy for `us` microseconds. */
+#define BUSY_SCRIPT_FOR(us)                                                                        \
     "local t = redis.call('TIME') "                                                                \
     "local s = t[1] * 1000000 + t[2] "                                                             \
     "while true do "                                                                               \
     "  local n = redis.call('TIME') "                                                              \
-    "  if n[1] * 1000000 + n[2] - s > 1500000 then break end "                                     \
+    "  if n[1] * 1000000 + n[2] - s > " us " then break end "                                      \
     "end "                                                                                         \
     "return 1"
+#define BUSY_SCRIPT BUSY_SCRIPT_FOR("1500000")
 
 static double now_s(void)
 {
@@ -199,7 +201,9 @@ Test(dest_replies, a_target_busy_past_the_retry_timeout_stops_naming_it)
         sleep_ms(10);
     }
     redisContext *script = redis_fixture_connect(dst);
-    send_only(script, "EVAL %s 0", BUSY_SCRIPT);
+    /* busy for 4 s: long past the 0.5 s timeout even when a loaded box
+     * delays the INCR's arrival by a second or more */
+    send_only(script, "EVAL %s 0", BUSY_SCRIPT_FOR("4000000"));
     sleep_ms(200);
     redis_fixture_exec(src->ctx, "INCR after");
     struct program_result r;
