@@ -182,6 +182,9 @@ __attribute__((format(printf, 3, 4))) static int fail_at(struct translation *t,
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
+    for (char *c = what; *c; c++) /* the file's own bytes are quoted: keep the line printable */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     rs_error_set(t->err, RS_E_FORMAT, n->start_mark.index, "%s:%zu:%zu: %s", t->path,
                  n->start_mark.line + 1, n->start_mark.column + 1, what);
     return -EINVAL;
