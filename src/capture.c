@@ -25,6 +25,8 @@
 #include "capture_file.h"
 #include "control_link.h"
 #include "endpoint.h"
+#include "job_file.h"
+#include "log.h"
 #include "source_link.h"
 
 #define CAPTURE_RECV_BYTES (256 * 1024)
@@ -62,6 +64,8 @@ static void usage(FILE *f)
                "replica receives them, into DIR (snapshot.rdb, stream.rsc, MANIFEST). Ctrl-C\n"
                "or SIGTERM finishes the files and exits 0.\n"
                "\n"
+               "  --config FILE         the job's options from a YAML job file; flags given too\n"
+               "                        override it (README: Job files)\n"
                "  --duration S          stop after S seconds of stream (default: until stopped)\n"
                "  --listening-port N    the port the source shows for this replica\n"
                "  --timeout-ms N        connect and handshake timeout (default 5000)\n"
@@ -86,6 +90,7 @@ static int parse_opts(int argc, char **argv, struct capture_opts *o)
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         char *end;
+        job_file_at(optarg); /* a value from a job file: its place in messages */
         switch (c) {
         case 's':
             o->source_uri = optarg;
@@ -96,7 +101,7 @@ static int parse_opts(int argc, char **argv, struct capture_opts *o)
         case 'd':
             o->duration_s = strtod(optarg, &end);
             if (*end || o->duration_s <= 0) {
-                fprintf(stderr, "ringsync: --duration takes seconds (> 0), not '%s'\n", optarg);
+                rs_log("--duration takes seconds (> 0), not '%s'", optarg);
                 return 2;
             }
             break;
@@ -106,7 +111,7 @@ static int parse_opts(int argc, char **argv, struct capture_opts *o)
         case 'T':
             o->timeout_ms = atoi(optarg);
             if (o->timeout_ms <= 0) {
-                fprintf(stderr, "ringsync: --timeout-ms must be a positive number\n");
+                rs_log("--timeout-ms must be a positive number");
                 return 2;
             }
             break;
@@ -121,6 +126,7 @@ static int parse_opts(int argc, char **argv, struct capture_opts *o)
             return 2;
         }
     }
+    job_file_at(NULL);
     if (optind != argc || o->source_uri == NULL || o->out == NULL) {
         usage(stderr);
         return 2;
@@ -297,6 +303,26 @@ static int run(struct capture_run *r, const uint8_t *initial, size_t initial_len
     }
     free(buf);
     return status;
+}
+
+int capture_describe(int argc, char **argv,
+                     void (*emit)(void *ctx, const char *option, const char *value), void *ctx)
+{
+    struct capture_opts o;
+    int rc = parse_opts(argc, argv, &o);
+    if (rc != 0)
+        return rc;
+    char b[32];
+    emit(ctx, "source", o.source_uri);
+    emit(ctx, "out", o.out);
+    snprintf(b, sizeof(b), "%g", o.duration_s);
+    emit(ctx, "duration", o.duration_s > 0 ? b : NULL);
+    snprintf(b, sizeof(b), "%d", o.listening_port);
+    emit(ctx, "listening-port", o.listening_port ? b : NULL);
+    snprintf(b, sizeof(b), "%d", o.timeout_ms);
+    emit(ctx, "timeout-ms", b);
+    emit(ctx, "quiet", o.quiet ? "true" : "false");
+    return 0;
 }
 
 int capture_main(int argc, char **argv)

@@ -9,4 +9,10 @@
  * or was stopped before the snapshot was complete, 2 bad usage. */
 int capture_main(int argc, char **argv);
 
+/* Parses capture's argv as capture_main would and says each option's value
+ * (defaults included) to emit, as its long option's name and text. Returns
+ * 0, -1 (--help printed) or 2 (bad usage, said). config check's. */
+int capture_describe(int argc, char **argv,
+                     void (*emit)(void *ctx, const char *option, const char *value), void *ctx);
+
 #endif

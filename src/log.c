@@ -8,6 +8,12 @@
 #include <unistd.h>
 
 static enum rs_log_format log_format;
+static char log_context[320]; /* "" or "job.yaml:3:10": rs_log_set_context */
+
+void rs_log_set_context(const char *where)
+{
+    snprintf(log_context, sizeof(log_context), "%s", where != NULL ? where : "");
+}
 
 void rs_log_set_format(enum rs_log_format f)
 {
@@ -85,8 +91,11 @@ void rs_log(const char *fmt, ...)
 {
     char msg[2048], line[4096];
     va_list ap;
+    size_t at = 0;
+    if (log_context[0] != '\0')
+        at = (size_t)snprintf(msg, sizeof(msg), "%s: ", log_context);
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(msg + at, sizeof(msg) - at, fmt, ap);
     va_end(ap);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

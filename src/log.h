@@ -16,6 +16,11 @@ enum rs_log_format { RS_LOG_TEXT = 0, RS_LOG_JSON };
  * "error", else "info". */
 void rs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Later messages begin with "<where>: " (a job file's "job.yaml:3:10"), or
+ * not when where is NULL or "". Option parsing only: the main thread, before
+ * any other thread logs (job_file_at sets it). */
+void rs_log_set_context(const char *where);
+
 /* The format of later lines; before any thread logs (option parsing). */
 void rs_log_set_format(enum rs_log_format f);
 

@@ -10,6 +10,7 @@
 #include "capture.h"
 #include "checkpoint.h"
 #include "inspect.h"
+#include "job_file.h"
 #include "status_client.h"
 #include "sync.h"
 #include "verify.h"
@@ -20,18 +21,25 @@ struct main_command {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *summary;
+    unsigned job; /* the JOB_* of a command that takes --config FILE (job_file.h); 0: none */
 };
 
 static const struct main_command main_commands[] = {
-    {"sync", sync_main, "copy a live Redis into another one (the snapshot, through PSYNC)"},
-    {"restore", restore_main, "write an RDB file into a Redis, as sync writes a snapshot"},
-    {"inspect", inspect_main, "print what an RDB file holds, as JSON lines or a summary"},
-    {"capture", capture_main, "record a source's snapshot and write stream, with arrival times"},
-    {"checkpoint", checkpoint_main, "show or clear the progress a sync keeps in its destination"},
+    {"sync", sync_main, "copy a live Redis into another one (the snapshot, through PSYNC)",
+     JOB_SYNC},
+    {"restore", restore_main, "write an RDB file into a Redis, as sync writes a snapshot",
+     JOB_RESTORE},
+    {"inspect", inspect_main, "print what an RDB file holds, as JSON lines or a summary", 0},
+    {"capture", capture_main, "record a source's snapshot and write stream, with arrival times",
+     JOB_CAPTURE},
+    {"checkpoint", checkpoint_main, "show or clear the progress a sync keeps in its destination",
+     0},
     {"replay", replay_main,
-     "apply a capture to a Redis at its pace, N times faster or at full speed"},
-    {"verify", verify_main, "compare two data sets: keys, types, TTLs, lengths (and values)"},
-    {"status", status_main, "print a running sync's status (its --status-addr)"},
+     "apply a capture to a Redis at its pace, N times faster or at full speed", JOB_REPLAY},
+    {"verify", verify_main, "compare two data sets: keys, types, TTLs, lengths (and values)",
+     JOB_VERIFY},
+    {"config", config_main, "check a job file (config check FILE) and print the effective job", 0},
+    {"status", status_main, "print a running sync's status (its --status-addr)", 0},
 };
 
 static void main_print_usage(FILE *f)
@@ -62,8 +70,18 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof(main_commands) / sizeof(main_commands[0]); i++) {
-        if (strcmp(cmd, main_commands[i].name) == 0)
-            return main_commands[i].run(argc - 1, argv + 1);
+        const struct main_command *mc = &main_commands[i];
+        if (strcmp(cmd, mc->name) != 0)
+            continue;
+        if (mc->job == 0)
+            return mc->run(argc - 1, argv + 1);
+        /* The job file's options, then the command line's: a flag overrides the file. */
+        struct job_file jf;
+        int code = job_file_expand(mc->job, argc - 1, argv + 1, &jf);
+        if (code == 0)
+            code = mc->run(jf.argc, jf.argv);
+        job_file_deinit(&jf);
+        return code;
     }
     fprintf(stderr, "ringsync: unknown command '%s'\n", cmd);
     main_print_usage(stderr);

@@ -8,6 +8,7 @@
 
 #include "checkpoint.h"
 #include "job.h"
+#include "job_file.h"
 #include "log.h"
 #include "status_server.h"
 
@@ -37,6 +38,8 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
                "URIs are redis://[user[:password]@]host:port; passwords may come from\n"
                "RINGSYNC_SOURCE_PASSWORD / RINGSYNC_TARGET_PASSWORD instead.\n"
                "\n"
+               "  --config FILE               the job's options from a YAML job file; flags\n"
+               "                              given too override it (README: Job files)\n"
                "  --workers N                 shard workers (default: the CPUs less one, at\n"
                "                              least one)\n"
                "  --target-nonempty P         refuse (default) | keep | flush, when the\n"
@@ -197,6 +200,7 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
     int c, pick;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         char *end;
+        job_file_at(optarg); /* a value from a job file: its place in messages */
         switch (c) {
         case 's':
             o->source_uri = optarg;
@@ -422,6 +426,7 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
             return 2;
         }
     }
+    job_file_at(NULL);
     bool sync_only = o->source_uri || o->listening_port || o->snapshot_only || o->forward_publish ||
                      o->spill_dir || o->checkpoint_given || o->job_id ||
                      o->resync_on_lost_backlog || o->source_given;
@@ -452,4 +457,62 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         return 2;
     }
     return 0;
+}
+
+void sync_opts_describe(const struct sync_opts *o, enum sync_mode mode,
+                        void (*emit)(void *ctx, const char *option, const char *value), void *ctx)
+{
+    char b[64];
+    if (mode == MODE_SYNC)
+        emit(ctx, "source", o->source_uri);
+    emit(ctx, "target", o->target_uri);
+    snprintf(b, sizeof(b), "%u", o->workers);
+    emit(ctx, "workers", b);
+    emit(ctx, "target-mode", target_mode_names[o->target_mode]);
+    emit(ctx, "target-nonempty", nonempty_names[o->nonempty]);
+    emit(ctx, "db-map", o->db_map);
+    emit(ctx, "db-prefix", o->db_prefix);
+    emit(ctx, "db-unmapped", on_error_names[o->db_unmapped_skip]);
+    emit(ctx, "cross-slot", on_error_names[o->cross_slot_skip]);
+    emit(ctx, "status-addr", o->status_addr);
+    snprintf(b, sizeof(b), "%g", o->cutover_lag_ms);
+    emit(ctx, "cutover-lag-ms", b);
+    emit(ctx, "restore", restore_names[o->restore_never]);
+    emit(ctx, "on-error", on_error_names[o->skip_errors]);
+    snprintf(b, sizeof(b), "%g", o->retry_timeout_s);
+    emit(ctx, "target-retry-timeout", b);
+    snprintf(b, sizeof(b), "%d", o->timeout_ms);
+    emit(ctx, "timeout-ms", b);
+    snprintf(b, sizeof(b), "%llu", (unsigned long long)o->max_memory);
+    emit(ctx, "max-memory", b);
+    snprintf(b, sizeof(b), "%u", o->proxy_connections ? o->proxy_connections : 4);
+    emit(ctx, "proxy-connections", b);
+    emit(ctx, "proxy-hash-tag", o->proxy_tag ? "{}" : NULL);
+    emit(ctx, "quiet", o->quiet ? "true" : "false");
+    if (mode != MODE_RESTORE) {
+        snprintf(b, sizeof(b), "%lld", (long long)(o->expiry_margin_ms / 1000));
+        emit(ctx, "expiry-margin", b);
+    }
+    if (mode == MODE_REPLAY) {
+        snprintf(b, sizeof(b), "%g", o->speed);
+        emit(ctx, "speed", o->speed == 0 ? "max" : b);
+        emit(ctx, "json", o->json_path);
+    }
+    if (mode != MODE_SYNC)
+        return;
+    char cp[4200];
+    snprintf(cp, sizeof(cp), "file:%s", o->checkpoint_file ? o->checkpoint_file : "");
+    emit(ctx, "checkpoint", o->checkpoint_file ? cp : o->checkpoint ? "target" : "none");
+    emit(ctx, "job-id", o->job_id);
+    emit(ctx, "resync-on-lost-backlog", o->resync_on_lost_backlog ? "true" : "false");
+    snprintf(b, sizeof(b), "%g", o->source_timeout_s);
+    emit(ctx, "source-timeout", b);
+    snprintf(b, sizeof(b), "%g", o->source_retry_timeout_s);
+    emit(ctx, "source-retry-timeout", b);
+    if (o->listening_port)
+        snprintf(b, sizeof(b), "%d", o->listening_port);
+    emit(ctx, "listening-port", o->listening_port ? b : NULL);
+    emit(ctx, "snapshot-only", o->snapshot_only ? "true" : "false");
+    emit(ctx, "forward-publish", o->forward_publish ? "true" : "false");
+    emit(ctx, "spill-dir", o->spill_dir);
 }

@@ -58,6 +58,12 @@ struct sync_opts {
  * printing --help (exit 0); 2 after saying what is wrong (bad usage). */
 int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts *o);
 
+/* Says the value of each of mode's options in o (after sync_opts_parse,
+ * defaults included) to emit, as its long option's name and the text the
+ * option takes ("workers", "3"); a value not set is left out. config check's. */
+void sync_opts_describe(const struct sync_opts *o, enum sync_mode mode,
+                        void (*emit)(void *ctx, const char *option, const char *value), void *ctx);
+
 /* The usage text of mode's command on f. */
 void sync_opts_usage(FILE *f, enum sync_mode mode);
 

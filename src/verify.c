@@ -28,6 +28,7 @@
 #include "control_link.h"
 #include "dest_route.h"
 #include "endpoint.h"
+#include "job_file.h"
 #include "json_out.h"
 #include "log.h"
 #include "verify_check.h"
@@ -63,6 +64,8 @@ static void verify_usage(FILE *f)
             "again in further passes, so that writes still in flight are not reported.\n"
             "Exit 0: equal; 1: not equal (or verify could not finish); 2: bad usage.\n"
             "\n"
+            "  --config FILE            the job's options from a YAML job file; flags given\n"
+            "                           too override it (README: Job files)\n"
             "  --mode quick|full        quick (default): keys, types, TTLs, lengths; full:\n"
             "                           values too, read in bounded chunks and digested\n"
             "  --ttl-tolerance MS       two TTLs this close are equal (default %d)\n"
@@ -137,6 +140,7 @@ static int verify_parse(int argc, char **argv, struct verify_opts *o)
     int c, li = -1;
     while ((c = getopt_long(argc, argv, ":h", longopts, &li)) != -1) {
         bool ok = true;
+        job_file_at(optarg); /* a value from a job file: its place in messages */
         switch (c) {
         case 's':
             o->source = optarg;
@@ -202,6 +206,7 @@ static int verify_parse(int argc, char **argv, struct verify_opts *o)
             return 2;
         }
     }
+    job_file_at(NULL);
     if (optind < argc) {
         rs_log("verify: unexpected argument '%s'", argv[optind]);
         return 2;
@@ -484,6 +489,41 @@ static void plan_dbs(struct verify_config *cfg, const struct verify_side *src,
         else
             rs_log("verify: target db %u holds keys no source db maps to: not compared", t);
     }
+}
+
+int verify_describe(int argc, char **argv,
+                    void (*emit)(void *ctx, const char *option, const char *value), void *ctx)
+{
+    struct verify_opts o;
+    int prc = verify_parse(argc, argv, &o);
+    if (prc != 0)
+        return prc == 1 ? -1 : 2;
+    char b[32];
+    emit(ctx, "source", o.source);
+    emit(ctx, "target", o.target);
+    emit(ctx, "mode", o.is_full ? "full" : "quick");
+    emit(ctx, "db-map", o.db_map);
+    emit(ctx, "db-prefix", o.db_prefix);
+    const struct {
+        const char *option;
+        long value;
+    } numbers[] = {
+        {"ttl-tolerance", o.ttl_tolerance_ms},
+        {"expiry-margin", o.expiry_margin_s},
+        {"passes", o.passes},
+        {"pass-delay-ms", o.pass_delay_ms},
+        {"examples", o.examples},
+        {"max-diffs", o.diffs_max},
+        {"scan-count", o.scan_count},
+        {"timeout-ms", o.timeout_ms},
+    };
+    for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+        snprintf(b, sizeof(b), "%ld", numbers[i].value);
+        emit(ctx, numbers[i].option, b);
+    }
+    emit(ctx, "debug-digest", o.debug_digest_never ? "never" : "auto");
+    emit(ctx, "json", o.is_json ? "true" : "false");
+    return 0;
 }
 
 int verify_main(int argc, char **argv)

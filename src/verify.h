@@ -8,4 +8,10 @@
  * report on stdout. */
 int verify_main(int argc, char **argv);
 
+/* Parses verify's argv as verify_main would and says each option's value
+ * (defaults included) to emit, as its long option's name and text. Returns
+ * 0, -1 (--help printed) or 2 (bad usage, said). config check's. */
+int verify_describe(int argc, char **argv,
+                    void (*emit)(void *ctx, const char *option, const char *value), void *ctx);
+
 #endif

@@ -8,7 +8,7 @@ RS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RS_PACKAGES=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
     liburing-dev libhiredis-dev libmimalloc-dev libcriterion-dev liblzf-dev libisal-dev libjson-c-dev
-    libmicrohttpd-dev redis-server redis-tools nutcracker gnuplot-nox valgrind python3
+    libmicrohttpd-dev libyaml-dev redis-server redis-tools nutcracker gnuplot-nox valgrind python3
     python3-prometheus-client
 )
 
