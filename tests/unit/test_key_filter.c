@@ -268,7 +268,7 @@ static int disagreements(bool fault)
         }
         for (int db = 0; db < 4; db++)
             if (rand() % 3 == 0) {
-                char n[4];
+                char n[16];
                 snprintf(n, sizeof(n), "%d", db);
                 m.dbs[db] = m.has_dbs = true;
                 cr_assert_eq(key_filter_add_db(&f, n, &err), 0);
