@@ -24,7 +24,7 @@
 #include "slot.h"
 
 #define CROSS_SLOT_MAX_ARGS 4096 /* a *STORE with more inputs is left to --cross-slot */
-#define CROSS_SLOT_TMP_CAP  64   /* "{tag}ringsync:tmp:N" */
+#define CROSS_SLOT_TMP_CAP  320  /* "{tag}ringsync:tmp:N"; through a proxy tag = a key */
 
 struct cross_slot {
     struct job *job;
@@ -36,6 +36,7 @@ struct cross_slot {
     const char *what; /* the command being carried out, for messages */
     bool proxy;       /* cross_slot_set_proxy: steps the proxy refuses go EVAL-wrapped */
     bool proxy_eval;
+    bool proxy_tag; /* the proxy hashes {tags}: the *STORE family's temporaries by the key */
     /* scratch */
     const char *argv[CROSS_SLOT_MAX_ARGS];
     size_t lens[CROSS_SLOT_MAX_ARGS];
@@ -52,10 +53,25 @@ struct cross_slot *cross_slot_new(struct job *job, struct cluster_redirect *h)
     return x;
 }
 
-void cross_slot_set_proxy(struct cross_slot *x, bool eval)
+void cross_slot_set_proxy(struct cross_slot *x, bool eval, bool tag)
 {
     x->proxy = true;
     x->proxy_eval = eval;
+    x->proxy_tag = tag;
+}
+
+/* Through a proxy that hashes {tags}: the tag T of a temporary "{T}..."
+ * that the proxy puts with key: key's own tag, or the whole key when it
+ * has none (both hashed alike); len 0 when there is none (a '}' without a
+ * valid tag, or too long). */
+static struct rs_slice proxy_tmp_tag(struct rs_slice key)
+{
+    struct rs_slice t = proxy_hash_part(key, true);
+    bool whole = t.p == key.p && t.len == key.len;
+    if ((whole && memchr(key.p, '}', key.len) != NULL) || t.len == 0 ||
+        t.len > CROSS_SLOT_TMP_CAP - 32)
+        return (struct rs_slice){key.p, 0};
+    return t;
 }
 
 void cross_slot_free(struct cross_slot *x)
@@ -372,21 +388,33 @@ static int tmp_name(struct cross_slot *x, unsigned slot, int i, char *out, size_
 }
 
 /* The *STORE family: inputs of other slots copied next to the key written
- * (at keys[anchor]), the command run there, the copies deleted. */
+ * (at keys[anchor]), the command run there, the copies deleted. Through a
+ * proxy: inputs its hash puts elsewhere, into temporaries tagged so that it
+ * puts them with the key written (proxy_tmp_tag). */
 static int store_family(struct cross_slot *x, int argc, const struct rs_slice *argv,
                         const int *keys, const unsigned *slots, int nkeys, int anchor)
 {
     unsigned at = slots[anchor];
+    struct rs_slice wk = argv[keys[anchor]], tag = {wk.p, 0};
+    if (x->proxy && (tag = proxy_tmp_tag(wk)).len == 0) {
+        job_fail(x->job,
+                 "cannot carry out %s through the proxy: its key written has no name a "
+                 "temporary could share its server with",
+                 x->what);
+        return -1;
+    }
     int ntmp = 0, rc = 0;
     for (int i = 0; i < argc; i++) {
         x->argv[i] = argv[i].p;
         x->lens[i] = argv[i].len;
     }
     for (int k = 0; k < nkeys && rc == 0; k++) {
-        if (k == anchor || slots[k] == at)
+        if (k == anchor || (x->proxy ? proxy_same_server(argv[keys[k]], wk, true) : slots[k] == at))
             continue;
         char *name = x->tmp[ntmp];
-        int n = tmp_name(x, at, ntmp, name, CROSS_SLOT_TMP_CAP);
+        int n = x->proxy ? snprintf(name, CROSS_SLOT_TMP_CAP, "{%.*s}ringsync:tmp:%d", (int)tag.len,
+                                    tag.p, ntmp)
+                         : tmp_name(x, at, ntmp, name, CROSS_SLOT_TMP_CAP);
         if (n < 0) {
             job_fail(x->job, "out of memory while carrying out %s", x->what);
             return -1;
@@ -428,13 +456,18 @@ static const char *const store_family_names[] = {
     "zdiffstore",  "zrangestore", "geosearchstore",   "pfmerge",     "bitop",
     "sort",        "georadius",   "georadiusbymember"};
 
-bool cross_slot_can_carry_proxy(int argc, const struct rs_slice *argv)
+bool cross_slot_can_carry_proxy(int argc, const struct rs_slice *argv, const int *keys, int nkeys,
+                                bool tag)
 {
     if (!cross_slot_can_carry(argc, argv))
         return false;
     for (size_t i = 0; i < sizeof(store_family_names) / sizeof(store_family_names[0]); i++)
-        if (is(&argv[0], store_family_names[i]))
-            return false;
+        if (is(&argv[0], store_family_names[i])) {
+            /* the key written: STORE's (the last key) or the first */
+            bool last = is(&argv[0], "sort") || is(&argv[0], "georadius") ||
+                        is(&argv[0], "georadiusbymember");
+            return tag && nkeys > 0 && proxy_tmp_tag(argv[keys[last ? nkeys - 1 : 0]]).len > 0;
+        }
     return true;
 }
 

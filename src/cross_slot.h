@@ -51,15 +51,19 @@ int cross_slot_carry(struct cross_slot *x, int argc, const struct rs_slice *argv
 /* True when cross_slot_carry takes this command (by its name and form). */
 bool cross_slot_can_carry(int argc, const struct rs_slice *argv);
 
-/* The same through a proxy: RENAME, RENAMENX, COPY, SMOVE, LMOVE and
- * RPOPLPUSH; not the *STORE family, whose temporaries would have to share
- * the written key's server (src/PROXY_DESTINATION.md §4.3: not yet). */
-bool cross_slot_can_carry_proxy(int argc, const struct rs_slice *argv);
+/* The same through a proxy (keys[0..nkeys) as command_keys gives them):
+ * RENAME, RENAMENX, COPY, SMOVE, LMOVE and RPOPLPUSH; the *STORE family
+ * only when the proxy hashes {tags} (tag) and a temporary can be named to
+ * share the written key's server: "{T}ringsync:tmp:N", T the key's tag, or
+ * the whole key when it has none and no '}' (src/PROXY_DESTINATION.md §4.3). */
+bool cross_slot_can_carry_proxy(int argc, const struct rs_slice *argv, const int *keys, int nkeys,
+                                bool tag);
 
 /* The destination is a proxy: every step the proxy refuses (PEXPIRETIME
  * ...) goes EVAL-wrapped when eval is true, else the command fails the job
- * naming the step. Set before the first command. */
-void cross_slot_set_proxy(struct cross_slot *x, bool eval);
+ * naming the step; tag: it hashes {tags} (--proxy-hash-tag). Set before
+ * the first command. */
+void cross_slot_set_proxy(struct cross_slot *x, bool eval, bool tag);
 
 /* Runs a command whose keys are all in `slot` on the node serving it, as
  * the steps are run (following MOVED and ASK, waiting out BUSY ...): for

@@ -835,8 +835,9 @@ static int tx_needs_carry(struct router *r, struct resp_scanner *sc)
         int n = find_keys(r, spec, &c);
         bool one = n > 0 && keys_together(r, &c, n);
         if (n > 1 && !one) {
-            if (!(r->proxy ? cross_slot_can_carry_proxy(c.argc, c.argv)
-                           : cross_slot_can_carry(c.argc, c.argv)) ||
+            if (!(r->proxy
+                      ? cross_slot_can_carry_proxy(c.argc, c.argv, r->keys, n, r->cfg.proxy_tag)
+                      : cross_slot_can_carry(c.argc, c.argv)) ||
                 command_reads_unnamed_keys(spec, c.argc, c.argv))
                 return 0;
             need = 1;
@@ -1472,7 +1473,7 @@ static int route(struct router *r, const struct resp_cmd *c)
     if (applied_before(r, r->slots[0], c->end_offset))
         return 0;
     if (r->cluster && r->cfg.carry != NULL && !command_reads_unnamed_keys(spec, c->argc, c->argv) &&
-        (!r->proxy || cross_slot_can_carry_proxy(c->argc, c->argv))) {
+        (!r->proxy || cross_slot_can_carry_proxy(c->argc, c->argv, r->keys, n, r->cfg.proxy_tag))) {
         /* the same effects, run by cross_slot.c once everything before is
          * applied (invariant 3): a fence without a command of its own */
         if (!fence_ready(r))

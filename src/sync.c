@@ -428,7 +428,7 @@ int sync_run_job(struct run_ctx *rc)
             goto out;
         }
         if (carry != NULL && rc->nodes->is_proxy)
-            cross_slot_set_proxy(carry, rc->proxy.eval);
+            cross_slot_set_proxy(carry, rc->proxy.eval, rc->nodes->proxy_tag);
         struct router_config rcfg = {.route = &rc->route,
                                      .carry = carry,
                                      .source_is_shard = rc->source_is_shard,
