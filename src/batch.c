@@ -71,6 +71,7 @@ struct batch_writer {
     void *wake_ctx;
     const struct checkpoint *cp; /* checkpoints on (batch_writer_set_checkpoints), or NULL */
     size_t cp_end;               /* the bytes a transaction's end takes */
+    uint64_t data_end;           /* batch_writer_data_end */
     bool proxy;                  /* batch_writer_set_proxy */
     bool proxy_eval;
     const char *proxy_name;
@@ -82,7 +83,7 @@ static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slo
                   const struct rs_slice *key, const char *head, size_t hn, const void *p,
                   size_t n0);
 static int mset_flush(struct batch_writer *bw, unsigned to);
-static int stage_emit(struct batch *b, struct mset_stage *s);
+static int stage_emit(struct batch_writer *bw, struct batch *b, struct mset_stage *s);
 static size_t stage_bytes(const struct mset_stage *s, unsigned more, size_t n);
 
 /* ------------------------------------------------------------------- RESP */
@@ -332,6 +333,21 @@ static int note_spans(struct batch *b, uint32_t n, uint64_t from, uint64_t to)
     return 0;
 }
 
+/* note_spans for what carries the stream's data (not SELECT, not a w
+ * record): the highest end offset of such a write is kept (data_end). */
+static int data_spans(struct batch_writer *bw, struct batch *b, uint32_t n, uint64_t from,
+                      uint64_t to)
+{
+    if (to > bw->data_end)
+        bw->data_end = to;
+    return note_spans(b, n, from, to);
+}
+
+uint64_t batch_writer_data_end(const struct batch_writer *bw)
+{
+    return bw->data_end;
+}
+
 /* Ends the lane's checkpoint transaction, if one is open: its record (the
  * offset of its last command) and EXEC, in the room kept for them. */
 static int tx_close(struct batch_writer *bw, unsigned to)
@@ -347,7 +363,7 @@ static int tx_close(struct batch_writer *bw, unsigned to)
     b->len = (size_t)(e - b->buf);
     b->ncmds += 2;
     l->tx_open = false;
-    return note_spans(b, 2, l->tx_from, l->tx_to);
+    return data_spans(bw, b, 2, l->tx_from, l->tx_to);
 }
 
 static int put_cmd(struct batch_writer *bw, unsigned to, int argc, const struct rs_slice *argv)
@@ -357,7 +373,7 @@ static int put_cmd(struct batch_writer *bw, unsigned to, int argc, const struct 
         return -ENOMEM;
     batch_put_argv(b, argc, argv);
     b->off_last = bw->cur_end;
-    return note_spans(b, 1, bw->cur_off, bw->cur_end);
+    return data_spans(bw, b, 1, bw->cur_off, bw->cur_end);
 }
 
 static int select_db(struct batch_writer *bw, unsigned to, int64_t db)
@@ -400,7 +416,7 @@ static int mset_flush(struct batch_writer *bw, unsigned to)
                   l->open->cap - l->open->len >= stage_bytes(s, 0, 0) + bw->cp_end);
         if (s->off_last > l->tx_to)
             l->tx_to = s->off_last;
-        return stage_emit(l->open, s);
+        return stage_emit(bw, l->open, s);
     }
     int rc = select_db(bw, to, s->db);
     if (rc != 0)
@@ -408,11 +424,11 @@ static int mset_flush(struct batch_writer *bw, unsigned to)
     struct batch *b = room_at(bw, to, stage_bytes(s, 0, 0), s->off_before);
     if (b == NULL)
         return -ENOMEM;
-    return stage_emit(b, s);
+    return stage_emit(bw, b, s);
 }
 
 /* Writes the gathered MSET into b (room checked) and empties the stage. */
-static int stage_emit(struct batch *b, struct mset_stage *s)
+static int stage_emit(struct batch_writer *bw, struct batch *b, struct mset_stage *s)
 {
     uint64_t argc = 1 + 2 * (uint64_t)s->nkeys;
     if (s->off_before < b->off_before)
@@ -424,7 +440,7 @@ static int stage_emit(struct batch *b, struct mset_stage *s)
     b->ncmds++;
     if (s->off_last > b->off_last)
         b->off_last = s->off_last;
-    if (note_spans(b, 1, s->off_before, s->off_last) != 0)
+    if (data_spans(bw, b, 1, s->off_before, s->off_last) != 0)
         return -ENOMEM;
     s->len = 0;
     s->nkeys = 0;
@@ -708,7 +724,7 @@ int batch_writer_raw(struct batch_writer *bw, unsigned to, int64_t db, const voi
     b->len += n;
     b->ncmds += ncmds;
     b->off_last = bw->cur_end;
-    if (note_spans(b, ncmds, bw->cur_off, bw->cur_end) != 0)
+    if (data_spans(bw, b, ncmds, bw->cur_off, bw->cur_end) != 0)
         return -ENOMEM;
     if (db_after >= 0)
         bw->lanes[to].db = db_after;
@@ -836,7 +852,7 @@ static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slo
         memcpy(b->buf + b->len, multi, sizeof(multi) - 1);
         b->len += sizeof(multi) - 1;
         b->ncmds++;
-        if (note_spans(b, 1, bw->cur_off, bw->cur_end) != 0)
+        if (data_spans(bw, b, 1, bw->cur_off, bw->cur_end) != 0)
             return -ENOMEM;
         l->tx_open = true;
         l->tx_db = db;
@@ -855,7 +871,7 @@ static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slo
     b->ncmds++;
     b->off_last = bw->cur_end;
     l->tx_to = bw->cur_end;
-    return note_spans(b, 1, bw->cur_off, bw->cur_end);
+    return data_spans(bw, b, 1, bw->cur_off, bw->cur_end);
 }
 
 int batch_writer_raw_cp(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,

@@ -94,6 +94,11 @@ void batch_writer_free(struct batch_writer *bw);
 int batch_writer_cmd(struct batch_writer *bw, unsigned to, int64_t db, int argc,
                      const struct rs_slice *argv);
 
+/* The end offset of the last stream command (or snapshot write) written
+ * so far, SELECT and the w records aside: whether anything but records
+ * went out since a given offset (source_feed: no record for nothing). */
+uint64_t batch_writer_data_end(const struct batch_writer *bw);
+
 /* The destination is a proxy (src/PROXY_DESTINATION.md): batch_writer_cmd
  * wraps what it refuses, in EVAL when eval is true (the start-time probe
  * passed), else fails the job naming the command. Set before writing. */

@@ -45,6 +45,7 @@ struct router {
     bool cluster;
     bool proxy; /* a proxy destination: cfg.proxy */
     bool keyless_said, unwrap_said;
+    bool tx_echo; /* the transaction writes a key of the other direction (cfg.drop_prefix) */
     struct batch_writer *bw;
     struct job *job;
     struct resp_scanner *sc;
@@ -222,6 +223,19 @@ static bool keys_together(const struct router *r, const struct resp_cmd *c, int 
     return true;
 }
 
+/* True when one of the n keys found (r->keys of c) is under the other
+ * direction's prefix (router_config.drop_prefix): its own write coming back. */
+static bool writes_echo(const struct router *r, const struct resp_cmd *c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const struct rs_slice *k = &c->argv[r->keys[i]];
+        if (k->len >= r->cfg.drop_prefix_len &&
+            memcmp(k->p, r->cfg.drop_prefix, r->cfg.drop_prefix_len) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* The keys of a command (r->keys) and their slots (r->slots); -1 when
  * malformed. */
 static int find_keys(struct router *r, const struct command_spec *spec, const struct resp_cmd *c)
@@ -321,6 +335,8 @@ static int by_group(const void *a, const void *b, void *ctx)
     return x < y ? -1 : x > y;
 }
 
+static char *scratch_room(struct router *r, size_t n);
+
 /* A splittable command (DEL, UNLINK, TOUCH, MSET; MSETNX as MSET) as one
  * command per group of its keys (a lane, or on a cluster a slot), keys in
  * their order within each: each part obeys invariant 1. */
@@ -354,6 +370,17 @@ static int write_split(struct router *r, const struct command_spec *spec, const 
         }
         if (argc == 1)
             continue;
+        if (r->cfg.mark_all && r->cfg.cp != NULL) { /* two-way: inside a record transaction */
+            size_t need = resp_argv_size(argc, argv);
+            r->scratch_len = 0;
+            char *at = scratch_room(r, need);
+            if (at == NULL)
+                return oom(r);
+            resp_put_argv(at, argc, argv);
+            if (batch_writer_raw_cp(r->bw, to, db, r->slots[r->order[i - 1]], NULL, at, need) != 0)
+                return oom(r);
+            continue;
+        }
         if (batch_writer_cmd(r->bw, to, db, argc, argv) != 0)
             return oom(r);
     }
@@ -557,6 +584,8 @@ static int tx_command(struct router *r, const struct command_spec *spec, const s
         r->tx_fence = true;
         return RS_OK;
     }
+    if (r->cfg.drop_prefix != NULL && writes_echo(r, c, n))
+        r->tx_echo = true;
     for (int i = 0; i < n; i++)
         r->tx_workers |= 1ULL << (lane_of(r, r->slots[i]) % 64);
     if (n > 0 && !r->tx_has_key) {
@@ -1287,6 +1316,11 @@ static int route(struct router *r, const struct resp_cmd *c)
         if (x == 1)
             c = &prefixed;
     }
+    if (r->in_tx && (flags & CMD_EXEC) && r->tx_echo) { /* two-way: the other direction's */
+        r->in_tx = false;
+        atomic_fetch_add_explicit(&r->job->echoes, 1, memory_order_relaxed);
+        return 0;
+    }
     if (r->in_tx) {
         if ((flags & CMD_EXEC) && r->cfg.filter != NULL && r->tx_data == 0) {
             r->in_tx = false; /* the filters left none of its commands: nothing to send */
@@ -1384,6 +1418,7 @@ static int route(struct router *r, const struct resp_cmd *c)
         r->tx_workers = 0;
         r->tx_fence = false;
         r->tx_has_key = false;
+        r->tx_echo = false;
         r->tx_data = 0;
         return append_tx(r, c, spec) == RS_OK ? 0 : RS_ERR;
     }
@@ -1401,6 +1436,10 @@ static int route(struct router *r, const struct resp_cmd *c)
         return write_raw(r, 0, db, c) == RS_OK ? 0 : RS_ERR;
     }
     int n = flags & CMD_FENCE ? 0 : find_keys(r, spec, c);
+    if (n > 0 && r->cfg.drop_prefix != NULL && writes_echo(r, c, n)) {
+        atomic_fetch_add_explicit(&r->job->echoes, 1, memory_order_relaxed);
+        return 0; /* two-way: the other direction's record */
+    }
     if (n > 0 && !r->cluster && command_reads_unnamed_keys(spec, c->argc, c->argv))
         n = 0; /* SORT BY/GET patterns read keys it does not name: alone (a cluster
                   refuses a pattern outside the key's slot itself) */
@@ -1440,9 +1479,9 @@ static int route(struct router *r, const struct resp_cmd *c)
          * as received. It keeps gathering across commands of other slots.
          * Not on a cluster, where an MSET of two keys meets TRYAGAIN while
          * its slot migrates (write_split). */
-        if ((!r->cluster || r->proxy) && c->argc == 3 && spec->first == 1 && c->argv[0].len == 3 &&
-            (c->argv[0].p[0] | 0x20) == 's' && (c->argv[0].p[1] | 0x20) == 'e' &&
-            (c->argv[0].p[2] | 0x20) == 't') {
+        if ((!r->cluster || r->proxy) && !r->cfg.mark_all && c->argc == 3 && spec->first == 1 &&
+            c->argv[0].len == 3 && (c->argv[0].p[0] | 0x20) == 's' &&
+            (c->argv[0].p[1] | 0x20) == 'e' && (c->argv[0].p[2] | 0x20) == 't') {
             const char *args = c->argv[0].p + c->argv[0].len + 2;
             size_t len = (size_t)(c->raw.p + c->raw.len - args);
             if (batch_writer_mset_raw(r->bw, to, db, args, len, r->slots[0]) != 0)
@@ -1455,7 +1494,7 @@ static int route(struct router *r, const struct resp_cmd *c)
             return proxy_write(r, to, db, c, n) == RS_OK ? 0 : RS_ERR;
         /* its one key (a cluster transaction holds one key's commands) */
         const struct rs_slice *key = n == 1 ? &c->argv[r->keys[0]] : NULL;
-        if (r->cfg.cp != NULL && (!command_is_absolute(spec, c->argc, c->argv) ||
+        if (r->cfg.cp != NULL && (r->cfg.mark_all || !command_is_absolute(spec, c->argc, c->argv) ||
                                   batch_writer_in_tx(r->bw, to, db, r->slots[0], key))) {
             /* it must not run twice: inside a checkpoint transaction */
             if (batch_writer_raw_cp(r->bw, to, db, r->slots[0], key, c->raw.p, c->raw.len) != 0)

@@ -83,6 +83,14 @@ struct router_config {
     bool proxy_eval;
     /* the filters (above), or NULL: none, and nothing paid for them */
     const struct key_filter *filter;
+    /* one direction of a two-way job (src/BIDIRECTIONAL.md): every command
+     * goes inside a checkpoint transaction, whose record marks it
+     * (mark_all); a stream transaction, or a command, that writes a key
+     * under drop_prefix (the other direction's records) is the other
+     * direction's own write coming back: dropped, counted in job->echoes */
+    bool mark_all;
+    const char *drop_prefix;
+    size_t drop_prefix_len;
 };
 
 struct router;

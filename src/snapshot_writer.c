@@ -418,6 +418,10 @@ static int on_key_begin(struct snapshot_writer *sw, const struct rdb_key_info *k
     sw->npel = 0;
     sw->ntomb = 0;
     sw->has_live = false;
+    if (sw->cfg.discard) {
+        sw->skip = true;
+        return 0;
+    }
     if (sw->cfg.filter != NULL &&
         !key_filter_keep_key(sw->cfg.filter, (int64_t)k->db, k->key.p, k->key.len)) {
         sw->skip = true; /* before the db map: a db left out needs no mapping */
@@ -558,6 +562,8 @@ static int on_key_end(struct snapshot_writer *sw, const struct rdb_event *ev)
 /* sw->argv[0..argc) to every destination node (functions, scripts). */
 static int every_node(struct snapshot_writer *sw, int argc)
 {
+    if (sw->cfg.discard)
+        return 0;
     if (sw->cfg.filter != NULL &&
         key_filter_blocks_command(sw->cfg.filter, sw->argv[0].p, sw->argv[0].len)) {
         sw->st.code_blocked++;

@@ -35,7 +35,8 @@ struct snapshot_writer_config {
     bool use_restore; /* RESTORE small non-string values; false: native commands for all */
     const struct dest_route *route; /* each key's lane and destination db */
     int64_t expiry_margin_ms;       /* expiries written this much later (stream_rewrite.h) */
-    bool proxy; /* a proxy: functions and scripts are skipped (counted in code_skipped) */
+    bool proxy;   /* a proxy: functions and scripts are skipped (counted in code_skipped) */
+    bool discard; /* write nothing: the destination holds this data already (two_way.h) */
     /* the filters (key_filter.h), or NULL: none. A key record they drop is
      * not written (counted in job->filtered_keys); --block-command FUNCTION
      * or SCRIPT leaves the snapshot's functions or Lua scripts out

@@ -305,6 +305,17 @@ void source_feed_resume(struct source_feed *f)
     f->barrier_seq = batch_writer_next_seq(f->bw);
 }
 
+/* How far the destination has applied data (not only records, PINGs or
+ * dropped commands): a record is written only when this passed the last
+ * one. W moving over nothing else writes none, so two directions of a
+ * two-way job never answer each other's records with records of their own
+ * (src/BIDIRECTIONAL.md §3.4), and an idle source's PINGs write nothing. */
+static uint64_t applied_data(const struct source_feed *f, uint64_t w)
+{
+    uint64_t d = batch_writer_data_end(f->bw);
+    return d < w ? d : w;
+}
+
 /* The w record at W (phase stream), through the batches: on lane 0, or on
  * a cluster the lane of the record's slot. */
 static void write_w(struct source_feed *f, uint64_t w)
@@ -356,7 +367,8 @@ static void checkpoint_file_tick(struct source_feed *f, uint64_t w)
     }
     if (!atomic_load_explicit(&job->snapshot_applied, memory_order_relaxed))
         return;
-    if (!f->cp_stream || (w > f->cp_written && now_s() - f->cp_at >= SOURCE_FEED_CP_S))
+    if (!f->cp_stream ||
+        (applied_data(f, w) > f->cp_written && now_s() - f->cp_at >= SOURCE_FEED_CP_S))
         write_file(f, w);
 }
 
@@ -387,6 +399,7 @@ static void checkpoint_tick(struct source_feed *f, uint64_t w)
     uint64_t floor = router_w_written(f->router);
     if (floor > f->cp_written)
         f->cp_written = floor;
-    if (!f->cp_stream || (w > f->cp_written && now_s() - f->cp_at >= SOURCE_FEED_CP_S))
+    if (!f->cp_stream ||
+        (applied_data(f, w) > f->cp_written && now_s() - f->cp_at >= SOURCE_FEED_CP_S))
         write_w(f, w > f->cp_written ? w : f->cp_written);
 }

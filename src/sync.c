@@ -9,6 +9,7 @@
 #include "sync.h"
 #include "sync_opts.h"
 #include "sync_run.h"
+#include "two_way.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -408,6 +409,7 @@ int sync_run_job(struct run_ctx *rc)
     struct snapshot_writer_config swc = {
         .use_restore = rc->use_restore, .route = &rc->route, .expiry_margin_ms = margin_ms};
     swc.proxy = rc->nodes->is_proxy;
+    swc.discard = rc->discard_snapshot;
     const struct key_filter *filter = key_filter_is_active(&o->filter) ? &o->filter : NULL;
     swc.filter = filter;
     if (bw != NULL && rc->nodes->is_proxy)
@@ -441,6 +443,7 @@ int sync_run_job(struct run_ctx *rc)
                                      .proxy_tag = rc->nodes->proxy_tag,
                                      .proxy_eval = rc->proxy.eval,
                                      .filter = filter};
+        two_way_router(o, &rcfg, rc->drop_prefix, sizeof(rc->drop_prefix));
         router = router_new(&rcfg, bw, &job, rc->stream_start);
         if (router == NULL) {
             rs_log("out of memory");
@@ -974,6 +977,8 @@ int sync_from(struct run_ctx *r, struct control_link *scl, struct control_link *
     struct source_handshake_opts ho = {.listening_port = o->listening_port};
     struct source_handshake_result hr;
     int status = 1;
+    if (two_way_reverse_start(o, scl, &r->start, &r->cps, &r->discard_snapshot) < 0)
+        goto fail;
     bool resume = r->start == CHECKPOINT_START_RESUME;
     if (resume) {
         ho.replid = r->cps.replid;
@@ -1303,7 +1308,11 @@ static int sync_run(int argc, char **argv, struct dest_nodes *nodes, struct run_
     if ((rc = status_server_start(o.status_addr, o.cutover_lag_ms)) != 0)
         return rc;
     rp->source_name = source.name;
-    if (o.job_id != NULL)
+    if ((rc = two_way_settle(&o)) != 0)
+        return rc;
+    if (o.direction != NULL)
+        two_way_job_id(&o, rp->job_id, sizeof(rp->job_id));
+    else if (o.job_id != NULL)
         snprintf(rp->job_id, sizeof(rp->job_id), "%s", o.job_id);
     else
         default_job_id(rp->job_id, sizeof(rp->job_id), source.name);

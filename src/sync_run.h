@@ -74,6 +74,8 @@ struct run_ctx {
     char job_id[CHECKPOINT_JOB_MAX];
     bool cp_on;
     const char *cp_file; /* --checkpoint file:PATH read (a proxy): checkpoint_file.h */
+    char drop_prefix[CHECKPOINT_KEY_MAX]; /* two-way: the other direction's records (two_way.h) */
+    bool discard_snapshot;                /* two-way reverse: the snapshot is read, not written */
     struct checkpoint cp;
     enum checkpoint_start start;
     struct checkpoint_state cps;

@@ -1,0 +1,112 @@
+/* two_way.c - one direction of a two-way job (see two_way.h). */
+#include "two_way.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control_link.h"
+#include "log.h"
+#include "router.h"
+
+int two_way_settle(struct sync_opts *o)
+{
+    if (o->direction == NULL)
+        return 0;
+    if (o->job_id == NULL) {
+        rs_log("--direction needs --job-id: both directions of a two-way job name it, so that "
+               "each knows the other's writes");
+        return 2;
+    }
+    if (!o->checkpoint || o->checkpoint_file != NULL) {
+        rs_log("--direction needs --checkpoint target: the records that checkpoints write in "
+               "the destination are what marks a direction's writes (src/BIDIRECTIONAL.md)");
+        return 2;
+    }
+    if (o->expiry_margin_given && o->expiry_margin_ms > 0) {
+        rs_log("--direction needs --expiry-margin 0: both sides hold keys of their own, whose "
+               "expiries a margin taken back at the stop would shorten");
+        return 2;
+    }
+    if (o->snapshot_only) {
+        rs_log("--direction and --snapshot-only exclude each other");
+        return 2;
+    }
+    o->expiry_margin_ms = 0;
+    if (strcmp(o->direction, "reverse") == 0) {
+        if (o->nonempty == NONEMPTY_FLUSH) {
+            rs_log("--direction reverse writes into the side the forward direction copies: "
+                   "--target-nonempty flush would empty it");
+            return 2;
+        }
+        o->nonempty = NONEMPTY_KEEP; /* the destination is the other side: it holds the data */
+    }
+    return 0;
+}
+
+void two_way_job_id(const struct sync_opts *o, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s", o->job_id, o->direction);
+}
+
+void two_way_router(const struct sync_opts *o, struct router_config *cfg, char *prefix, size_t cap)
+{
+    if (o->direction == NULL)
+        return;
+    const char *other = strcmp(o->direction, "forward") == 0 ? "reverse" : "forward";
+    int n = snprintf(prefix, cap, "%s%s/%s:", CHECKPOINT_PREFIX, o->job_id, other);
+    cfg->mark_all = true;
+    cfg->drop_prefix = prefix;
+    cfg->drop_prefix_len = n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+int two_way_reverse_start(const struct sync_opts *o, struct control_link *scl,
+                          enum checkpoint_start *how, struct checkpoint_state *st, bool *discard)
+{
+    if (o->direction == NULL || strcmp(o->direction, "reverse") != 0)
+        return 0;
+    if (*how == CHECKPOINT_START_REDO) { /* its snapshot was being dropped: again */
+        *discard = true;
+        return 1;
+    }
+    if (*how != CHECKPOINT_START_NEW)
+        return 0;
+    char replid[64] = "", off[32] = "", active[8] = "";
+    struct rs_error err = {0};
+    if (control_link_info_field(scl, "replication", "repl_backlog_active", active, sizeof(active),
+                                &err) == 0 &&
+        strcmp(active, "0") == 0) {
+        *discard = true;
+        rs_log("reverse direction of job %s: the source keeps no backlog yet (no replica "
+               "before), so it starts with a full sync whose snapshot is read and dropped (the "
+               "destination holds that data)",
+               o->job_id);
+        return 1;
+    }
+    err = (struct rs_error){0};
+    if (control_link_info_field(scl, "replication", "master_replid", replid, sizeof(replid), &err) <
+            0 ||
+        control_link_info_field(scl, "replication", "master_repl_offset", off, sizeof(off), &err) <
+            0) {
+        rs_log("the reverse direction starts at the source's current offset, but INFO "
+               "replication did not say it: %s",
+               err.msg);
+        return -1;
+    }
+    if (strlen(replid) != SOURCE_REPLID_LEN) {
+        rs_log("the source's master_replid '%s' is not %d characters", replid, SOURCE_REPLID_LEN);
+        return -1;
+    }
+    memcpy(st->replid, replid, SOURCE_REPLID_LEN + 1);
+    st->w = strtoull(off, NULL, 10);
+    st->db = 0;
+    st->margin_on = -1;
+    st->found = true;
+    snprintf(st->phase, sizeof(st->phase), "%s", CHECKPOINT_STREAM);
+    *how = CHECKPOINT_START_RESUME;
+    rs_log("reverse direction of job %s: following the source from its current offset %" PRIu64
+           " (replid %s), without a snapshot",
+           o->job_id, st->w, st->replid);
+    return 1;
+}
