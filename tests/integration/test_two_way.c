@@ -122,3 +122,49 @@ Test(two_way, disjoint_writes_on_both_sides_converge_exactly_and_the_offsets_set
     ringsync_stop(rev, "reverse");
     assert_dataset_equals(b, a, "side A", "after both stopped");
 }
+
+Test(two_way, each_direction_killed_mid_load_and_restarted_loses_and_doubles_nothing)
+{
+    struct redis_fixture_opts o = {.extra_args = side_args};
+    struct redis_fixture *a = redis_fixture_start(&o);
+    struct redis_fixture *b = redis_fixture_start(&o);
+    app_load(a->ctx, "a", 0);
+    const char *const fwd_args[] = {"--direction", "forward", "--job-id", "tk", NULL};
+    const char *const rev_args[] = {"--direction", "reverse", "--job-id", "tk", NULL};
+    struct program *fwd = ringsync_start_ports(a->port, b->port, "2", true, fwd_args);
+    wait_snapshot_applied(fwd);
+    struct program *rev = ringsync_start_ports(b->port, a->port, "1", true, rev_args);
+    wait_ringsync_listed(b, rev);
+    wait_snapshot_applied(rev);
+
+    struct program_result killed;
+    for (int round = 1; round <= 4; round++) {
+        app_load(a->ctx, "a", round);
+        app_load(b->ctx, "b", round);
+        /* kill -9 one direction while it applies the round, then start it again */
+        bool forward = round % 2 == 1;
+        program_finish(forward ? fwd : rev, SIGKILL, 1000, &killed);
+        program_result_deinit(&killed);
+        if (forward)
+            fwd = ringsync_start_ports(a->port, b->port, "1", true, fwd_args);
+        else
+            rev = ringsync_start_ports(b->port, a->port, "2", true, rev_args);
+    }
+    wait_settled(a, b, fwd, rev);
+    cr_assert(stderr_has(fwd, "resumed with a partial resync") &&
+                  stderr_has(rev, "resumed with a partial resync"),
+              "a restarted direction did not resume from its checkpoints");
+    assert_dataset_equals(b, a, "side A", "after kills of both directions");
+    redisReply *x = redis_fixture_command(a->ctx, "GET b:count:3");
+    cr_assert(x->type == REDIS_REPLY_STRING && strcmp(x->str, "144") == 0,
+              "b:count:3 on A is %s, not 144 (4 loads x 36): an INCR ran twice or never",
+              x->type == REDIS_REPLY_STRING ? x->str : "(nil)");
+    freeReplyObject(x);
+    x = redis_fixture_command(b->ctx, "GET a:count:3");
+    cr_assert(x->type == REDIS_REPLY_STRING && strcmp(x->str, "180") == 0,
+              "a:count:3 on B is %s, not 180 (5 loads x 36)",
+              x->type == REDIS_REPLY_STRING ? x->str : "(nil)");
+    freeReplyObject(x);
+    ringsync_stop(fwd, "forward");
+    ringsync_stop(rev, "reverse");
+}
