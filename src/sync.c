@@ -555,6 +555,8 @@ int sync_run_job(struct run_ctx *rc)
     while (!job_should_stop(&job)) {
         struct timespec ts = {0, 5 * 1000 * 1000}; /* how soon the end is noticed */
         nanosleep(&ts, NULL);
+        if (atomic_load(&job.snapshot_applied))
+            atomic_store(&rc->snapshot_done, true);
         if (rc->cp_on && atomic_load(&job.snapshot_applied))
             sync_backlog_check(rc, &bwatch, atomic_load(&job.stream_received));
         if (sync_signals == 1 && !sync_abort && drain_at == 0 &&
@@ -1096,6 +1098,7 @@ fail:
  * slot table and redirections), run beside the others'. */
 struct shard_job {
     pthread_t thread;
+    _Atomic bool done;
     struct run_ctx r;
     struct dest_nodes nodes;
     struct endpoint source;
@@ -1120,7 +1123,69 @@ static void *shard_main(void *arg)
         control_link_close(&tcl);
     if (sj->status != 0)
         sync_abort = 1; /* the others stop too: a partial copy is no copy */
+    atomic_store(&sj->done, true);
     return NULL;
+}
+
+/* --topology bidirectional: the two directions of a two-way job side by
+ * side (two_way.h), forward A -> B started first, reverse B -> A once
+ * forward's snapshot is applied (or it resumed), each with options of its
+ * own; a failure of one stops the other. */
+static int sync_two_way(struct run_ctx *main_r, const struct endpoint *a)
+{
+    struct shard_job *jobs = calloc(2, sizeof(*jobs));
+    struct sync_opts *opts = calloc(2, sizeof(*opts));
+    if (jobs == NULL || opts == NULL) {
+        free(jobs);
+        free(opts);
+        rs_log("out of memory");
+        return 1;
+    }
+    int status = 0;
+    for (int d = 0; d < 2 && status == 0; d++) {
+        opts[d] = *main_r->o;
+        opts[d].direction = d == 0 ? "forward" : "reverse";
+        if (opts[d].job_id == NULL)
+            opts[d].job_id = a->name; /* side A names it, as a one-way job's source does */
+        status = two_way_settle(&opts[d]);
+        struct shard_job *sj = &jobs[d];
+        sj->source = d == 0 ? *a : main_r->target;
+        sj->r = (struct run_ctx){.o = &opts[d],
+                                 .target = d == 0 ? main_r->target : *a,
+                                 .rdb_len = UINT64_MAX,
+                                 .input_is_socket = true,
+                                 .nodes = &sj->nodes};
+        sj->r.source_name = sj->source.name;
+        two_way_job_id(&opts[d], sj->r.job_id, sizeof(sj->r.job_id));
+    }
+    int started = 0;
+    if (status == 0 && pthread_create(&jobs[0].thread, NULL, shard_main, &jobs[0]) == 0)
+        started = 1;
+    while (started == 1 && !atomic_load(&jobs[0].r.snapshot_done) && !atomic_load(&jobs[0].done) &&
+           !sync_is_stopping() && !sync_abort) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (started == 1 && atomic_load(&jobs[0].r.snapshot_done) && !sync_is_stopping() &&
+        !sync_abort && pthread_create(&jobs[1].thread, NULL, shard_main, &jobs[1]) == 0)
+        started = 2;
+    for (int d = 0; d < started; d++) {
+        pthread_join(jobs[d].thread, NULL);
+        if (jobs[d].status > status)
+            status = jobs[d].status;
+    }
+    if (status == 0 && started < 2 && !sync_is_stopping())
+        status = 1;
+    for (int d = 0; d < 2; d++) {
+        dest_nodes_deinit(&jobs[d].nodes);
+        checkpoint_deinit(&jobs[d].r.cp);
+        checkpoint_state_free(&jobs[d].r.cps);
+        free(jobs[d].r.link_ids);
+        free(jobs[d].r.link_eps);
+    }
+    free(jobs);
+    free(opts);
+    return status;
 }
 
 void sync_record_margin_off(struct run_ctx *rc)
@@ -1308,6 +1373,8 @@ static int sync_run(int argc, char **argv, struct dest_nodes *nodes, struct run_
     if ((rc = status_server_start(o.status_addr, o.cutover_lag_ms)) != 0)
         return rc;
     rp->source_name = source.name;
+    if (o.bidirectional)
+        return sync_two_way(rp, &source);
     if ((rc = two_way_settle(&o)) != 0)
         return rc;
     if (o.direction != NULL)

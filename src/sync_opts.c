@@ -104,6 +104,9 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
             "                              a restart applies again what came after it\n"
             "  --job-id ID                 names the job's checkpoints (default: the source\n"
             "                              as given, host:port)\n"
+            "  --topology oneway|bidirectional  bidirectional: both directions of a two-way\n"
+            "                              job here (forward first, reverse once its\n"
+            "                              snapshot is applied)\n"
             "  --direction forward|reverse one direction of a two-way job named by --job-id:\n"
             "                              forward A->B (full sync, then A's writes),\n"
             "                              reverse B->A (B's writes from now); each drops\n"
@@ -140,6 +143,7 @@ static const char *const on_error_names[] = {"stop", "skip", NULL};
 static const char *const target_mode_names[] = {"auto", "standalone", "cluster", "proxy", NULL};
 static const char *const checkpoint_names[] = {"target", "none", NULL};
 static const char *const direction_names[] = {"forward", "reverse", NULL};
+static const char *const topology_names[] = {"oneway", "bidirectional", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
 
 int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts *o)
@@ -165,6 +169,7 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         {"target-mode", required_argument, NULL, 'G'},
         {"proxy-connections", required_argument, NULL, 'y'},
         {"direction", required_argument, NULL, 'd'},
+        {"topology", required_argument, NULL, 'g'},
         {"proxy-hash-tag", required_argument, NULL, 'Y'},
         {"db-map", required_argument, NULL, 'B'},
         {"db-prefix", optional_argument, NULL, 'K'},
@@ -315,6 +320,11 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
                 return 2;
             o->target_mode = (enum dest_nodes_mode)pick;
             break;
+        case 'g':
+            if ((pick = choice(optarg, "--topology", topology_names)) < 0)
+                return 2;
+            o->bidirectional = pick == 1;
+            break;
         case 'd':
             if ((pick = choice(optarg, "--direction", direction_names)) < 0)
                 return 2;
@@ -439,8 +449,8 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
     }
     job_file_at(NULL);
     bool sync_only = o->source_uri || o->listening_port || o->snapshot_only || o->forward_publish ||
-                     o->direction || o->spill_dir || o->checkpoint_given || o->job_id ||
-                     o->resync_on_lost_backlog || o->source_given;
+                     o->direction || o->bidirectional || o->spill_dir || o->checkpoint_given ||
+                     o->job_id || o->resync_on_lost_backlog || o->source_given;
     if (mode == MODE_SYNC && !o->checkpoint_given)
         o->checkpoint = !o->snapshot_only; /* a lone snapshot has no stream to resume */
     bool replay_only = o->speed != 1 || o->json_path;

@@ -21,6 +21,7 @@
 #ifndef RS_SYNC_RUN_H
 #define RS_SYNC_RUN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,16 +43,17 @@
 struct run_ctx {
     struct sync_opts *o; /* a proxy destination changes some (proxy_target_settle) */
     struct endpoint target;
-    struct dest_nodes *nodes; /* the target's nodes: itself, or a cluster's masters */
-    struct dest_route route;  /* each key's lane and destination db */
-    unsigned probe_node;      /* the node the RESTORE probe (tcl) talks to */
-    bool checks_done;         /* the destination was checked already (a cluster source) */
-    bool drained;             /* the run ended in a clean stop with its last record ... */
-    uint64_t drained_w;       /* ... of W ... */
-    int64_t drained_db;       /* ... and the source's db at W */
-    bool margin_by_caller;    /* the caller takes the expiry margin off, once, at the end */
-    bool source_is_shard;     /* one master of a cluster source */
-    bool wrote;               /* the job wrote to the destination */
+    struct dest_nodes *nodes;   /* the target's nodes: itself, or a cluster's masters */
+    struct dest_route route;    /* each key's lane and destination db */
+    unsigned probe_node;        /* the node the RESTORE probe (tcl) talks to */
+    bool checks_done;           /* the destination was checked already (a cluster source) */
+    bool drained;               /* the run ended in a clean stop with its last record ... */
+    uint64_t drained_w;         /* ... of W ... */
+    int64_t drained_db;         /* ... and the source's db at W */
+    bool margin_by_caller;      /* the caller takes the expiry margin off, once, at the end */
+    bool source_is_shard;       /* one master of a cluster source */
+    bool wrote;                 /* the job wrote to the destination */
+    _Atomic bool snapshot_done; /* its snapshot is applied (or it resumed): two-way's start */
     const char *source_name;
     int input_fd;
     bool input_is_socket;

@@ -168,3 +168,35 @@ Test(two_way, each_direction_killed_mid_load_and_restarted_loses_and_doubles_not
     ringsync_stop(fwd, "forward");
     ringsync_stop(rev, "reverse");
 }
+
+Test(two_way, one_process_runs_both_directions_and_resumes_them_after_a_stop)
+{
+    struct redis_fixture_opts o = {.extra_args = side_args};
+    struct redis_fixture *a = redis_fixture_start(&o);
+    struct redis_fixture *b = redis_fixture_start(&o);
+    app_load(a->ctx, "a", 0);
+    const char *const args[] = {"--topology", "bidirectional", "--job-id", "tp", NULL};
+    struct program *p = ringsync_start_ports(a->port, b->port, "1", true, args);
+    wait_snapshot_applied(p);
+    wait_ringsync_listed(b, p);
+    for (int round = 1; round <= 2; round++) {
+        app_load(a->ctx, "a", round);
+        app_load(b->ctx, "b", round);
+    }
+    wait_settled(a, b, p, p);
+    assert_dataset_equals(b, a, "side A", "one process, both directions");
+    ringsync_stop(p, "both directions");
+
+    app_load(a->ctx, "a", 3); /* while stopped */
+    app_load(b->ctx, "b", 3);
+    p = ringsync_start_ports(a->port, b->port, "1", true, args);
+    wait_ringsync_listed(b, p);
+    wait_settled(a, b, p, p);
+    cr_assert(!stderr_has(p, "snapshot applied after"), "the restart did a full sync again");
+    assert_dataset_equals(b, a, "side A", "after a stop and a restart");
+    redisReply *x = redis_fixture_command(a->ctx, "GET b:count:3");
+    cr_assert(x->type == REDIS_REPLY_STRING && strcmp(x->str, "108") == 0,
+              "b:count:3 on A is %s, not 108", x->type == REDIS_REPLY_STRING ? x->str : "(nil)");
+    freeReplyObject(x);
+    ringsync_stop(p, "both directions, second run");
+}
