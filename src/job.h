@@ -71,6 +71,7 @@ struct job {
     _Atomic uint64_t keyless_skipped;    /* FUNCTION / SCRIPT a proxy cannot pass, dropped */
     _Atomic uint64_t proxy_wrapped;      /* stream commands sent EVAL-wrapped through a proxy */
     _Atomic uint64_t echoes;             /* two-way: the other direction's writes, dropped */
+    _Atomic uint64_t conflicts;          /* two-way: keys written on both sides in one window */
     /* the filters (key_filter.h) */
     _Atomic uint64_t filtered_keys;        /* snapshot keys dropped */
     _Atomic uint64_t filtered_cmds;        /* stream commands dropped whole */

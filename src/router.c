@@ -13,6 +13,7 @@
 #include "checkpoint.h"
 #include "cluster_redirect.h"
 #include "proxy_commands.h"
+#include "two_way.h"
 #include "command_table.h"
 #include "cross_slot.h"
 #include "dest_route.h"
@@ -46,6 +47,10 @@ struct router {
     bool proxy; /* a proxy destination: cfg.proxy */
     bool keyless_said, unwrap_said;
     bool tx_echo; /* the transaction writes a key of the other direction (cfg.drop_prefix) */
+    struct tx_key_at {
+        size_t pos, len; /* a key of the transaction, in r->tx (conflicts) */
+    } * tx_keys;
+    size_t ntx_keys, tx_keys_cap;
     struct batch_writer *bw;
     struct job *job;
     struct resp_scanner *sc;
@@ -141,6 +146,7 @@ void router_free(struct router *r)
         return;
     resp_scanner_free(r->sc);
     resp_scanner_free(r->txsc);
+    free(r->tx_keys);
     free(r->tx_slots);
     free(r->pfx);
     free(r->pfx_argv);
@@ -221,6 +227,26 @@ static bool keys_together(const struct router *r, const struct resp_cmd *c, int 
             return false;
     }
     return true;
+}
+
+/* Conflicts: the n keys of transaction command c (just appended to r->tx),
+ * noted at EXEC unless the transaction is the other direction's. */
+static int note_tx_keys(struct router *r, const struct resp_cmd *c, int n)
+{
+    size_t base = r->tx_len - c->raw.len;
+    for (int i = 0; i < n; i++) {
+        if (r->ntx_keys == r->tx_keys_cap) {
+            size_t cap = r->tx_keys_cap ? r->tx_keys_cap * 2 : 16;
+            struct tx_key_at *k = realloc(r->tx_keys, cap * sizeof(*k));
+            if (k == NULL)
+                return oom(r);
+            r->tx_keys = k;
+            r->tx_keys_cap = cap;
+        }
+        const struct rs_slice *k = &c->argv[r->keys[i]];
+        r->tx_keys[r->ntx_keys++] = (struct tx_key_at){base + (size_t)(k->p - c->raw.p), k->len};
+    }
+    return RS_OK;
 }
 
 /* True when one of the n keys found (r->keys of c) is under the other
@@ -586,6 +612,8 @@ static int tx_command(struct router *r, const struct command_spec *spec, const s
     }
     if (r->cfg.drop_prefix != NULL && writes_echo(r, c, n))
         r->tx_echo = true;
+    if (r->cfg.conflicts != NULL && note_tx_keys(r, c, n) != RS_OK)
+        return RS_ERR;
     for (int i = 0; i < n; i++)
         r->tx_workers |= 1ULL << (lane_of(r, r->slots[i]) % 64);
     if (n > 0 && !r->tx_has_key) {
@@ -1321,6 +1349,10 @@ static int route(struct router *r, const struct resp_cmd *c)
         atomic_fetch_add_explicit(&r->job->echoes, 1, memory_order_relaxed);
         return 0;
     }
+    if (r->in_tx && (flags & CMD_EXEC) && r->cfg.conflicts != NULL) /* an application's */
+        for (size_t i = 0; i < r->ntx_keys; i++)
+            two_way_note(r->cfg.conflicts, r->job, r->cfg.conflict_side, r->tx + r->tx_keys[i].pos,
+                         r->tx_keys[i].len, c->end_offset);
     if (r->in_tx) {
         if ((flags & CMD_EXEC) && r->cfg.filter != NULL && r->tx_data == 0) {
             r->in_tx = false; /* the filters left none of its commands: nothing to send */
@@ -1419,6 +1451,7 @@ static int route(struct router *r, const struct resp_cmd *c)
         r->tx_fence = false;
         r->tx_has_key = false;
         r->tx_echo = false;
+        r->ntx_keys = 0;
         r->tx_data = 0;
         return append_tx(r, c, spec) == RS_OK ? 0 : RS_ERR;
     }
@@ -1440,6 +1473,9 @@ static int route(struct router *r, const struct resp_cmd *c)
         atomic_fetch_add_explicit(&r->job->echoes, 1, memory_order_relaxed);
         return 0; /* two-way: the other direction's record */
     }
+    for (int i = 0; r->cfg.conflicts != NULL && i < n; i++)
+        two_way_note(r->cfg.conflicts, r->job, r->cfg.conflict_side, c->argv[r->keys[i]].p,
+                     c->argv[r->keys[i]].len, c->end_offset);
     if (n > 0 && !r->cluster && command_reads_unnamed_keys(spec, c->argc, c->argv))
         n = 0; /* SORT BY/GET patterns read keys it does not name: alone (a cluster
                   refuses a pattern outside the key's slot itself) */

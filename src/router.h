@@ -91,6 +91,10 @@ struct router_config {
     bool mark_all;
     const char *drop_prefix;
     size_t drop_prefix_len;
+    /* both directions in one process: the keys of the application writes
+     * it applies are noted for conflicts (two_way.h), as side conflict_side */
+    struct two_way_conflicts *conflicts;
+    int conflict_side;
 };
 
 struct router;

@@ -444,6 +444,8 @@ int sync_run_job(struct run_ctx *rc)
                                      .proxy_eval = rc->proxy.eval,
                                      .filter = filter};
         two_way_router(o, &rcfg, rc->drop_prefix, sizeof(rc->drop_prefix));
+        rcfg.conflicts = rc->conflicts;
+        rcfg.conflict_side = rc->conflict_side;
         router = router_new(&rcfg, bw, &job, rc->stream_start);
         if (router == NULL) {
             rs_log("out of memory");
@@ -1135,9 +1137,11 @@ static int sync_two_way(struct run_ctx *main_r, const struct endpoint *a)
 {
     struct shard_job *jobs = calloc(2, sizeof(*jobs));
     struct sync_opts *opts = calloc(2, sizeof(*opts));
-    if (jobs == NULL || opts == NULL) {
+    struct two_way_conflicts *conflicts = two_way_conflicts_new(main_r->o->conflict_window_ms);
+    if (jobs == NULL || opts == NULL || conflicts == NULL) {
         free(jobs);
         free(opts);
+        two_way_conflicts_free(conflicts);
         rs_log("out of memory");
         return 1;
     }
@@ -1156,6 +1160,8 @@ static int sync_two_way(struct run_ctx *main_r, const struct endpoint *a)
                                  .input_is_socket = true,
                                  .nodes = &sj->nodes};
         sj->r.source_name = sj->source.name;
+        sj->r.conflicts = conflicts;
+        sj->r.conflict_side = d;
         two_way_job_id(&opts[d], sj->r.job_id, sizeof(sj->r.job_id));
     }
     int started = 0;
@@ -1176,6 +1182,12 @@ static int sync_two_way(struct run_ctx *main_r, const struct endpoint *a)
     }
     if (status == 0 && started < 2 && !sync_is_stopping())
         status = 1;
+    if (two_way_conflict_count(conflicts) > 0)
+        rs_log("%" PRIu64 " conflicts: keys written on both sides within %" PRId64
+               " ms of each other, which may differ now (logged above); compare them with "
+               "ringsync verify",
+               two_way_conflict_count(conflicts), main_r->o->conflict_window_ms);
+    two_way_conflicts_free(conflicts);
     for (int d = 0; d < 2; d++) {
         dest_nodes_deinit(&jobs[d].nodes);
         checkpoint_deinit(&jobs[d].r.cp);

@@ -106,7 +106,9 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
             "                              as given, host:port)\n"
             "  --topology oneway|bidirectional  bidirectional: both directions of a two-way\n"
             "                              job here (forward first, reverse once its\n"
-            "                              snapshot is applied)\n"
+            "                              snapshot is applied), conflicts reported\n"
+            "  --conflict-window-ms N      a key written on both sides within N ms is a\n"
+            "                              conflict (default 1000)\n"
             "  --direction forward|reverse one direction of a two-way job named by --job-id:\n"
             "                              forward A->B (full sync, then A's writes),\n"
             "                              reverse B->A (B's writes from now); each drops\n"
@@ -170,6 +172,7 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         {"proxy-connections", required_argument, NULL, 'y'},
         {"direction", required_argument, NULL, 'd'},
         {"topology", required_argument, NULL, 'g'},
+        {"conflict-window-ms", required_argument, NULL, 'Z'},
         {"proxy-hash-tag", required_argument, NULL, 'Y'},
         {"db-map", required_argument, NULL, 'B'},
         {"db-prefix", optional_argument, NULL, 'K'},
@@ -205,6 +208,7 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
     o->source_timeout_s = 60;
     o->source_retry_timeout_s = 300;
     o->expiry_margin_ms = (int64_t)SYNC_EXPIRY_MARGIN_S * 1000;
+    o->conflict_window_ms = 1000;
     o->status_addr = mode == MODE_SYNC ? STATUS_SERVER_ADDR_DEFAULT : "none"; /* asked for */
     o->cutover_lag_ms = STATUS_SERVER_CUTOVER_LAG_MS;
     optind = 1;
@@ -320,6 +324,15 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
                 return 2;
             o->target_mode = (enum dest_nodes_mode)pick;
             break;
+        case 'Z': {
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || end == optarg || v < 1 || v > 3600 * 1000) {
+                rs_log("--conflict-window-ms takes 1 to 3600000, not '%s'", optarg);
+                return 2;
+            }
+            o->conflict_window_ms = v;
+            break;
+        }
         case 'g':
             if ((pick = choice(optarg, "--topology", topology_names)) < 0)
                 return 2;

@@ -78,6 +78,8 @@ struct run_ctx {
     const char *cp_file; /* --checkpoint file:PATH read (a proxy): checkpoint_file.h */
     char drop_prefix[CHECKPOINT_KEY_MAX]; /* two-way: the other direction's records (two_way.h) */
     bool discard_snapshot;                /* two-way reverse: the snapshot is read, not written */
+    struct two_way_conflicts *conflicts;  /* both directions here: shared (two_way.h) */
+    int conflict_side;                    /* 0: forward (A's writes), 1: reverse (B's) */
     struct checkpoint cp;
     enum checkpoint_start start;
     struct checkpoint_state cps;

@@ -2,12 +2,16 @@
 #include "two_way.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "control_link.h"
+#include "job.h"
 #include "log.h"
+#include "rs_error.h"
 #include "router.h"
 
 int two_way_settle(struct sync_opts *o)
@@ -109,4 +113,79 @@ int two_way_reverse_start(const struct sync_opts *o, struct control_link *scl,
            " (replid %s), without a snapshot",
            o->job_id, st->w, st->replid);
     return 1;
+}
+
+/* ------------------------------------------------------------ conflicts */
+
+struct two_way_entry {
+    _Atomic uint64_t hash; /* the key's 64-bit hash; 0: empty */
+    _Atomic uint64_t at;   /* ms << 1 | side */
+    _Atomic uint64_t end;  /* the write's end offset in its side's stream */
+};
+
+struct two_way_conflicts {
+    int64_t window_ms;
+    _Atomic uint64_t count;
+    struct two_way_entry e[TWO_WAY_SLOTS];
+};
+
+struct two_way_conflicts *two_way_conflicts_new(int64_t window_ms)
+{
+    struct two_way_conflicts *t = calloc(1, sizeof(*t));
+    if (t != NULL)
+        t->window_ms = window_ms;
+    return t;
+}
+
+void two_way_conflicts_free(struct two_way_conflicts *t)
+{
+    free(t);
+}
+
+static uint64_t key_hash(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then mixed */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h | 1; /* never 0: 0 marks an empty entry */
+}
+
+static uint64_t coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void two_way_note(struct two_way_conflicts *t, struct job *job, int side, const void *key,
+                  size_t len, uint64_t end)
+{
+    uint64_t h = key_hash(key, len), now = coarse_ms();
+    struct two_way_entry *e = &t->e[h % TWO_WAY_SLOTS];
+    uint64_t oh = atomic_load_explicit(&e->hash, memory_order_relaxed);
+    uint64_t oat = atomic_load_explicit(&e->at, memory_order_relaxed);
+    uint64_t oend = atomic_load_explicit(&e->end, memory_order_relaxed);
+    if (oh == h && (int)(oat & 1) != side && now - (oat >> 1) <= (uint64_t)t->window_ms) {
+        uint64_t k = atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&job->conflicts, 1, memory_order_relaxed);
+        if (k < 20) {
+            char name[200];
+            rs_escape_bytes(name, sizeof(name), key, len, 120);
+            rs_log("conflict: key '%s' written on both sides within %" PRId64 " ms: side %s at "
+                   "offset %" PRIu64 ", side %s at offset %" PRIu64 "%s",
+                   name, t->window_ms, side ? "B" : "A", end, side ? "A" : "B", oend,
+                   k == 19 ? " (no more of these are shown; the report counts them)" : "");
+        }
+    }
+    atomic_store_explicit(&e->hash, h, memory_order_relaxed);
+    atomic_store_explicit(&e->at, now << 1 | (uint64_t)side, memory_order_relaxed);
+    atomic_store_explicit(&e->end, end, memory_order_relaxed);
+}
+
+uint64_t two_way_conflict_count(const struct two_way_conflicts *t)
+{
+    return atomic_load(&t->count);
 }

@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "checkpoint.h"
 #include "sync_opts.h"
@@ -49,5 +50,29 @@ void two_way_router(const struct sync_opts *o, struct router_config *cfg, char *
  * when there was nothing to do, -1 after saying what failed. */
 int two_way_reverse_start(const struct sync_opts *o, struct control_link *scl,
                           enum checkpoint_start *how, struct checkpoint_state *st, bool *discard);
+
+/* Conflicts (src/BIDIRECTIONAL.md §5), when both directions run in one
+ * process: a key written by applications on both sides within `window_ms`
+ * of each other may end different on the two sides. Each direction notes
+ * the keys of the application writes it applies (side 0: A's, forward; 1:
+ * B's, reverse); a key the other side wrote within the window is a
+ * conflict: counted in job->conflicts, the first ones logged with the key
+ * and both offsets. A fixed table of key hashes (TWO_WAY_SLOTS entries,
+ * one per hash, newest wins: a collision can only hide a conflict or
+ * report a false one). Threads: both directions' producers, lock-free. */
+#define TWO_WAY_SLOTS (1u << 18)
+struct two_way_conflicts;
+struct job;
+
+struct two_way_conflicts *two_way_conflicts_new(int64_t window_ms);
+void two_way_conflicts_free(struct two_way_conflicts *t);
+
+/* Side `side` applied an application write of key (ending at source offset
+ * end); job counts and logs a conflict. */
+void two_way_note(struct two_way_conflicts *t, struct job *job, int side, const void *key,
+                  size_t len, uint64_t end);
+
+/* Conflicts seen so far. */
+uint64_t two_way_conflict_count(const struct two_way_conflicts *t);
 
 #endif

@@ -185,7 +185,29 @@ Test(two_way, one_process_runs_both_directions_and_resumes_them_after_a_stop)
     }
     wait_settled(a, b, p, p);
     assert_dataset_equals(b, a, "side A", "one process, both directions");
-    ringsync_stop(p, "both directions");
+    cr_assert(!stderr_has(p, "conflict: key"), "disjoint writes reported as a conflict");
+
+    /* the same key on both sides at once: a conflict; one written on both
+     * sides but far apart (past the window): none */
+    redis_fixture_exec(a->ctx, "SET apart:k from-a");
+    wait_settled(a, b, p, p);
+    sleep_ms(1500);
+    redis_fixture_exec(b->ctx, "SET apart:k from-b");
+    redis_fixture_exec(a->ctx, "SET both:k from-a");
+    redis_fixture_exec(b->ctx, "SET both:k from-b");
+    wait_settled(a, b, p, p);
+    cr_assert(stderr_has(p, "conflict: key 'both:k' written on both sides"),
+              "the key written on both sides at once was not reported");
+    cr_assert(!stderr_has(p, "conflict: key 'apart:k'"),
+              "a key written on both sides 1.5 s apart was reported");
+    sleep_ms(1500); /* past the window: the DEL is no conflict of its own */
+    redis_fixture_exec(a->ctx, "DEL both:k"); /* whichever side won, one value again */
+    wait_settled(a, b, p, p);
+    struct program_result r;
+    ringsync_stop_result(p, "both directions", &r);
+    cr_assert(strstr(r.err, "1 conflicts: keys written on both sides") != NULL,
+              "the report does not count the one conflict:\n%s", r.err);
+    program_result_deinit(&r);
 
     app_load(a->ctx, "a", 3); /* while stopped */
     app_load(b->ctx, "b", 3);
