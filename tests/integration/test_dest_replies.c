@@ -200,11 +200,34 @@ Test(dest_replies, a_target_busy_past_the_retry_timeout_stops_naming_it)
         cr_assert(fixture_now_ms() < deadline, "no checkpoint record within 10 s");
         sleep_ms(10);
     }
+    /* An idle link PINGs the destination every DEST_LINK_KEEPALIVE_S (0.5 s):
+     * that PING must not be what meets the busy script first. So the link
+     * is made busy just before (a write, applied), and the INCR follows as
+     * soon as the script runs. */
+    redis_fixture_exec(src->ctx, "SET warm 1");
+    for (deadline = fixture_now_ms() + 10000;; sleep_ms(2)) {
+        redisReply *w = redis_fixture_command(dst->ctx, "EXISTS warm");
+        bool there = w->type == REDIS_REPLY_INTEGER && w->integer == 1;
+        freeReplyObject(w);
+        if (there)
+            break;
+        cr_assert(fixture_now_ms() < deadline, "SET warm not applied within 10 s");
+    }
     redisContext *script = redis_fixture_connect(dst);
     /* busy for 4 s: long past the 0.5 s timeout even when a loaded box
      * delays the INCR's arrival by a second or more */
     send_only(script, "EVAL %s 0", BUSY_SCRIPT_FOR("4000000"));
-    sleep_ms(200);
+    redisContext *probe = redis_fixture_connect(dst); /* -BUSY: the script runs */
+    for (deadline = fixture_now_ms() + 10000;; sleep_ms(1)) {
+        redisReply *x = redisCommand(probe, "PING");
+        bool busy = x != NULL && x->type == REDIS_REPLY_ERROR && strncmp(x->str, "BUSY", 4) == 0;
+        if (x != NULL)
+            freeReplyObject(x);
+        if (busy)
+            break;
+        cr_assert(fixture_now_ms() < deadline, "the busy script did not start within 10 s");
+    }
+    redisFree(probe);
     redis_fixture_exec(src->ctx, "INCR after");
     struct program_result r;
     program_finish(p, 0, 20000, &r);
