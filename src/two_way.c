@@ -117,23 +117,37 @@ int two_way_reverse_start(const struct sync_opts *o, struct control_link *scl,
 
 /* ------------------------------------------------------------ conflicts */
 
+/* One entry: the key's hash (high 32 bits), the time it was written (ms
+ * since the table began, 31 bits: time differences are taken modulo 2^31,
+ * right for windows far shorter than 24 days) and the side (low bit),
+ * swapped in one atomic exchange: of two writers of one key at once, the
+ * second always sees the first. */
 struct two_way_entry {
-    _Atomic uint64_t hash; /* the key's 64-bit hash; 0: empty */
-    _Atomic uint64_t at;   /* ms << 1 | side */
-    _Atomic uint64_t end;  /* the write's end offset in its side's stream */
+    _Atomic uint64_t word;
+    _Atomic uint64_t end; /* the write's end offset in its side's stream (messages only) */
 };
 
 struct two_way_conflicts {
     int64_t window_ms;
+    uint64_t t0;
     _Atomic uint64_t count;
     struct two_way_entry e[TWO_WAY_SLOTS];
 };
 
+static uint64_t coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 struct two_way_conflicts *two_way_conflicts_new(int64_t window_ms)
 {
     struct two_way_conflicts *t = calloc(1, sizeof(*t));
-    if (t != NULL)
+    if (t != NULL) {
         t->window_ms = window_ms;
+        t->t0 = coarse_ms();
+    }
     return t;
 }
 
@@ -150,39 +164,35 @@ static uint64_t key_hash(const unsigned char *p, size_t n)
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
-    return h | 1; /* never 0: 0 marks an empty entry */
-}
-
-static uint64_t coarse_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return h;
 }
 
 void two_way_note(struct two_way_conflicts *t, struct job *job, int side, const void *key,
                   size_t len, uint64_t end)
 {
-    uint64_t h = key_hash(key, len), now = coarse_ms();
-    struct two_way_entry *e = &t->e[h % TWO_WAY_SLOTS];
-    uint64_t oh = atomic_load_explicit(&e->hash, memory_order_relaxed);
-    uint64_t oat = atomic_load_explicit(&e->at, memory_order_relaxed);
-    uint64_t oend = atomic_load_explicit(&e->end, memory_order_relaxed);
-    if (oh == h && (int)(oat & 1) != side && now - (oat >> 1) <= (uint64_t)t->window_ms) {
-        uint64_t k = atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&job->conflicts, 1, memory_order_relaxed);
-        if (k < 20) {
-            char name[200];
-            rs_escape_bytes(name, sizeof(name), key, len, 120);
-            rs_log("conflict: key '%s' written on both sides within %" PRId64 " ms: side %s at "
-                   "offset %" PRIu64 ", side %s at offset %" PRIu64 "%s",
-                   name, t->window_ms, side ? "B" : "A", end, side ? "A" : "B", oend,
-                   k == 19 ? " (no more of these are shown; the report counts them)" : "");
-        }
+    uint64_t h = key_hash(key, len);
+    uint64_t now = (coarse_ms() - t->t0) & 0x7fffffffu;
+    uint64_t word = (h >> 32 | 1u) << 32 | now << 1 | (uint64_t)(side & 1); /* hash part never 0 */
+    struct two_way_entry *e = &t->e[(h & 0xffffffffu) % TWO_WAY_SLOTS];
+    uint64_t old = atomic_exchange_explicit(&e->word, word, memory_order_relaxed);
+    uint64_t oend = atomic_exchange_explicit(&e->end, end, memory_order_relaxed);
+    if (old >> 32 != word >> 32 || (int)(old & 1) == side)
+        return;
+    uint64_t dt = (now - ((old >> 1) & 0x7fffffffu)) & 0x7fffffffu;
+    if (dt > 0x3fffffffu)
+        dt = 0x80000000u - dt; /* the other side's was noted later (a race): |difference| */
+    if (dt > (uint64_t)t->window_ms)
+        return;
+    uint64_t k = atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&job->conflicts, 1, memory_order_relaxed);
+    if (k < 20) {
+        char name[200];
+        rs_escape_bytes(name, sizeof(name), key, len, 120);
+        rs_log("conflict: key '%s' written on both sides within %" PRId64 " ms: side %s at "
+               "offset %" PRIu64 ", side %s at offset %" PRIu64 "%s",
+               name, t->window_ms, side ? "B" : "A", end, side ? "A" : "B", oend,
+               k == 19 ? " (no more of these are shown; the report counts them)" : "");
     }
-    atomic_store_explicit(&e->hash, h, memory_order_relaxed);
-    atomic_store_explicit(&e->at, now << 1 | (uint64_t)side, memory_order_relaxed);
-    atomic_store_explicit(&e->end, end, memory_order_relaxed);
 }
 
 uint64_t two_way_conflict_count(const struct two_way_conflicts *t)
