@@ -43,7 +43,6 @@ enum job_kind {
     KIND_ENDPOINT, /* a URI, or a mapping {uri | host, port, db, user, password_file|_env} */
     KIND_DB_MAP,   /* "0:1,2:3" or a mapping {0: 1, 2: 3} */
     KIND_FILTERS,  /* a mapping of the keys of filter_keys */
-    KIND_TOPOLOGY, /* oneway (nothing to say) | bidirectional (not yet) */
     KIND_COMMAND,  /* which command the file is for */
     KIND_INPUT,    /* the command's positional argument */
 };
@@ -60,7 +59,9 @@ struct job_key {
  * config check's. */
 static const struct job_key job_keys[] = {
     {"command", NULL, JOB_ALL, KIND_COMMAND},
-    {"topology", NULL, JOB_SYNC, KIND_TOPOLOGY},
+    {"topology", "topology", JOB_SYNC, KIND_VALUE},
+    {"direction", "direction", JOB_SYNC, KIND_VALUE},
+    {"conflict_window_ms", "conflict-window-ms", JOB_SYNC, KIND_VALUE},
     {"source", "source", JOB_SYNC | JOB_VERIFY | JOB_CAPTURE, KIND_ENDPOINT},
     {"destination", "target", JOB_SRR | JOB_VERIFY, KIND_ENDPOINT},
     {"rdb_file", NULL, JOB_RESTORE, KIND_INPUT},
@@ -612,15 +613,6 @@ static int translate_key(struct translation *t, const struct job_key *jk, const 
             return fail_at(t, v, "filters takes a mapping (key_prefix: ..., db: ...), not %s",
                            kind_name(v));
         return each_pair(t, v, filters_pair, NULL);
-    case KIND_TOPOLOGY:
-        rc = want_scalar(t, v, jk->key, &s);
-        if (rc < 0 || strcmp(s, "oneway") == 0)
-            return rc;
-        if (strcmp(s, "bidirectional") == 0)
-            return fail_at(t, v,
-                           "topology bidirectional is not there yet: only oneway (source "
-                           "to destination)");
-        return fail_at(t, v, "topology takes oneway (or, later, bidirectional), not '%.64s'", s);
     case KIND_COMMAND:
         return 0; /* read before the walk */
     case KIND_INPUT:
@@ -1118,8 +1110,6 @@ int config_main(int argc, char **argv)
                "as ***\n",
                job_command_name(jf.command), jf.path);
         printf("command: %s\n", job_command_name(jf.command));
-        if (jf.command == JOB_SYNC)
-            printf("topology: oneway\n");
         for (size_t i = 0; i < NKEYS(job_keys) && rc == 0; i++) {
             const struct job_key *jk = &job_keys[i];
             if (!(jk->commands & jf.command))

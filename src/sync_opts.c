@@ -534,6 +534,10 @@ void sync_opts_describe(const struct sync_opts *o, enum sync_mode mode,
     }
     if (mode != MODE_SYNC)
         return;
+    emit(ctx, "topology", o->bidirectional ? "bidirectional" : "oneway");
+    emit(ctx, "direction", o->direction);
+    snprintf(b, sizeof(b), "%lld", (long long)o->conflict_window_ms);
+    emit(ctx, "conflict-window-ms", b);
     char cp[4200];
     snprintf(cp, sizeof(cp), "file:%s", o->checkpoint_file ? o->checkpoint_file : "");
     emit(ctx, "checkpoint", o->checkpoint_file ? cp : o->checkpoint ? "target" : "none");

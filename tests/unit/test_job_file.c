@@ -129,6 +129,7 @@ Test(job_file, complete_file_becomes_the_long_options_before_the_flags)
     cr_assert_eq(job_file_translate("job.yaml", text, strlen(text), JOB_SYNC, &jf, &err), 0, "%s",
                  err.msg);
     static const char *const want[] = {
+        "--topology=oneway",
         "--source=redis://10.0.0.1:6379",
         "--target=redis://syncer@10.0.0.2:6380",
         "--workers=2",
@@ -154,10 +155,10 @@ Test(job_file, complete_file_becomes_the_long_options_before_the_flags)
     cr_assert_eq((size_t)jf.nopts, nwant, "%d options", jf.nopts);
     for (size_t i = 0; i < nwant; i++)
         cr_assert_str_eq(jf.opts[i], want[i]);
-    cr_assert_eq(jf.places[2].line, 10);
-    cr_assert_eq(jf.places[2].column, 10);
-    cr_assert_str_eq(jf.places[2].key, "workers");
-    cr_assert_str_eq(jf.places[7].key, "filters.key_prefix");
+    cr_assert_eq(jf.places[3].line, 10);
+    cr_assert_eq(jf.places[3].column, 10);
+    cr_assert_str_eq(jf.places[3].key, "workers");
+    cr_assert_str_eq(jf.places[8].key, "filters.key_prefix");
     cr_assert_str_eq(jf.secret[1].password, SECRET, "one trailing newline is cut");
     cr_assert_null(jf.secret[0].password);
 
@@ -166,7 +167,7 @@ Test(job_file, complete_file_becomes_the_long_options_before_the_flags)
     job_file_merge(&jf, 5, cli);
     cr_assert_eq(jf.argc, 1 + (int)nwant + 2);
     cr_assert_str_eq(jf.argv[0], "sync");
-    cr_assert_str_eq(jf.argv[1], "--source=redis://10.0.0.1:6379");
+    cr_assert_str_eq(jf.argv[2], "--source=redis://10.0.0.1:6379");
     cr_assert_str_eq(jf.argv[jf.argc - 2], "--workers");
     cr_assert_str_eq(jf.argv[jf.argc - 1], "1");
     cr_assert_null(jf.argv[jf.argc]);
@@ -234,8 +235,6 @@ Test(job_file, wrong_type_names_file_line_and_column)
     refused("workers:\n", JOB_SYNC, "workers has no value");
     refused("- workers\n", JOB_SYNC, "job.yaml:1:1: a job file is a mapping");
     refused("workers: [1\n", JOB_SYNC, "job.yaml:2:1: not YAML");
-    refused("topology: bidirectional\n", JOB_SYNC,
-            "job.yaml:1:11: topology bidirectional is not there yet");
     refused("destination: redis://h:99999\n", JOB_SYNC, "job.yaml:1:14: destination: endpoint");
     refused("command: verify\n", JOB_SYNC, "job.yaml:1:10: this job file is for ringsync verify");
 }
