@@ -81,15 +81,16 @@ int dest_nodes_open(struct dest_nodes *d, const struct endpoint *target,
     memset(d, 0, sizeof(*d));
     enum dest_nodes_mode mode = o->mode;
     int timeout_ms = o->timeout_ms;
+    struct control_link cl = {0};
+    if (control_link_open(&cl, target, timeout_ms, err) < 0)
+        return -1; /* the first contact, a proxy's too: an unreachable target is said at once */
     if (mode == DEST_NODES_PROXY) {
+        control_link_close(&cl);
         if (proxy_nodes(d, target, o, err) == 0)
             return 0;
         dest_nodes_deinit(d);
         return -1;
     }
-    struct control_link cl = {0};
-    if (control_link_open(&cl, target, timeout_ms, err) < 0)
-        return -1;
     enum cluster_mode found = CLUSTER_MODE_STANDALONE;
     int rc = cluster_mode_of(&cl, &found, err);
     if (rc < 0 && mode == DEST_NODES_AUTO && is_proxy(target, timeout_ms, err)) {

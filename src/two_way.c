@@ -23,6 +23,13 @@ int two_way_settle(struct sync_opts *o)
                "each knows the other's writes");
         return 2;
     }
+    if (strlen(o->job_id) + sizeof("/reverse") > CHECKPOINT_JOB_MAX) {
+        /* "J/forward" names the records, "ringsync:cp:J/reverse:" the other
+         * direction's: both must hold J whole, or the echoes go undropped */
+        rs_log("--job-id of a two-way job takes at most %zu characters, not %zu",
+               CHECKPOINT_JOB_MAX - sizeof("/reverse"), strlen(o->job_id));
+        return 2;
+    }
     if (!o->checkpoint || o->checkpoint_file != NULL) {
         rs_log("--direction needs --checkpoint target: the records that checkpoints write in "
                "the destination are what marks a direction's writes (src/BIDIRECTIONAL.md)");
@@ -62,7 +69,8 @@ void two_way_router(const struct sync_opts *o, struct router_config *cfg, char *
     int n = snprintf(prefix, cap, "%s%s/%s:", CHECKPOINT_PREFIX, o->job_id, other);
     cfg->mark_all = true;
     cfg->drop_prefix = prefix;
-    cfg->drop_prefix_len = n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    RS_ASSERT(n > 0 && (size_t)n < cap); /* two_way_settle bounded the job id */
+    cfg->drop_prefix_len = (size_t)n;
 }
 
 int two_way_reverse_start(const struct sync_opts *o, struct control_link *scl,

@@ -383,6 +383,21 @@ static void report_text(const struct verify_report *r, const struct verify_opts 
                 (unsigned long long)(total - r->nexamples));
 }
 
+/* {"missing":N,...}: per kind, a[k] (+ b[k] when b is not NULL). */
+static void kinds_json(struct json_out *j, const uint64_t *a, const uint64_t *b)
+{
+    json_out_char(j, '{');
+    for (int k = 0; k < VERIFY_KINDS; k++) {
+        const char *name = verify_kind_name((enum verify_kind)k);
+        if (k)
+            json_out_char(j, ',');
+        json_out_string(j, name, strlen(name));
+        json_out_char(j, ':');
+        json_out_u64(j, a[k] + (b != NULL ? b[k] : 0));
+    }
+    json_out_char(j, '}');
+}
+
 static void report_json(const struct verify_report *r, const struct verify_opts *o, FILE *f)
 {
     struct json_out j;
@@ -404,25 +419,11 @@ static void report_json(const struct verify_report *r, const struct verify_opts 
     json_out_u64(&j, r->not_compared);
     json_out_text(&j, ",\"differences\":");
     json_out_u64(&j, total);
-    json_out_text(&j, ",\"counts\":{");
-    for (int k = 0; k < VERIFY_KINDS; k++) {
-        if (k)
-            json_out_char(&j, ',');
-        json_out_string(&j, verify_kind_name((enum verify_kind)k),
-                        strlen(verify_kind_name((enum verify_kind)k)));
-        json_out_char(&j, ':');
-        json_out_u64(&j, r->counts[k] + r->overflow[k]);
-    }
-    json_out_text(&j, "},\"not_rechecked\":{");
-    for (int k = 0; k < VERIFY_KINDS; k++) {
-        if (k)
-            json_out_char(&j, ',');
-        json_out_string(&j, verify_kind_name((enum verify_kind)k),
-                        strlen(verify_kind_name((enum verify_kind)k)));
-        json_out_char(&j, ':');
-        json_out_u64(&j, r->overflow[k]);
-    }
-    json_out_text(&j, "},\"examples\":[");
+    json_out_text(&j, ",\"counts\":");
+    kinds_json(&j, r->counts, r->overflow);
+    json_out_text(&j, ",\"not_rechecked\":");
+    kinds_json(&j, r->overflow, NULL);
+    json_out_text(&j, ",\"examples\":[");
     for (size_t i = 0; i < r->nexamples; i++) {
         const struct verify_diff *d = r->examples[i];
         json_out_text(&j, i ? ",{\"kind\":" : "{\"kind\":");
