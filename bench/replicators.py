@@ -18,6 +18,11 @@ bench/run started for it (see measure_full_sync in bench/run):
   ringsync-nocp
              ringsync with --checkpoint none (no records in the destination):
              beside ringsync, what the checkpoints cost; only when asked for.
+  ringsync-relay
+             ringsync with --target-mode relay (src/RELAY.md: the destination
+             replicates from ringsync, loading the snapshot from the socket);
+             it ends once the destination acknowledged the snapshot and is
+             promoted; only when asked for.
   NAME=CMDLINE
              any other command line, with {source_host} {source_port}
              {target_host} {target_port} {source_uri} {target_uri} {ringsync}
@@ -446,12 +451,13 @@ class NativeReplicator:
         }
 
 
-BUILTINS = ("native-diskless", "ringsync-nocp")
+BUILTINS = ("native-diskless", "ringsync-nocp", "ringsync-relay")
 
 
 def builtin(name, ringsync=None, ringsync_args=""):
     """The replicators that need no command line (ringsync-nocp: ringsync
-    with its --ringsync-args and --checkpoint none)."""
+    with its --ringsync-args and --checkpoint none; ringsync-relay: with
+    --target-mode relay)."""
     if name == "native":
         return NativeReplicator()
     if name == "native-diskless":
@@ -459,6 +465,9 @@ def builtin(name, ringsync=None, ringsync_args=""):
     if name == "ringsync-nocp" and ringsync:
         return RingsyncReplicator(ringsync, ((ringsync_args + " ") if ringsync_args else "") +
                                   "--checkpoint none", name="ringsync-nocp")
+    if name == "ringsync-relay" and ringsync:
+        return RingsyncReplicator(ringsync, ((ringsync_args + " ") if ringsync_args else "") +
+                                  "--target-mode relay", name="ringsync-relay")
     return None
 
 

@@ -81,6 +81,11 @@ int dest_nodes_open(struct dest_nodes *d, const struct endpoint *target,
     memset(d, 0, sizeof(*d));
     enum dest_nodes_mode mode = o->mode;
     int timeout_ms = o->timeout_ms;
+    if (mode == DEST_NODES_RELAY) {
+        rs_error_set(err, RS_E_UNSUPPORTED, 0,
+                     "--target-mode relay is for `ringsync sync` only (src/RELAY.md)");
+        return -1;
+    }
     struct control_link cl = {0};
     if (control_link_open(&cl, target, timeout_ms, err) < 0)
         return -1; /* the first contact, a proxy's too: an unreachable target is said at once */

@@ -30,6 +30,7 @@ enum dest_nodes_mode {
     DEST_NODES_STANDALONE,
     DEST_NODES_CLUSTER,
     DEST_NODES_PROXY, /* a proxy of nutcracker's kind (src/PROXY_DESTINATION.md) */
+    DEST_NODES_RELAY, /* the destination replicates from ringsync (relay.h): never opened here */
 };
 
 /* What dest_nodes_open needs to know. */

@@ -69,6 +69,7 @@ static const struct job_key job_keys[] = {
     {"out", "out", JOB_CAPTURE, KIND_VALUE},
     {"workers", "workers", JOB_SRR, KIND_VALUE},
     {"target_mode", "target-mode", JOB_SRR, KIND_VALUE},
+    {"relay_listen", "relay-listen", JOB_SYNC, KIND_VALUE},
     {"target_nonempty", "target-nonempty", JOB_SRR, KIND_VALUE},
     {"db_map", "db-map", JOB_SRR | JOB_VERIFY, KIND_DB_MAP},
     {"db_prefix", "db-prefix", JOB_SRR | JOB_VERIFY, KIND_OPTIONAL},

@@ -21,8 +21,9 @@
 #include "snapshot_writer.h"
 #include "worker.h"
 
-#define SOURCE_FEED_ACK_MIN_S 0.00025 /* the least time between two ACKs of a moving offset */
-#define SOURCE_FEED_CP_S      1.0     /* the w record is written this often while W moves */
+#define SOURCE_FEED_ACK_MIN_S   0.00025 /* the least time between two ACKs of a moving offset */
+#define SOURCE_FEED_CP_S        1.0     /* the w record is written this often while W moves */
+#define SOURCE_FEED_DRAIN_SAY_S 5       /* a clean stop slower than this says what it waits for */
 
 static void checkpoint_tick(struct source_feed *f, uint64_t w);
 static void checkpoint_file_tick(struct source_feed *f, uint64_t w);
@@ -348,6 +349,30 @@ static void write_file(struct source_feed *f, uint64_t w)
     f->cp_stream = true;
 }
 
+/* A clean stop waiting on the destination: said once after
+ * SOURCE_FEED_DRAIN_SAY_S, quiet or not, with what it waits for (sync.c
+ * stops at once after SYNC_DRAIN_S). Returns whether nothing is pending. */
+static bool drain_idle(struct source_feed *f)
+{
+    struct job *job = f->job;
+    unsigned batches = batch_writer_outstanding(f->bw);
+    bool redirects = job->redirect != NULL && !cluster_redirect_idle(job->redirect);
+    if (batches == 0 && !redirects)
+        return true;
+    double t = now_s();
+    if (f->drain_seen == 0)
+        f->drain_seen = t;
+    if (!f->drain_said && t - f->drain_seen >= SOURCE_FEED_DRAIN_SAY_S) {
+        f->drain_said = true;
+        rs_log("stopping: after %d s the destination still has not acknowledged %u batches "
+               "(applied up to source offset %" PRIu64 ")%s; waiting on",
+               SOURCE_FEED_DRAIN_SAY_S, batches,
+               batch_writer_applied(f->bw, atomic_load(&job->stream_received)),
+               redirects ? ", and redirected commands are not yet re-sent" : "");
+    }
+    return false;
+}
+
 /* Checkpoints in a file, every tick while following: once the snapshot is
  * applied, then every second while the applied offset moves; at a clean
  * stop, once all that was routed is applied, the last one, and the job
@@ -356,9 +381,7 @@ static void checkpoint_file_tick(struct source_feed *f, uint64_t w)
 {
     struct job *job = f->job;
     if (atomic_load_explicit(&job->drain, memory_order_relaxed)) {
-        bool idle = batch_writer_outstanding(f->bw) == 0 &&
-                    (job->redirect == NULL || cluster_redirect_idle(job->redirect));
-        if (!idle || f->drain_written)
+        if (f->drain_written || !drain_idle(f))
             return;
         write_file(f, w);
         f->drain_written = true;
@@ -378,10 +401,8 @@ static void checkpoint_file_tick(struct source_feed *f, uint64_t w)
 static void checkpoint_tick(struct source_feed *f, uint64_t w)
 {
     struct job *job = f->job;
-    bool idle = batch_writer_outstanding(f->bw) == 0 &&
-                (job->redirect == NULL || cluster_redirect_idle(job->redirect));
     if (atomic_load_explicit(&job->drain, memory_order_relaxed)) {
-        if (!idle)
+        if (!drain_idle(f))
             return;
         if (!f->drain_written) {
             write_w(f, w);

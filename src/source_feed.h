@@ -66,6 +66,8 @@ struct source_feed {
     uint64_t cp_written; /* the last W written */
     double cp_at;
     bool drain_written; /* job->drain: the last record is written */
+    double drain_seen;  /* when this thread first saw job->drain (0: not yet) */
+    bool drain_said;    /* the slow stop is said */
     /* or checkpoints in a file (checkpoint_file.h): W = the applied offset,
      * every second while it moves, and at a clean stop */
     const char *cp_file;

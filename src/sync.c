@@ -53,6 +53,7 @@
 #include "source_link.h"
 #include "source_reconnect.h"
 #include "spill.h"
+#include "relay.h"
 #include "status_server.h"
 #include "worker.h"
 
@@ -78,6 +79,11 @@ bool sync_is_stopping(void)
 int sync_signal_caught(void)
 {
     return sync_signal;
+}
+
+int sync_signal_count(void)
+{
+    return sync_signals;
 }
 
 /* ---------------------------------------------------------------- logging */
@@ -1382,6 +1388,8 @@ static int sync_run(int argc, char **argv, struct dest_nodes *nodes, struct run_
         return 2;
     }
     sync_install_signals();
+    if (o.target_mode == DEST_NODES_RELAY) /* the destination replicates from ringsync */
+        return (rc = relay_settle(&o)) != 0 ? rc : relay_sync(&o, &source, &rp->target);
     if ((rc = status_server_start(o.status_addr, o.cutover_lag_ms)) != 0)
         return rc;
     rp->source_name = source.name;

@@ -54,7 +54,11 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
                "  --quiet                     no progress line\n"
                "  --target-mode M             auto (default: ask the target) | standalone |\n"
                "                              cluster (the target is any node of it) | proxy\n"
-               "                              (twemproxy/nutcracker in front of the servers)\n"
+               "                              (twemproxy/nutcracker in front of the servers) |\n"
+               "                              relay (an empty standalone destination becomes\n"
+               "                              a replica of ringsync: src/RELAY.md)\n"
+               "  --relay-listen HOST:PORT    relay: where the destination connects to ringsync\n"
+               "                              (default 127.0.0.1:0, any free port)\n"
                "  --proxy-connections N       a proxy: connections per worker (default 4)\n"
                "  --proxy-hash-tag {}         a proxy: its hash_tag, so that keys of one {tag}\n"
                "                              share a server (default: none)\n"
@@ -137,12 +141,19 @@ static int choice(const char *arg, const char *option, const char *const *names)
 }
 
 /* Options without a letter of their own (getopt_long's values past a char). */
-enum { OPT_FILTER_KEY_PREFIX = 256, OPT_BLOCK_KEY_PREFIX, OPT_FILTER_DB, OPT_BLOCK_COMMAND };
+enum {
+    OPT_FILTER_KEY_PREFIX = 256,
+    OPT_BLOCK_KEY_PREFIX,
+    OPT_FILTER_DB,
+    OPT_BLOCK_COMMAND,
+    OPT_RELAY_LISTEN
+};
 
 static const char *const nonempty_names[] = {"refuse", "keep", "flush", NULL};
 static const char *const restore_names[] = {"auto", "never", NULL};
 static const char *const on_error_names[] = {"stop", "skip", NULL};
-static const char *const target_mode_names[] = {"auto", "standalone", "cluster", "proxy", NULL};
+static const char *const target_mode_names[] = {"auto",  "standalone", "cluster",
+                                                "proxy", "relay",      NULL};
 static const char *const checkpoint_names[] = {"target", "none", NULL};
 static const char *const direction_names[] = {"forward", "reverse", NULL};
 static const char *const topology_names[] = {"oneway", "bidirectional", NULL};
@@ -190,6 +201,7 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         {"block-key-prefix", required_argument, NULL, OPT_BLOCK_KEY_PREFIX},
         {"filter-db", required_argument, NULL, OPT_FILTER_DB},
         {"block-command", required_argument, NULL, OPT_BLOCK_COMMAND},
+        {"relay-listen", required_argument, NULL, OPT_RELAY_LISTEN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -436,6 +448,9 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
                 return 2;
             rs_log_set_format(pick == 1 ? RS_LOG_JSON : RS_LOG_TEXT);
             break;
+        case OPT_RELAY_LISTEN:
+            o->relay_listen = optarg;
+            break;
         case OPT_FILTER_KEY_PREFIX:
         case OPT_BLOCK_KEY_PREFIX:
         case OPT_FILTER_DB:
@@ -503,6 +518,7 @@ void sync_opts_describe(const struct sync_opts *o, enum sync_mode mode,
     snprintf(b, sizeof(b), "%u", o->workers);
     emit(ctx, "workers", b);
     emit(ctx, "target-mode", target_mode_names[o->target_mode]);
+    emit(ctx, "relay-listen", o->relay_listen);
     emit(ctx, "target-nonempty", nonempty_names[o->nonempty]);
     emit(ctx, "db-map", o->db_map);
     emit(ctx, "db-prefix", o->db_prefix);

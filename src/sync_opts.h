@@ -36,6 +36,7 @@ struct sync_opts {
     enum dest_nodes_mode target_mode; /* --target-mode */
     unsigned proxy_connections;       /* --proxy-connections, 0: the default (4) */
     bool proxy_tag;                   /* --proxy-hash-tag {} */
+    const char *relay_listen;         /* --relay-listen HOST:PORT (relay.h), NULL: default */
     const char *db_map;               /* --db-map, NULL: the default map */
     const char *db_prefix;            /* --db-prefix's pattern, NULL: none */
     bool db_unmapped_skip;            /* --db-unmapped skip */

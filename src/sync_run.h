@@ -140,6 +140,9 @@ bool sync_is_stopping(void);
 /* The last signal caught (SIGINT, SIGTERM), 0 for none. */
 int sync_signal_caught(void);
 
+/* How many signals came (the second stops at once). */
+int sync_signal_count(void);
+
 /* A clean stop took the expiry margin off (the caller's remove_margin):
  * the job's w record says so, so that a resume puts it back. */
 void sync_record_margin_off(struct run_ctx *rc);
