@@ -311,8 +311,8 @@ static int check_target(struct relay *r, struct control_link *tcl, long src_vers
                                                                  "000000000000") != 0)) {
         if (o1 + 1 == o2) {
             *kind = RELAY_PROMOTED;
-            snprintf(r->map_from, sizeof(r->map_from), "%s", replid);
-            snprintf(r->map_to, sizeof(r->map_to), "%s", replid2);
+            snprintf(r->map_from, sizeof(r->map_from), "%.*s", SOURCE_REPLID_LEN, replid);
+            snprintf(r->map_to, sizeof(r->map_to), "%.*s", SOURCE_REPLID_LEN, replid2);
             return 0;
         }
         rs_log("destination %s was a replica of the source, promoted at offset %llu, and has "
@@ -378,7 +378,7 @@ static int listen_on(struct relay *r)
         rs_log("--relay-listen %s: %s (a numeric address)", spec, gai_strerror(g));
         return -1;
     }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     if (fd >= 0)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -602,6 +602,8 @@ static void *keepalive_main(void *arg)
     return NULL;
 }
 
+static void on_source_bytes(struct relay *r, const char *p, size_t n);
+
 /* The source's side of a session: its PSYNC with the destination's replid
  * and offset, retried while the source cannot serve, the answer passed on.
  * Leaves r->sfd open and the bytes already read in the ring. */
@@ -698,6 +700,7 @@ static int source_session(struct relay *r, const char *replid, long long offset)
     RS_ASSERT(pending.len <= r->sd.cap);
     memcpy(r->sd.p, pending.p, pending.len);
     r->sd.head = pending.len;
+    on_source_bytes(r, r->sd.p, pending.len); /* read along, as every byte after them */
     control_link_close(&scl);
     return 0;
 }
@@ -705,6 +708,24 @@ static int source_session(struct relay *r, const char *replid, long long offset)
 /* --------------------------------------------------------------- forwarding */
 
 enum { UD_SRC_RECV = 1, UD_DST_SEND, UD_DST_RECV, UD_SRC_SEND };
+
+/* While a session runs, a connection to the relay's port gets an error and
+ * is closed (RELAY.md: one destination at a time); looked at every 100 ms. */
+static void turn_away(struct relay *r, double *last)
+{
+    double t = now_s();
+    if (t - *last < 0.1)
+        return;
+    *last = t;
+    int fd;
+    while ((fd = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+        static const char busy[] = "-ERR ringsync's relay serves one replica at a time\r\n";
+        (void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        close(fd);
+        rs_log("relay: a second connection to the relay's port was turned away (one destination "
+               "at a time)");
+    }
+}
 
 /* Reads along the source's bytes (never changing them): the snapshot's
  * end, then the stream offset. */
@@ -831,7 +852,7 @@ static void say_progress(struct relay *r, double *last)
 static enum relay_end forward(struct relay *r)
 {
     bool stopping = false, s_eof = false, d_eof = false;
-    double drain_t0 = 0, last_progress = now_s();
+    double drain_t0 = 0, last_progress = now_s(), last_accept = now_s();
     enum relay_end end = END_FAILED;
     const char *lost = NULL;
     r->acked_any = false;
@@ -936,6 +957,7 @@ static enum relay_end forward(struct relay *r)
         }
         io_uring_cq_advance(&r->ring, seen);
         say_progress(r, &last_progress);
+        turn_away(r, &last_accept);
     }
     if (lost != NULL)
         rs_log("relay: %s at offset %" PRIu64 " (%" PRIu64
