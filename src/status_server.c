@@ -288,7 +288,7 @@ static void *sampler_main(void *arg)
         until.tv_nsec += SAMPLE_EVERY_MS * 1000000L;
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&S.cond, &S.mu, &until);
+        pthread_cond_clockwait(&S.cond, &S.mu, CLOCK_MONOTONIC, &until); /* until is monotonic */
     }
     pthread_mutex_unlock(&S.mu);
     return NULL;

@@ -365,3 +365,40 @@ Test(status, status_addr_none_serves_nothing_and_json_logs_are_json_lines)
     redis_fixture_stop(src);
     redis_fixture_stop(dst);
 }
+
+/* CPU seconds (user + system) of process pid so far, from /proc/PID/stat. */
+static double cpu_seconds_of(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    char *s = fixture_read_file(path, NULL);
+    cr_assert(s != NULL, "cannot read %s", path);
+    const char *at = strrchr(s, ')'); /* the name may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    cr_assert(at != NULL && sscanf(at + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                                   &ut, &st) == 2,
+              "cannot parse %s", path);
+    free(s);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* An idle job (caught up, no writes) with its status server on must not
+ * keep a core busy: the status sampler once waited on a CLOCK_MONOTONIC
+ * deadline with a CLOCK_REALTIME condition variable, and spun. */
+Test(status, an_idle_job_with_its_status_server_burns_no_cpu)
+{
+    struct redis_fixture *src = redis_fixture_start(NULL);
+    struct redis_fixture *dst = redis_fixture_start(NULL);
+    struct program *p = ringsync_start_ports(src->port, dst->port, "1", true, NULL);
+    wait_snapshot_applied(p);
+    cr_assert(program_wait_for_stderr(p, "status on http://", 5000), "no status server");
+    sleep_ms(300);
+    double c0 = cpu_seconds_of(p->pid);
+    sleep_ms(2000);
+    double used = cpu_seconds_of(p->pid) - c0;
+    cr_assert(used < 0.2, "an idle ringsync used %.2f CPU-s in 2 s (more than 10%% of a core)",
+              used);
+    ringsync_stop(p, "idle");
+    redis_fixture_stop(src);
+    redis_fixture_stop(dst);
+}
