@@ -62,6 +62,7 @@ struct batch_writer {
     struct batch *overflow_head[JOB_MAX_WORKERS]; /* ring full: waiting to be pushed */
     struct batch *overflow_tail[JOB_MAX_WORKERS];
     bool stream_mode; /* see batch_writer_stream_mode */
+    bool mark_all;    /* see batch_writer_mark_all */
     uint64_t cur_off; /* the offset before the next command written */
     uint64_t cur_end; /* the offset at the end of the next command written */
     uint64_t next_seq;
@@ -83,6 +84,8 @@ static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slo
                   const struct rs_slice *key, const char *head, size_t hn, const void *p,
                   size_t n0);
 static int mset_flush(struct batch_writer *bw, unsigned to);
+static int tx_open(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,
+                   const struct rs_slice *key, size_t need);
 static int stage_emit(struct batch_writer *bw, struct batch *b, struct mset_stage *s);
 static size_t stage_bytes(const struct mset_stage *s, unsigned more, size_t n);
 
@@ -418,6 +421,8 @@ static int mset_flush(struct batch_writer *bw, unsigned to)
             l->tx_to = s->off_last;
         return stage_emit(bw, l->open, s);
     }
+    /* two-way: never a stream write outside a record transaction */
+    RS_ASSERT(!(bw->mark_all && bw->stream_mode));
     int rc = select_db(bw, to, s->db);
     if (rc != 0)
         return rc;
@@ -621,6 +626,11 @@ int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, cons
         if (tx_close(bw, to) != 0)
             return -ENOMEM;
     }
+    /* two-way: a SET is a marked write too, so it is gathered only inside a
+     * record transaction (tx_close flushes the stage before the record) */
+    if (bw->mark_all && bw->stream_mode && !l->tx_open &&
+        tx_open(bw, to, db, slot, NULL, stage_bytes(s, 1, n)) != 0)
+        return -ENOMEM;
     if (s->slot_bits == NULL && (s->slot_bits = calloc(SLOT_COUNT / 64, sizeof(uint64_t))) == NULL)
         return -ENOMEM; /* once a lane */
     char *p = stage_reserve(bw, to, db, slot, n);
@@ -646,8 +656,17 @@ int batch_writer_flush_stage(struct batch_writer *bw, unsigned to)
     return mset_flush(bw, to);
 }
 
+void batch_writer_mark_all(struct batch_writer *bw)
+{
+    RS_ASSERT(!bw->single_slot); /* a two-way side is one standalone server */
+    bw->mark_all = true;
+}
+
 void batch_writer_stream_mode(struct batch_writer *bw)
 {
+    for (unsigned lane = 0; lane < bw->nlanes; lane++) /* the snapshot's last MSETs first */
+        if (mset_flush(bw, lane) != 0)
+            job_fail(bw->job, "out of memory while writing commands");
     bw->stream_mode = true;
 }
 
@@ -829,11 +848,40 @@ bool batch_writer_in_tx(const struct batch_writer *bw, unsigned to, int64_t db, 
            memcmp(key->p, l->tx_key, key->len) == 0;
 }
 
+/* Opens a checkpoint transaction on lane `to` (MULTI) in a batch with room
+ * for `need` bytes more and its end. Everything before it on the lane goes
+ * first: its record says so. */
+static int tx_open(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,
+                   const struct rs_slice *key, size_t need)
+{
+    static const char multi[] = "*1\r\n$5\r\nMULTI\r\n";
+    struct lane *l = &bw->lanes[to];
+    if (mset_flush(bw, to) != 0 || select_db(bw, to, db) != 0)
+        return -ENOMEM;
+    struct batch *b = room(bw, to, sizeof(multi) - 1 + need + bw->cp_end);
+    if (b == NULL)
+        return -ENOMEM;
+    memcpy(b->buf + b->len, multi, sizeof(multi) - 1);
+    b->len += sizeof(multi) - 1;
+    b->ncmds++;
+    if (data_spans(bw, b, 1, bw->cur_off, bw->cur_end) != 0)
+        return -ENOMEM;
+    l->tx_open = true;
+    l->tx_db = db;
+    l->tx_slot = slot;
+    l->tx_key_len = 0;
+    if (key != NULL && key->len > 0 && key->len <= sizeof(l->tx_key)) {
+        memcpy(l->tx_key, key->p, key->len);
+        l->tx_key_len = key->len;
+    }
+    l->tx_from = bw->cur_off;
+    return 0;
+}
+
 /* batch_writer_raw_cp of the bytes head[0..hn) then p[0..n). */
 static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slot,
                   const struct rs_slice *key, const char *head, size_t hn, const void *p, size_t n0)
 {
-    static const char multi[] = "*1\r\n$5\r\nMULTI\r\n";
     size_t n = hn + n0;
     struct lane *l = &bw->lanes[to];
     RS_ASSERT(bw->cp != NULL && bw->stream_mode);
@@ -842,28 +890,8 @@ static int tx_put(struct batch_writer *bw, unsigned to, int64_t db, unsigned slo
          l->open->cap - l->open->len < n + bw->cp_end + stage_bytes(&l->stage, 0, 0)) &&
         tx_close(bw, to) != 0)
         return -ENOMEM;
-    if (!l->tx_open) {
-        /* everything before it on the lane goes first: its record says so */
-        if (mset_flush(bw, to) != 0 || select_db(bw, to, db) != 0)
-            return -ENOMEM;
-        struct batch *b = room(bw, to, sizeof(multi) - 1 + n + bw->cp_end);
-        if (b == NULL)
-            return -ENOMEM;
-        memcpy(b->buf + b->len, multi, sizeof(multi) - 1);
-        b->len += sizeof(multi) - 1;
-        b->ncmds++;
-        if (data_spans(bw, b, 1, bw->cur_off, bw->cur_end) != 0)
-            return -ENOMEM;
-        l->tx_open = true;
-        l->tx_db = db;
-        l->tx_slot = slot;
-        l->tx_key_len = 0;
-        if (key != NULL && key->len > 0 && key->len <= sizeof(l->tx_key)) {
-            memcpy(l->tx_key, key->p, key->len);
-            l->tx_key_len = key->len;
-        }
-        l->tx_from = bw->cur_off;
-    }
+    if (!l->tx_open && tx_open(bw, to, db, slot, key, n) != 0)
+        return -ENOMEM;
     struct batch *b = l->open;
     memcpy(b->buf + b->len, head, hn);
     memcpy(b->buf + b->len + hn, p, n0);

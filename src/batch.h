@@ -134,6 +134,12 @@ int batch_writer_mset_raw(struct batch_writer *bw, unsigned to, int64_t db, cons
  *  - every reply of a batch made from then on has its source offsets
  *    (struct batch_span), for error reports. */
 void batch_writer_stream_mode(struct batch_writer *bw);
+
+/* Two-way (src/BIDIRECTIONAL.md §2): SETs gathered into an MSET
+ * (batch_writer_mset_raw) are gathered only inside a record transaction,
+ * opened for them when none is: no write leaves unmarked. Stream mode and
+ * checkpoints on; not with single_slot. */
+void batch_writer_mark_all(struct batch_writer *bw);
 bool batch_writer_staged(const struct batch_writer *bw, unsigned to, unsigned slot);
 int batch_writer_flush_stage(struct batch_writer *bw, unsigned to);
 

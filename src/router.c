@@ -123,6 +123,8 @@ struct router *router_new(const struct router_config *cfg, struct batch_writer *
     r->proxy = cfg->proxy;
     r->nlanes = r->route->nworkers * r->route->node_cap;
     r->bw = bw;
+    if (cfg->mark_all && cfg->cp != NULL)
+        batch_writer_mark_all(bw); /* its gathered SETs inside record transactions too */
     r->job = job;
     r->routed = start_offset;
     r->db = cfg->start_db; /* a resume: the db the stream was in at start_offset */
@@ -1515,9 +1517,9 @@ static int route(struct router *r, const struct resp_cmd *c)
          * as received. It keeps gathering across commands of other slots.
          * Not on a cluster, where an MSET of two keys meets TRYAGAIN while
          * its slot migrates (write_split). */
-        if ((!r->cluster || r->proxy) && !r->cfg.mark_all && c->argc == 3 && spec->first == 1 &&
-            c->argv[0].len == 3 && (c->argv[0].p[0] | 0x20) == 's' &&
-            (c->argv[0].p[1] | 0x20) == 'e' && (c->argv[0].p[2] | 0x20) == 't') {
+        if ((!r->cluster || r->proxy) && c->argc == 3 && spec->first == 1 && c->argv[0].len == 3 &&
+            (c->argv[0].p[0] | 0x20) == 's' && (c->argv[0].p[1] | 0x20) == 'e' &&
+            (c->argv[0].p[2] | 0x20) == 't') {
             const char *args = c->argv[0].p + c->argv[0].len + 2;
             size_t len = (size_t)(c->raw.p + c->raw.len - args);
             if (batch_writer_mset_raw(r->bw, to, db, args, len, r->slots[0]) != 0)

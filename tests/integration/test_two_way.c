@@ -35,6 +35,8 @@ static void app_load(redisContext *c, const char *side, int round)
         redis_pipeline_append(&p, "RPUSH %s:list:%d r%d:%d", side, i % 5, round, i);
         redis_pipeline_append(&p, "HINCRBY %s:hash f%d 3", side, i % 11);
         redis_pipeline_append(&p, "SET %s:str:%d v%d PXAT 4102444800123", side, i % 50, i);
+        /* a plain SET: gathered into an MSET, inside the marker transaction */
+        redis_pipeline_append(&p, "SET %s:plain:%d v%d", side, i % 60, i);
         if (i % 9 == 0)
             redis_pipeline_append(&p, "DEL %s:str:%d %s:str:%d", side, (i + 1) % 50, side,
                                   (i + 7) % 50);
