@@ -78,6 +78,8 @@ struct job {
     _Atomic uint64_t filter_trimmed;       /* stream commands sent with their kept keys only */
     _Atomic uint64_t filter_split_skipped; /* split by the filters, no form with the kept keys
                                               alone: dropped (--cross-slot skip) */
+    /* the job's rate limits (rate_limit.h), NULL: none; read by the status */
+    const struct rate_limit *limit_snapshot, *limit_stream;
 };
 
 /* Creates the ring matrix for n workers. Returns 0 or -ENOMEM. */

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "rdb_decoder.h"
 #include "router.h"
+#include "rate_limit.h"
 #include "rs_error.h"
 #include "snapshot_writer.h"
 #include "worker.h"
@@ -80,11 +81,26 @@ static int feed_fail(struct source_feed *f, const struct rs_error *err)
 
 static int feed_input(struct source_feed *f, const uint8_t *p, size_t n, size_t *used);
 
+/* Charges the limit in effect what the last feed took (keys of the
+ * snapshot, commands of the stream, input bytes), then puts the phase's
+ * own in effect (rate_limit.h). */
+static void charge(struct source_feed *f, size_t bytes)
+{
+    uint64_t ops = atomic_load_explicit(&f->job->keys_read, memory_order_relaxed) +
+                   (f->router != NULL ? router_commands(f->router) : 0);
+    if (*f->limit_slot != NULL)
+        rate_limit_take(*f->limit_slot, ops - f->limit_ops, bytes);
+    f->limit_ops = ops;
+    *f->limit_slot = f->in_stream ? f->limit_stream : f->limit_snapshot;
+}
+
 int source_feed_feed(void *ctx, const uint8_t *p, size_t n, size_t *used)
 {
     struct source_feed *f = ctx;
     int rc = feed_input(f, p, n, used);
     f->in_pos += *used;
+    if (f->limit_slot != NULL)
+        charge(f, *used);
     return rc;
 }
 

@@ -67,6 +67,11 @@ struct source_feed {
     double cp_at;
     bool drain_written; /* job->drain: the last record is written */
     double drain_seen;  /* when this thread first saw job->drain (0: not yet) */
+    /* rate limits (rate_limit.h), or NULL: the phase's own goes in *limit_slot
+     * (the worker's input), and what each feed took is charged to it */
+    struct rate_limit *limit_snapshot, *limit_stream;
+    struct rate_limit **limit_slot;
+    uint64_t limit_ops; /* keys read + stream commands routed, last charged */
     bool drain_said;    /* the slow stop is said */
     /* or checkpoints in a file (checkpoint_file.h): W = the applied offset,
      * every second while it moves, and at a clean stop */

@@ -235,6 +235,8 @@ void status_report_json(const struct status_snapshot *s, struct json_out *o)
     put_num(o, &g, "ops_per_s_1s", s->ops_1s, false);
     put_num(o, &g, "ops_per_s_60s", s->ops_60s, false);
     put_u64(o, &g, "spill_bytes", s->spill_bytes);
+    put_bool(o, &g, "rate_limited", s->rate_limited);
+    put_num(o, &g, "rate_limit_held_s", s->rate_limit_held_s, false);
     put_u64(o, &g, "rss_bytes", s->rss_bytes);
     put_num(o, &g, "cpu_s", s->cpu_s, false);
     put_u64(o, &g, "errors", s->errors);
@@ -415,6 +417,13 @@ void status_report_metrics(const struct status_snapshot *s, struct json_out *o)
     header(o, "ringsync_spill_bytes", "gauge",
            "Source bytes waiting for the destination, in memory and in the spill file.");
     sample(o, "ringsync_spill_bytes", NULL, NULL, NULL, NULL, u64s(b, sizeof(b), s->spill_bytes));
+    header(o, "ringsync_rate_limited", "gauge",
+           "1 while a rate limit (--rate-limit ...) holds the job back, else 0.");
+    sample(o, "ringsync_rate_limited", NULL, NULL, NULL, NULL, s->rate_limited ? "1" : "0");
+    header(o, "ringsync_rate_limit_held_seconds_total", "counter",
+           "Time the rate limits held the job back, in seconds.");
+    sample(o, "ringsync_rate_limit_held_seconds_total", NULL, NULL, NULL, NULL,
+           dbl(b, sizeof(b), s->rate_limit_held_s));
     header(o, "ringsync_resident_memory_bytes", "gauge", "The process's resident set size.");
     sample(o, "ringsync_resident_memory_bytes", NULL, NULL, NULL, NULL,
            u64s(b, sizeof(b), s->rss_bytes));
@@ -485,7 +494,8 @@ void status_report_text(const struct status_snapshot *s, struct json_out *o)
     }
     line(o,
          "%.0f ops/s (1 s), %.0f ops/s (60 s); %" PRIu64 " retried, %" PRIu64 " skipped, %" PRIu64
-         " redirected; spill %.1f MB; rss %.1f MB, cpu %.1f s",
+         " redirected; spill %.1f MB; rss %.1f MB, cpu %.1f s%s",
          s->ops_1s, s->ops_60s, retried, skipped, redirected, (double)s->spill_bytes / 1e6,
-         (double)s->rss_bytes / 1e6, s->cpu_s);
+         (double)s->rss_bytes / 1e6, s->cpu_s,
+         s->rate_limited ? "; held back by a rate limit now" : "");
 }

@@ -75,8 +75,10 @@ struct status_snapshot {
     unsigned nshards;
     struct status_node *nodes;
     unsigned nnodes;
-    double ops_1s, ops_60s; /* snapshot keys and stream commands per second, 1 and 60 s */
-    uint64_t spill_bytes;   /* source bytes waiting (memory and spill file) */
+    double ops_1s, ops_60s;   /* snapshot keys and stream commands per second, 1 and 60 s */
+    uint64_t spill_bytes;     /* source bytes waiting (memory and spill file) */
+    bool rate_limited;        /* a rate limit holds the job back now (rate_limit.h) */
+    double rate_limit_held_s; /* time the rate limits held it back, in all */
     uint64_t rss_bytes;
     double cpu_s;            /* user + system, the whole process */
     uint64_t errors;         /* all errors so far (see last_error_age_s) */

@@ -24,6 +24,7 @@
 #include "json_out.h"
 #include "lag_clock.h"
 #include "log.h"
+#include "rate_limit.h"
 #include "status_report.h"
 #include "sync_run.h"
 #include "worker.h"
@@ -250,9 +251,16 @@ static int take(struct status_snapshot *s)
     s->ops_1s = rate(SAMPLES_PER_SECOND);
     s->ops_60s = rate(SAMPLES - 1);
     for (unsigned i = 0; i < STATUS_MAX_JOBS; i++)
-        if (S.slots[i].used && S.slots[i].job != NULL)
-            s->spill_bytes +=
-                atomic_load_explicit(&S.slots[i].job->spill_bytes, memory_order_relaxed);
+        if (S.slots[i].used && S.slots[i].job != NULL) {
+            const struct job *j = S.slots[i].job;
+            s->spill_bytes += atomic_load_explicit(&j->spill_bytes, memory_order_relaxed);
+            const struct rate_limit *lims[2] = {j->limit_snapshot, j->limit_stream};
+            for (int k = 0; k < 2; k++)
+                if (lims[k] != NULL && (k == 0 || lims[1] != lims[0])) {
+                    s->rate_limited |= rate_limit_holding(lims[k]);
+                    s->rate_limit_held_s += (double)rate_limit_held_ns(lims[k], now) / 1e9;
+                }
+        }
     s->rss_bytes = rss_bytes();
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

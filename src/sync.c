@@ -53,6 +53,7 @@
 #include "source_link.h"
 #include "source_reconnect.h"
 #include "spill.h"
+#include "rate_limit.h"
 #include "relay.h"
 #include "status_server.h"
 #include "worker.h"
@@ -509,6 +510,17 @@ int sync_run_job(struct run_ctx *rc)
         .on_swap = source_feed_on_swap,
         .on_read = source_feed_on_read,
     };
+    struct rate_limit lim_snapshot, lim_stream; /* per job: a cluster source's masters share */
+    rate_limit_init(&lim_snapshot, &o->snapshot_limit, rc->rate_share);
+    rate_limit_init(&lim_stream, &o->stream_limit, rc->rate_share);
+    if (rate_limit_spec_on(&o->snapshot_limit) || rate_limit_spec_on(&o->stream_limit)) {
+        feed.limit_snapshot = rate_limit_spec_on(&o->snapshot_limit) ? &lim_snapshot : NULL;
+        feed.limit_stream = rate_limit_spec_on(&o->stream_limit) ? &lim_stream : NULL;
+        feed.limit_slot = &input.limit;
+        input.limit = feed.in_stream ? feed.limit_stream : feed.limit_snapshot;
+        job.limit_snapshot = feed.limit_snapshot;
+        job.limit_stream = feed.limit_stream;
+    }
     if (follow && rc->source_ep != NULL) { /* a lost link is taken up again */
         if ((sr = calloc(1, sizeof(*sr))) == NULL) {
             rs_log("out of memory");
@@ -1305,7 +1317,8 @@ static int sync_cluster_source(struct run_ctx *main_r, struct control_link *scl,
                                  .nodes = &sj->nodes,
                                  .checks_done = true,
                                  .margin_by_caller = true,
-                                 .source_is_shard = true};
+                                 .source_is_shard = true,
+                                 .rate_share = (unsigned)n};
         sj->r.source_name = sj->source.name;
         unsigned first = 0; /* each master's stream is a job of its own: its first slot names it */
         while (first < SLOT_COUNT && cluster_topology_owner(&t, first) != (int)i)

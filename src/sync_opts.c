@@ -59,6 +59,12 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
                "                              a replica of ringsync: src/RELAY.md)\n"
                "  --relay-listen HOST:PORT    relay: where the destination connects to ringsync\n"
                "                              (default 127.0.0.1:0, any free port)\n"
+               "  --rate-limit SPEC           at most this fast, the full sync and the stream:\n"
+               "                              ops=N[,bytes=M] per second (M with k/m/g), or\n"
+               "                              micro|small|medium|large|xlarge (200, 2000,\n"
+               "                              5000, 11000, 17000 ops/s)\n"
+               "  --snapshot-rate-limit SPEC  the same, the full sync only\n"
+               "  --stream-rate-limit SPEC    the same, the stream only\n"
                "  --proxy-connections N       a proxy: connections per worker (default 4)\n"
                "  --proxy-hash-tag {}         a proxy: its hash_tag, so that keys of one {tag}\n"
                "                              share a server (default: none)\n"
@@ -146,7 +152,10 @@ enum {
     OPT_BLOCK_KEY_PREFIX,
     OPT_FILTER_DB,
     OPT_BLOCK_COMMAND,
-    OPT_RELAY_LISTEN
+    OPT_RELAY_LISTEN,
+    OPT_RATE_LIMIT,
+    OPT_SNAPSHOT_RATE_LIMIT,
+    OPT_STREAM_RATE_LIMIT
 };
 
 static const char *const nonempty_names[] = {"refuse", "keep", "flush", NULL};
@@ -202,6 +211,9 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         {"filter-db", required_argument, NULL, OPT_FILTER_DB},
         {"block-command", required_argument, NULL, OPT_BLOCK_COMMAND},
         {"relay-listen", required_argument, NULL, OPT_RELAY_LISTEN},
+        {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
+        {"snapshot-rate-limit", required_argument, NULL, OPT_SNAPSHOT_RATE_LIMIT},
+        {"stream-rate-limit", required_argument, NULL, OPT_STREAM_RATE_LIMIT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -451,6 +463,24 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         case OPT_RELAY_LISTEN:
             o->relay_listen = optarg;
             break;
+        case OPT_RATE_LIMIT:
+        case OPT_SNAPSHOT_RATE_LIMIT:
+        case OPT_STREAM_RATE_LIMIT: {
+            struct rate_limit_spec spec;
+            struct rs_error rerr = {0};
+            const char *name = c == OPT_RATE_LIMIT            ? "--rate-limit"
+                               : c == OPT_SNAPSHOT_RATE_LIMIT ? "--snapshot-rate-limit"
+                                                              : "--stream-rate-limit";
+            if (rate_limit_parse(optarg, name, &spec, &rerr) < 0) {
+                rs_log("%s", rerr.msg);
+                return 2;
+            }
+            if (c != OPT_STREAM_RATE_LIMIT)
+                o->snapshot_limit = spec;
+            if (c != OPT_SNAPSHOT_RATE_LIMIT)
+                o->stream_limit = spec;
+            break;
+        }
         case OPT_FILTER_KEY_PREFIX:
         case OPT_BLOCK_KEY_PREFIX:
         case OPT_FILTER_DB:
@@ -519,6 +549,14 @@ void sync_opts_describe(const struct sync_opts *o, enum sync_mode mode,
     emit(ctx, "workers", b);
     emit(ctx, "target-mode", target_mode_names[o->target_mode]);
     emit(ctx, "relay-listen", o->relay_listen);
+    if (rate_limit_spec_on(&o->snapshot_limit)) {
+        rate_limit_describe(&o->snapshot_limit, b, sizeof(b));
+        emit(ctx, "snapshot-rate-limit", b);
+    }
+    if (rate_limit_spec_on(&o->stream_limit)) {
+        rate_limit_describe(&o->stream_limit, b, sizeof(b));
+        emit(ctx, "stream-rate-limit", b);
+    }
     emit(ctx, "target-nonempty", nonempty_names[o->nonempty]);
     emit(ctx, "db-map", o->db_map);
     emit(ctx, "db-prefix", o->db_prefix);

@@ -9,6 +9,7 @@
 
 #include "dest_nodes.h"
 #include "key_filter.h"
+#include "rate_limit.h"
 
 enum nonempty_policy { NONEMPTY_REFUSE, NONEMPTY_KEEP, NONEMPTY_FLUSH };
 enum sync_mode { MODE_SYNC, MODE_RESTORE, MODE_REPLAY };
@@ -33,15 +34,17 @@ struct sync_opts {
     const char *json_path;    /* replay: the report as JSON */
     int64_t expiry_margin_ms; /* expiries written this much later while following */
     bool expiry_margin_given;
-    enum dest_nodes_mode target_mode; /* --target-mode */
-    unsigned proxy_connections;       /* --proxy-connections, 0: the default (4) */
-    bool proxy_tag;                   /* --proxy-hash-tag {} */
-    const char *relay_listen;         /* --relay-listen HOST:PORT (relay.h), NULL: default */
-    const char *db_map;               /* --db-map, NULL: the default map */
-    const char *db_prefix;            /* --db-prefix's pattern, NULL: none */
-    bool db_unmapped_skip;            /* --db-unmapped skip */
-    bool cross_slot_skip;             /* --cross-slot skip */
-    bool checkpoint;                  /* --checkpoint target (sync's default): CHECKPOINTS.md */
+    enum dest_nodes_mode target_mode;      /* --target-mode */
+    unsigned proxy_connections;            /* --proxy-connections, 0: the default (4) */
+    bool proxy_tag;                        /* --proxy-hash-tag {} */
+    const char *relay_listen;              /* --relay-listen HOST:PORT (relay.h), NULL: default */
+    struct rate_limit_spec snapshot_limit; /* --snapshot-rate-limit (or --rate-limit) */
+    struct rate_limit_spec stream_limit;   /* --stream-rate-limit (or --rate-limit) */
+    const char *db_map;                    /* --db-map, NULL: the default map */
+    const char *db_prefix;                 /* --db-prefix's pattern, NULL: none */
+    bool db_unmapped_skip;                 /* --db-unmapped skip */
+    bool cross_slot_skip;                  /* --cross-slot skip */
+    bool checkpoint; /* --checkpoint target (sync's default): CHECKPOINTS.md */
     bool checkpoint_given;
     const char *direction;         /* --direction forward|reverse (two_way.h), or NULL */
     bool bidirectional;            /* --topology bidirectional: both directions here */

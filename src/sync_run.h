@@ -52,6 +52,7 @@ struct run_ctx {
     int64_t drained_db;         /* ... and the source's db at W */
     bool margin_by_caller;      /* the caller takes the expiry margin off, once, at the end */
     bool source_is_shard;       /* one master of a cluster source */
+    unsigned rate_share;        /* the rate limits are shared by this many jobs (0: 1) */
     bool wrote;                 /* the job wrote to the destination */
     _Atomic bool snapshot_done; /* its snapshot is applied (or it resumed): two-way's start */
     const char *source_name;

@@ -19,6 +19,8 @@
 #include "control_link.h"
 #include "dest_link.h"
 #include "job.h"
+#include "lag_clock.h"
+#include "rate_limit.h"
 #include "rs_error.h"
 #include "spill.h"
 
@@ -245,7 +247,8 @@ static bool can_take(struct worker *w)
 {
     struct worker_input *in = w->cfg.input;
     return !w->in_done && !batch_writer_is_full(w->cfg.bw) && !job_should_stop(w->job) &&
-           !(in->is_blocked && in->is_blocked(in->ctx));
+           !(in->is_blocked && in->is_blocked(in->ctx)) &&
+           (in->limit == NULL || rate_limit_allows(in->limit, lag_clock_now_ns()));
 }
 
 /* Feeds p[0..n) in pieces while the consumer takes them; returns bytes used. */

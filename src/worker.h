@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct rate_limit;
+
 struct job;
 struct batch_writer;
 struct cluster_redirect;
@@ -64,6 +66,9 @@ struct worker_input {
     /* the worker's monotonic clock when bytes last came (stall detection) */
     double last_read;
     int last_errno; /* a socket's read error that ended it (0: a plain EOF) */
+    /* While this limit (rate_limit.h) holds no token, no input is taken;
+     * the feed charges what it took and may change it (a phase's own). NULL: none. */
+    struct rate_limit *limit;
 };
 
 /* Hands the worker a new socket for `in` (after its at_eof said RS_OK), and
