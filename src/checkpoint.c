@@ -617,6 +617,32 @@ static int read_one(void *vctx, struct control_link *cl, unsigned db, const char
     return 0;
 }
 
+/* Whether the node's user may GET a record (a harmless GET of the w key;
+ * SCAN says so itself): a job whose records are there but cannot be read
+ * would find nothing to resume from. -1 with err naming the user. */
+static int may_read(struct control_link *cl, const struct checkpoint *cp, const char *user,
+                    struct rs_error *err)
+{
+    const char *argv[2] = {"GET", cp->w_key};
+    size_t argvlen[2] = {3, cp->w_key_len};
+    struct control_reply rep = {0};
+    if (control_link_command(cl, &rep, err, 2, argv, argvlen) < 0)
+        return -1;
+    int rc = 0;
+    if (rep.r->type == REDIS_REPLY_ERROR && strncmp(rep.r->str, "NOPERM", 6) == 0) {
+        const char *who = user[0] ? user : "default";
+        rs_error_set(err, RS_E_UNSUPPORTED, 0,
+                     "destination %s: user '%s' may not run GET (%.120s), which ringsync needs "
+                     "to read its checkpoints (keys " CHECKPOINT_PREFIX
+                     "*) when it starts again: allow it (ACL SETUSER %s +get +scan), or pass "
+                     "--checkpoint none",
+                     cl->name, who, rep.r->str, who);
+        rc = -1;
+    }
+    control_reply_free(&rep);
+    return rc;
+}
+
 int checkpoint_read(const struct dest_nodes *d, const struct checkpoint *cp, int timeout_ms,
                     struct checkpoint_state *st, struct rs_error *err)
 {
@@ -633,6 +659,8 @@ int checkpoint_read(const struct dest_nodes *d, const struct checkpoint *cp, int
         int r = open_node(d, i, timeout_ms, &cl, err);
         if (r == 1)
             continue;
+        if (r == 0)
+            r = may_read(&cl, cp, d->eps[i].user, err);
         if (r == 0)
             r = scan_node(&cl, d->is_cluster, pattern, read_one, &rc, err);
         control_link_close(&cl);

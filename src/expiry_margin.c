@@ -233,6 +233,42 @@ static int fix_db(struct pass *ps)
     return rc;
 }
 
+int expiry_margin_check_rights(struct control_link *cl, const char *user, int64_t margin_ms,
+                               struct rs_error *err)
+{
+    /* PEXPIRETIME is 7.0's: an older server answers "unknown command", and
+     * the removal uses PTTL there */
+    static const char *probes[][5] = {
+        {"INFO", "keyspace", NULL},
+        {"SCAN", "0", "COUNT", "1", NULL},
+        {"PEXPIRETIME", "ringsync:probe:margin", NULL},
+        {"PEXPIREAT", "ringsync:probe:margin", "1", NULL},
+    };
+    for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+        int argc = 0;
+        while (probes[i][argc] != NULL)
+            argc++;
+        struct control_reply rep = {0};
+        if (control_link_command(cl, &rep, err, argc, probes[i], NULL) < 0)
+            return -1;
+        bool noperm = rep.r->type == REDIS_REPLY_ERROR && strncmp(rep.r->str, "NOPERM", 6) == 0;
+        if (noperm) {
+            const char *who = user[0] ? user : "default";
+            rs_error_set(err, RS_E_UNSUPPORTED, 0,
+                         "destination %s: user '%s' may not run %s (%.120s), which ringsync "
+                         "needs to take the expiry margin off every key when it stops (while it "
+                         "follows it writes the source's expiries %" PRId64
+                         " s late): allow it (ACL SETUSER %s +info +scan +pexpiretime +pttl "
+                         "+pexpireat +pexpire, and its keys ~*), or pass --expiry-margin 0",
+                         cl->name, who, probes[i][0], rep.r->str, margin_ms / 1000, who);
+        }
+        control_reply_free(&rep);
+        if (noperm)
+            return -EACCES;
+    }
+    return 0;
+}
+
 int expiry_margin_remove(struct control_link *cl, int64_t margin_ms, uint64_t *fixed,
                          struct rs_error *err)
 {

@@ -34,6 +34,14 @@
 int expiry_margin_remove(struct control_link *cl, int64_t margin_ms, uint64_t *fixed,
                          struct rs_error *err);
 
+/* Whether the destination's user may run what expiry_margin_remove runs
+ * (INFO keyspace, SCAN, PEXPIRETIME or PTTL, and PEXPIREAT or PEXPIRE),
+ * asked at the start with harmless forms of each (a key that does not
+ * exist): 0, or -EACCES with err naming the command, the user and what to
+ * do; other failures as control_link_command's. */
+int expiry_margin_check_rights(struct control_link *cl, const char *user, int64_t margin_ms,
+                               struct rs_error *err);
+
 /* The databases INFO keyspace shows with keys that have an expiry, as a bit
  * per db (dbs 0-63; a higher one sets bit 63 and *beyond), and their count. */
 int expiry_margin_dbs(struct control_link *cl, uint64_t *dbs, uint64_t *expires,

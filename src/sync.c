@@ -774,6 +774,11 @@ static int check_margin(struct control_link *tcl, const struct sync_opts *o,
 {
     uint64_t dbs = 0, expires = 0;
     struct rs_error err = {0};
+    if (o->expiry_margin_ms > 0 && !o->snapshot_only &&
+        expiry_margin_check_rights(tcl, ep->user, o->expiry_margin_ms, &err) < 0) {
+        rs_log("%s", err.msg); /* better now than a stop that leaves expiries late */
+        return 1;
+    }
     if (o->expiry_margin_ms == 0 || o->expiry_margin_given || o->nonempty != NONEMPTY_KEEP)
         return 0;
     if (expiry_margin_dbs(tcl, &dbs, &expires, &err) < 0) {
