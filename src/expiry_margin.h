@@ -34,11 +34,11 @@
 int expiry_margin_remove(struct control_link *cl, int64_t margin_ms, uint64_t *fixed,
                          struct rs_error *err);
 
-/* Whether the destination's user may run what expiry_margin_remove runs
- * (INFO keyspace, SCAN, PEXPIRETIME or PTTL, and PEXPIREAT or PEXPIRE),
- * asked at the start with harmless forms of each (a key that does not
- * exist): 0, or -EACCES with err naming the command, the user and what to
- * do; other failures as control_link_command's. */
+/* Whether the destination's user may run what expiry_margin_remove reads
+ * with (INFO keyspace, SCAN, PEXPIRETIME), asked at the start with harmless
+ * forms of each (a key that does not exist; no write, which a paused
+ * destination would hold): 0, or -EACCES with err naming the command, the
+ * user and what to do; other failures as control_link_command's. */
 int expiry_margin_check_rights(struct control_link *cl, const char *user, int64_t margin_ms,
                                struct rs_error *err);
 
