@@ -78,6 +78,10 @@ struct job {
     _Atomic uint64_t filter_trimmed;       /* stream commands sent with their kept keys only */
     _Atomic uint64_t filter_split_skipped; /* split by the filters, no form with the kept keys
                                               alone: dropped (--cross-slot skip) */
+    /* --heartbeat-key (heartbeat.h): the last heartbeat's lag, and when it
+     * was applied (Unix ms; 0: none yet) */
+    _Atomic int64_t heartbeat_lag_ms;
+    _Atomic int64_t heartbeat_applied_ms;
     /* the job's rate limits (rate_limit.h), NULL: none; read by the status */
     const struct rate_limit *limit_snapshot, *limit_stream;
 };

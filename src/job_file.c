@@ -71,6 +71,7 @@ static const struct job_key job_keys[] = {
     {"target_mode", "target-mode", JOB_SRR, KIND_VALUE},
     {"relay_listen", "relay-listen", JOB_SYNC, KIND_VALUE},
     {"rate_limit", "rate-limit", JOB_SRR, KIND_VALUE},
+    {"heartbeat_key", "heartbeat-key", JOB_SYNC, KIND_VALUE},
     {"snapshot_rate_limit", "snapshot-rate-limit", JOB_SRR, KIND_VALUE},
     {"stream_rate_limit", "stream-rate-limit", JOB_SRR, KIND_VALUE},
     {"target_nonempty", "target-nonempty", JOB_SRR, KIND_VALUE},

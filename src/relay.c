@@ -224,6 +224,8 @@ int relay_settle(const struct sync_opts *o)
         bad = "two-way sync";
     else if (rate_limit_spec_on(&o->snapshot_limit) || rate_limit_spec_on(&o->stream_limit))
         bad = "rate limits (the destination reads at its own pace as a replica)";
+    else if (o->heartbeat_key)
+        bad = "--heartbeat-key (a relay serves no status yet)";
     else if (o->forward_publish)
         bad = "--forward-publish (a replica receives what the source propagates, PUBLISH "
               "included)";

@@ -59,6 +59,10 @@ struct router {
     uint64_t routed;
     int fence;
     bool getack;
+    size_t hb_len;   /* strlen(cfg.heartbeat_key) */
+    bool hb_pending; /* a heartbeat noted, not taken yet */
+    int64_t hb_ms;
+    uint64_t hb_end;
     uint64_t commands, fences;
     /* a transaction being gathered */
     bool in_tx;
@@ -123,6 +127,7 @@ struct router *router_new(const struct router_config *cfg, struct batch_writer *
     r->proxy = cfg->proxy;
     r->nlanes = r->route->nworkers * r->route->node_cap;
     r->bw = bw;
+    r->hb_len = cfg->heartbeat_key != NULL ? strlen(cfg->heartbeat_key) : 0;
     if (cfg->mark_all && cfg->cp != NULL)
         batch_writer_mark_all(bw); /* its gathered SETs inside record transactions too */
     r->job = job;
@@ -1312,8 +1317,29 @@ drop:
 /* ------------------------------------------------------------------ route */
 
 /* Routes one command; 1 when routing must pause (a fence). */
+/* SET <heartbeat key> <ms>, seen: noted for the feed (heartbeat.h). */
+static void note_heartbeat(struct router *r, const struct resp_cmd *c)
+{
+    if (r->hb_pending || c->argc != 3 || c->argv[1].len != r->hb_len ||
+        memcmp(c->argv[1].p, r->cfg.heartbeat_key, r->hb_len) != 0 || c->argv[0].len != 3 ||
+        (c->argv[0].p[0] | 0x20) != 's' || c->argv[2].len == 0 || c->argv[2].len > 18)
+        return;
+    int64_t v = 0;
+    for (size_t i = 0; i < c->argv[2].len; i++) {
+        char d = c->argv[2].p[i];
+        if (d < '0' || d > '9')
+            return;
+        v = v * 10 + (d - '0');
+    }
+    r->hb_ms = v;
+    r->hb_end = c->end_offset;
+    r->hb_pending = true;
+}
+
 static int route(struct router *r, const struct resp_cmd *c)
 {
+    if (r->hb_len > 0)
+        note_heartbeat(r, c);
     const struct command_spec *spec = command_lookup(c->argv[0].p, c->argv[0].len);
     unsigned flags = spec ? spec->flags : CMD_FENCE;
     struct resp_cmd kept;
@@ -1622,6 +1648,16 @@ bool router_is_blocked(struct router *r)
 uint64_t router_routed(const struct router *r)
 {
     return r->routed;
+}
+
+bool router_take_heartbeat(struct router *r, int64_t *ms, uint64_t *end)
+{
+    if (!r->hb_pending)
+        return false;
+    r->hb_pending = false;
+    *ms = r->hb_ms;
+    *end = r->hb_end;
+    return true;
 }
 
 bool router_take_getack(struct router *r)

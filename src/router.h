@@ -95,6 +95,8 @@ struct router_config {
      * it applies are noted for conflicts (two_way.h), as side conflict_side */
     struct two_way_conflicts *conflicts;
     int conflict_side;
+    /* --heartbeat-key (heartbeat.h), NULL: none: its SETs are noted */
+    const char *heartbeat_key;
 };
 
 struct router;
@@ -120,6 +122,11 @@ uint64_t router_routed(const struct router *r);
 
 /* True once after the stream asked for an acknowledgement (REPLCONF GETACK). */
 bool router_take_getack(struct router *r);
+
+/* True once for the oldest heartbeat SET routed and not taken yet (only
+ * one is held: later ones are not noted while it waits): its value (ms)
+ * and the stream offset at its end. */
+bool router_take_heartbeat(struct router *r, int64_t *ms, uint64_t *end);
 
 /* Commands routed so far, and fences run. */
 uint64_t router_commands(const struct router *r);

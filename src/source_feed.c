@@ -13,6 +13,7 @@
 #include "checkpoint_file.h"
 #include "cluster_redirect.h"
 #include "dest_route.h"
+#include "heartbeat.h"
 #include "job.h"
 #include "log.h"
 #include "rdb_decoder.h"
@@ -108,6 +109,22 @@ void source_feed_on_read(void *ctx, size_t n)
 {
     struct source_feed *f = ctx;
     lag_clock_read(&f->lag, n, lag_clock_now_ns());
+}
+
+/* --heartbeat-key: once the destination applied the heartbeat routed, the
+ * lag a write on the source saw (heartbeat.h), for the status. */
+static void heartbeat_seen(struct source_feed *f, uint64_t w)
+{
+    if (!f->hb_pending && f->router != NULL &&
+        router_take_heartbeat(f->router, &f->hb_ms, &f->hb_end))
+        f->hb_pending = true;
+    if (!f->hb_pending || w < f->hb_end)
+        return;
+    int64_t now = heartbeat_now_ms();
+    atomic_store_explicit(&f->job->heartbeat_lag_ms, now > f->hb_ms ? now - f->hb_ms : 0,
+                          memory_order_relaxed);
+    atomic_store_explicit(&f->job->heartbeat_applied_ms, now, memory_order_relaxed);
+    f->hb_pending = false;
 }
 
 /* The lag for the status (job.h): what was read of the stream, and when
@@ -263,6 +280,7 @@ void source_feed_tick(void *ctx)
      * iteration; cheap when idle. */
     uint64_t w = source_feed_applied(f);
     lag_tick(f, w);
+    heartbeat_seen(f, w);
     if (f->cp != NULL)
         checkpoint_tick(f, w);
     else if (f->cp_file != NULL)

@@ -72,7 +72,11 @@ struct source_feed {
     struct rate_limit *limit_snapshot, *limit_stream;
     struct rate_limit **limit_slot;
     uint64_t limit_ops; /* keys read + stream commands routed, last charged */
-    bool drain_said;    /* the slow stop is said */
+    /* the heartbeat routed and not applied yet (heartbeat.h) */
+    bool hb_pending;
+    int64_t hb_ms;
+    uint64_t hb_end;
+    bool drain_said; /* the slow stop is said */
     /* or checkpoints in a file (checkpoint_file.h): W = the applied offset,
      * every second while it moves, and at a clean stop */
     const char *cp_file;

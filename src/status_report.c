@@ -182,6 +182,8 @@ static void json_shard(const struct status_snapshot *s, const struct status_shar
     put_u64(o, &f, "applied_offset", sh->applied);
     put_u64(o, &f, "lag_bytes", lag_bytes(sh));
     put_num(o, &f, "lag_ms", sh->has_lag_ms ? sh->lag_ms : -1, true);
+    put_num(o, &f, "heartbeat_lag_ms", sh->has_heartbeat ? sh->heartbeat_lag_ms : -1, true);
+    put_num(o, &f, "heartbeat_age_s", sh->has_heartbeat ? sh->heartbeat_age_s : -1, true);
     put_u64(o, &f, "stream_commands", sh->stream_commands);
     put_u64(o, &f, "source_reconnects", sh->source_reconnects);
     key(o, &f, "snapshot");
@@ -362,6 +364,13 @@ void status_report_metrics(const struct status_snapshot *s, struct json_out *o)
         if (s->shards[i].has_lag_ms)
             sample(o, "ringsync_lag_seconds", s->shards[i].name, NULL, NULL, NULL,
                    dbl(b, sizeof(b), s->shards[i].lag_ms / 1000.0));
+    header(o, "ringsync_heartbeat_lag_seconds", "gauge",
+           "With --heartbeat-key: how long the last heartbeat written on the source took to be "
+           "applied on the destination; absent before the first.");
+    for (unsigned i = 0; i < s->nshards; i++)
+        if (s->shards[i].has_heartbeat)
+            sample(o, "ringsync_heartbeat_lag_seconds", s->shards[i].name, NULL, NULL, NULL,
+                   dbl(b, sizeof(b), s->shards[i].heartbeat_lag_ms / 1000.0));
     PER_SHARD("ringsync_snapshot_read_bytes", "gauge", "Bytes of the snapshot read and decoded.",
               u64s(b, sizeof(b), sh->snapshot_bytes));
     header(o, "ringsync_snapshot_size_bytes", "gauge",
@@ -476,9 +485,14 @@ void status_report_text(const struct status_snapshot *s, struct json_out *o)
                  status_state_name(sh->state), (double)sh->snapshot_bytes / 1e6, total,
                  sh->snapshot_keys, left);
         } else {
-            char lag[48] = "unknown";
+            char lag[96] = "unknown";
             if (sh->has_lag_ms)
                 snprintf(lag, sizeof(lag), "%.0f ms", sh->lag_ms);
+            if (sh->has_heartbeat) {
+                size_t n = strlen(lag);
+                snprintf(lag + n, sizeof(lag) - n, " (heartbeat %.0f ms, %.0f s ago)",
+                         sh->heartbeat_lag_ms, sh->heartbeat_age_s);
+            }
             line(o,
                  "source %s: %s, offset %" PRIu64 " received, %" PRIu64 " applied, %" PRIu64
                  " bytes and %s behind",

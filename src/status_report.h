@@ -57,6 +57,9 @@ struct status_shard {
     uint64_t applied;               /* offset all of whose commands the destination applied */
     bool has_lag_ms;                /* the lag in time is known (following) */
     double lag_ms;                  /* now - arrival of the oldest byte not applied */
+    bool has_heartbeat;             /* --heartbeat-key: one was applied */
+    double heartbeat_lag_ms;        /* its lag (heartbeat.h) */
+    double heartbeat_age_s;         /* since it was applied */
     uint64_t snapshot_bytes;        /* of the snapshot, read and decoded */
     uint64_t snapshot_total;        /* its size, UINT64_MAX when unknown (diskless) */
     uint64_t snapshot_keys;

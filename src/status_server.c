@@ -24,6 +24,7 @@
 #include "json_out.h"
 #include "lag_clock.h"
 #include "log.h"
+#include "heartbeat.h"
 #include "rate_limit.h"
 #include "status_report.h"
 #include "sync_run.h"
@@ -228,6 +229,16 @@ static int take(struct status_snapshot *s)
             int64_t since = atomic_load_explicit(&sl->job->lag_since_ns, memory_order_relaxed);
             sh->has_lag_ms = true;
             sh->lag_ms = since > 0 && now > since ? (double)(now - since) / 1e6 : 0;
+        }
+        if (sl->job != NULL) {
+            int64_t at = atomic_load_explicit(&sl->job->heartbeat_applied_ms, memory_order_relaxed);
+            if (at > 0) {
+                sh->has_heartbeat = true;
+                sh->heartbeat_lag_ms =
+                    (double)atomic_load_explicit(&sl->job->heartbeat_lag_ms, memory_order_relaxed);
+                int64_t wall = heartbeat_now_ms();
+                sh->heartbeat_age_s = wall > at ? (double)(wall - at) / 1e3 : 0;
+            }
         }
         sh->first_node = s->nnodes;
         for (unsigned k = 0; k < sl->nnodes; k++) {

@@ -53,6 +53,7 @@
 #include "source_link.h"
 #include "source_reconnect.h"
 #include "spill.h"
+#include "heartbeat.h"
 #include "rate_limit.h"
 #include "relay.h"
 #include "status_server.h"
@@ -453,6 +454,7 @@ int sync_run_job(struct run_ctx *rc)
         two_way_router(o, &rcfg, rc->drop_prefix, sizeof(rc->drop_prefix));
         rcfg.conflicts = rc->conflicts;
         rcfg.conflict_side = rc->conflict_side;
+        rcfg.heartbeat_key = rc->source_is_shard ? NULL : o->heartbeat_key;
         router = router_new(&rcfg, bw, &job, rc->stream_start);
         if (router == NULL) {
             rs_log("out of memory");
@@ -569,6 +571,10 @@ int sync_run_job(struct run_ctx *rc)
     if (rc->on_start)
         rc->on_start(&job, rc->hook_ctx);
     int status_h = status_server_attach(rc, &job); /* served until the workers are freed */
+    struct heartbeat *hb = NULL;                   /* --heartbeat-key: written from this thread */
+    if (follow && o->heartbeat_key != NULL && rc->source_ep != NULL && !rc->source_is_shard &&
+        (hb = heartbeat_new(rc->source_ep, o->heartbeat_key)) == NULL)
+        job_fail(&job, "out of memory");
     bool tty = isatty(STDERR_FILENO) && !o->quiet;
     double last = now_s(), drain_at = 0;
     struct backlog_watch bwatch = {0};
@@ -577,6 +583,8 @@ int sync_run_job(struct run_ctx *rc)
         nanosleep(&ts, NULL);
         if (atomic_load(&job.snapshot_applied))
             atomic_store(&rc->snapshot_done, true);
+        if (hb != NULL && atomic_load(&job.snapshot_applied) && !atomic_load(&job.drain))
+            heartbeat_tick(hb);
         if (rc->cp_on && atomic_load(&job.snapshot_applied))
             sync_backlog_check(rc, &bwatch, atomic_load(&job.stream_received));
         if (sync_signals == 1 && !sync_abort && drain_at == 0 &&
@@ -626,6 +634,7 @@ int sync_run_job(struct run_ctx *rc)
     for (unsigned i = 0; i < o->workers; i++)
         if (workers[i])
             worker_join(workers[i]);
+    heartbeat_free(hb);
     status_server_detach(status_h);
     for (unsigned i = 0; i < o->workers; i++) /* all joined first: none touches a freed one */
         if (workers[i])
@@ -1439,6 +1448,12 @@ static int sync_run(int argc, char **argv, struct dest_nodes *nodes, struct run_
         control_link_close(&scl);
         control_link_close(&tcl);
         return 1;
+    }
+    if (mode == CLUSTER_MODE_CLUSTER && o.heartbeat_key != NULL) {
+        rs_log("--heartbeat-key: not with a cluster source yet (its key lives on one master)");
+        control_link_close(&scl);
+        control_link_close(&tcl);
+        return 2;
     }
     if (mode == CLUSTER_MODE_CLUSTER) {
         control_link_close(&tcl);

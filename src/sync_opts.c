@@ -63,6 +63,9 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
                "                              ops=N[,bytes=M] per second (M with k/m/g), or\n"
                "                              micro|small|medium|large|xlarge (200, 2000,\n"
                "                              5000, 11000, 17000 ops/s)\n"
+               "  --heartbeat-key KEY         write KEY on the source every second and time it\n"
+               "                              through to the destination: the status's\n"
+               "                              heartbeat lag (a standalone source)\n"
                "  --snapshot-rate-limit SPEC  the same, the full sync only\n"
                "  --stream-rate-limit SPEC    the same, the stream only\n"
                "  --proxy-connections N       a proxy: connections per worker (default 4)\n"
@@ -155,7 +158,8 @@ enum {
     OPT_RELAY_LISTEN,
     OPT_RATE_LIMIT,
     OPT_SNAPSHOT_RATE_LIMIT,
-    OPT_STREAM_RATE_LIMIT
+    OPT_STREAM_RATE_LIMIT,
+    OPT_HEARTBEAT_KEY
 };
 
 static const char *const nonempty_names[] = {"refuse", "keep", "flush", NULL};
@@ -214,6 +218,7 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
         {"snapshot-rate-limit", required_argument, NULL, OPT_SNAPSHOT_RATE_LIMIT},
         {"stream-rate-limit", required_argument, NULL, OPT_STREAM_RATE_LIMIT},
+        {"heartbeat-key", required_argument, NULL, OPT_HEARTBEAT_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -463,6 +468,13 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         case OPT_RELAY_LISTEN:
             o->relay_listen = optarg;
             break;
+        case OPT_HEARTBEAT_KEY:
+            if (optarg[0] == '\0') {
+                rs_log("--heartbeat-key takes a key name");
+                return 2;
+            }
+            o->heartbeat_key = optarg;
+            break;
         case OPT_RATE_LIMIT:
         case OPT_SNAPSHOT_RATE_LIMIT:
         case OPT_STREAM_RATE_LIMIT: {
@@ -549,6 +561,7 @@ void sync_opts_describe(const struct sync_opts *o, enum sync_mode mode,
     emit(ctx, "workers", b);
     emit(ctx, "target-mode", target_mode_names[o->target_mode]);
     emit(ctx, "relay-listen", o->relay_listen);
+    emit(ctx, "heartbeat-key", o->heartbeat_key);
     if (rate_limit_spec_on(&o->snapshot_limit)) {
         rate_limit_describe(&o->snapshot_limit, b, sizeof(b));
         emit(ctx, "snapshot-rate-limit", b);

@@ -40,6 +40,7 @@ struct sync_opts {
     const char *relay_listen;              /* --relay-listen HOST:PORT (relay.h), NULL: default */
     struct rate_limit_spec snapshot_limit; /* --snapshot-rate-limit (or --rate-limit) */
     struct rate_limit_spec stream_limit;   /* --stream-rate-limit (or --rate-limit) */
+    const char *heartbeat_key;             /* --heartbeat-key (heartbeat.h), NULL: none */
     const char *db_map;                    /* --db-map, NULL: the default map */
     const char *db_prefix;                 /* --db-prefix's pattern, NULL: none */
     bool db_unmapped_skip;                 /* --db-unmapped skip */

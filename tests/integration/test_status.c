@@ -402,3 +402,63 @@ Test(status, an_idle_job_with_its_status_server_burns_no_cpu)
     redis_fixture_stop(src);
     redis_fixture_stop(dst);
 }
+
+/* shard 0's heartbeat_lag_ms, -1 while null */
+static double heartbeat_lag(const char *addr)
+{
+    json_object *o = status_json(addr);
+    json_object *v = get(shard0(o), "heartbeat_lag_ms");
+    double d = json_object_is_type(v, json_type_null) ? -1 : json_object_get_double(v);
+    json_object_put(o);
+    return d;
+}
+
+/* --heartbeat-key: the lag a write on the source sees until the destination
+ * applied it. A destination that holds writes back for 1.5 s shows in it
+ * (a lag taken when the heartbeat is read, not applied, would not), then it
+ * falls back; the key itself is on both sides. */
+Test(status, the_heartbeat_times_a_write_through_to_the_destination, .timeout = 60)
+{
+    struct redis_fixture *src = redis_fixture_start(NULL);
+    struct redis_fixture *dst = redis_fixture_start(NULL);
+    const char *const extra[] = {"--heartbeat-key", "ringsync:heartbeat", NULL};
+    struct program *p = ringsync_start_ports(src->port, dst->port, "1", true, extra);
+    char addr[128];
+    status_addr_of(p, addr, sizeof(addr));
+    wait_snapshot_applied(p);
+    long long deadline = fixture_now_ms() + 5000;
+    double lag;
+    while ((lag = heartbeat_lag(addr)) < 0) {
+        cr_assert(fixture_now_ms() < deadline, "no heartbeat lag within 5 s");
+        sleep_ms(50);
+    }
+    cr_assert(lag < 500, "an idle job's heartbeat lag is %.0f ms", lag);
+    redis_fixture_exec(dst->ctx, "CLIENT PAUSE 1500 WRITE");
+    double most = 0;
+    deadline = fixture_now_ms() + 4000;
+    while (fixture_now_ms() < deadline) {
+        double l = heartbeat_lag(addr);
+        if (l > most)
+            most = l;
+        sleep_ms(50);
+    }
+    cr_assert(most >= 500, "a destination paused 1.5 s: the heartbeat lag peaked at %.0f ms", most);
+    deadline = fixture_now_ms() + 5000;
+    while ((lag = heartbeat_lag(addr)) > 300) {
+        cr_assert(fixture_now_ms() < deadline, "the heartbeat lag stays at %.0f ms", lag);
+        sleep_ms(50);
+    }
+    char *m = http_get(addr, "/metrics");
+    cr_assert(strstr(m, "ringsync_heartbeat_lag_seconds{shard=") != NULL, "no metric:\n%s", m);
+    free(m);
+    ringsync_stop(p, "heartbeat");
+    redisReply *a = redis_fixture_command(src->ctx, "GET ringsync:heartbeat");
+    redisReply *b = redis_fixture_command(dst->ctx, "GET ringsync:heartbeat");
+    cr_assert(a->type == REDIS_REPLY_STRING && b->type == REDIS_REPLY_STRING &&
+                  strcmp(a->str, b->str) == 0,
+              "the heartbeat key differs between the sides");
+    freeReplyObject(a);
+    freeReplyObject(b);
+    redis_fixture_stop(src);
+    redis_fixture_stop(dst);
+}
