@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_fixture.h"
 #include "dataset_compare.h"
 #include "redis_fixture.h"
 #include "sync_watch.h"
@@ -157,4 +158,53 @@ Test(acl, a_source_user_without_psync_is_told_at_start, .timeout = 60)
     cr_assert(r.exited && r.exit_code == 1 && strstr(r.err, "PSYNC") && strstr(r.err, "NOPERM"),
               "a source user without +psync: want exit 1 naming PSYNC:\n%s", r.err);
     program_result_deinit(&r);
+}
+
+/* README "ACL users": what a cluster destination's user needs on top. */
+#define CLUSTER_RULES                                                                              \
+    TARGET_RULES " +cluster|info +cluster|shards +cluster|slots +cluster|myid +asking +eval"
+
+Test(acl, a_cluster_destination_with_the_least_rights, .timeout = 120)
+{
+    struct redis_fixture_opts o = {.extra_args = debug_args};
+    struct redis_fixture *src = redis_fixture_start(&o);
+    struct redis_fixture *rep = redis_fixture_start(&o);
+    redis_fixture_replicate(rep, src, 20000);
+    setuser(src->ctx, "repl", SOURCE_RULES);
+    struct cluster_fixture_opts co = {.masters = 3};
+    struct cluster_fixture *c = cluster_fixture_start(&co);
+    for (int i = 0; i < c->nnodes; i++)
+        setuser(c->nodes[i]->ctx, "writer", CLUSTER_RULES);
+    struct redis_pipeline pl;
+    redis_pipeline_init(&pl, src->ctx, 1000);
+    for (int i = 0; i < 3000; i++)
+        redis_pipeline_append(&pl, "SET k:%d v%d", i, i);
+    redis_pipeline_flush(&pl);
+    char source[96], target[96];
+    snprintf(source, sizeof(source), "redis://repl:pw@127.0.0.1:%d", src->port);
+    snprintf(target, sizeof(target), "redis://writer:pw@127.0.0.1:%d", c->nodes[0]->port);
+    const char *argv[] = {fixture_env("RS_RINGSYNC"),
+                          "sync",
+                          "--source",
+                          source,
+                          "--target",
+                          target,
+                          "--quiet",
+                          "--workers",
+                          "1",
+                          NULL};
+    int e = 0;
+    struct program *p = program_start(argv, NULL, &e);
+    cr_assert(p != NULL, "cannot start ringsync: %s", strerror(e));
+    wait_snapshot_applied(p);
+    redis_pipeline_init(&pl, src->ctx, 1000);
+    for (int i = 0; i < 2000; i++) {
+        redis_pipeline_append(&pl, "INCR n:%d", i % 40);
+        redis_pipeline_append(&pl, "RPUSH {t}l %d", i);
+    }
+    redis_pipeline_flush(&pl);
+    wait_caught_up(src, rep->port, p, "a cluster with the least rights");
+    ringsync_stop(p, "a cluster with the least rights");
+    assert_cluster_equals(c, rep, "native replica", "a cluster with the least rights");
+    cluster_fixture_stop(c);
 }
