@@ -60,11 +60,12 @@ static void load(redisContext *c, int r0)
     redis_pipeline_flush(&pl);
 }
 
-static struct program *start(const struct trio *t)
+/* ringsync as user repl on the source's port, writer on the target's. */
+static struct program *start_ports(int source_port, int target_port)
 {
     char source[96], target[96];
-    snprintf(source, sizeof(source), "redis://repl:pw@127.0.0.1:%d", t->src->port);
-    snprintf(target, sizeof(target), "redis://writer:pw@127.0.0.1:%d", t->dst->port);
+    snprintf(source, sizeof(source), "redis://repl:pw@127.0.0.1:%d", source_port);
+    snprintf(target, sizeof(target), "redis://writer:pw@127.0.0.1:%d", target_port);
     const char *argv[] = {fixture_env("RS_RINGSYNC"),
                           "sync",
                           "--source",
@@ -79,6 +80,11 @@ static struct program *start(const struct trio *t)
     struct program *p = program_start(argv, NULL, &e);
     cr_assert(p != NULL, "cannot start ringsync: %s", strerror(e));
     return p;
+}
+
+static struct program *start(const struct trio *t)
+{
+    return start_ports(t->src->port, t->dst->port);
 }
 
 TestSuite(acl, .fini = redis_fixture_stop_all);
@@ -180,22 +186,7 @@ Test(acl, a_cluster_destination_with_the_least_rights, .timeout = 120)
     for (int i = 0; i < 3000; i++)
         redis_pipeline_append(&pl, "SET k:%d v%d", i, i);
     redis_pipeline_flush(&pl);
-    char source[96], target[96];
-    snprintf(source, sizeof(source), "redis://repl:pw@127.0.0.1:%d", src->port);
-    snprintf(target, sizeof(target), "redis://writer:pw@127.0.0.1:%d", c->nodes[0]->port);
-    const char *argv[] = {fixture_env("RS_RINGSYNC"),
-                          "sync",
-                          "--source",
-                          source,
-                          "--target",
-                          target,
-                          "--quiet",
-                          "--workers",
-                          "1",
-                          NULL};
-    int e = 0;
-    struct program *p = program_start(argv, NULL, &e);
-    cr_assert(p != NULL, "cannot start ringsync: %s", strerror(e));
+    struct program *p = start_ports(src->port, c->nodes[0]->port);
     wait_snapshot_applied(p);
     redis_pipeline_init(&pl, src->ctx, 1000);
     for (int i = 0; i < 2000; i++) {
