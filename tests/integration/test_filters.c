@@ -40,6 +40,7 @@
 
 #include <criterion/criterion.h>
 
+#include "cluster_fixture.h"
 #include "redis_fixture.h"
 #include "sync_watch.h"
 
@@ -425,4 +426,77 @@ Test(filters, bad_filter_values_are_usage_errors_naming_the_option)
                   "%s '%s': exit %d, stderr:\n%s", cases[i][0], cases[i][1], r.exit_code, r.err);
         program_result_deinit(&r);
     }
+}
+
+/* Into a 3-master cluster: the same filters, snapshot and stream (with the
+ * RENAME across slots carried out, MSET and DEL trimmed then split per
+ * slot). Every key the cluster holds is one the rule keeps, and every key
+ * the rule keeps is there with the source's DEBUG DIGEST-VALUE (the skipped
+ * commands' keys aside). */
+static void assert_cluster_is_filtered_source(struct cluster_fixture *c, redisContext *src,
+                                              const char *what)
+{
+    redis_fixture_exec(src, "SELECT 0");
+    redisReply *keys = redis_fixture_command(src, "KEYS *");
+    long long kept = 0;
+    for (size_t i = 0; i < keys->elements; i++) {
+        const char *k = keys->element[i]->str;
+        if (!expected_kept(0, k) || listed(skipped_keys, k))
+            continue;
+        kept++;
+        redisContext *owner = cluster_fixture_connect_owner(c, k, strlen(k));
+        redisReply *a = redis_fixture_command(src, "DEBUG DIGEST-VALUE %s", k);
+        redisReply *b = redis_fixture_command(owner, "DEBUG DIGEST-VALUE %s", k);
+        cr_assert(a->type == REDIS_REPLY_ARRAY && b->type == REDIS_REPLY_ARRAY &&
+                      strcmp(a->element[0]->str, b->element[0]->str) == 0,
+                  "%s: kept key '%s' differs on the cluster", what, k);
+        freeReplyObject(a);
+        freeReplyObject(b);
+        redisFree(owner);
+    }
+    freeReplyObject(keys);
+    long long extra = 0;
+    for (int m = 0; m < c->nmasters; m++) {
+        redisReply *r = redis_fixture_command(c->nodes[m]->ctx, "KEYS *");
+        for (size_t i = 0; i < r->elements; i++) {
+            const char *k = r->element[i]->str;
+            cr_assert(expected_kept(0, k), "%s: '%s' on master %d, which the filters drop", what, k,
+                      m);
+            extra += listed(skipped_keys, k);
+        }
+        freeReplyObject(r);
+    }
+    cr_assert_eq(cluster_fixture_data_keys(c), kept + extra,
+                 "%s: the cluster holds %lld keys, the filtered source %lld (+%lld left by "
+                 "skipped commands)",
+                 what, cluster_fixture_data_keys(c), kept, extra);
+}
+
+Test(filters, into_a_cluster_the_snapshot_and_stream_keep_exactly_the_filtered_keys, .timeout = 90)
+{
+    struct redis_fixture_opts so = {.extra_args = source_args};
+    struct redis_fixture *src = redis_fixture_start(&so);
+    struct cluster_fixture_opts co = {.masters = 3};
+    struct cluster_fixture *c = cluster_fixture_start(&co);
+    fill_source(src->ctx);
+    /* the other job's record in db 1 passes the filters (records never are
+     * filtered) but no cluster db takes it: --db-unmapped skip says so */
+    const char *opts[16];
+    size_t n = 0;
+    while (filter_opts[n] != NULL) {
+        opts[n] = filter_opts[n];
+        n++;
+    }
+    opts[n++] = "--db-unmapped";
+    opts[n++] = "skip";
+    opts[n] = NULL;
+    struct program *p = ringsync_start_with(src, c->nodes[0], "2", opts);
+    wait_snapshot_applied(p);
+    wait_caught_up(src, -1, p, "after the snapshot, into a cluster");
+    assert_cluster_is_filtered_source(c, src->ctx, "after the snapshot, into a cluster");
+    stream_load(src->ctx);
+    wait_caught_up(src, -1, p, "after the stream load, into a cluster");
+    assert_cluster_is_filtered_source(c, src->ctx, "after the stream load, into a cluster");
+    ringsync_stop(p, "filters into a cluster");
+    cluster_fixture_stop(c);
 }
