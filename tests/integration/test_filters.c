@@ -41,6 +41,7 @@
 #include <criterion/criterion.h>
 
 #include "cluster_fixture.h"
+#include "proxy_fixture.h"
 #include "redis_fixture.h"
 #include "sync_watch.h"
 
@@ -428,48 +429,84 @@ Test(filters, bad_filter_values_are_usage_errors_naming_the_option)
     }
 }
 
-/* Into a 3-master cluster: the same filters, snapshot and stream (with the
- * RENAME across slots carried out, MSET and DEL trimmed then split per
- * slot). Every key the cluster holds is one the rule keeps, and every key
- * the rule keeps is there with the source's DEBUG DIGEST-VALUE (the skipped
- * commands' keys aside). */
-static void assert_cluster_is_filtered_source(struct cluster_fixture *c, redisContext *src,
-                                              const char *what)
+/* Whether server c holds key: EXISTS, where a cluster node answers MOVED
+ * for a key of another's slot (it holds none of those). */
+static bool holds(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "EXISTS %s", key);
+    cr_assert(r != NULL, "EXISTS %s: %s", key, c->errstr);
+    bool has = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    cr_assert(r->type == REDIS_REPLY_INTEGER ||
+                  (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MOVED", 5) == 0),
+              "EXISTS %s: %s", key, r->type == REDIS_REPLY_ERROR ? r->str : "?");
+    freeReplyObject(r);
+    return has;
+}
+
+/* The target is n servers sharing one key space (a cluster's masters, or
+ * the servers behind a proxy): every key they hold is one the rule keeps,
+ * and every key the rule keeps is on exactly one of them with the source's
+ * DEBUG DIGEST-VALUE (the skipped commands' keys aside; those it counts as
+ * left over). */
+static void assert_servers_are_filtered_source(redisContext **servers, int n, redisContext *src,
+                                               const char *what)
 {
     redis_fixture_exec(src, "SELECT 0");
     redisReply *keys = redis_fixture_command(src, "KEYS *");
-    long long kept = 0;
+    long long kept = 0, held = 0, extra = 0;
     for (size_t i = 0; i < keys->elements; i++) {
         const char *k = keys->element[i]->str;
         if (!expected_kept(0, k) || listed(skipped_keys, k))
             continue;
         kept++;
-        redisContext *owner = cluster_fixture_connect_owner(c, k, strlen(k));
+        int where = -1;
+        for (int s = 0; s < n; s++)
+            if (holds(servers[s], k)) {
+                cr_assert(where < 0, "%s: kept key '%s' on two servers", what, k);
+                where = s;
+            }
+        cr_assert(where >= 0, "%s: kept key '%s' is on no server", what, k);
         redisReply *a = redis_fixture_command(src, "DEBUG DIGEST-VALUE %s", k);
-        redisReply *b = redis_fixture_command(owner, "DEBUG DIGEST-VALUE %s", k);
+        redisReply *b = redis_fixture_command(servers[where], "DEBUG DIGEST-VALUE %s", k);
         cr_assert(a->type == REDIS_REPLY_ARRAY && b->type == REDIS_REPLY_ARRAY &&
                       strcmp(a->element[0]->str, b->element[0]->str) == 0,
-                  "%s: kept key '%s' differs on the cluster", what, k);
+                  "%s: kept key '%s' differs on server %d", what, k, where);
         freeReplyObject(a);
         freeReplyObject(b);
-        redisFree(owner);
     }
     freeReplyObject(keys);
-    long long extra = 0;
-    for (int m = 0; m < c->nmasters; m++) {
-        redisReply *r = redis_fixture_command(c->nodes[m]->ctx, "KEYS *");
+    for (int s = 0; s < n; s++) {
+        redisReply *r = redis_fixture_command(servers[s], "KEYS *");
         for (size_t i = 0; i < r->elements; i++) {
             const char *k = r->element[i]->str;
-            cr_assert(expected_kept(0, k), "%s: '%s' on master %d, which the filters drop", what, k,
-                      m);
-            extra += listed(skipped_keys, k);
+            cr_assert(expected_kept(0, k), "%s: '%s' on server %d, which the filters drop", what, k,
+                      s);
+            if (strncmp(k, "ringsync:cp:", 12) != 0) {
+                held++;
+                extra += listed(skipped_keys, k);
+            }
         }
         freeReplyObject(r);
     }
-    cr_assert_eq(cluster_fixture_data_keys(c), kept + extra,
-                 "%s: the cluster holds %lld keys, the filtered source %lld (+%lld left by "
-                 "skipped commands)",
-                 what, cluster_fixture_data_keys(c), kept, extra);
+    cr_assert_eq(held, kept + extra,
+                 "%s: the servers hold %lld keys, the filtered source %lld (+%lld left by skipped "
+                 "commands)",
+                 what, held, kept, extra);
+}
+
+/* filter_opts, and --db-unmapped skip: the other job's record in db 1
+ * passes the filters (records never are filtered) but a cluster or a proxy
+ * has no db 1 to take it. */
+static void filter_opts_one_db(const char **opts, size_t cap)
+{
+    size_t n = 0;
+    while (filter_opts[n] != NULL && n + 3 < cap) {
+        opts[n] = filter_opts[n];
+        n++;
+    }
+    opts[n++] = "--db-unmapped";
+    opts[n++] = "skip";
+    opts[n] = NULL;
 }
 
 Test(filters, into_a_cluster_the_snapshot_and_stream_keep_exactly_the_filtered_keys, .timeout = 90)
@@ -479,24 +516,46 @@ Test(filters, into_a_cluster_the_snapshot_and_stream_keep_exactly_the_filtered_k
     struct cluster_fixture_opts co = {.masters = 3};
     struct cluster_fixture *c = cluster_fixture_start(&co);
     fill_source(src->ctx);
-    /* the other job's record in db 1 passes the filters (records never are
-     * filtered) but no cluster db takes it: --db-unmapped skip says so */
     const char *opts[16];
-    size_t n = 0;
-    while (filter_opts[n] != NULL) {
-        opts[n] = filter_opts[n];
-        n++;
-    }
-    opts[n++] = "--db-unmapped";
-    opts[n++] = "skip";
-    opts[n] = NULL;
+    filter_opts_one_db(opts, 16);
     struct program *p = ringsync_start_with(src, c->nodes[0], "2", opts);
+    redisContext *masters[3] = {c->nodes[0]->ctx, c->nodes[1]->ctx, c->nodes[2]->ctx};
     wait_snapshot_applied(p);
     wait_caught_up(src, -1, p, "after the snapshot, into a cluster");
-    assert_cluster_is_filtered_source(c, src->ctx, "after the snapshot, into a cluster");
+    assert_servers_are_filtered_source(masters, 3, src->ctx, "after the snapshot, into a cluster");
     stream_load(src->ctx);
     wait_caught_up(src, -1, p, "after the stream load, into a cluster");
-    assert_cluster_is_filtered_source(c, src->ctx, "after the stream load, into a cluster");
+    assert_servers_are_filtered_source(masters, 3, src->ctx,
+                                       "after the stream load, into a cluster");
     ringsync_stop(p, "filters into a cluster");
     cluster_fixture_stop(c);
+}
+
+/* Through nutcracker in front of two servers: the same. */
+Test(filters, through_a_proxy_the_snapshot_and_stream_keep_exactly_the_filtered_keys, .timeout = 90)
+{
+    struct redis_fixture_opts so = {.extra_args = source_args};
+    struct redis_fixture *src = redis_fixture_start(&so);
+    struct proxy_fixture_opts po = {.servers = 2};
+    struct proxy_fixture *pf = proxy_fixture_start(&po);
+    fill_source(src->ctx);
+    const char *opts[18];
+    filter_opts_one_db(opts, 16);
+    size_t n = 0;
+    while (opts[n] != NULL)
+        n++;
+    opts[n++] = "--target-nonempty"; /* a proxy shows no key count */
+    opts[n++] = "keep";
+    opts[n] = NULL;
+    struct program *p = ringsync_start_ports(src->port, pf->port, "2", true, opts);
+    redisContext *servers[2] = {pf->servers[0]->ctx, pf->servers[1]->ctx};
+    wait_snapshot_applied(p);
+    wait_caught_up(src, -1, p, "after the snapshot, through a proxy");
+    assert_servers_are_filtered_source(servers, 2, src->ctx, "after the snapshot, through a proxy");
+    stream_load(src->ctx);
+    wait_caught_up(src, -1, p, "after the stream load, through a proxy");
+    assert_servers_are_filtered_source(servers, 2, src->ctx,
+                                       "after the stream load, through a proxy");
+    ringsync_stop(p, "filters through a proxy");
+    proxy_fixture_stop(pf);
 }
