@@ -62,6 +62,7 @@ static const struct job_key job_keys[] = {
     {"topology", "topology", JOB_SYNC, KIND_VALUE},
     {"direction", "direction", JOB_SYNC, KIND_VALUE},
     {"conflict_window_ms", "conflict-window-ms", JOB_SYNC, KIND_VALUE},
+    {"conflict", "conflict", JOB_SYNC, KIND_VALUE},
     {"source", "source", JOB_SYNC | JOB_VERIFY | JOB_CAPTURE, KIND_ENDPOINT},
     {"destination", "target", JOB_SRR | JOB_VERIFY, KIND_ENDPOINT},
     {"rdb_file", NULL, JOB_RESTORE, KIND_INPUT},

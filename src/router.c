@@ -1379,8 +1379,8 @@ static int route(struct router *r, const struct resp_cmd *c)
     }
     if (r->in_tx && (flags & CMD_EXEC) && r->cfg.conflicts != NULL) /* an application's */
         for (size_t i = 0; i < r->ntx_keys; i++)
-            two_way_note(r->cfg.conflicts, r->job, r->cfg.conflict_side, r->tx + r->tx_keys[i].pos,
-                         r->tx_keys[i].len, c->end_offset);
+            two_way_note(r->cfg.conflicts, r->job, r->cfg.conflict_side, r->tx_db,
+                         r->tx + r->tx_keys[i].pos, r->tx_keys[i].len, c->end_offset);
     if (r->in_tx) {
         if ((flags & CMD_EXEC) && r->cfg.filter != NULL && r->tx_data == 0) {
             r->in_tx = false; /* the filters left none of its commands: nothing to send */
@@ -1502,7 +1502,7 @@ static int route(struct router *r, const struct resp_cmd *c)
         return 0; /* two-way: the other direction's record */
     }
     for (int i = 0; r->cfg.conflicts != NULL && i < n; i++)
-        two_way_note(r->cfg.conflicts, r->job, r->cfg.conflict_side, c->argv[r->keys[i]].p,
+        two_way_note(r->cfg.conflicts, r->job, r->cfg.conflict_side, r->db, c->argv[r->keys[i]].p,
                      c->argv[r->keys[i]].len, c->end_offset);
     if (n > 0 && !r->cluster && command_reads_unnamed_keys(spec, c->argc, c->argv))
         n = 0; /* SORT BY/GET patterns read keys it does not name: alone (a cluster

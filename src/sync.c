@@ -1013,7 +1013,7 @@ int sync_from(struct run_ctx *r, struct control_link *scl, struct control_link *
     struct source_handshake_opts ho = {.listening_port = o->listening_port};
     struct source_handshake_result hr;
     int status = 1;
-    if (two_way_reverse_start(o, scl, &r->start, &r->cps, &r->discard_snapshot) < 0)
+    if (two_way_reverse_start(o, scl, source, &r->start, &r->cps, &r->discard_snapshot) < 0)
         goto fail;
     bool resume = r->start == CHECKPOINT_START_RESUME;
     if (resume) {
@@ -1169,7 +1169,8 @@ static int sync_two_way(struct run_ctx *main_r, const struct endpoint *a)
 {
     struct shard_job *jobs = calloc(2, sizeof(*jobs));
     struct sync_opts *opts = calloc(2, sizeof(*opts));
-    struct two_way_conflicts *conflicts = two_way_conflicts_new(main_r->o->conflict_window_ms);
+    struct two_way_conflicts *conflicts = two_way_conflicts_new(
+        main_r->o->conflict_window_ms, (enum two_way_policy)main_r->o->conflict_policy);
     if (jobs == NULL || opts == NULL || conflicts == NULL) {
         free(jobs);
         free(opts);
@@ -1207,6 +1208,13 @@ static int sync_two_way(struct run_ctx *main_r, const struct endpoint *a)
     if (started == 1 && atomic_load(&jobs[0].r.snapshot_done) && !sync_is_stopping() &&
         !sync_abort && pthread_create(&jobs[1].thread, NULL, shard_main, &jobs[1]) == 0)
         started = 2;
+    /* conflicts: each key copied from the winning side once its window passed */
+    while (started == 2 && !atomic_load(&jobs[0].done) && !atomic_load(&jobs[1].done)) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        two_way_resolve(conflicts, a, &main_r->target, opts[0].job_id, main_r->o->timeout_ms,
+                        false);
+    }
     for (int d = 0; d < started; d++) {
         pthread_join(jobs[d].thread, NULL);
         if (jobs[d].status > status)
@@ -1214,11 +1222,17 @@ static int sync_two_way(struct run_ctx *main_r, const struct endpoint *a)
     }
     if (status == 0 && started < 2 && !sync_is_stopping())
         status = 1;
+    if (started == 2) /* both applied all they read: the rest now */
+        two_way_resolve(conflicts, a, &main_r->target, opts[0].job_id, main_r->o->timeout_ms, true);
     if (two_way_conflict_count(conflicts) > 0)
         rs_log("%" PRIu64 " conflicts: keys written on both sides within %" PRId64
                " ms of each other, which may differ now (logged above); compare them with "
                "ringsync verify",
                two_way_conflict_count(conflicts), main_r->o->conflict_window_ms);
+    if (two_way_resolved_count(conflicts) > 0)
+        rs_log("%" PRIu64 " conflicts resolved: the key copied from side %s",
+               two_way_resolved_count(conflicts),
+               main_r->o->conflict_policy == TWO_WAY_A_WINS ? "A" : "B");
     two_way_conflicts_free(conflicts);
     for (int d = 0; d < 2; d++) {
         dest_nodes_deinit(&jobs[d].nodes);

@@ -122,6 +122,9 @@ void sync_opts_usage(FILE *f, enum sync_mode mode)
             "                              snapshot is applied), conflicts reported\n"
             "  --conflict-window-ms N      a key written on both sides within N ms is a\n"
             "                              conflict (default 1000)\n"
+            "  --conflict report|a-wins|b-wins  bidirectional: a conflict is reported\n"
+            "                              (default), or the key copied from the winning\n"
+            "                              side to the other once the window has passed\n"
             "  --direction forward|reverse one direction of a two-way job named by --job-id:\n"
             "                              forward A->B (full sync, then A's writes),\n"
             "                              reverse B->A (B's writes from now); each drops\n"
@@ -159,7 +162,8 @@ enum {
     OPT_RATE_LIMIT,
     OPT_SNAPSHOT_RATE_LIMIT,
     OPT_STREAM_RATE_LIMIT,
-    OPT_HEARTBEAT_KEY
+    OPT_HEARTBEAT_KEY,
+    OPT_CONFLICT
 };
 
 static const char *const nonempty_names[] = {"refuse", "keep", "flush", NULL};
@@ -170,6 +174,7 @@ static const char *const target_mode_names[] = {"auto",  "standalone", "cluster"
 static const char *const checkpoint_names[] = {"target", "none", NULL};
 static const char *const direction_names[] = {"forward", "reverse", NULL};
 static const char *const topology_names[] = {"oneway", "bidirectional", NULL};
+static const char *const conflict_names[] = {"report", "a-wins", "b-wins", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
 
 int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts *o)
@@ -219,6 +224,7 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         {"snapshot-rate-limit", required_argument, NULL, OPT_SNAPSHOT_RATE_LIMIT},
         {"stream-rate-limit", required_argument, NULL, OPT_STREAM_RATE_LIMIT},
         {"heartbeat-key", required_argument, NULL, OPT_HEARTBEAT_KEY},
+        {"conflict", required_argument, NULL, OPT_CONFLICT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -468,6 +474,10 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
         case OPT_RELAY_LISTEN:
             o->relay_listen = optarg;
             break;
+        case OPT_CONFLICT:
+            if ((o->conflict_policy = choice(optarg, "--conflict", conflict_names)) < 0)
+                return 2;
+            break;
         case OPT_HEARTBEAT_KEY:
             if (optarg[0] == '\0') {
                 rs_log("--heartbeat-key takes a key name");
@@ -521,6 +531,12 @@ int sync_opts_parse(int argc, char **argv, enum sync_mode mode, struct sync_opts
     bool sync_only = o->source_uri || o->listening_port || o->snapshot_only || o->forward_publish ||
                      o->direction || o->bidirectional || o->spill_dir || o->checkpoint_given ||
                      o->job_id || o->resync_on_lost_backlog || o->source_given;
+    if (o->conflict_policy != 0 && !o->bidirectional) {
+        rs_log("--conflict %s needs --topology bidirectional: only one process that reads both "
+               "sides' streams sees a conflict",
+               conflict_names[o->conflict_policy]);
+        return 2;
+    }
     if (mode == MODE_SYNC && !o->checkpoint_given)
         o->checkpoint = !o->snapshot_only; /* a lone snapshot has no stream to resume */
     bool replay_only = o->speed != 1 || o->json_path;
@@ -605,6 +621,7 @@ void sync_opts_describe(const struct sync_opts *o, enum sync_mode mode,
     emit(ctx, "direction", o->direction);
     snprintf(b, sizeof(b), "%lld", (long long)o->conflict_window_ms);
     emit(ctx, "conflict-window-ms", b);
+    emit(ctx, "conflict", conflict_names[o->conflict_policy]);
     char cp[4200];
     snprintf(cp, sizeof(cp), "file:%s", o->checkpoint_file ? o->checkpoint_file : "");
     emit(ctx, "checkpoint", o->checkpoint_file ? cp : o->checkpoint ? "target" : "none");

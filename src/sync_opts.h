@@ -50,6 +50,7 @@ struct sync_opts {
     const char *direction;         /* --direction forward|reverse (two_way.h), or NULL */
     bool bidirectional;            /* --topology bidirectional: both directions here */
     int64_t conflict_window_ms;    /* --conflict-window-ms: two writes of a key this close */
+    int conflict_policy;           /* --conflict: two_way.h enum two_way_policy */
     const char *checkpoint_file;   /* --checkpoint file:PATH (a proxy): checkpoint_file.h */
     const char *job_id;            /* --job-id, NULL: the source as given */
     bool resync_on_lost_backlog;   /* --resync-on-lost-backlog */

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "checkpoint.h"
+#include "endpoint.h"
 #include "sync_opts.h"
 
 struct control_link;
@@ -43,13 +44,16 @@ void two_way_router(const struct sync_opts *o, struct router_config *cfg, char *
 
 /* A reverse direction with no records of its own starts where the source
  * is now: a resume from its current replication offset (INFO replication
- * on scl, db 0) when it keeps a backlog; else (a server that never had a
- * replica keeps none, and can only answer PSYNC with a full resync) a full
- * sync whose snapshot is read and dropped (*discard: the destination holds
- * that data: the forward direction copied it). Returns 1 when it chose, 0
- * when there was nothing to do, -1 after saying what failed. */
+ * on scl, db 0). A server that never had a replica keeps no backlog and
+ * could only answer with a full resync, whose offset is where its fork
+ * starts, seconds later (writes made meanwhile would be lost): it is given
+ * one first, by a replica's PSYNC ? -1 on a link to source closed at the
+ * answer. A reverse whose dropped snapshot was cut by a crash (REDO) drops
+ * one again (*discard: the destination holds that data). Returns 1 when it
+ * chose, 0 when there was nothing to do, -1 after saying what failed. */
 int two_way_reverse_start(const struct sync_opts *o, struct control_link *scl,
-                          enum checkpoint_start *how, struct checkpoint_state *st, bool *discard);
+                          const struct endpoint *source, enum checkpoint_start *how,
+                          struct checkpoint_state *st, bool *discard);
 
 /* Conflicts (src/BIDIRECTIONAL.md §5), when both directions run in one
  * process: a key written by applications on both sides within `window_ms`
@@ -64,15 +68,35 @@ int two_way_reverse_start(const struct sync_opts *o, struct control_link *scl,
 struct two_way_conflicts;
 struct job;
 
-struct two_way_conflicts *two_way_conflicts_new(int64_t window_ms);
+/* What a conflict leads to (--conflict): nothing but the report, or the key
+ * copied from the winning side to the other once the window has passed. */
+enum two_way_policy { TWO_WAY_REPORT, TWO_WAY_A_WINS, TWO_WAY_B_WINS };
+#define TWO_WAY_RESOLVE_MAX 100000 /* conflicts waiting for their copy; more are only reported */
+#define TWO_WAY_RESOLVE_KEY 65536  /* a longer key name is only reported */
+
+struct two_way_conflicts *two_way_conflicts_new(int64_t window_ms, enum two_way_policy policy);
 void two_way_conflicts_free(struct two_way_conflicts *t);
 
-/* Side `side` applied an application write of key (ending at source offset
- * end); job counts and logs a conflict. */
-void two_way_note(struct two_way_conflicts *t, struct job *job, int side, const void *key,
-                  size_t len, uint64_t end);
+/* Side `side` applied an application write of key, in source db `db`
+ * (ending at source offset end); job counts and logs a conflict, and with
+ * a winner queues the key for two_way_resolve. */
+void two_way_note(struct two_way_conflicts *t, struct job *job, int side, int64_t db,
+                  const void *key, size_t len, uint64_t end);
 
-/* Conflicts seen so far. */
+/* Conflicts seen so far, and copied by two_way_resolve. */
 uint64_t two_way_conflict_count(const struct two_way_conflicts *t);
+uint64_t two_way_resolved_count(const struct two_way_conflicts *t);
+
+/* With a winner: copies each queued key whose window has passed (every
+ * one with all) from the winning side to the other, DUMP and PTTL in one
+ * transaction there, then RESTORE ... REPLACE (or DEL, when the winner no
+ * longer holds it) in a transaction that also writes the marker key
+ * `ringsync:cp:<job_id>/<direction>:resolved` of the direction that writes
+ * to that side, so that the other direction drops it as its own echo
+ * (BIDIRECTIONAL.md §5). Each copy is logged; a side that cannot be
+ * reached is said and its keys stay queued for the next call. Called by
+ * one thread. */
+void two_way_resolve(struct two_way_conflicts *t, const struct endpoint *a,
+                     const struct endpoint *b, const char *job_id, int timeout_ms, bool all);
 
 #endif
