@@ -23,10 +23,14 @@
 #include <unistd.h>
 
 #include "cluster_topology.h"
+#include "dest_nodes.h"
+#include "job.h"
+#include "lag_clock.h"
 #include "control_link.h"
 #include "log.h"
 #include "source_link.h"
 #include "source_reconnect.h"
+#include "status_server.h"
 #include "sync_run.h"
 
 #define RELAY_S2D_CAP       (4u << 20)  /* source -> destination ring */
@@ -92,6 +96,11 @@ struct relay {
     char dest_last;  /* the last byte the destination sent */
     redisReader *acks;
     unsigned sessions;
+    /* the status server's view (status_server.h): a job of one worker that
+     * runs no worker, its counters set by the forwarding loop */
+    struct job job;
+    bool job_on;
+    int64_t caught_up_ns; /* when the destination last acknowledged all received */
 };
 
 /* ----------------------------------------------------------------- helpers */
@@ -225,7 +234,7 @@ int relay_settle(const struct sync_opts *o)
     else if (rate_limit_spec_on(&o->snapshot_limit) || rate_limit_spec_on(&o->stream_limit))
         bad = "rate limits (the destination reads at its own pace as a replica)";
     else if (o->heartbeat_key)
-        bad = "--heartbeat-key (a relay serves no status yet)";
+        bad = "--heartbeat-key (not in relay mode yet)";
     else if (o->forward_publish)
         bad = "--forward-publish (a replica receives what the source propagates, PUBLISH "
               "included)";
@@ -838,6 +847,27 @@ static void prep(struct relay *r, int fd, struct ring *g, bool recv, uint64_t ud
     io_uring_sqe_set_data64(sqe, ud);
 }
 
+/* The job's counters as the status server reads them: offsets, the
+ * snapshot's bytes, applied once the destination holds a whole copy, and
+ * the lag's age (since it last acknowledged all received: an upper bound). */
+static void publish(struct relay *r)
+{
+    if (!r->job_on)
+        return;
+    struct job *j = &r->job;
+    atomic_store_explicit(&j->input_bytes, r->snap_bytes, memory_order_relaxed);
+    atomic_store_explicit(&j->stream_received, r->received, memory_order_relaxed);
+    atomic_store_explicit(&j->stream_read, r->received, memory_order_relaxed);
+    atomic_store_explicit(&j->stream_applied, r->acked, memory_order_relaxed);
+    if (r->consistent)
+        atomic_store_explicit(&j->snapshot_applied, 1, memory_order_relaxed);
+    int64_t now = lag_clock_now_ns();
+    if (r->acked >= r->received || r->caught_up_ns == 0)
+        r->caught_up_ns = now;
+    atomic_store_explicit(&j->lag_since_ns, r->acked >= r->received ? 0 : r->caught_up_ns,
+                          memory_order_relaxed);
+}
+
 static void say_progress(struct relay *r, double *last)
 {
     double t = now_s();
@@ -882,6 +912,8 @@ static enum relay_end forward(struct relay *r)
             }
             stopping = true; /* no more from the source; wait for the last ACK */
             drain_t0 = now_s();
+            if (r->job_on)
+                atomic_store(&r->job.drain, 1); /* the status says "stopping" */
         }
         if (stopping && r->sd.head == r->sd.tail && !r->sd.send_on && r->acked >= r->received) {
             end = END_STOP;
@@ -962,6 +994,7 @@ static enum relay_end forward(struct relay *r)
         io_uring_cq_advance(&r->ring, seen);
         say_progress(r, &last_progress);
         turn_away(r, &last_accept);
+        publish(r);
     }
     if (lost != NULL)
         rs_log("relay: %s at offset %" PRIu64 " (%" PRIu64
@@ -1041,6 +1074,23 @@ static enum relay_end serve(struct relay *r)
     }
 }
 
+/* Shows the relay on the status server (status_server.h), as a job of
+ * one worker with the destination as its one node. The handle, or -1 when
+ * there is no server (said by it) or no memory. */
+static int status_attach(struct relay *r)
+{
+    if (job_init(&r->job, 1) < 0)
+        return -1;
+    r->job_on = true;
+    struct endpoint node = *r->target;
+    struct dest_nodes nodes = {.nnodes = 1, .eps = &node};
+    struct run_ctx rc = {.o = NULL, .nodes = &nodes, .rdb_len = UINT64_MAX};
+    rc.source_name = r->source->name;
+    snprintf(rc.job_id, sizeof(rc.job_id), "relay:%.120s", r->source->name);
+    snprintf(rc.replid, sizeof(rc.replid), "%s", r->src_replid);
+    return status_server_attach(&rc, &r->job);
+}
+
 /* The end of the job: the destination promoted unless a second signal
  * came, the stop line. Returns the exit code. */
 static int finish(struct relay *r, enum relay_end e)
@@ -1057,6 +1107,8 @@ static int finish(struct relay *r, enum relay_end e)
                sig, el, r->host, r->port);
         return 1;
     }
+    if (r->job_on)
+        atomic_store(&r->job.stop, 1);
     bool promoted = promote(r) == 0;
     if (!r->consistent) {
         rs_log("%s after %.2f s during the snapshot: the destination holds no complete copy%s; "
@@ -1137,7 +1189,9 @@ int relay_sync(const struct sync_opts *o, const struct endpoint *source,
                kind == RELAY_FRESH     ? "a full sync"
                : kind == RELAY_REPLICA ? "a replica of this data already: it resumes"
                                        : "promoted by a relay before: it resumes");
+        int h = status_attach(&r);
         status = finish(&r, serve(&r));
+        status_server_detach(h);
     } else {
         promote(&r); /* what was set before the failure is put back */
     }
@@ -1145,5 +1199,7 @@ int relay_sync(const struct sync_opts *o, const struct endpoint *source,
     free(r.sd.p);
     free(r.ds.p);
     close(r.lfd);
+    if (r.job_on)
+        job_deinit(&r.job);
     return status;
 }

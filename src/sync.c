@@ -1429,10 +1429,12 @@ static int sync_run(int argc, char **argv, struct dest_nodes *nodes, struct run_
         return 2;
     }
     sync_install_signals();
-    if (o.target_mode == DEST_NODES_RELAY) /* the destination replicates from ringsync */
-        return (rc = relay_settle(&o)) != 0 ? rc : relay_sync(&o, &source, &rp->target);
+    if (o.target_mode == DEST_NODES_RELAY && (rc = relay_settle(&o)) != 0)
+        return rc;
     if ((rc = status_server_start(o.status_addr, o.cutover_lag_ms)) != 0)
         return rc;
+    if (o.target_mode == DEST_NODES_RELAY) /* the destination replicates from ringsync */
+        return relay_sync(&o, &source, &rp->target);
     rp->source_name = source.name;
     if (o.bidirectional)
         return sync_two_way(rp, &source);

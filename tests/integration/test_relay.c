@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "dataset_compare.h"
+#include "status_client.h"
 #include "redis_fixture.h"
 #include "sync_watch.h"
 #include "write_families.h"
@@ -140,6 +141,22 @@ Test(relay, a_full_sync_and_the_stream_equal_a_native_replica_and_the_stop_promo
     load_burst(t.src->ctx, 500, 3000);
     wait_caught_up(t.src, t.rep->port, p, "the stream");
     assert_dataset_equals(t.dst, t.rep, "native replica", "after the stream");
+    /* the status server shows the relay: following, all applied */
+    char *err = program_stderr(p, NULL);
+    const char *at = strstr(err, "status on http://");
+    cr_assert(at != NULL, "no status server:\n%s", err);
+    char addr[64];
+    at += strlen("status on http://");
+    snprintf(addr, sizeof(addr), "%.*s", (int)strcspn(at, "/"), at);
+    free(err);
+    int code = 0;
+    char *body = NULL, herr[256];
+    cr_assert(status_client_get(addr, "/status.txt", 5000, &code, &body, herr, sizeof(herr)) == 0,
+              "GET /status.txt: %s", herr);
+    cr_assert(strstr(body, "state: incremental") != NULL && strstr(body, " 0 bytes and ") != NULL &&
+                  strstr(body, "ready for cut-over: yes") != NULL,
+              "the relay's status:\n%s", body);
+    free(body);
     ringsync_stop(p, "relay");
     assert_promoted(t.dst, "after the stop");
     redis_fixture_exec(t.dst->ctx, "SET written:after:the:cutover 1");
