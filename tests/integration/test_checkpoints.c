@@ -100,6 +100,9 @@ Test(checkpoints, killed_in_the_stream_ten_times_ends_equal_to_a_native_replica,
     load_burst(t.src->ctx, 0, 2000); /* the snapshot */
     struct program *p = start(&t, "2");
     wait_snapshot_applied(p);
+    /* the stream phase's first record is in (a kill before it redoes the
+     * full sync, by design: not this test's subject) */
+    wait_caught_up(t.src, t.rep->port, p, "before the kills");
     int round = 2000;
     for (int k = 0; k < 10; k++) {
         /* a burst, and a kill while ringsync applies it (1..60 ms in) */
@@ -278,6 +281,10 @@ Test(checkpoints, killed_in_the_stream_into_a_cluster_ends_equal, .timeout = 240
     const char *const extra[] = {NULL};
     struct program *p = ringsync_start_with(t.src, c->nodes[0], "2", extra);
     wait_snapshot_applied(p);
+    /* the first record of the stream phase is in: a kill before it lands
+     * redoes the full sync (by design, CHECKPOINTS.md), which is not what
+     * this test is about */
+    wait_caught_up(t.src, t.rep->port, p, "before the kills into a cluster");
     int round = 1000;
     for (int k = 0; k < 5; k++) {
         load_burst(t.src->ctx, round, 3000);
