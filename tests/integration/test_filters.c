@@ -509,6 +509,23 @@ static void filter_opts_one_db(const char **opts, size_t cap)
     opts[n] = NULL;
 }
 
+/* The snapshot, then the stream load, each checked on the servers (where
+ * names the target in messages); then the clean stop. */
+static void follow_and_check(struct program *p, struct redis_fixture *src, redisContext **servers,
+                             int n, const char *where)
+{
+    char what[96];
+    wait_snapshot_applied(p);
+    snprintf(what, sizeof(what), "after the snapshot, %s", where);
+    wait_caught_up(src, -1, p, what);
+    assert_servers_are_filtered_source(servers, n, src->ctx, what);
+    stream_load(src->ctx);
+    snprintf(what, sizeof(what), "after the stream load, %s", where);
+    wait_caught_up(src, -1, p, what);
+    assert_servers_are_filtered_source(servers, n, src->ctx, what);
+    ringsync_stop(p, where);
+}
+
 Test(filters, into_a_cluster_the_snapshot_and_stream_keep_exactly_the_filtered_keys, .timeout = 90)
 {
     struct redis_fixture_opts so = {.extra_args = source_args};
@@ -520,14 +537,7 @@ Test(filters, into_a_cluster_the_snapshot_and_stream_keep_exactly_the_filtered_k
     filter_opts_one_db(opts, 16);
     struct program *p = ringsync_start_with(src, c->nodes[0], "2", opts);
     redisContext *masters[3] = {c->nodes[0]->ctx, c->nodes[1]->ctx, c->nodes[2]->ctx};
-    wait_snapshot_applied(p);
-    wait_caught_up(src, -1, p, "after the snapshot, into a cluster");
-    assert_servers_are_filtered_source(masters, 3, src->ctx, "after the snapshot, into a cluster");
-    stream_load(src->ctx);
-    wait_caught_up(src, -1, p, "after the stream load, into a cluster");
-    assert_servers_are_filtered_source(masters, 3, src->ctx,
-                                       "after the stream load, into a cluster");
-    ringsync_stop(p, "filters into a cluster");
+    follow_and_check(p, src, masters, 3, "into a cluster");
     cluster_fixture_stop(c);
 }
 
@@ -549,13 +559,6 @@ Test(filters, through_a_proxy_the_snapshot_and_stream_keep_exactly_the_filtered_
     opts[n] = NULL;
     struct program *p = ringsync_start_ports(src->port, pf->port, "2", true, opts);
     redisContext *servers[2] = {pf->servers[0]->ctx, pf->servers[1]->ctx};
-    wait_snapshot_applied(p);
-    wait_caught_up(src, -1, p, "after the snapshot, through a proxy");
-    assert_servers_are_filtered_source(servers, 2, src->ctx, "after the snapshot, through a proxy");
-    stream_load(src->ctx);
-    wait_caught_up(src, -1, p, "after the stream load, through a proxy");
-    assert_servers_are_filtered_source(servers, 2, src->ctx,
-                                       "after the stream load, through a proxy");
-    ringsync_stop(p, "filters through a proxy");
+    follow_and_check(p, src, servers, 2, "through a proxy");
     proxy_fixture_stop(pf);
 }
